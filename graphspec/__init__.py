@@ -1,0 +1,53 @@
+"""graphspec: a declarative graph-spec compiler for neural networks.
+
+The public API::
+
+    import graphspec as gs
+    spec = gs.load("specs/xor.yaml")        # validated Spec; bad input raises gs.SpecError
+    ir = gs.build(spec)                      # typed IR; ir.graph is a networkx.MultiDiGraph
+    params = gs.init_params(ir, seed=0)      # {param name: np.ndarray}
+    prog = gs.compile(ir, backend="numpy", dtype="float64")
+    outputs = prog.forward(params, {"x": X})
+    loss, terms, grads = prog.loss_and_grads(params, {"x": X, "y": Y})
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphspec.backend import CompileOptions, Program, get_backend
+from graphspec.errors import (
+    BackendError,
+    CheckpointError,
+    DataError,
+    GraphspecError,
+    Location,
+    SpecError,
+    TrainingError,
+)
+from graphspec.init import init_params
+from graphspec.ir.build import build
+from graphspec.ir.graph import IR
+from graphspec.spec.load import load, loads
+
+__version__ = "0.1.0"
+
+
+def compile(
+    ir: IR,
+    backend: str = "numpy",
+    *,
+    dtype: str = "float64",
+    device: str = "auto",
+    **options: Any,
+) -> Program:
+    """Compile the IR with a backend found through the ``graphspec.backends`` entry points."""
+    opts = CompileOptions(dtype=dtype, device=device, **options)  # type: ignore[arg-type]
+    return get_backend(backend).compile(ir, opts)
+
+
+__all__ = [
+    "BackendError", "CheckpointError", "CompileOptions", "DataError", "GraphspecError", "IR",
+    "Location", "Program", "SpecError", "TrainingError", "build", "compile", "get_backend",
+    "init_params", "load", "loads", "__version__",
+]

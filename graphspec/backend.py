@@ -1,0 +1,108 @@
+"""The backend interface and plugin discovery (entry-point group ``graphspec.backends``).
+
+A backend is an object with a ``name`` and ``compile(ir, options) -> Program``.  Arrays
+cross this boundary as numpy arrays; a backend converts at its edge.  See docs/backends.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from graphspec.errors import BackendError, did_you_mean
+from graphspec.ir.graph import IR
+
+Arrays = dict[str, np.ndarray]
+ENTRY_POINT_GROUP = "graphspec.backends"
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    dtype: Literal["float32", "float64"] = "float64"
+    device: str = "auto"  # torch: auto | cpu | cuda | cuda:N
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    compile: bool = False  # torch.compile
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossResult:
+    loss: float
+    terms: dict[str, float]
+    grads: Arrays  # every trainable parameter and every differentiable input, by node id
+    state: Arrays = field(default_factory=dict)  # updated state buffers (training mode)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def __iter__(self) -> Any:  # ``loss, terms, grads = prog.loss_and_grads(...)``
+        return iter((self.loss, self.terms, self.grads))
+
+
+class Trainer(Protocol):
+    """A backend's stateful training loop body; the core's driver calls it per batch.
+
+    ``set_data`` moves whole datasets to the backend once; ``train_epoch`` runs the given
+    batches (index arrays into the training set) and returns the mean loss terms;
+    ``evaluate`` returns loss terms and metrics over a dataset in evaluation mode.
+    """
+
+    def set_data(self, name: str, arrays: Arrays) -> None: ...
+    def train_epoch(self, batches: list[np.ndarray], epoch: int) -> dict[str, float]: ...
+    def evaluate(self, name: str) -> dict[str, float]: ...
+    def params(self) -> Arrays: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Program(Protocol):
+    ir: IR
+    options: CompileOptions
+
+    def forward(
+        self, params: Arrays, inputs: Arrays, *, training: bool = False, noise: Arrays | None = None
+    ) -> Arrays: ...
+
+    def loss_and_grads(
+        self, params: Arrays, inputs: Arrays, *, noise: Arrays | None = None, training: bool = True
+    ) -> LossResult: ...
+
+    def evaluate(
+        self, params: Arrays, inputs: Arrays, *, training: bool = False, noise: Arrays | None = None
+    ) -> LossResult: ...
+
+    def trainer(self, params: Arrays, train: Any, seed: int) -> Trainer: ...
+
+    def source(self) -> str: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def compile(self, ir: IR, options: CompileOptions) -> Program: ...
+
+
+def available_backends() -> dict[str, Any]:
+    """Entry points of the ``graphspec.backends`` group, by name (not loaded)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+_LOADED: dict[str, Backend] = {}
+
+
+def get_backend(name: str) -> Backend:
+    if name in _LOADED:
+        return _LOADED[name]
+    eps = available_backends()
+    if name not in eps:
+        raise BackendError(
+            f"unknown backend '{name}'",
+            hint=did_you_mean(name, eps) or "installed backends: " + ", ".join(sorted(eps)),
+        )
+    try:
+        backend = eps[name].load()
+    except ImportError as e:
+        raise BackendError(f"backend '{name}' cannot be loaded: {e}") from None
+    _LOADED[name] = backend
+    return backend

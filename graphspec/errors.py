@@ -1,0 +1,115 @@
+"""Errors that read like a compiler's: ``file:line:col: error: message``, the line, a caret, a hint.
+
+Every error a user can cause derives from :class:`GraphspecError`; the CLI prints these
+without a traceback and exits 1.  Anything else escaping is a bug in graphspec.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a source file; line and col are 1-based."""
+
+    file: str
+    line: int | None = None
+    col: int | None = None
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.col is not None:
+                parts.append(str(self.col))
+        return ":".join(parts)
+
+
+class GraphspecError(Exception):
+    """Base of every error caused by user input (specs, data, flags, checkpoints)."""
+
+    def __init__(
+        self,
+        message: str,
+        location: Location | None = None,
+        hint: str | None = None,
+        notes: Iterable[tuple[str, Location | None]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.hint = hint
+        self.notes = list(notes)
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.message}"
+
+    def render(self, source: str | None = None) -> str:
+        """The full diagnostic: headline, quoted source line with caret, notes, hint."""
+        out = [f"{self.location}: error: {self.message}" if self.location else f"error: {self.message}"]
+        out += _quote(self.location, source)
+        for text, loc in self.notes:
+            out.append(f"{loc}: note: {text}" if loc else f"note: {text}")
+            out += _quote(loc, None)
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return "\n".join(out)
+
+
+class SpecError(GraphspecError):
+    """The spec is malformed: YAML, schema, references, shapes, cycles."""
+
+
+class DataError(GraphspecError):
+    """A data file or data source is missing, malformed or does not fit the inputs."""
+
+
+class TrainingError(GraphspecError):
+    """Training cannot go on (non-finite loss, incompatible checkpoint...)."""
+
+
+class CheckpointError(GraphspecError):
+    """A checkpoint is missing, truncated, tampered with or does not fit the spec."""
+
+
+class BackendError(GraphspecError):
+    """A backend is unknown, unavailable, or cannot run an op."""
+
+
+class UsageError(GraphspecError):
+    """The command line is wrong (exit status 2)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean' hint for a misspelt name, or None when nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _quote(loc: Location | None, source: str | None) -> list[str]:
+    if loc is None or loc.line is None:
+        return []
+    if source is None:
+        try:
+            path = Path(loc.file)
+            if not path.is_file() or path.stat().st_size > 20_000_000:
+                return []
+            source = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+    lines = source.splitlines()
+    if not 1 <= loc.line <= len(lines):
+        return []
+    text = lines[loc.line - 1].replace("\t", " ")
+    if len(text) > 200:
+        text = text[:200] + " ..."
+    gutter = f"{loc.line:>5} | "
+    out = [gutter + text]
+    if loc.col is not None:
+        out.append(" " * (len(gutter) - 2) + "| " + " " * max(loc.col - 1, 0) + "^")
+    return out

@@ -1,0 +1,167 @@
+"""Initializers, drawn once by the core from the spec's seed and handed to every backend.
+
+An initializer is named in the spec as a string (``glorot_uniform``) or a mapping with
+options (``{name: uniform, a: 0.5}``).  Scaled initializers read the fan-in and fan-out the
+op declared for the parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from graphspec.errors import SpecError, did_you_mean
+from graphspec.ir.graph import IR
+from graphspec.ops.registry import ParamDecl
+
+Init = Callable[..., np.ndarray]
+INITIALIZERS: dict[str, Init] = {}
+
+
+def initializer(fn: Init) -> Init:
+    INITIALIZERS[fn.__name__] = fn
+    return fn
+
+
+def _fans(decl: ParamDecl) -> tuple[int, int]:
+    shape = decl.shape
+    fan_in = decl.fan_in or (shape[0] if shape else 1)
+    fan_out = decl.fan_out or (shape[-1] if shape else 1)
+    return int(fan_in), int(fan_out)
+
+
+@initializer
+def zeros(rng: np.random.Generator, decl: ParamDecl) -> np.ndarray:
+    return np.zeros(decl.shape)
+
+
+@initializer
+def ones(rng: np.random.Generator, decl: ParamDecl) -> np.ndarray:
+    return np.ones(decl.shape)
+
+
+@initializer
+def constant(rng: np.random.Generator, decl: ParamDecl, value: float = 0.0) -> np.ndarray:
+    return np.full(decl.shape, float(value))
+
+
+@initializer
+def uniform(rng: np.random.Generator, decl: ParamDecl, a: float = 0.05) -> np.ndarray:
+    """U(-a, a)."""
+    return rng.uniform(-a, a, size=decl.shape)
+
+
+@initializer
+def normal(
+    rng: np.random.Generator, decl: ParamDecl, std: float = 0.05, mean: float = 0.0
+) -> np.ndarray:
+    """N(mean, std^2)."""
+    return rng.normal(mean, std, size=decl.shape)
+
+
+@initializer
+def glorot_uniform(rng: np.random.Generator, decl: ParamDecl, gain: float = 1.0) -> np.ndarray:
+    """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
+    fi, fo = _fans(decl)
+    a = gain * math.sqrt(6.0 / (fi + fo))
+    return rng.uniform(-a, a, size=decl.shape)
+
+
+@initializer
+def glorot_normal(rng: np.random.Generator, decl: ParamDecl, gain: float = 1.0) -> np.ndarray:
+    """N(0, gain^2 * 2 / (fan_in + fan_out))."""
+    fi, fo = _fans(decl)
+    return rng.normal(0.0, gain * math.sqrt(2.0 / (fi + fo)), size=decl.shape)
+
+
+@initializer
+def he_uniform(rng: np.random.Generator, decl: ParamDecl) -> np.ndarray:
+    """U(-a, a) with a = sqrt(6 / fan_in) (He et al., 2015: keeps ReLU variance)."""
+    fi, _ = _fans(decl)
+    a = math.sqrt(6.0 / fi)
+    return rng.uniform(-a, a, size=decl.shape)
+
+
+@initializer
+def he_normal(rng: np.random.Generator, decl: ParamDecl) -> np.ndarray:
+    """N(0, 2 / fan_in)."""
+    fi, _ = _fans(decl)
+    return rng.normal(0.0, math.sqrt(2.0 / fi), size=decl.shape)
+
+
+@initializer
+def lecun_normal(rng: np.random.Generator, decl: ParamDecl) -> np.ndarray:
+    """N(0, 1 / fan_in)."""
+    fi, _ = _fans(decl)
+    return rng.normal(0.0, math.sqrt(1.0 / fi), size=decl.shape)
+
+
+@initializer
+def orthogonal(rng: np.random.Generator, decl: ParamDecl, gain: float = 1.0) -> np.ndarray:
+    """A (semi-)orthogonal matrix from the QR decomposition of a Gaussian (Saxe et al.)."""
+    shape = decl.shape
+    if len(shape) < 2:
+        raise ValueError("orthogonal initialization needs a parameter of rank >= 2")
+    rows, cols = shape[0], math.prod(shape[1:])
+    a = rng.normal(size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))  # make the decomposition unique
+    if rows < cols:
+        q = q.T
+    return gain * q[:rows, :cols].reshape(shape)
+
+
+def parse(init: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(init, str):
+        return init, {}
+    opts = dict(init)
+    name = opts.pop("name", None)
+    if not isinstance(name, str):
+        raise ValueError("an initializer mapping needs a 'name'")
+    return name, opts
+
+
+def check(init: str | dict[str, Any]) -> str | None:
+    """An error message for a bad initializer spec, or None."""
+    try:
+        name, opts = parse(init)
+    except ValueError as e:
+        return str(e)
+    if name not in INITIALIZERS:
+        hint = did_you_mean(name, INITIALIZERS)
+        return f"unknown initializer '{name}'" + (f"; {hint}" if hint else "")
+    import inspect
+
+    allowed = list(inspect.signature(INITIALIZERS[name]).parameters)[2:]
+    for k in opts:
+        if k not in allowed:
+            return f"initializer '{name}' has no option '{k}' (it takes: {', '.join(allowed) or 'none'})"
+    return None
+
+
+def init_params(ir: IR, seed: int | None = None) -> dict[str, np.ndarray]:
+    """Initial values of every parameter and state buffer, float64, from ``seed``.
+
+    Each parameter draws from its own stream keyed by its name, so adding a node does not
+    change the initial values of the others.
+    """
+    base = ir.seed if seed is None else seed
+    out: dict[str, np.ndarray] = {}
+    for pid in ir.params + ir.state:
+        node = ir.node(pid)
+        msg = check(node["init"])
+        if msg:
+            raise SpecError(f"parameter '{pid}': {msg}", node.get("src"))
+        name, opts = parse(node["init"])
+        key = int.from_bytes(hashlib.sha256(pid.encode()).digest()[:8], "little")
+        rng = np.random.default_rng([base & 0xFFFFFFFF, key & 0xFFFFFFFF, key >> 32])
+        try:
+            value = INITIALIZERS[name](rng, node["decl"], **opts)
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"parameter '{pid}': {e}", node.get("src")) from None
+        out[pid] = np.asarray(value, dtype=np.float64).reshape(node["decl"].shape)
+    return out

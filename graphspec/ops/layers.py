@@ -1,0 +1,162 @@
+"""Layers that own parameters: linear, matmul over explicit params, highway, param."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from graphspec.ops.registry import (
+    Attrs,
+    ParamDecl,
+    Sample,
+    ShapeError,
+    TensorType,
+    broadcast,
+    op,
+    require_rank,
+)
+
+
+@op("linear")
+class Linear(Attrs):
+    """Affine map ``y = x @ weight + bias`` over the last axis (weight is [in, units]).
+
+    Default init: ``glorot_uniform`` weight, zero bias. ``bias: false`` drops the bias.
+    """
+
+    units: PositiveInt
+    bias: bool = True
+    graph_only: ClassVar[frozenset[str]] = frozenset({"units", "bias"})
+
+    def infer(self, x: TensorType, *params: TensorType) -> TensorType:
+        if x.rank < 1:
+            raise ShapeError(f"linear needs an input with a feature axis, got shape {x}")
+        return TensorType(x.shape[:-1] + (self.units,))
+
+    def params(self, x: TensorType, *_: TensorType) -> dict[str, ParamDecl]:
+        fan_in = x.shape[-1]
+        if not isinstance(fan_in, int):
+            raise ShapeError(f"linear's input feature axis must be a fixed size, got shape {x}")
+        out = {
+            "weight": ParamDecl((fan_in, self.units), "glorot_uniform", fan_in, self.units, True)
+        }
+        if self.bias:
+            out["bias"] = ParamDecl((self.units,), "zeros", fan_in, self.units)
+        return out
+
+    def flops(self, x: TensorType, *params: TensorType, out: TensorType) -> int:
+        return 2 * x.numel() * self.units
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        yield Sample(
+            {"x": rng.normal(size=(4, 3)), "weight": rng.normal(size=(3, 5)),
+             "bias": rng.normal(size=5)},
+            {"units": 5},
+        )
+        yield Sample(
+            {"x": rng.normal(size=(2, 3, 4)), "weight": rng.normal(size=(4, 2))},
+            {"units": 2, "bias": False},
+            note="rank-3 input, no bias",
+        )
+
+
+@op("matmul", inputs=["a", "b"])
+class MatMul(Attrs):
+    """Matrix product ``a @ b`` with NumPy's batching rules (rank >= 2, or vectors)."""
+
+    def infer(self, a: TensorType, b: TensorType) -> TensorType:
+        if a.rank == 0 or b.rank == 0:
+            raise ShapeError(f"matmul needs tensors of rank >= 1, got {a} and {b}")
+        ka = a.shape[-1]
+        kb = b.shape[-2] if b.rank >= 2 else b.shape[0]
+        if ka != kb:
+            raise ShapeError(f"matmul inner dimensions differ: {a} @ {b} ({ka} vs {kb})")
+        if a.rank == 1 and b.rank == 1:
+            return TensorType(())
+        if a.rank == 1:
+            return TensorType(b.shape[:-2] + b.shape[-1:])
+        if b.rank == 1:
+            return TensorType(a.shape[:-1])
+        batch = broadcast(TensorType(a.shape[:-2]), TensorType(b.shape[:-2]))
+        return TensorType(batch + (a.shape[-2], b.shape[-1]))
+
+    def flops(self, a: TensorType, b: TensorType, out: TensorType) -> int:
+        return 2 * out.numel() * int(a.shape[-1]) if isinstance(a.shape[-1], int) else out.numel()
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        yield Sample({"a": rng.normal(size=(3, 4)), "b": rng.normal(size=(4, 2))})
+        yield Sample({"a": rng.normal(size=(2, 3, 4)), "b": rng.normal(size=(4, 5))},
+                     note="batched @ matrix (b's gradient sums over the batch)")
+        yield Sample({"a": rng.normal(size=(4,)), "b": rng.normal(size=(4, 3))}, note="vector @ matrix")
+
+
+@op("param", inputs=[])
+class Param(Attrs):
+    """An explicit parameter tensor; other nodes read it by this node's id (sharing)."""
+
+    shape: list[PositiveInt] = Field(min_length=0)
+    init: str | dict[str, Any] = "normal"
+    penalize: bool = True
+    graph_only: ClassVar[frozenset[str]] = frozenset({"shape", "init", "penalize"})
+
+    def infer(self, *params: TensorType) -> TensorType:
+        return TensorType(tuple(self.shape))
+
+    def params(self, *_: TensorType) -> dict[str, ParamDecl]:
+        shape = tuple(self.shape)
+        fan_in = shape[0] if shape else 1
+        fan_out = shape[-1] if shape else 1
+        return {"value": ParamDecl(shape, self.init, fan_in, fan_out, self.penalize)}
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        yield Sample({"value": rng.normal(size=(2, 3))}, {"shape": [2, 3]})
+
+
+@op("highway")
+class Highway(Attrs):
+    """Highway layer: ``t = sigmoid(x Wt + bt); y = t * act(x Wh + bh) + (1 - t) * x``.
+
+    The gate bias starts at ``gate_bias`` (negative: carry the input at first).
+    """
+
+    activation: str = "relu"
+    gate_bias: float = -2.0
+    graph_only: ClassVar[frozenset[str]] = frozenset({"gate_bias"})
+
+    def infer(self, x: TensorType, *params: TensorType) -> TensorType:
+        require_rank(x, 2, 3)
+        if self.activation not in ("relu", "tanh", "sigmoid", "identity"):
+            raise ShapeError(
+                f"highway activation must be relu, tanh, sigmoid or identity, not '{self.activation}'"
+            )
+        return x
+
+    def params(self, x: TensorType, *_: TensorType) -> dict[str, ParamDecl]:
+        n = x.shape[-1]
+        if not isinstance(n, int):
+            raise ShapeError(f"highway's feature axis must be a fixed size, got shape {x}")
+        return {
+            "weight": ParamDecl((n, n), "glorot_uniform", n, n, True),
+            "bias": ParamDecl((n,), "zeros", n, n),
+            "gate_weight": ParamDecl((n, n), "glorot_uniform", n, n, True),
+            "gate_bias": ParamDecl((n,), {"name": "constant", "value": self.gate_bias}, n, n),
+        }
+
+    def flops(self, x: TensorType, *params: TensorType, out: TensorType) -> int:
+        return 4 * x.numel() * int(x.shape[-1]) + 6 * out.numel()
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        n = 3
+        for act in ("relu", "tanh"):
+            yield Sample(
+                {"x": rng.normal(size=(4, n)), "weight": rng.normal(size=(n, n)),
+                 "bias": rng.normal(size=n) + 0.1, "gate_weight": rng.normal(size=(n, n)),
+                 "gate_bias": rng.normal(size=n)},
+                {"activation": act},
+            )

@@ -1,0 +1,246 @@
+"""The op registry: every op is defined once, here, for every backend.
+
+An op is a pydantic model of its attributes decorated with :func:`op`.  The model carries
+the op's whole contract:
+
+* ``infer(*types) -> TensorType``      the shape and dtype rule (raise :class:`ShapeError`);
+* ``params(*types) -> {name: ParamDecl}``  parameters the op creates, with default initializers;
+* ``state(*types) -> {name: ParamDecl}``   non-trainable buffers (batch-norm running statistics);
+* ``noise() -> Noise | None``           the randomness a stochastic op consumes;
+* ``samples(rng) -> Iterable[Sample]``   small inputs away from kinks, for conformance tests;
+* ``flops(*types, out=...) -> int``      a cost estimate for ``inspect``.
+
+Backends register kernels against the op's name (see ``graphspec_numpy.kernels``).  A kernel
+is called as ``kernel(*inputs, *params, *state, **kernel_attrs, [training=], [noise=])``;
+``training`` goes only to ops declared ``uses_training``, ``noise`` (an array shaped like the
+input ``Noise.like``) only to ``stochastic`` ones.  Ops declared ``has_state`` return
+``(y, new_state_tuple)``.  A numpy VJP is called as ``vjp(g, y, *same args, **same keywords)``
+and returns one gradient (or None) per positional argument.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+Dim = int | str  # a str is a symbolic dimension, e.g. "batch"
+DType = Literal["float", "int", "bool"]
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A value's static type: shape (ints and symbolic dims) and element kind."""
+
+    shape: tuple[Dim, ...]
+    dtype: DType = "float"
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __str__(self) -> str:
+        dims = ", ".join(str(d) for d in self.shape)
+        return f"[{dims}]" + ("" if self.dtype == "float" else f" {self.dtype}")
+
+    def numel(self, batch: int = 1) -> int:
+        """Element count with every symbolic dimension taken as ``batch``."""
+        return math.prod(d if isinstance(d, int) else batch for d in self.shape)
+
+
+class ShapeError(Exception):
+    """Raised by shape rules; the IR pass adds locations and the input shapes."""
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    differentiable: bool = True
+    variadic: bool = False  # takes one or more values (concat, add of many)
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """A parameter (or state buffer) an op creates.
+
+    ``fan_in``/``fan_out`` feed the scaled initializers; ``penalize`` marks weights that
+    weight penalties and weight decay apply to by default (not biases or norm scales).
+    """
+
+    shape: tuple[int, ...]
+    init: str | dict[str, Any] = "zeros"
+    fan_in: int | None = None
+    fan_out: int | None = None
+    penalize: bool = False
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Randomness an op consumes: ``uniform`` on [0, 1) or standard ``normal``, shaped like
+    its input number ``like``.  The core draws it in verification (both backends see the
+    same numbers); in training each backend draws it from its own generator."""
+
+    kind: Literal["uniform", "normal"]
+    like: int = 0
+
+
+@dataclass
+class Sample:
+    """One conformance case: attribute values, input arrays by name, options."""
+
+    inputs: dict[str, Any]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    training: bool = True
+    note: str = ""
+
+
+class Attrs(BaseModel):
+    """Base of every op's attribute model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Attributes used only to build the graph (shapes, parameters), not passed to kernels.
+    graph_only: ClassVar[frozenset[str]] = frozenset()
+
+    def infer(self, *types: TensorType) -> TensorType:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def params(self, *types: TensorType) -> dict[str, ParamDecl]:
+        return {}
+
+    def state(self, *types: TensorType) -> dict[str, ParamDecl]:
+        return {}
+
+    def noise(self) -> Noise | None:
+        return None
+
+    def flops(self, *types: TensorType, out: TensorType) -> int:
+        return out.numel()
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Iterable[Sample]:  # pragma: no cover
+        return ()
+
+    def kernel_attrs(self) -> dict[str, Any]:
+        """Keyword arguments for backend kernels."""
+        return {k: getattr(self, k) for k in type(self).model_fields if k not in self.graph_only}
+
+
+Category = Literal["op", "loss", "metric"]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    attrs: type[Attrs]
+    inputs: tuple[Input, ...]
+    category: Category
+    uses_training: bool  # behaves differently in training and evaluation
+    stochastic: bool  # consumes noise (declared by ``Attrs.noise``)
+    has_state: bool  # keeps buffers updated in training (``Attrs.state``)
+    differentiable_params: bool = True
+    family: str = ""
+
+    @property
+    def doc(self) -> str:
+        return (self.attrs.__doc__ or "").strip()
+
+    @property
+    def summary(self) -> str:
+        return self.doc.splitlines()[0] if self.doc else ""
+
+    def differentiable(self, n_args: int, n_inputs: int) -> list[bool]:
+        """Which of ``n_args`` positional arguments (inputs, then params) take gradients."""
+        flags: list[bool] = []
+        for inp in self.inputs:
+            if inp.variadic:
+                flags += [inp.differentiable] * (n_inputs - len(self.inputs) + 1)
+            else:
+                flags.append(inp.differentiable)
+        flags = flags[:n_inputs]
+        return flags + [self.differentiable_params] * (n_args - n_inputs)
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def op(
+    name: str,
+    inputs: Iterable[str | Input] = ("x",),
+    *,
+    category: Category = "op",
+    uses_training: bool = False,
+    stochastic: bool = False,
+    has_state: bool = False,
+) -> Callable[[type[Attrs]], type[Attrs]]:
+    """Register an attribute model as the definition of op ``name``."""
+
+    def register(cls: type[Attrs]) -> type[Attrs]:
+        if name in REGISTRY:
+            raise ValueError(f"op '{name}' is defined twice")
+        ins = tuple(i if isinstance(i, Input) else Input(i) for i in inputs)
+        family = cls.__module__.rsplit(".", 1)[-1]
+        REGISTRY[name] = OpDef(
+            name, cls, ins, category, uses_training, stochastic, has_state, family=family
+        )
+        cls.op_name = name  # type: ignore[attr-defined]
+        return cls
+
+    return register
+
+
+def get_op(name: str) -> OpDef:
+    return REGISTRY[name]
+
+
+# ---- helpers for shape rules -------------------------------------------------------------
+
+
+def broadcast(*types: TensorType) -> tuple[Dim, ...]:
+    """NumPy broadcasting of static shapes; symbolic dims match themselves or 1."""
+    rank = max(t.rank for t in types)
+    out: list[Dim] = []
+    for i in range(rank):
+        dims = {t.shape[i - rank + t.rank] for t in types if i - rank + t.rank >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise ShapeError(
+                "shapes do not broadcast: " + " vs ".join(str(t) for t in types)
+            )
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def norm_axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise ShapeError(f"axis {axis} is out of range for a rank-{rank} tensor")
+    return axis % rank
+
+
+def require_rank(t: TensorType, *ranks: int, what: str = "input") -> None:
+    if t.rank not in ranks:
+        want = " or ".join(str(r) for r in ranks)
+        raise ShapeError(f"{what} must have rank {want}, got shape {t}")
+
+
+def iter_samples(cls: type[Attrs], seed: int = 0) -> Iterator[Sample]:
+    yield from cls.samples(np.random.default_rng(seed))
+
+
+class Elementwise(Attrs):
+    """Base for ops whose output has the input's shape (activations, unary math)."""
+
+    def infer(self, x: TensorType, *rest: TensorType) -> TensorType:
+        return x
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Iterable[Sample]:
+        # Away from 0, where several activations have kinks.
+        x = rng.normal(size=(3, 4))
+        x = np.where(np.abs(x) < 0.1, x + 0.3, x)
+        yield Sample({"x": x})

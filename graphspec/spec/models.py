@@ -1,0 +1,244 @@
+"""The spec's pydantic models: the shape of a graphspec YAML file.
+
+Graph nodes are validated in two steps: here, the fields every node shares (``id``, ``op``
+or ``block``, ``in``, ``init``, ``params``); in expansion, the op's own attributes against
+the op's attribute model from the registry (which knows which keys an op accepts).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    model_validator,
+)
+
+FORMAT_VERSION = 1
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
+Dim = Annotated[int, Field(ge=1, le=1_000_000_000)] | Annotated[
+    str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(Strict):
+    """A declared input: its shape (ints and symbolic names such as ``batch``) and dtype."""
+
+    shape: list[Dim]
+    dtype: Literal["float", "int"] = "float"
+    differentiable: bool = True
+    doc: str = ""
+
+
+class NodeSpec(BaseModel):
+    """One graph node: ``op`` (or ``block``), ``in``, and the op's attributes as extra keys."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: Identifier | None = None
+    op: str | None = None
+    block: str | None = None
+    in_: str | list[str] | None = Field(default=None, alias="in")
+    init: dict[str, str | dict[str, Any]] | None = None
+    params: dict[str, str] | None = Field(
+        default=None, description="share parameters: {weight: other_node.weight}"
+    )
+    repeat: PositiveInt | str | None = None
+    weight: float | str = Field(default=1.0, description="coefficient of a loss term")
+    doc: str = ""
+
+    @model_validator(mode="after")
+    def _op_or_block(self) -> NodeSpec:
+        if (self.op is None) == (self.block is None):
+            raise ValueError("a node needs exactly one of 'op' or 'block'")
+        if self.repeat is not None and self.block is None:
+            raise ValueError("'repeat' applies to blocks only")
+        return self
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class BlockSpec(Strict):
+    """A reusable subgraph. ``params`` declares its parameters with defaults (None: required)."""
+
+    params: dict[Identifier, Any] = Field(default_factory=dict)
+    graph: list[NodeSpec] = Field(min_length=1)
+    doc: str = ""
+
+
+# ---- training -----------------------------------------------------------------------
+
+
+class DataSpec(Strict):
+    """Where training data comes from: a synthetic ``source`` or a ``path`` (.npz/.csv)."""
+
+    source: (
+        Literal[
+            "xor", "and", "or", "blobs", "circles", "moons", "spirals", "linear", "sine",
+            "random_labels", "feature_select",
+        ]
+        | None
+    ) = None
+    path: str | None = None
+    columns: dict[str, str | list[str] | list[int] | int] | None = None
+    samples: PositiveInt = 512
+    noise: NonNegativeFloat = 0.0
+    features: PositiveInt = 2
+    classes: PositiveInt = 2
+    one_hot: bool = False
+    val_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    val_path: str | None = None
+    shuffle: bool = True
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.source is None) == (self.path is None):
+            raise ValueError("data needs exactly one of 'source' (synthetic) or 'path' (a file)")
+        return self
+
+
+class ParamGroupSpec(Strict):
+    """Options for the parameters matching ``params`` (glob patterns, or 'biases'/'weights')."""
+
+    params: list[str] = Field(min_length=1)
+    lr: PositiveFloat | None = None
+    weight_decay: NonNegativeFloat | None = None
+
+
+class _Opt(Strict):
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat = 0.0
+    groups: list[ParamGroupSpec] = Field(default_factory=list)
+
+
+class SGDSpec(_Opt):
+    name: Literal["sgd"]
+    lr: PositiveFloat = 0.01
+    momentum: NonNegativeFloat = 0.0
+    dampening: NonNegativeFloat = 0.0
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> SGDSpec:
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
+        return self
+
+
+class AdamSpec(_Opt):
+    name: Literal["adam"]
+    lr: PositiveFloat = 1e-3
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.9,
+        0.999,
+    )
+    eps: PositiveFloat = 1e-8
+    amsgrad: bool = False
+
+
+class AdamWSpec(AdamSpec):
+    name: Literal["adamw"]  # type: ignore[assignment]
+    weight_decay: NonNegativeFloat = 1e-2
+
+
+class RMSpropSpec(_Opt):
+    name: Literal["rmsprop"]
+    lr: PositiveFloat = 1e-2
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.99
+    eps: PositiveFloat = 1e-8
+    momentum: NonNegativeFloat = 0.0
+    centered: bool = False
+
+
+class AdagradSpec(_Opt):
+    name: Literal["adagrad"]
+    lr: PositiveFloat = 1e-2
+    lr_decay: NonNegativeFloat = 0.0
+    initial_accumulator_value: NonNegativeFloat = 0.0
+    eps: PositiveFloat = 1e-10
+
+
+OptimizerSpec = Annotated[
+    SGDSpec | AdamSpec | AdamWSpec | RMSpropSpec | AdagradSpec, Field(discriminator="name")
+]
+
+
+class ScheduleSpec(Strict):
+    """Learning-rate factor over epochs (or steps with ``unit: step``), after linear warm-up."""
+
+    name: Literal["constant", "step", "exponential", "cosine"] = "constant"
+    unit: Literal["epoch", "step"] = "epoch"
+    step_size: PositiveInt = 10
+    gamma: PositiveFloat = 0.1
+    t_max: PositiveInt | None = None
+    eta_min: NonNegativeFloat = 0.0
+    warmup: NonNegativeInt = 0
+
+
+class EarlyStoppingSpec(Strict):
+    monitor: str = "val_loss"
+    patience: PositiveInt = 10
+    min_delta: NonNegativeFloat = 0.0
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best: bool = True
+
+
+class TrainSpec(Strict):
+    data: DataSpec
+    optimizer: OptimizerSpec = Field(default_factory=lambda: SGDSpec(name="sgd"))
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt | Literal["full"] = 32
+    clip_grad_norm: PositiveFloat | None = None
+    early_stopping: EarlyStoppingSpec | None = None
+    metrics: list[str | NodeSpec] = Field(default_factory=list)
+    log_grad_norms: bool = False
+
+
+class Spec(Strict):
+    """A whole graphspec file."""
+
+    graphspec: Literal[1] = Field(description="format version of the spec language")
+    name: Identifier | Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=128)]
+    doc: str = ""
+    seed: int = 0
+    inputs: dict[Identifier, list[Dim] | InputSpec] = Field(min_length=1)
+    blocks: dict[Identifier, BlockSpec] = Field(default_factory=dict)
+    graph: list[NodeSpec] = Field(min_length=1)
+    outputs: list[str] = Field(default_factory=list)
+    loss: list[NodeSpec] = Field(default_factory=list)
+    train: TrainSpec | None = None
+
+    # Where the spec came from, for error locations and relative data paths.
+    _source: Any = PrivateAttr(default=None)
+    _path: Any = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Any:
+        """The :class:`~graphspec.spec.source.SourceMap` of the file, when loaded from one."""
+        return self._source
+
+    @property
+    def path(self) -> Any:
+        return self._path
+
+    def input_specs(self) -> dict[str, InputSpec]:
+        return {
+            k: v if isinstance(v, InputSpec) else InputSpec(shape=list(v))
+            for k, v in self.inputs.items()
+        }

@@ -1,0 +1,168 @@
+"""Reading YAML safely, keeping the ``line:col`` of every key and value.
+
+We compose the YAML into nodes (no Python objects are ever constructed from tags) and turn
+the node tree into plain dicts, lists and scalars ourselves.  That lets us:
+
+* refuse every tag but the core schema's (``!!python/object`` and friends never run),
+* reject duplicate keys, which ``yaml.safe_load`` silently merges,
+* bound alias expansion (a "billion laughs" document is refused after a fixed budget),
+* record where each value and each key stands, keyed by its path in the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphspec.errors import Location, SpecError
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_VALUES = 200_000  # values after alias expansion; a real spec has a few thousand
+
+PathKey = tuple[Any, ...]
+
+_CORE_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:timestamp",  # read back as the string the user wrote
+}
+
+
+@dataclass
+class SourceMap:
+    """Where each value (``values``) and each mapping key (``keys``) of a document stands."""
+
+    file: str
+    text: str = ""
+    values: dict[PathKey, Location] = field(default_factory=dict)
+    keys: dict[PathKey, Location] = field(default_factory=dict)
+
+    def locate(self, path: PathKey, *, key: bool = False) -> Location:
+        """The location of ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        if key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), Location(self.file))
+
+
+def read_text(path: str | Path) -> tuple[str, str]:
+    """Read a spec file as UTF-8 text with clear errors; returns (display name, text)."""
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise SpecError(f"no such file: {name}", Location(name))
+    if p.is_dir():
+        raise SpecError(f"{name} is a directory, not a spec file", Location(name))
+    size = p.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise SpecError(
+            f"file is {size / 2**20:.1f} MiB; specs are limited to {MAX_FILE_BYTES // 2**20} MiB",
+            Location(name),
+            hint="large data belongs in a .npz or .csv file referenced from train.data",
+        )
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(
+            f"file is not valid UTF-8 (byte 0x{raw[e.start]:02x})",
+            Location(name, line, col),
+            hint="save the spec as UTF-8",
+        ) from None
+    return name, text
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
+    """Parse one YAML document into plain Python data and its source map."""
+    smap = SourceMap(file=file, text=text)
+    if not text.strip():
+        raise SpecError("the file is empty", Location(file, 1, 1), hint="a spec starts with 'graphspec: 1'")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        problem = e.problem or e.context or "invalid YAML"
+        hint = None
+        if "\t" in text and "tab" in str(problem).lower() + str(e).lower():
+            hint = "YAML indentation must use spaces, not tabs"
+        elif "found character '\\t'" in str(e):
+            hint = "YAML indentation must use spaces, not tabs"
+        raise SpecError(f"invalid YAML: {problem}", loc, hint=hint) from None
+    except yaml.YAMLError as e:  # composer errors without marks, e.g. several documents
+        raise SpecError(f"invalid YAML: {e}", Location(file)) from None
+    if node is None:
+        raise SpecError("the file holds no YAML document", Location(file, 1, 1))
+    builder = _Builder(smap)
+    return builder.build(node, ()), smap
+
+
+class _Builder:
+    def __init__(self, smap: SourceMap) -> None:
+        self.smap = smap
+        self.count = 0
+        self.scalars = yaml.SafeLoader("")
+
+    def loc(self, node: yaml.Node) -> Location:
+        return Location(self.smap.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise SpecError(
+                f"document expands to more than {MAX_VALUES} values (alias bomb?)",
+                self.loc(node),
+                hint="aliases (*name) may not multiply a document beyond the limit",
+            )
+        if node.tag not in _CORE_TAGS:
+            raise SpecError(
+                f"YAML tag '{node.tag}' is not allowed",
+                self.loc(node),
+                hint="specs use plain YAML: mappings, lists, strings, numbers, booleans and null",
+            )
+        self.smap.values.setdefault(path, self.loc(node))
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for knode, vnode in node.value:
+                if knode.tag == "tag:yaml.org,2002:merge":
+                    raise SpecError("YAML merge keys (<<) are not supported", self.loc(knode))
+                if not isinstance(knode, yaml.ScalarNode):
+                    raise SpecError("mapping keys must be plain scalars", self.loc(knode))
+                key = self.build_scalar(knode)
+                if isinstance(key, float | bool) or key is None:
+                    key = knode.value
+                if key in out:
+                    first = self.smap.keys.get(path + (key,))
+                    raise SpecError(
+                        f"duplicate key '{key}'",
+                        self.loc(knode),
+                        notes=[("first defined here", first)] if first else (),
+                    )
+                self.smap.keys[path + (key,)] = self.loc(knode)
+                out[key] = self.build(vnode, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self.build_scalar(node)
+
+    def build_scalar(self, node: yaml.Node) -> Any:
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except yaml.YAMLError as e:
+            raise SpecError(f"invalid YAML value: {e}", self.loc(node)) from None
