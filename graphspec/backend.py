@@ -41,19 +41,35 @@ class LossResult:
 
 
 class Trainer(Protocol):
-    """A backend's stateful training loop body; the core's driver calls it per batch.
+    """A backend's stateful training loop body; the core's driver (graphspec.train) owns
+    epochs, shuffling, batching, metrics, early stopping, checkpoints and logging.
 
-    ``set_data`` moves whole datasets to the backend once; ``train_epoch`` runs the given
-    batches (index arrays into the training set) and returns the mean loss terms;
-    ``evaluate`` returns loss terms and metrics over a dataset in evaluation mode.
+    * ``set_data(split, arrays)``: hand over a whole split ("train", "val") once; a device
+      backend moves it to the device here, so batches are sliced there.
+    * ``train_epoch(batches, epoch)``: one optimizer step per batch (an int64 index array
+      into the "train" split), in training mode, with the spec's optimizer, lr schedule
+      (``graphspec.train.schedules.lr_factor``), parameter groups
+      (``graphspec.train.groups.param_groups``) and gradient clipping.  Returns the mean of
+      each loss term and of "loss" over the batches.  Must not synchronise with the host per
+      step beyond what this return needs; raises ``NonFiniteLoss`` (graphspec.errors) with
+      the epoch and step when a loss is NaN or Inf.
+    * ``evaluate(split)``: "loss", each term and each metric over a whole split, in
+      evaluation mode (batch norm uses running statistics, dropout is off).
+    * ``params()``: current parameters and state buffers as float64 numpy arrays.
+    * ``load_params(arrays)``: replace them (restore-best, resume).
+    * ``state_dict()`` / ``load_state_dict(d)``: optimizer state, step counters and RNG
+      state as a flat ``{str: np.ndarray}`` (saved to .npz without pickle).
+    * ``grad_norms()``: L2 norm of the last step's gradient for each parameter.
     """
 
-    def set_data(self, name: str, arrays: Arrays) -> None: ...
+    def set_data(self, split: str, arrays: Arrays) -> None: ...
     def train_epoch(self, batches: list[np.ndarray], epoch: int) -> dict[str, float]: ...
-    def evaluate(self, name: str) -> dict[str, float]: ...
+    def evaluate(self, split: str) -> dict[str, float]: ...
     def params(self) -> Arrays: ...
-    def state_dict(self) -> dict[str, Any]: ...
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_params(self, arrays: Arrays) -> None: ...
+    def state_dict(self) -> Arrays: ...
+    def load_state_dict(self, state: Arrays) -> None: ...
+    def grad_norms(self) -> dict[str, float]: ...
 
 
 class Program(Protocol):

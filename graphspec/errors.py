@@ -73,6 +73,16 @@ class TrainingError(GraphspecError):
     """Training cannot go on (non-finite loss, incompatible checkpoint...)."""
 
 
+class NonFiniteLoss(TrainingError):
+    """A loss became NaN or Inf; ``epoch`` and ``step`` say when (``node``: where, if known)."""
+
+    def __init__(self, message: str, epoch: int, step: int, node: str | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+        self.node = node
+
+
 class CheckpointError(GraphspecError):
     """A checkpoint is missing, truncated, tampered with or does not fit the spec."""
 

@@ -1,0 +1,1 @@
+"""graphspec's PyTorch backend (CUDA when present)."""
