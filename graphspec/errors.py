@@ -51,14 +51,9 @@ class GraphspecError(Exception):
 
     def render(self, source: str | None = None) -> str:
         """The full diagnostic: headline, quoted source line with caret, notes, hint."""
-        out = [f"{self.location}: error: {self.message}" if self.location else f"error: {self.message}"]
-        out += _quote(self.location, source)
-        for text, loc in self.notes:
-            out.append(f"{loc}: note: {text}" if loc else f"note: {text}")
-            out += _quote(loc, None)
-        if self.hint:
-            out.append(f"hint: {self.hint}")
-        return "\n".join(out)
+        return render_diagnostic(
+            "error", self.message, self.location, self.notes, self.hint, source=source
+        )
 
 
 class SpecError(GraphspecError):
@@ -93,6 +88,29 @@ class BackendError(GraphspecError):
 
 class UsageError(GraphspecError):
     """The command line is wrong (exit status 2)."""
+
+
+def render_diagnostic(
+    severity: str,
+    message: str,
+    location: Location | None,
+    notes: Iterable[tuple[str, Location | None]] = (),
+    hint: str | None = None,
+    *,
+    source: str | None = None,
+) -> str:
+    """``file:line:col: <severity>: message``, the quoted line with a caret, notes, hint.
+
+    ``source`` is the text of ``location.file`` when it is not on disk (``gs.loads``).
+    """
+    out = [f"{location}: {severity}: {message}" if location else f"{severity}: {message}"]
+    out += _quote(location, source)
+    for text, loc in notes:
+        out.append(f"{loc}: note: {text}" if loc else f"note: {text}")
+        out += _quote(loc, source if loc and location and loc.file == location.file else None)
+    if hint:
+        out.append(f"hint: {hint}")
+    return "\n".join(out)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -45,8 +45,9 @@ def ones(rng: np.random.Generator, decl: ParamDecl) -> np.ndarray:
 
 
 @initializer
-def constant(rng: np.random.Generator, decl: ParamDecl, value: float = 0.0) -> np.ndarray:
-    return np.full(decl.shape, float(value))
+def constant(rng: np.random.Generator, decl: ParamDecl, value: Any = 0.0) -> np.ndarray:
+    """A number, or an array (nested lists) broadcast to the shape (the ``constant`` op)."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), decl.shape).copy()
 
 
 @initializer

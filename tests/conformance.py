@@ -165,10 +165,15 @@ def torch_forward_and_grads(case: Case, g: np.ndarray | None) -> tuple[Any, list
     return y.detach().numpy(), grads, st
 
 
+def fd_diff(case: Case) -> list[bool]:
+    """Which arguments finite differences check: not those with a declared surrogate gradient."""
+    return [d and n not in case.sample.surrogate for d, n in zip(case.diff, case.arg_names)]
+
+
 def directional_fd(case: Case, g: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
     """(<J^T g, u> from the VJP, <g, J u> from central differences) for a random u."""
     grads = numpy_vjp(case, g)
-    us = [rng.standard_normal(a.shape) if d else None for a, d in zip(case.args, case.diff)]
+    us = [rng.standard_normal(a.shape) if d else None for a, d in zip(case.args, fd_diff(case))]
     analytic = sum(
         float(np.vdot(unbroadcast(gr, a.shape), u))
         for gr, a, u in zip(grads, case.args, us) if u is not None
@@ -185,7 +190,7 @@ def full_jacobian_fd(case: Case, g: np.ndarray, max_elems: int = 64) -> list[tup
     """Element-wise central differences of <g, f>; returns (arg name, max abs error) per arg."""
     grads = numpy_vjp(case, g)
     out = []
-    for i, (a, d) in enumerate(zip(case.args, case.diff)):
+    for i, (a, d) in enumerate(zip(case.args, fd_diff(case))):
         if not d or a.size > max_elems:
             continue
         analytic = unbroadcast(grads[i], a.shape)

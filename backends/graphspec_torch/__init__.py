@@ -1,1 +1,23 @@
-"""graphspec's PyTorch backend (CUDA when present)."""
+"""graphspec's PyTorch backend (CUDA when present): a generated nn.Module, native training."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from graphspec.backend import CompileOptions
+from graphspec.ir.graph import IR
+
+if TYPE_CHECKING:
+    from graphspec_torch.program import TorchProgram
+
+
+class TorchBackend:
+    name = "torch"
+
+    def compile(self, ir: IR, options: CompileOptions | None = None) -> TorchProgram:
+        from graphspec_torch.program import TorchProgram
+
+        return TorchProgram(ir, options or CompileOptions())
+
+
+backend = TorchBackend()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import networkx as nx
@@ -12,6 +13,11 @@ from graphspec.ops import REGISTRY
 from graphspec.ops.registry import ParamDecl, ShapeError, TensorType
 from graphspec.spec.expand import Expanded, FlatNode, expand
 from graphspec.spec.models import Spec
+
+
+# Larger than any parameter a CPU or one GPU could hold in float32 (8 GiB): such a number is
+# a typo, and drawing it would exhaust memory instead of failing with a located error.
+MAX_PARAM_ELEMENTS = 2**31
 
 
 def build(spec: Spec) -> IR:
@@ -25,13 +31,13 @@ def build_expanded(ex: Expanded, spec: Spec) -> IR:
         loc = spec.source.locate(("inputs", name)) if spec.source else None
         g.add_node(
             name, kind="input", op=None, inputs=[], type=TensorType(tuple(ispec.shape), ispec.dtype),
-            src=loc, block=(), differentiable=ispec.differentiable and ispec.dtype == "float",
+            src=loc, block=(), cluster=(), differentiable=ispec.differentiable and ispec.dtype == "float",
         )
     flat = {n.id: n for n in ex.nodes}
     for n in ex.nodes:
         g.add_node(
             n.id, kind="op", op=n.op, attrs=n.attrs, inputs=list(n.inputs), n_inputs=len(n.inputs),
-            state=[], src=n.src, role=n.role, block=n.block, weight=n.weight,
+            state=[], src=n.src, role=n.role, block=n.block, cluster=n.cluster, weight=n.weight,
         )
     # Resolve references; parameter references (``hidden.weight``) wait until params exist.
     deferred: dict[str, list[int]] = {}
@@ -69,7 +75,7 @@ def build_expanded(ex: Expanded, spec: Spec) -> IR:
             raise _unknown_ref(ref, ex.output_locs.get(name), g, ex)
         oid = f"output:{name}"
         g.add_node(oid, kind="output", op=None, inputs=[ref], type=g.nodes[ref]["type"],
-                   src=ex.output_locs.get(name), block=())
+                   src=ex.output_locs.get(name), block=(), cluster=())
         g.add_edge(ref, oid, key=0, arg=0)
         outputs[name] = ref
     losses = [(n.id, n.weight) for n in ex.nodes if n.role == "loss"]
@@ -199,6 +205,14 @@ def _param_node(
                 n.src, notes=[(f"'{ref}' is created here", g.nodes[ref].get("src"))],
             )
         return ref
+    numel = math.prod(decl.shape)
+    if numel > MAX_PARAM_ELEMENTS:
+        raise SpecError(
+            f"parameter '{n.id}.{pname}' would have {numel:,} elements {list(decl.shape)}; "
+            f"one parameter may hold at most {MAX_PARAM_ELEMENTS:,}",
+            n.src,
+            hint="a dimension is absurdly large: check 'units', 'shape' and the input sizes",
+        )
     # An explicit ``param`` node is its own parameter: others read it by the node's id.
     pid = f"{n.id}.{pname}"
     if pid in g:
@@ -211,7 +225,7 @@ def _param_node(
         raise SpecError(f"init of '{n.id}.{pname}': {problem}", n.src)
     g.add_node(
         pid, kind="param", op=None, inputs=[], type=TensorType(decl.shape), src=n.src,
-        block=n.block, decl=decl, init=init, trainable=trainable, owner=n.id,
+        block=n.block, cluster=n.cluster, decl=decl, init=init, trainable=trainable, owner=n.id,
     )
     into.append(pid)
     return pid

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -15,7 +15,6 @@ from graphspec.ops.registry import (
     TensorType,
     broadcast,
     op,
-    require_rank,
 )
 
 
@@ -65,7 +64,8 @@ class Linear(Attrs):
 
 @op("matmul", inputs=["a", "b"])
 class MatMul(Attrs):
-    """Matrix product ``a @ b`` with NumPy's batching rules (rank >= 2, or vectors)."""
+    """Matrix product ``a @ b`` with NumPy's rules: batch axes broadcast; a vector operand
+    is a row (``a``) or a column (``b``) that the result then drops."""
 
     def infer(self, a: TensorType, b: TensorType) -> TensorType:
         if a.rank == 0 or b.rank == 0:
@@ -80,7 +80,13 @@ class MatMul(Attrs):
             return TensorType(b.shape[:-2] + b.shape[-1:])
         if b.rank == 1:
             return TensorType(a.shape[:-1])
-        batch = broadcast(TensorType(a.shape[:-2]), TensorType(b.shape[:-2]))
+        try:
+            batch = broadcast(TensorType(a.shape[:-2]), TensorType(b.shape[:-2]))
+        except ShapeError:
+            raise ShapeError(
+                f"matmul batch dimensions do not broadcast: {a} @ {b} "
+                f"({list(a.shape[:-2])} vs {list(b.shape[:-2])})"
+            ) from None
         return TensorType(batch + (a.shape[-2], b.shape[-1]))
 
     def flops(self, a: TensorType, b: TensorType, out: TensorType) -> int:
@@ -88,10 +94,16 @@ class MatMul(Attrs):
 
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
-        yield Sample({"a": rng.normal(size=(3, 4)), "b": rng.normal(size=(4, 2))})
-        yield Sample({"a": rng.normal(size=(2, 3, 4)), "b": rng.normal(size=(4, 5))},
+        n = rng.normal
+        yield Sample({"a": n(size=(3, 4)), "b": n(size=(4, 2))})
+        yield Sample({"a": n(size=(2, 3, 4)), "b": n(size=(4, 5))},
                      note="batched @ matrix (b's gradient sums over the batch)")
-        yield Sample({"a": rng.normal(size=(4,)), "b": rng.normal(size=(4, 3))}, note="vector @ matrix")
+        yield Sample({"a": n(size=(2, 1, 3, 4)), "b": n(size=(5, 4, 2))},
+                     note="batch axes broadcast both ways")
+        yield Sample({"a": n(size=(4,)), "b": n(size=(4, 3))}, note="vector @ matrix")
+        yield Sample({"a": n(size=(2, 3, 4)), "b": n(size=(4,))}, note="batched @ vector")
+        yield Sample({"a": n(size=(4,)), "b": n(size=(2, 4, 3))}, note="vector @ batched")
+        yield Sample({"a": n(size=(4,)), "b": n(size=(4,))}, note="vector @ vector")
 
 
 @op("param", inputs=[])
@@ -119,25 +131,24 @@ class Param(Attrs):
 
 @op("highway")
 class Highway(Attrs):
-    """Highway layer: ``t = sigmoid(x Wt + bt); y = t * act(x Wh + bh) + (1 - t) * x``.
+    """Highway layer: ``t = sigmoid(x Wt + bt); y = t * act(x W + b) + (1 - t) * x``.
 
-    The gate bias starts at ``gate_bias`` (negative: carry the input at first).
+    The transform gate ``t`` mixes a non-linear layer with the unchanged input over the last
+    axis, so the input's width is kept. The gate bias starts at ``gate_bias`` (negative: the
+    layer carries its input at first, which lets deep stacks train; Srivastava et al. 2015).
     """
 
-    activation: str = "relu"
+    activation: Literal["relu", "tanh", "sigmoid", "identity"] = "relu"
     gate_bias: float = -2.0
     graph_only: ClassVar[frozenset[str]] = frozenset({"gate_bias"})
 
     def infer(self, x: TensorType, *params: TensorType) -> TensorType:
-        require_rank(x, 2, 3)
-        if self.activation not in ("relu", "tanh", "sigmoid", "identity"):
-            raise ShapeError(
-                f"highway activation must be relu, tanh, sigmoid or identity, not '{self.activation}'"
-            )
+        if x.rank < 1:
+            raise ShapeError(f"highway needs an input with a feature axis, got shape {x}")
         return x
 
     def params(self, x: TensorType, *_: TensorType) -> dict[str, ParamDecl]:
-        n = x.shape[-1]
+        n = x.shape[-1] if x.rank else None
         if not isinstance(n, int):
             raise ShapeError(f"highway's feature axis must be a fixed size, got shape {x}")
         return {
@@ -153,10 +164,15 @@ class Highway(Attrs):
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
         n = 3
-        for act in ("relu", "tanh"):
-            yield Sample(
-                {"x": rng.normal(size=(4, n)), "weight": rng.normal(size=(n, n)),
+
+        def sample(shape: tuple[int, ...], act: str, note: str = "") -> Sample:
+            return Sample(
+                {"x": rng.normal(size=shape), "weight": rng.normal(size=(n, n)),
                  "bias": rng.normal(size=n) + 0.1, "gate_weight": rng.normal(size=(n, n)),
                  "gate_bias": rng.normal(size=n)},
-                {"activation": act},
+                {"activation": act}, note=note,
             )
+
+        for act in ("relu", "tanh", "sigmoid", "identity"):
+            yield sample((4, n), act)
+        yield sample((2, 3, n), "tanh", note="rank 3")

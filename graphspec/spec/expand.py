@@ -36,6 +36,8 @@ class FlatNode:
     src: Location | None = None
     in_locs: list[Location | None] = field(default_factory=list)
     block: tuple[str, ...] = ()
+    # Enclosing block instances, outermost first (``res``, ``res.2``): clusters in drawings.
+    cluster: tuple[str, ...] = ()
     used_at: Location | None = None
     explicit_inputs: bool = True
 
@@ -57,6 +59,7 @@ class _Scope:
     names: dict[str, str]  # local name -> full id
     block_path: tuple[str, ...]
     used_at: Location | None
+    cluster: tuple[str, ...] = ()
 
 
 class Expander:
@@ -210,13 +213,20 @@ class Expander:
             k: self.resolve(str(v), scope, path + ("params", k))
             for k, v in (node.params or {}).items()
         }
+        if role != "loss" and "weight" in node.model_fields_set:
+            raise SpecError(
+                f"'weight' scales loss terms; '{opname}' here is not one",
+                self.loc(path + ("weight",), key=True),
+                hint="move the term under 'loss:', or drop 'weight'",
+            )
         weight = self.subst(node.weight, scope, path + ("weight",))
         if not isinstance(weight, int | float) or isinstance(weight, bool):
             raise SpecError(f"weight must be a number, got {weight!r}", self.loc(path + ("weight",)))
         flat = FlatNode(
             id=full, op=opname, inputs=refs, attrs=attrs, role=role, init=init, shared=shared,
             weight=float(weight), src=self.loc(path), in_locs=in_locs,
-            block=scope.block_path, used_at=scope.used_at, explicit_inputs=explicit,
+            block=scope.block_path, cluster=scope.cluster, used_at=scope.used_at,
+            explicit_inputs=explicit,
         )
         self.nodes.append(flat)
         if node.id:
@@ -278,6 +288,7 @@ class Expander:
             inner = _Scope(
                 prefix=sub, env=env, block_input=current, names={},
                 block_path=scope.block_path + (bname,), used_at=scope.used_at or self.loc(path),
+                cluster=scope.cluster + (sub[:-1],),
             )
             out = self.expand_list(block.graph, ("blocks", bname, "graph"), inner, current, "graph")
             assert out is not None

@@ -40,3 +40,83 @@ def logsumexp(x, axis, keepdims=False):
 
 def zeros_like_or_none(x):
     return None
+
+
+def softmax_along(x, axis):
+    """Normalized exponentials along ``axis``, max-shifted so that no exp overflows."""
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+# erf and erfc for arrays (numpy has none, and a generated module imports only numpy).
+# Below |x| = 1.25: the series erf(x) = 2/sqrt(pi) exp(-x^2) sum_n (2x^2)^n x / (2n+1)!!,
+# whose terms are all positive (no cancellation; 22 terms reach 1e-17 at 1.25). Above it:
+# Laplace's continued fraction erfc(x) = exp(-x^2) / sqrt(pi) / (x + (1/2)/(x + 1/(x + ...))),
+# 150 levels evaluated backwards (converged to 1e-16 at 1.25, faster further out).  Measured
+# against math.erf/math.erfc on [-27, 27]: erf within 1e-15 relative, erfc within 7e-15.
+# Cost: about 190 vectorized passes, ~0.1 us per element (like np.frompyfunc(math.erf)).
+_ERF_SPLIT = 1.25
+
+
+def _erf_series(a):
+    a2 = 2.0 * a * a
+    term = a
+    total = a
+    for n in range(1, 22):
+        term = term * a2 / (2 * n + 1)
+        total = total + term
+    return 1.1283791670955126 * np.exp(-a * a) * total  # 2 / sqrt(pi)
+
+
+def _erfc_continued_fraction(a):
+    # exp(-a^2) as exp(-hi^2) exp(-(a - hi)(a + hi)) with hi = a rounded to 12 fractional
+    # bits: hi^2 is exact, so the rounding error of a^2 (up to 1e-13 relative at a = 25)
+    # does not reach the result.
+    hi = np.round(a * 4096.0) / 4096.0
+    e = np.exp(-hi * hi) * np.exp(-(a - hi) * (a + hi))
+    k = a
+    for n in range(150, 0, -1):
+        k = a + (0.5 * n) / k
+    return e / (1.7724538509055159 * k)  # sqrt(pi)
+
+
+def _erf_parts(x):
+    """(|x|, mask |x| < split, erf(|x|) on the mask, erfc(|x|) off it)."""
+    x = np.asarray(x)
+    a = np.abs(x)
+    small = a < _ERF_SPLIT
+    # erfc underflows to 0 beyond 27; clipping keeps inf out of the continued fraction.
+    return a, small, _erf_series(a[small]), _erfc_continued_fraction(np.minimum(a[~small], 30.0))
+
+
+def erf(x):
+    """The error function, elementwise (see the note above for the method and accuracy)."""
+    a, small, s, c = _erf_parts(x)
+    out = np.empty_like(a)
+    out[small] = s
+    out[~small] = 1.0 - c
+    return np.copysign(out, x)
+
+
+def erfc(x):
+    """``1 - erf(x)`` without cancellation for large x (relative accuracy in the tail)."""
+    a, small, s, c = _erf_parts(x)
+    pos = np.empty_like(a)
+    pos[small] = 1.0 - s
+    pos[~small] = c
+    return np.where(np.asarray(x) < 0, 2.0 - pos, pos)
+
+
+def activation_with_slope(a, name):
+    """``(f(a), f'(a))`` for the activations a composite op may name (highway's)."""
+    if name == "relu":
+        return np.maximum(a, 0), (a > 0).astype(a.dtype)
+    if name == "tanh":
+        h = np.tanh(a)
+        return h, 1 - h * h
+    if name == "sigmoid":
+        h = stable_sigmoid(a)
+        return h, h * (1 - h)
+    if name == "identity":
+        return a, np.ones_like(a)
+    raise ValueError(f"unknown activation '{name}'")

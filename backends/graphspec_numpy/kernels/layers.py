@@ -3,7 +3,7 @@
 import numpy as np
 
 from graphspec_numpy.kernels import kernel, vjp
-from graphspec_numpy.kernels._prelude import stable_sigmoid
+from graphspec_numpy.kernels._prelude import activation_with_slope, stable_sigmoid, unbroadcast
 
 
 @kernel("linear")
@@ -24,3 +24,57 @@ def linear_vjp(g, y, x, weight, bias=None):
     if bias is None:
         return gx, gw
     return gx, gw, g2.sum(axis=0)
+
+
+@kernel("matmul")
+def matmul(a, b):
+    return np.matmul(a, b)
+
+
+@vjp("matmul")
+def matmul_vjp(g, y, a, b):
+    # dL/da = g b^T ; dL/db = a^T g  (each summed over the batch axes it was broadcast along)
+    # A vector operand is promoted to a matrix (a: a row, b: a column), as matmul does, and
+    # the cotangent gets the axis the product dropped.
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = np.expand_dims(g2, -2 if b.ndim > 1 else 0)
+    if b.ndim == 1:
+        g2 = np.expand_dims(g2, -1)
+    ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape)
+    gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape)
+    return ga.reshape(a.shape), gb.reshape(b.shape)
+
+
+@kernel("param")
+def param(value):
+    return value
+
+
+@vjp("param")
+def param_vjp(g, y, value):
+    # dL/dvalue = g
+    return (g,)
+
+
+@kernel("highway")
+def highway(x, weight, bias, gate_weight, gate_bias, *, activation):
+    h, _ = activation_with_slope(x @ weight + bias, activation)
+    t = stable_sigmoid(x @ gate_weight + gate_bias)
+    return t * h + (1 - t) * x
+
+
+@vjp("highway")
+def highway_vjp(g, y, x, weight, bias, gate_weight, gate_bias, *, activation):
+    # dL/dx = g (1 - t) + (g t f'(a)) W^T + (g (h - x) t (1 - t)) Wt^T ; dL/dW = x^T (g t f'(a))
+    h, slope = activation_with_slope(x @ weight + bias, activation)
+    t = stable_sigmoid(x @ gate_weight + gate_bias)
+    ga = g * t * slope  # cotangent of the pre-activation a = x W + b
+    gz = g * (h - x) * t * (1 - t)  # cotangent of the gate's pre-activation
+    gx = g * (1 - t) + ga @ weight.T + gz @ gate_weight.T
+    x2 = x.reshape(-1, x.shape[-1])
+    ga2 = ga.reshape(x2.shape)
+    gz2 = gz.reshape(x2.shape)
+    return gx, x2.T @ ga2, ga2.sum(axis=0), x2.T @ gz2, gz2.sum(axis=0)

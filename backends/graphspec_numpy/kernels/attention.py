@@ -1,0 +1,93 @@
+"""Kernels for graphspec.ops.attention.
+
+Each kernel recomputes its scores ``s`` (``x @ weight (+ bias)``) in the VJP rather than
+sharing a helper: the code generator copies kernels into standalone modules one by one.
+"""
+
+import numpy as np
+
+from graphspec_numpy.kernels import kernel, vjp
+
+
+@kernel("soft_attention")
+def soft_attention(x, weight, bias=None, *, output):
+    s = x @ weight + bias if bias is not None else x @ weight
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    a = e / e.sum(axis=-1, keepdims=True)
+    a = a[..., None] if x.ndim == 3 else a
+    y = a * x
+    return y.sum(axis=1, keepdims=x.ndim == 2) if output == "sum" else y
+
+
+@vjp("soft_attention")
+def soft_attention_vjp(g, y, x, weight, bias=None, *, output):
+    # y = a ⊙ x, a = softmax(s): dL/da = g ⊙ x, dL/ds = a (dL/da - <dL/da, a>), dL/dx = g ⊙ a + ds ∂s/∂x
+    s = x @ weight + bias if bias is not None else x @ weight
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    a = e / e.sum(axis=-1, keepdims=True)
+    if output == "sum" and x.ndim == 3:
+        g = g[:, None, :]  # the summary [batch, d] spreads over the n positions
+    ga = g * x if x.ndim == 2 else (g * x).sum(axis=-1)
+    gs = a * (ga - (ga * a).sum(axis=-1, keepdims=True))
+    if x.ndim == 2:
+        gx = g * a + gs @ weight.T
+        return gx, x.T @ gs, gs.sum(axis=0)
+    gx = g * a[..., None] + gs[..., None] * weight
+    return gx, np.einsum("bn,bnd->d", gs, x)
+
+
+@kernel("scaled_dot_product_attention")
+def scaled_dot_product_attention(q, k, v, *, causal, scale):
+    c = float(q.shape[-1]) ** -0.5 if scale is None else scale
+    s = (q @ np.swapaxes(k, -1, -2)) * c
+    if causal:
+        s = np.where(np.triu(np.ones(s.shape[-2:], dtype=bool), 1), -np.inf, s)
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)) @ v
+
+
+@vjp("scaled_dot_product_attention")
+def scaled_dot_product_attention_vjp(g, y, q, k, v, *, causal, scale):
+    # dL/dv = a^T g ; dL/ds = a ⊙ (g v^T - rowsum(a ⊙ g v^T)) ; dL/dq = c ds k ; dL/dk = c ds^T q
+    c = float(q.shape[-1]) ** -0.5 if scale is None else scale
+    s = (q @ np.swapaxes(k, -1, -2)) * c
+    if causal:
+        s = np.where(np.triu(np.ones(s.shape[-2:], dtype=bool), 1), -np.inf, s)
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    a = e / e.sum(axis=-1, keepdims=True)
+    ga = g @ np.swapaxes(v, -1, -2)
+    gs = a * (ga - (ga * a).sum(axis=-1, keepdims=True)) * c
+    return gs @ k, np.swapaxes(gs, -1, -2) @ q, np.swapaxes(a, -1, -2) @ g
+
+
+@kernel("hard_attention")
+def hard_attention(x, weight, bias=None, *, k, estimator, sample, training, noise=None):
+    s = x @ weight + bias if bias is not None else x @ weight
+    if sample and training:  # Gumbel-top-k: the top k of s + Gumbel noise draw k positions
+        s = s - np.log(-np.log(noise[..., 0] if x.ndim == 3 else noise))
+    top = np.argpartition(-s, k - 1, axis=-1)[..., :k]
+    mask = np.zeros_like(s)
+    np.put_along_axis(mask, top, 1.0, axis=-1)
+    return x * (mask[..., None] if x.ndim == 3 else mask)
+
+
+@vjp("hard_attention")
+def hard_attention_vjp(g, y, x, weight, bias=None, *, k, estimator, sample, training, noise=None):
+    # dL/dx = g ⊙ mask ; straight-through (mask ~ k softmax(s)): dL/ds = k a (g⊙x - <g⊙x, a>)
+    rank3 = x.ndim == 3
+    s = x @ weight + bias if bias is not None else x @ weight
+    p = s - np.log(-np.log(noise[..., 0] if rank3 else noise)) if sample and training else s
+    top = np.argpartition(-p, k - 1, axis=-1)[..., :k]
+    mask = np.zeros_like(s)
+    np.put_along_axis(mask, top, 1.0, axis=-1)
+    gx = g * (mask[..., None] if rank3 else mask)
+    if estimator == "none":
+        zeros = (np.zeros_like(weight),) + ((np.zeros_like(bias),) if bias is not None else ())
+        return (gx,) + zeros
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    a = e / e.sum(axis=-1, keepdims=True)
+    gm = (g * x).sum(axis=-1) if rank3 else g * x
+    gs = k * a * (gm - (gm * a).sum(axis=-1, keepdims=True))
+    if not rank3:
+        return gx + gs @ weight.T, x.T @ gs, gs.sum(axis=0)
+    return gx + gs[..., None] * weight, np.einsum("bn,bnd->d", gs, x)

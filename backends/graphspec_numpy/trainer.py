@@ -1,0 +1,147 @@
+"""NumpyTrainer: the Trainer protocol (graphspec.backend) over the generated numpy module.
+
+The driver in graphspec.train owns epochs, batches and bookkeeping; this class runs the
+steps.  Noise for stochastic ops comes from a generator derived from (seed, epoch), so a
+run resumed at an epoch boundary draws exactly what the uninterrupted run drew, and an
+evaluation is a pure function of the parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from graphspec.errors import NonFiniteLoss
+from graphspec.train import seeds
+from graphspec.train.groups import param_groups
+from graphspec.train.schedules import lr_factor
+from graphspec_numpy.debug import first_nonfinite
+from graphspec_numpy.optim import clip_grad_norm, make_optimizer
+
+Arrays = dict[str, np.ndarray]
+EVAL_CHUNK = 8192  # rows per forward pass in evaluation, to bound memory
+
+
+class NumpyTrainer:
+    def __init__(self, program: Any, params: Arrays, train: Any, seed: int) -> None:
+        self.program = program
+        self.ir = program.ir
+        self.module = program.module
+        self.train = train
+        self.seed = int(seed)
+        self.dtype = program.dtype
+        self.names = list(self.ir.params) + list(self.ir.state)
+        self._p: Arrays = {}
+        self.load_params(params)
+        self.optimizer = make_optimizer(train.optimizer, param_groups(self.ir, train.optimizer))
+        self.data: dict[str, Arrays] = {}
+        self._norms: dict[str, float] = {}
+        self._stochastic = bool(self.ir.stochastic_nodes)
+
+    # ---- data ----------------------------------------------------------------------------
+    def set_data(self, split: str, arrays: Arrays) -> None:
+        self.data[split] = self.program.cast(arrays, self.ir.inputs)
+
+    def _rows(self, split: str) -> int:
+        return len(next(iter(self.data[split].values())))
+
+    # ---- training ------------------------------------------------------------------------
+    def train_epoch(self, batches: list[np.ndarray], epoch: int) -> dict[str, float]:
+        data = self.data["train"]
+        rng = seeds.stream(self.seed, seeds.NOISE, epoch)
+        sums: dict[str, float] = {}
+        rows = 0
+        clip = self.train.clip_grad_norm
+        for step, idx in enumerate(batches):
+            x = {k: v[idx] for k, v in data.items()}
+            before = rng.bit_generator.state if self._stochastic else None
+            loss, terms, grads, new_state = self.module.loss_and_grads(self._p, x, True, None, rng)
+            if not math.isfinite(loss):
+                raise self._nonfinite(float(loss), epoch, step, x, before)
+            grads = {k: grads[k] for k in self.ir.params}
+            if clip is not None:
+                grads, _, self._norms = clip_grad_norm(grads, clip)
+            else:
+                self._norms = {}
+                self._last_grads = grads
+            factor = lr_factor(self.train.schedule, epoch, step, len(batches))
+            self.optimizer.step(self._p, grads, factor)
+            for k, v in new_state.items():  # batch-norm running statistics
+                self._p[k] = np.asarray(v, dtype=self.dtype)
+            n = len(idx)
+            rows += n
+            sums["loss"] = sums.get("loss", 0.0) + float(loss) * n
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+        return {k: v / max(rows, 1) for k, v in sums.items()}
+
+    def _nonfinite(
+        self, loss: float, epoch: int, step: int, x: Arrays, rng_state: Any
+    ) -> NonFiniteLoss:
+        rng = None
+        if rng_state is not None:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = rng_state
+        culprit = first_nonfinite(self.ir, self._p, x, training=True, rng=rng)
+        where = culprit.describe(self.ir) if culprit else "no single node (could not localize)"
+        return NonFiniteLoss(
+            f"loss is {loss} at epoch {epoch + 1}, step {step + 1}: first non-finite value: {where}",
+            epoch, step, culprit.node if culprit else None,
+        )
+
+    def locate_nonfinite(self, split: str, index: np.ndarray) -> str | None:
+        """Describe the first node with a non-finite value on rows ``index`` of ``split`` with
+        the current parameters (the driver's diagnosis for backends that cannot)."""
+        x = {k: v[index] for k, v in self.data[split].items()}
+        culprit = first_nonfinite(self.ir, self._p, x, training=True,
+                                  rng=seeds.stream(self.seed, seeds.EVAL))
+        return culprit.describe(self.ir) if culprit else None
+
+    # ---- evaluation ----------------------------------------------------------------------
+    def evaluate(self, split: str) -> dict[str, float]:
+        data = self.data[split]
+        n = self._rows(split)
+        rng = seeds.stream(self.seed, seeds.EVAL)
+        sums: dict[str, float] = {}
+        for start in range(0, n, EVAL_CHUNK):
+            x = {k: v[start:start + EVAL_CHUNK] for k, v in data.items()}
+            rows = len(next(iter(x.values())))
+            loss, terms, metrics, _, _ = self.module.evaluate(self._p, x, False, None, rng)
+            for k, v in [("loss", loss), *terms.items(), *metrics.items()]:
+                sums[k] = sums.get(k, 0.0) + float(v) * rows
+        return {k: v / n for k, v in sums.items()}
+
+    # ---- parameters and state ------------------------------------------------------------
+    def params(self) -> Arrays:
+        return {k: np.array(v, dtype=np.float64) for k, v in self._p.items()}
+
+    def load_params(self, arrays: Arrays) -> None:
+        missing = [k for k in self.names if k not in arrays]
+        if missing:
+            raise KeyError(f"missing parameters: {', '.join(missing)}")
+        new: Arrays = {}
+        for k in self.names:
+            a = np.array(arrays[k], dtype=self.dtype)  # a private, writable copy
+            want = tuple(self.ir.type(k).shape)
+            if a.shape != want:
+                raise ValueError(f"parameter '{k}' has shape {a.shape}, expected {want}")
+            new[k] = a
+        if self._p:  # keep identities stable: the optimizer updates these arrays in place
+            for k, a in new.items():
+                self._p[k][...] = a
+        else:
+            self._p = new
+
+    def state_dict(self) -> Arrays:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: Arrays) -> None:
+        self.optimizer.load_state_dict(state, self._p)
+
+    def grad_norms(self) -> dict[str, float]:
+        if self._norms:
+            return dict(self._norms)
+        grads = getattr(self, "_last_grads", {})
+        return {k: float(np.linalg.norm(g.ravel())) for k, g in grads.items()}

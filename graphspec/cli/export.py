@@ -1,0 +1,49 @@
+"""``graphspec export FILE --onnx model.onnx``: export through the torch backend."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from graphspec.cli.common import add_max_params, import_feature, load_ir, require_attr
+from graphspec.errors import CheckpointError, Location
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "export", parents=parents, help="export a model to ONNX",
+        description="Export the spec's forward graph to ONNX through the torch backend, with "
+        "the initial parameters or those of a checkpoint.",
+    )
+    p.add_argument("file", metavar="FILE", help="spec file (YAML)")
+    p.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
+    p.add_argument("--checkpoint", metavar="NPZ",
+                   help="parameters from a checkpoint (.npz, keys 'param/<name>')")
+    add_max_params(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import graphspec as gs
+
+    spec, ir = load_ir(args.file, args.max_params)
+    params = load_npz_params(args.checkpoint) if args.checkpoint else gs.init_params(ir)
+    module = import_feature("graphspec_torch.export", "ONNX export")
+    export_onnx = require_attr(module, "export_onnx", "ONNX export")
+    export_onnx(ir, params, args.onnx)
+    print(f"wrote {args.onnx}", file=sys.stderr)
+    return 0
+
+
+def load_npz_params(path: str) -> dict[str, np.ndarray]:
+    """Parameters from an .npz checkpoint (keys ``param/<name>``), never unpickling."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            params = {k[len("param/"):]: f[k] for k in f.files if k.startswith("param/")}
+    except (OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"cannot read checkpoint: {e}", Location(path)) from None
+    if not params:
+        raise CheckpointError("the checkpoint holds no 'param/<name>' arrays", Location(path))
+    return params

@@ -1,0 +1,86 @@
+"""``graphspec inspect FILE --format text|json|dot|png|svg``: show the built graph."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from graphspec.cli.common import add_max_params, load_ir, print_warnings, write_bytes, write_text
+from graphspec.errors import GraphspecError
+from graphspec.ir import serialize
+
+FORMATS = ("text", "json", "dot", "png", "svg")
+RENDER_TIMEOUT_S = 60
+
+GRAPHVIZ_HINT = (
+    "install Graphviz: 'apt-get install graphviz' (Debian/Ubuntu), 'brew install graphviz' "
+    "(macOS), 'conda install graphviz'; or write --format dot and render it elsewhere"
+)
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "inspect", parents=parents, help="show the graph as a table, JSON, DOT or a picture",
+        description="Build the spec and print its graph. text: a table of nodes with shapes, "
+        "parameters and FLOPs per example; json: networkx node-link data (loads back with "
+        "graphspec.ir.serialize.graph_from_json); dot: Graphviz source with blocks as "
+        "clusters; png/svg: rendered by Graphviz's 'dot' program.",
+    )
+    p.add_argument("file", metavar="FILE", help="spec file (YAML)")
+    p.add_argument("-f", "--format", choices=FORMATS, default="text")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="write here instead of stdout (png/svg default: <spec name>.<format>)")
+    p.add_argument("--no-params", action="store_true",
+                   help="dot/png/svg: leave parameter nodes out of the drawing")
+    add_max_params(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec, ir = load_ir(args.file, args.max_params)
+    print_warnings(ir)
+    fmt = args.format
+    if fmt == "text":
+        text = serialize.ir_to_text(ir)
+    elif fmt == "json":
+        text = json.dumps(serialize.ir_to_json(ir), indent=1) + "\n"
+    else:
+        text = serialize.ir_to_dot(ir, show_params=not args.no_params)
+    if fmt in ("png", "svg"):
+        out = Path(args.output or f"{Path(args.file).stem}.{fmt}")
+        write_bytes(out, render_dot(text, fmt))
+        print(f"wrote {out}", file=sys.stderr)
+    elif args.output:
+        write_text(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def render_dot(dot_source: str, fmt: str) -> bytes:
+    """Render DOT text with Graphviz's ``dot`` program; a clear error when it is missing."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise GraphspecError(
+            f"rendering {fmt} needs Graphviz's 'dot' program, which is not on PATH",
+            hint=GRAPHVIZ_HINT,
+        )
+    try:
+        done = subprocess.run(
+            [exe, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
+            timeout=RENDER_TIMEOUT_S, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise GraphspecError(f"Graphviz 'dot' failed to run: {e}", hint=GRAPHVIZ_HINT) from None
+    if done.returncode != 0:
+        msg = done.stderr.decode(errors="replace").strip().splitlines()
+        raise GraphspecError(
+            f"Graphviz 'dot' failed (exit {done.returncode})" + (f": {msg[-1]}" if msg else ""),
+            hint="write --format dot to look at the source it was given",
+        )
+    return done.stdout

@@ -1,0 +1,237 @@
+"""The IR written out for people and tools: JSON node-link data, Graphviz DOT, a text table.
+
+JSON is networkx's node-link format with every attribute made JSON-able (attribute models,
+:class:`TensorType`, :class:`Location`, :class:`ParamDecl`, tuples).  :func:`graph_from_json`
+turns it back into a ``MultiDiGraph`` equal to the original, node and edge attributes
+included, so tools can read an inspected graph without graphspec's YAML front end.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import networkx as nx
+
+from graphspec.errors import Location
+from graphspec.ir.counts import node_flops, node_params
+from graphspec.ir.graph import IR
+from graphspec.ops import REGISTRY
+from graphspec.ops.registry import Attrs, ParamDecl, TensorType
+
+JSON_FORMAT = "graphspec-ir/1"
+
+# ---- JSON ------------------------------------------------------------------------------
+
+# Node attributes that hold tuples (networkx compares by ==, and (1,) != [1]).
+_TUPLE_ATTRS = ("block", "cluster")
+
+
+def ir_to_json(ir: IR) -> dict[str, Any]:
+    """Node-link data of ``ir.graph`` plus the IR's spec-level facts under ``graph``."""
+    g = nx.MultiDiGraph()
+    g.graph.update(
+        format=JSON_FORMAT, name=ir.name, seed=ir.seed, inputs=list(ir.inputs),
+        params=list(ir.params), state=list(ir.state), outputs=dict(ir.outputs),
+        losses=[[lid, w] for lid, w in ir.losses], metrics=list(ir.metrics),
+        param_count=ir.param_count(), flops_per_example=ir.flop_count(),
+    )
+    for nid, data in ir.graph.nodes(data=True):
+        g.add_node(nid, **{k: _encode(k, v) for k, v in data.items()})
+    for u, v, key, data in ir.graph.edges(keys=True, data=True):
+        g.add_edge(u, v, key=key, **data)
+    return nx.node_link_data(g, edges="edges")
+
+
+def graph_from_json(data: dict[str, Any]) -> nx.MultiDiGraph:
+    """The ``MultiDiGraph`` of :func:`ir_to_json` output, attributes rebuilt as Python objects."""
+    g = nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
+    for _nid, attrs in g.nodes(data=True):
+        op = attrs.get("op")
+        for k, v in list(attrs.items()):
+            attrs[k] = _decode(k, v, op)
+    return g
+
+
+def _encode(key: str, value: Any) -> Any:
+    if isinstance(value, Attrs):
+        # Only the values the user set or that differ from defaults would be smaller, but the
+        # full model keeps the JSON self-describing.
+        return value.model_dump(mode="json")
+    if isinstance(value, TensorType):
+        return {"shape": list(value.shape), "dtype": value.dtype}
+    if isinstance(value, Location):
+        return {"file": value.file, "line": value.line, "col": value.col}
+    if isinstance(value, ParamDecl):
+        return {
+            "shape": list(value.shape), "init": value.init, "fan_in": value.fan_in,
+            "fan_out": value.fan_out, "penalize": value.penalize,
+        }
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _decode(key: str, value: Any, op: str | None) -> Any:
+    if value is None:
+        return None
+    if key == "attrs" and op is not None:
+        return REGISTRY[op].attrs.model_validate(value)
+    if key == "type":
+        return TensorType(tuple(value["shape"]), value["dtype"])
+    if key == "src":
+        return Location(value["file"], value["line"], value["col"])
+    if key == "decl":
+        return ParamDecl(
+            tuple(value["shape"]), value["init"], value["fan_in"], value["fan_out"],
+            value["penalize"],
+        )
+    if key in _TUPLE_ATTRS:
+        return tuple(value)
+    return value
+
+
+# ---- DOT -------------------------------------------------------------------------------
+
+_KIND_STYLE = {
+    "input": 'shape=box, style="rounded,filled", fillcolor="#dbeafe"',
+    "param": 'shape=box, style="filled", fillcolor="#fef3c7", fontsize=10',
+    "output": 'shape=box, style="rounded,filled", fillcolor="#dcfce7"',
+}
+_ROLE_STYLE = {
+    "graph": 'shape=box, style="filled", fillcolor="#f3f4f6"',
+    "loss": 'shape=box, style="filled", fillcolor="#fee2e2"',
+    "metric": 'shape=box, style="filled,dashed", fillcolor="#ede9fe"',
+}
+
+
+def ir_to_dot(ir: IR, *, show_params: bool = True) -> str:
+    """Graphviz source: one box per node (op and output shape), block instances as clusters."""
+    g = ir.graph
+    lines = [
+        f"digraph {_quote(ir.name)} {{",
+        "  rankdir=TB;",
+        '  node [fontname="Helvetica", fontsize=11];',
+        '  edge [fontname="Helvetica", fontsize=9, color="#6b7280"];',
+    ]
+    shown = [n for n in ir.order if show_params or g.nodes[n]["kind"] != "param"]
+    # Group nodes by their block-instance path; nested instances become nested clusters.
+    tree: dict[tuple[str, ...], list[str]] = {}
+    for nid in shown:
+        tree.setdefault(tuple(g.nodes[nid].get("cluster", ())), []).append(nid)
+    lines += _emit_cluster((), tree, ir, depth=1)
+    for u, v, key in sorted(g.edges(keys=True), key=lambda e: (e[1], e[2])):
+        if u not in shown or v not in shown:
+            continue
+        label = f' [label="{key}"]' if g.nodes[v].get("n_inputs", 1) > 1 and key < g.nodes[v][
+            "n_inputs"] else ""
+        lines.append(f"  {_quote(u)} -> {_quote(v)}{label};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _emit_cluster(
+    path: tuple[str, ...], tree: dict[tuple[str, ...], list[str]], ir: IR, depth: int
+) -> list[str]:
+    pad = "  " * depth
+    out = [pad + _dot_node(nid, ir) for nid in tree.get(path, [])]
+    children = sorted({p[: len(path) + 1] for p in tree if len(p) > len(path) and p[: len(path)]
+                       == path})
+    for child in children:
+        out.append(f"{pad}subgraph {_quote('cluster_' + child[-1])} {{")
+        out.append(f'{pad}  label={_quote(_cluster_label(child[-1], ir))}; style="rounded,dashed";'
+                   ' color="#9ca3af"; fontname="Helvetica";')
+        out += _emit_cluster(child, tree, ir, depth + 1)
+        out.append(pad + "}")
+    return out
+
+
+def _cluster_label(instance: str, ir: IR) -> str:
+    # Any node of the instance knows the block's name.
+    for _nid, data in ir.graph.nodes(data=True):
+        cl = data.get("cluster", ())
+        if cl and cl[-1] == instance:
+            return f"{instance} ({data['block'][-1]})"
+    return instance
+
+
+def _dot_node(nid: str, ir: IR) -> str:
+    data = ir.graph.nodes[nid]
+    kind = data["kind"]
+    t = data.get("type")
+    shape = str(t) if t is not None else ""
+    if kind == "op":
+        title = f"{nid}\\n{data['op']} {shape}"
+        style = _ROLE_STYLE.get(data.get("role", "graph"), _ROLE_STYLE["graph"])
+    else:
+        title = f"{nid}\\n{shape}"
+        style = _KIND_STYLE[kind]
+    return f"{_quote(nid)} [label={_quote(title, escaped=True)}, {style}];"
+
+
+def _quote(text: str, escaped: bool = False) -> str:
+    body = text.replace('"', '\\"') if escaped else text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{body}"'
+
+
+# ---- text table --------------------------------------------------------------------------
+
+
+def ir_to_text(ir: IR) -> str:
+    """A table of the op nodes: id, op, inputs, output shape, parameters and FLOPs, with totals.
+
+    FLOPs are per example (every symbolic dimension such as ``batch`` taken as 1).
+    """
+    rows: list[tuple[str, ...]] = []
+    # Reading order: inputs, the network, then loss terms and metrics (each topological).
+    rank = {"input": 0, "graph": 1, "loss": 2, "metric": 3}
+    nodes = [n for n in ir.order if ir.node(n)["kind"] in ("input", "op")]
+    nodes.sort(key=lambda n: rank[ir.node(n).get("role", ir.node(n)["kind"])])
+    for nid in nodes:
+        data = ir.node(nid)
+        if data["kind"] == "input":
+            rows.append((nid, "input", "", str(data["type"]), "", ""))
+        elif data["kind"] == "op":
+            ins = data["inputs"][: data["n_inputs"]]
+            n_params = node_params(ir, nid)
+            rows.append((
+                nid, data["op"] + ("" if data.get("role", "graph") == "graph"
+                                   else f" ({data['role']})"),
+                ", ".join(ins), str(data["type"]), _num(n_params) if n_params else "",
+                _num(node_flops(ir, nid)),
+            ))
+    head = ("id", "op", "inputs", "shape", "params", "FLOPs")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(head)]
+    widths[2] = min(widths[2], 40)
+
+    def fmt(r: tuple[str, ...]) -> str:
+        cells = [c if len(c) <= widths[i] else c[: widths[i] - 3] + "..." for i, c in enumerate(r)]
+        left = [cells[i].ljust(widths[i]) for i in range(4)]
+        right = [cells[i].rjust(widths[i]) for i in (4, 5)]
+        return "  ".join(left + right).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [f"{ir.name}", fmt(head), rule] + [fmt(r) for r in rows] + [rule]
+    trainable = ir.param_count()
+    state = sum(ir.type(s).numel() for s in ir.state)
+    out.append(f"parameters: {_num(trainable)} trainable" + (
+        f", {_num(state)} state" if state else "") + f" in {len(ir.params)} tensors")
+    out.append(f"FLOPs per example: {_num(ir.flop_count())} (forward)")
+    if ir.outputs:
+        out.append("outputs: " + ", ".join(
+            f"{name} = {ref} {ir.type(ref)}" for name, ref in ir.outputs.items()))
+    if ir.losses:
+        out.append("loss: " + " + ".join(
+            (f"{_weight(w)} * " if w != 1 else "") + lid for lid, w in ir.losses))
+    if ir.metrics:
+        out.append("metrics: " + ", ".join(ir.metrics))
+    return "\n".join(out) + "\n"
+
+
+def _num(n: int) -> str:
+    return f"{n:,}"
+
+
+def _weight(w: float) -> str:
+    return f"{w:g}" if math.isfinite(w) else str(w)

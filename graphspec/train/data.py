@@ -1,0 +1,304 @@
+"""Training data for a spec: synthetic or from files, fitted to the declared inputs, split.
+
+The IR tells which inputs are *targets* (read only as non-differentiable arguments of loss
+terms and metrics, like ``y`` in ``bce_with_logits(logit, y)``) and which are *features*.
+A synthetic source fills the one feature input and the one target input; a file fills
+each input from the columns ``train.data.columns`` names (default: arrays named like the
+inputs in a .npz; the last CSV column as the target and the others as features).
+
+Targets take the form the spec declares: integer labels for an ``int`` input, 0/1 floats
+for a binary ``[batch, 1]`` target, one-hot rows for ``[batch, classes]`` or ``one_hot``.
+Every check that fails raises :class:`DataError` at the ``train.data`` key responsible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphspec.errors import DataError, Location
+from graphspec.ir.graph import IR
+from graphspec.ops import REGISTRY
+from graphspec.ops.registry import TensorType
+from graphspec.spec.models import DataSpec, Spec
+from graphspec.train import data_files, seeds
+from graphspec.train.data_sources import FIXED_CLASSES, FIXED_FEATURES, REGRESSION, generate
+
+Arrays = dict[str, np.ndarray]
+# Losses whose targets are probabilities: a label outside [0, 1] is a data error.
+PROBABILITY_TARGETS = {"bce_with_logits", "bce"}
+
+
+@dataclass
+class Dataset:
+    splits: dict[str, Arrays]  # "train" and, with a validation split, "val"
+    note: str = ""
+
+    def rows(self, split: str) -> int:
+        return len(next(iter(self.splits[split].values())))
+
+
+def input_roles(ir: IR) -> tuple[list[str], list[str]]:
+    """(feature inputs, target inputs) in declaration order."""
+    features, targets = [], []
+    for name in ir.inputs:
+        uses = list(ir.graph.out_edges(name, data=True))
+        is_target = bool(uses)
+        for _, consumer, d in uses:
+            node = ir.node(consumer)
+            if node["kind"] != "op" or node.get("role") not in ("loss", "metric"):
+                is_target = False
+                break
+            n_state = len(node.get("state", []))
+            flags = REGISTRY[node["op"]].differentiable(
+                len(node["inputs"]) - n_state, node["n_inputs"])
+            if d["arg"] < len(flags) and flags[d["arg"]]:
+                is_target = False
+                break
+        (targets if is_target else features).append(name)
+    return features, targets
+
+
+def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
+    """The splits for training ``spec``, drawn (synthetic) or split with ``seed`` unless
+    ``train.data.seed`` is set."""
+    assert spec.train is not None
+    data = spec.train.data
+    data_seed = seed if data.seed is None else data.seed
+
+    def loc(*path: Any) -> Location | None:
+        return spec.source.locate(("train", "data") + path) if spec.source else None
+
+    features, targets = input_roles(ir)
+    note = ""
+    if data.source is not None:
+        arrays, note = _synthetic(data, ir, features, targets, data_seed, loc)
+    else:
+        assert data.path is not None
+        arrays = _from_file(spec, ir, data.path, ("path",), features, targets, loc)
+    _check_targets(ir, arrays, targets, loc("path" if data.path else "source"))
+    if data.val_path is not None:
+        val = _from_file(spec, ir, data.val_path, ("val_path",), features, targets, loc)
+        _check_targets(ir, val, targets, loc("val_path"))
+        return Dataset({"train": arrays, "val": val}, note)
+    return Dataset(_split(arrays, data, data_seed, loc), note)
+
+
+# ---- synthetic ---------------------------------------------------------------------------
+
+
+def _synthetic(
+    data: DataSpec, ir: IR, features: list[str], targets: list[str], seed: int, loc: Any
+) -> tuple[Arrays, str]:
+    source = data.source
+    assert source is not None
+    if len(features) != 1 or len(targets) > 1:
+        raise DataError(
+            f"synthetic source '{source}' fills one feature input and one target input; the "
+            f"spec has features {features} and targets {targets}", loc("source"),
+            hint="load data from a .npz or .csv file with 'path' and 'columns'")
+    xname = features[0]
+    xtype = ir.type(xname)
+    width = _static_numel(xtype)
+    n_features = data.features
+    if source in FIXED_FEATURES:
+        n_features = FIXED_FEATURES[source]
+    elif "features" not in data.model_fields_set and width is not None:
+        n_features = width  # follow the declared input when the spec does not say
+    if width is not None and width != n_features:
+        raise DataError(
+            f"source '{source}' gives {n_features} features but input '{xname}' is declared "
+            f"{xtype}", loc("features" if "features" in data.model_fields_set else "source"))
+    classes = _classes(data, ir, targets, source, loc)
+    k = 1
+    if targets and source in REGRESSION:
+        tshape = ir.type(targets[0]).shape
+        k = tshape[-1] if len(tshape) >= 2 and isinstance(tshape[-1], int) else 1
+    syn = generate(source, seeds.stream(seed, seeds.DATA), n=data.samples, features=n_features,
+                   classes=classes, noise=data.noise, targets=k)
+    arrays = {xname: _fit(xname, syn.x, xtype, loc("source"))}
+    if targets:
+        tname = targets[0]
+        arrays[tname] = _fit(tname, _target_form(syn.y, syn.regression, classes, data,
+                                                 ir.type(tname), tname, loc),
+                             ir.type(tname), loc("source"))
+    return arrays, syn.note
+
+
+def _classes(data: DataSpec, ir: IR, targets: list[str], source: str, loc: Any) -> int:
+    if source in FIXED_CLASSES:
+        if "classes" in data.model_fields_set and data.classes != FIXED_CLASSES[source]:
+            raise DataError(f"source '{source}' has {FIXED_CLASSES[source]} classes",
+                            loc("classes"))
+        return FIXED_CLASSES[source]
+    if "classes" in data.model_fields_set or not targets:
+        return data.classes
+    return _classes_of(ir, targets[0]) or data.classes
+
+
+def _classes_of(ir: IR, target: str) -> int | None:
+    """Classes implied by the prediction a target is compared with: its last dimension
+    (a single logit means two classes)."""
+    for _, consumer in ir.graph.out_edges(target):
+        node = ir.node(consumer)
+        if node.get("role") != "loss" or not node["inputs"]:
+            continue
+        shape = ir.type(node["inputs"][0]).shape
+        if shape and isinstance(shape[-1], int):
+            return 2 if shape[-1] == 1 else int(shape[-1])
+    return None
+
+
+def _target_form(
+    y: np.ndarray, regression: bool, classes: int, data: DataSpec, t: TensorType, name: str,
+    loc: Any,
+) -> np.ndarray:
+    if regression:
+        if t.dtype == "int":
+            raise DataError(f"source '{data.source}' is a regression task but target '{name}' "
+                            f"is declared int", loc("source"))
+        return y
+    last = t.shape[-1] if t.shape else None
+    if t.dtype == "int":
+        if data.one_hot:
+            raise DataError(f"one_hot targets need a float input, but '{name}' is declared int",
+                            loc("one_hot"))
+        return y
+    if data.one_hot or (t.rank >= 2 and isinstance(last, int) and last == classes > 2):
+        return np.eye(classes)[y]
+    if classes == 2:
+        return y.astype(np.float64)
+    raise DataError(
+        f"{classes}-class labels do not fit target '{name}' declared {t}", loc("source"),
+        hint=f"declare it {{shape: [batch], dtype: int}} or as [batch, {classes}] one-hot")
+
+
+# ---- files -------------------------------------------------------------------------------
+
+
+def _resolve(spec: Spec, path: str) -> tuple[Path, str]:
+    p = Path(path)
+    if not p.is_absolute() and spec.path:
+        p = Path(spec.path).parent / p
+    return p, str(p)
+
+
+def _from_file(
+    spec: Spec, ir: IR, path: str, key: tuple[str, ...], features: list[str],
+    targets: list[str], loc: Any,
+) -> Arrays:
+    data = spec.train.data  # type: ignore[union-attr]
+    file, display = _resolve(spec, path)
+    table = data_files.read(file, display, loc(*key))
+    columns: dict[str, Any] = dict(data.columns or {})
+    unknown = [k for k in columns if k not in ir.inputs]
+    if unknown:
+        raise DataError(f"columns given for '{unknown[0]}', which is not an input",
+                        loc("columns", unknown[0]), hint="inputs: " + ", ".join(ir.inputs))
+    for name in ir.inputs:
+        if name in columns:
+            continue
+        if not table.is_csv or (table.header and name in table.header):
+            columns[name] = name
+        elif len(features) == 1 and len(targets) <= 1 and table.width >= 1 + len(targets):
+            # The CSV convention: the last column is the target, the others the features.
+            cut = table.width - len(targets)
+            columns[name] = list(range(cut)) if name in features else cut
+        else:
+            raise DataError(f"no columns for input '{name}' in {display}", loc("columns"),
+                            hint="map each input to columns: columns: {x: [a, b], y: label}")
+    arrays: Arrays = {}
+    for name in ir.inputs:
+        where = loc("columns", name) if name in (data.columns or {}) else loc(*key)
+        raw = data_files.select(table, columns[name], where)
+        arrays[name] = _fit(name, raw, ir.type(name), where, display)
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"{display}: inputs have different numbers of rows {lengths}", loc(*key))
+    if next(iter(lengths.values())) == 0:
+        raise DataError(f"{display} has no rows", loc(*key))
+    return arrays
+
+
+# ---- fitting and checking ----------------------------------------------------------------
+
+
+def _static_numel(t: TensorType) -> int | None:
+    rest = t.shape[1:]
+    if not all(isinstance(d, int) for d in rest):
+        return None
+    return math.prod(rest)  # type: ignore[arg-type]
+
+
+def _fit(name: str, a: np.ndarray, t: TensorType, loc: Location | None, file: str = "") -> Any:
+    """``a`` shaped and typed as input ``name`` is declared (batch first), or a DataError."""
+    src = f"{file}: " if file else ""
+    shape = t.shape
+    a = np.asarray(a)
+    if a.ndim == 0 or len(shape) == 0:
+        raise DataError(f"{src}input '{name}' is declared {t}; data must have a batch axis", loc)
+    n = a.shape[0]
+    static = _static_numel(t)
+    fits = a.ndim == len(shape) and all(
+        not isinstance(d, int) or d == s for d, s in zip(shape[1:], a.shape[1:]))
+    if not fits and static is not None and math.prod(a.shape[1:]) == static:
+        a = a.reshape((n,) + tuple(shape[1:]))  # e.g. [n] -> [n, 1], [n, 8] -> [n, 8, 1]
+        fits = True
+    if not fits:
+        got = "[" + ", ".join(["n"] + [str(d) for d in a.shape[1:]]) + "]"
+        raise DataError(f"{src}data for input '{name}' has shape {got}, but it is declared {t}",
+                        loc)
+    if t.dtype == "int":
+        if a.dtype.kind == "f":
+            bad = a != np.round(a)
+            if bad.any():
+                i = int(np.argwhere(bad)[0][0])
+                raise DataError(f"{src}input '{name}' is declared int, but row {i} holds "
+                                f"{a.reshape(n, -1)[i][:4].tolist()}", loc)
+        return a.astype(np.int64)
+    return a.astype(np.float64)
+
+
+def _check_targets(ir: IR, arrays: Arrays, targets: list[str], loc: Location | None) -> None:
+    for name in targets:
+        y = arrays[name]
+        if ir.type(name).dtype == "int":
+            classes = _classes_of(ir, name)
+            if classes is None:
+                continue
+            bad = (y < 0) | (y >= classes)
+            if bad.any():
+                i = int(np.argwhere(bad)[0][0])
+                raise DataError(
+                    f"label {int(y.reshape(len(y), -1)[i].max())} in row {i} of '{name}' is out "
+                    f"of range: the prediction has {classes} classes (labels 0..{classes - 1})",
+                    loc)
+            continue
+        losses = {ir.node(c)["op"] for _, c in ir.graph.out_edges(name)}
+        if losses & PROBABILITY_TARGETS and ((y < 0) | (y > 1)).any():
+            i = int(np.argwhere((y < 0) | (y > 1))[0][0])
+            raise DataError(
+                f"target '{name}' must lie in [0, 1] for {sorted(losses & PROBABILITY_TARGETS)[0]}"
+                f"; row {i} holds {y.reshape(len(y), -1)[i][:4].tolist()}", loc)
+
+
+def _split(arrays: Arrays, data: DataSpec, seed: int, loc: Any) -> dict[str, Arrays]:
+    n = len(next(iter(arrays.values())))
+    n_val = int(round(n * data.val_split))
+    if data.val_split > 0:
+        n_val = max(n_val, 1)
+    if n - n_val < 1:
+        raise DataError(f"{n} samples leave none for training with val_split {data.val_split}",
+                        loc("val_split"))
+    # Shuffled before splitting unless ``shuffle: false`` (then the last rows validate,
+    # as for time series).
+    order = seeds.stream(seed, seeds.SPLIT).permutation(n) if data.shuffle else np.arange(n)
+    tr, va = order[: n - n_val], order[n - n_val:]
+    out = {"train": {k: v[tr] for k, v in arrays.items()}}
+    if n_val:
+        out["val"] = {k: v[va] for k, v in arrays.items()}
+    return out
