@@ -128,8 +128,9 @@ def verify(
         if steps > 0 and len(programs) == len(backends):
             from graphspec.verify_steps import trajectory_rows
 
+            grads0 = runs.get(ref, {}).get("grad")
             report.rows += trajectory_rows(ir, programs, ref, params, pool, b, steps, rng,
-                                           dtype, report)
+                                           dtype, report, grads0)
         if blame and any(r.check in ("grad", "fd", "state") and not r.ok for r in report.rows):
             from graphspec.verify_blame import blame_rows
 
@@ -267,18 +268,30 @@ def fd_rows(
 def fd_exempt(ir: IR, leaf: str) -> str | None:
     """Why central differences cannot check ``leaf``'s gradient, or None.
 
-    Ops whose gradient is deliberately not the derivative of their forward (a
-    straight-through estimator, stop_gradient, a REINFORCE surrogate) say so with an
-    ``fd_exempt`` attribute (a reason; a property when it depends on the attributes)."""
-    losses = [lid for lid, _ in ir.losses]
+    Two cases.  An op whose gradient is deliberately not the derivative of its forward (a
+    straight-through estimator) says so with an ``fd_exempt`` attribute (the reason; a
+    property when it depends on the attributes).  And a leaf that reaches the loss through
+    an argument its op declares non-differentiable (``stop_gradient``, a loss's target, a
+    REINFORCE surrogate's reward) moves the loss in a way its gradient leaves out by design.
+    """
     up: set[str] = set()
-    for lid in losses:
+    for lid, _ in ir.losses:
         up |= nx.ancestors(ir.graph, lid) | {lid}
-    for n in sorted((nx.descendants(ir.graph, leaf) | {leaf}) & up):
+    reach = nx.descendants(ir.graph, leaf) | {leaf}
+    for n in sorted(reach & up):
         node = ir.node(n)
-        reason = getattr(node.get("attrs"), "fd_exempt", None) if node["kind"] == "op" else None
+        if node["kind"] != "op":
+            continue
+        reason = getattr(node["attrs"], "fd_exempt", None)
         if reason:
             return f"'{n}' ({node['op']}): {reason}"
+        args = node["inputs"]
+        n_state = len(node.get("state", []))
+        flags = REGISTRY[node["op"]].differentiable(len(args) - n_state, node["n_inputs"])
+        for a, flag in zip(args, flags):
+            if a in reach and not flag:
+                return (f"it reaches the loss through '{a}', an argument '{n}' ({node['op']}) "
+                        "declares non-differentiable")
     return None
 
 

@@ -9,8 +9,6 @@ numbers.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from graphspec.ir.graph import IR
@@ -26,28 +24,20 @@ def data_pool(ir: IR, rng: np.random.Generator) -> tuple[Arrays, str]:
     """Training arrays to draw batches from, and where they came from."""
     spec = ir.spec
     train = getattr(spec, "train", None)
+    why = "the spec has no train.data"
     if train is not None:
-        arrays = _from_driver(spec)
-        if arrays:
-            return arrays, f"train.data ({train.data.source or train.data.path})"
+        try:
+            from graphspec.train.data import load_data
+
+            split = load_data(spec, ir, ir.seed).splits["train"]
+            arrays = {k: np.asarray(v) for k, v in split.items() if k in ir.inputs}
+            if set(arrays) == set(ir.inputs):
+                return arrays, f"train.data ({train.data.source or train.data.path})"
+            why = "train.data does not fill every input"
+        except Exception as e:  # verification still checks gradients on random inputs
+            why = f"train.data unavailable ({type(e).__name__}: {e})"
     n = DEFAULT_BATCH * POOL_BATCHES
-    return random_inputs(ir, n, rng), f"random inputs (pool of {n})"
-
-
-def _from_driver(spec: Any) -> Arrays | None:
-    """The training split from graphspec.train.data, when that module can make it."""
-    try:
-        from graphspec.train import data as data_mod  # written by the training driver
-    except ImportError:
-        return None
-    make = getattr(data_mod, "load_data", None) or getattr(data_mod, "make_splits", None)
-    if make is None:
-        return None
-    splits = make(spec)
-    train = splits.get("train") if isinstance(splits, dict) else getattr(splits, "train", None)
-    if not train:
-        return None
-    return {k: np.asarray(v) for k, v in train.items() if k in spec.inputs}
+    return random_inputs(ir, n, rng), f"random inputs (pool of {n}; {why})"
 
 
 def batch_size(ir: IR, pool: Arrays) -> int:

@@ -110,7 +110,8 @@ class Report:
         if self.ok:
             return f"PASS: {len(self.rows)} checks agree ({what})"
         bad = self.failures
-        names = ", ".join(_short(r) for r in bad[:4]) + (", ..." if len(bad) > 4 else "")
+        labels = list(dict.fromkeys(_short(r) for r in bad))
+        names = ", ".join(labels[:4]) + (", ..." if len(labels) > 4 else "")
         blamed = [r for r in bad if r.check == "vjp" and r.node]
         suspect = ""
         if blamed:

@@ -70,7 +70,8 @@ class Optimizer:
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> Arrays:
-        return {f"{name}/{k}": np.array(v) for name, st in self.state.items() for k, v in st.items()}
+        return {f"{name}/{k}": np.array(v)
+                for name, st in self.state.items() for k, v in st.items()}
 
     def load_state_dict(self, flat: Arrays, params: Arrays) -> None:
         """Restore state saved by :meth:`state_dict`; checks names, buffers and shapes."""

@@ -37,7 +37,8 @@ class NumpyTrainer:
         self.load_params(params)
         self.optimizer = make_optimizer(train.optimizer, param_groups(self.ir, train.optimizer))
         self.data: dict[str, Arrays] = {}
-        self._norms: dict[str, float] = {}
+        self._norms: dict[str, float] = {}  # pre-clipping norms of the last step (clipping)
+        self._last_grads: Arrays = {}
         self._stochastic = bool(self.ir.stochastic_nodes)
 
     # ---- data ----------------------------------------------------------------------------
@@ -54,28 +55,35 @@ class NumpyTrainer:
         sums: dict[str, float] = {}
         rows = 0
         clip = self.train.clip_grad_norm
-        for step, idx in enumerate(batches):
-            x = {k: v[idx] for k, v in data.items()}
-            before = rng.bit_generator.state if self._stochastic else None
-            loss, terms, grads, new_state = self.module.loss_and_grads(self._p, x, True, None, rng)
-            if not math.isfinite(loss):
-                raise self._nonfinite(float(loss), epoch, step, x, before)
-            grads = {k: grads[k] for k in self.ir.params}
-            if clip is not None:
-                grads, _, self._norms = clip_grad_norm(grads, clip)
-            else:
-                self._norms = {}
-                self._last_grads = grads
-            factor = lr_factor(self.train.schedule, epoch, step, len(batches))
-            self.optimizer.step(self._p, grads, factor)
-            for k, v in new_state.items():  # batch-norm running statistics
-                self._p[k] = np.asarray(v, dtype=self.dtype)
-            n = len(idx)
-            rows += n
-            sums["loss"] = sums.get("loss", 0.0) + float(loss) * n
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
+        with np.errstate(all="ignore"):  # overflow is reported as NonFiniteLoss, not warnings
+            for step, idx in enumerate(batches):
+                self._step(data, idx, rng, epoch, step, len(batches), clip, sums)
+                rows += len(idx)
         return {k: v / max(rows, 1) for k, v in sums.items()}
+
+    def _step(
+        self, data: Arrays, idx: np.ndarray, rng: np.random.Generator, epoch: int, step: int,
+        steps: int, clip: float | None, sums: dict[str, float],
+    ) -> None:
+        x = {k: v[idx] for k, v in data.items()}
+        # The generator's state before the step lets a failure replay the same noise.
+        before = rng.bit_generator.state if self._stochastic else None
+        loss, terms, grads, new_state = self.module.loss_and_grads(self._p, x, True, None, rng)
+        if not math.isfinite(loss):
+            raise self._nonfinite(float(loss), epoch, step, x, before)
+        grads = {k: grads[k] for k in self.ir.params}
+        if clip is not None:
+            grads, _, self._norms = clip_grad_norm(grads, clip)
+        else:
+            self._norms = {}
+        self._last_grads = grads
+        self.optimizer.step(self._p, grads, lr_factor(self.train.schedule, epoch, step, steps))
+        for k, v in new_state.items():  # batch-norm running statistics
+            self._p[k] = np.asarray(v, dtype=self.dtype)
+        n = len(idx)
+        sums["loss"] = sums.get("loss", 0.0) + float(loss) * n
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
 
     def _nonfinite(
         self, loss: float, epoch: int, step: int, x: Arrays, rng_state: Any
@@ -87,7 +95,8 @@ class NumpyTrainer:
         culprit = first_nonfinite(self.ir, self._p, x, training=True, rng=rng)
         where = culprit.describe(self.ir) if culprit else "no single node (could not localize)"
         return NonFiniteLoss(
-            f"loss is {loss} at epoch {epoch + 1}, step {step + 1}: first non-finite value: {where}",
+            f"loss is {loss} at epoch {epoch + 1}, step {step + 1}: "
+            f"first non-finite value: {where}",
             epoch, step, culprit.node if culprit else None,
         )
 
@@ -108,7 +117,8 @@ class NumpyTrainer:
         for start in range(0, n, EVAL_CHUNK):
             x = {k: v[start:start + EVAL_CHUNK] for k, v in data.items()}
             rows = len(next(iter(x.values())))
-            loss, terms, metrics, _, _ = self.module.evaluate(self._p, x, False, None, rng)
+            with np.errstate(all="ignore"):
+                loss, terms, metrics, _, _ = self.module.evaluate(self._p, x, False, None, rng)
             for k, v in [("loss", loss), *terms.items(), *metrics.items()]:
                 sums[k] = sums.get(k, 0.0) + float(v) * rows
         return {k: v / n for k, v in sums.items()}
@@ -141,7 +151,6 @@ class NumpyTrainer:
         self.optimizer.load_state_dict(state, self._p)
 
     def grad_norms(self) -> dict[str, float]:
-        if self._norms:
+        if self._norms:  # clipping measured them before scaling
             return dict(self._norms)
-        grads = getattr(self, "_last_grads", {})
-        return {k: float(np.linalg.norm(g.ravel())) for k, g in grads.items()}
+        return {k: float(np.linalg.norm(g.ravel())) for k, g in self._last_grads.items()}

@@ -16,7 +16,10 @@ produce the same numbers by construction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
+import numpy as np
+import torch
 import torch.nn as nn
 
 from graphspec.codegen import Call, Plan, last_uses, literal
@@ -61,9 +64,9 @@ def generate(ir: IR, spec_file: str | None = None) -> str:
         "`model.train()` / `model.eval()` switch batch norm and dropout as usual.",
         "",
         "Parameters are attributes named after the spec's ids ('.' written '_'; SPEC_NAMES maps",
-        "them). They start at zero: load the initial values `graphspec compile` wrote next to",
-        "this file (a .pt of plain tensors, read with weights_only=True), or a graphspec",
-        "checkpoint (.npz, read without numpy):",
+        "them). Randomly initialized ones start at zero: load the initial values `graphspec",
+        "compile` wrote next to this file (a .pt of plain tensors, read with weights_only=True)",
+        "or a graphspec checkpoint (.npz, read without numpy):",
         "",
         "    model = Model(dtype=torch.float64)",
         "    model.load_params('model.pt')",
@@ -89,6 +92,17 @@ def generate(ir: IR, spec_file: str | None = None) -> str:
         *_readers(),
     ]
     return "\n".join(out) + "\n"
+
+
+def write_initial_params(ir: IR, params: dict[str, np.ndarray], module_path: str | Path) -> Path:
+    """The ``graphspec compile`` hook: the parameters beside the module as ``<module>.pt``, a
+    torch file of plain float64 tensors keyed by spec name (``Model.load_params`` reads it
+    with ``weights_only=True``; no pickled objects, no numpy needed to read it)."""
+    path = Path(module_path).with_suffix(".pt")
+    names = list(ir.params) + list(ir.state)
+    tensors = {k: torch.from_numpy(np.array(params[k], dtype=np.float64)) for k in names}
+    torch.save(tensors, str(path))
+    return path
 
 
 def _tables(ir: IR, plan: Plan) -> list[str]:
@@ -149,13 +163,13 @@ def _model(ir: IR, plan: Plan, fn_of: dict[str, str]) -> list[str]:
     for p in ir.params:
         shape = literal(tuple(ir.type(p).shape))
         lines.append(
-            f"        self.{plan.var(p)} = nn.Parameter(torch.zeros({shape}, **kw))"
+            f"        self.{plan.var(p)} = nn.Parameter({_fill(ir.node(p), shape)})"
             f"  # {p}{_where(ir, p)}"
         )
     for s in ir.state:
         shape = literal(tuple(ir.type(s).shape))
         lines.append(
-            f"        self.register_buffer({plan.var(s)!r}, {_buffer_init(ir.node(s), shape)})"
+            f"        self.register_buffer({plan.var(s)!r}, {_fill(ir.node(s), shape)})"
             f"  # {s}{_where(ir, s)}"
         )
     outs = [f"output:{k}" for k in ir.outputs]
@@ -186,13 +200,17 @@ def _where(ir: IR, nid: str) -> str:
     return f"  ({src})" if src else ""
 
 
-def _buffer_init(node: dict, shape: str) -> str:
+def _fill(node: dict, shape: str) -> str:
+    """Constant initializers are reproduced; random ones start at zero (load_params)."""
     init = node.get("init")
     name = init if isinstance(init, str) else (init or {}).get("name")
     if name == "ones":
         return f"torch.ones({shape}, **kw)"
     if name == "constant":
-        return f"torch.full({shape}, {float(init.get('value', 0.0))!r}, **kw)"
+        value = init.get("value", 0.0)
+        if isinstance(value, list):  # an array (the `constant` op's value), broadcast
+            return f"torch.tensor({literal(value)}, **kw).expand({shape}).clone()"
+        return f"torch.full({shape}, {float(value)!r}, **kw)"
     return f"torch.zeros({shape}, **kw)"
 
 
@@ -257,10 +275,12 @@ def _statements(plan: Plan, fn_of: dict[str, str], ops: list[str]) -> list[_Stmt
         if nz is not None:
             nv = fresh(f"noise_{c.var}")
             like = c.arg_nodes[nz.like]
-            stmts.append((
-                [f"{nv} = _draw(noise, {nid!r}, {nz.kind!r}, {expr(like)}, self.generator)"],
-                {nv}, local(like),
-            ))
+            draw = f"_draw(noise, {nid!r}, {nz.kind!r}, {expr(like)}, self.generator)"
+            if c.opdef.uses_training:
+                # Ops that behave differently in training (dropout) use noise only there:
+                # evaluation draws nothing, and an exported graph holds no random node.
+                draw += " if self.training else None"
+            stmts.append(([f"{nv} = {draw}"], {nv}, local(like)))
             parts.append(f"noise={nv}")
             uses.add(nv)
         call = f"{fn_of[c.opdef.name]}({', '.join(parts)})  # {c.comment}"

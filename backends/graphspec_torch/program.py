@@ -17,8 +17,9 @@ import torch
 from graphspec.backend import Arrays, CompileOptions, LossResult
 from graphspec.codegen import Plan
 from graphspec.ir.graph import IR
+from graphspec.ops import REGISTRY
 from graphspec.sourcecode import load_module
-from graphspec_torch.codegen import generate
+from graphspec_torch.codegen import generate, write_initial_params
 from graphspec_torch.device import (
     autocast,
     no_tf32,
@@ -71,9 +72,7 @@ class TorchProgram:
         path.write_text(self._source)
         written = [path]
         if params is not None:
-            weights = path.with_suffix(".pt")
-            save_params(params, weights)
-            written.append(weights)
+            written.append(write_initial_params(self.ir, params, path))
         return written
 
     # ---- conversion at the boundary ------------------------------------------------------
@@ -156,7 +155,8 @@ class TorchProgram:
                 tuple(t.shape), dtype=self._numpy(t).dtype
             )
         return LossResult(
-            float(loss), {k: float(v) for k, v in terms.items()}, grads, self._state("losses")
+            float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()}, grads,
+            self._state("losses"),
         )
 
     def trainer(self, params: Arrays, train: Any, seed: int) -> Any:
@@ -165,14 +165,12 @@ class TorchProgram:
         return TorchTrainer(self, params, train, seed)
 
 
-def save_params(params: Arrays, path: str | Path) -> None:
-    """Parameters as a torch file of plain tensors keyed by spec name (no pickled objects)."""
-    torch.save({k: torch.from_numpy(np.array(v)) for k, v in params.items()}, str(path))
-
-
 def _state_read_by(ir: IR, ops: list[str]) -> list[str]:
+    """State the ops update (as numpy reports it); read-only buffers (constant's) are not."""
     out: list[str] = []
     for n in ops:
+        if not REGISTRY[ir.node(n)["op"]].has_state:
+            continue
         out += [s for s in ir.node(n)["inputs"] if s in ir.state and s not in out]
     return out
 

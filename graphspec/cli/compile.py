@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if written is not None:
         print(f"wrote {written} ({ir.param_count():,} parameters)", file=sys.stderr)
     else:
-        print(f"note: the {args.backend} backend does not write initial parameters; "
-              "the module initializes its own", file=sys.stderr)
+        print(f"note: no initial parameters written: the {args.backend} backend has no "
+              f"codegen.{PARAMS_HOOK}(ir, params, module_path)", file=sys.stderr)
     return 0
 
 

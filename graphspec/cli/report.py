@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else (runs[0] if len(runs) == 1 else Path("report"))
     plots = import_feature("graphspec.plots", "reports")
     report = require_attr(plots, "report", "reports")
-    written = report(runs, out)
-    print(f"report written to {written or out}", file=sys.stderr)
+    for path in report(runs, out) or []:
+        print(f"wrote {path}", file=sys.stderr)
     return 0

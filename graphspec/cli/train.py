@@ -60,14 +60,19 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plots = import_feature("graphspec.plots", "plotting (--plot)")
         report = require_attr(plots, "report", "plotting (--plot)")
-        written = report([out], out)
-        print(f"plots written to {written or out}", file=sys.stderr)
+        for path in report([out], out) or []:
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
 def _print_summary(run_result: Any, out: Path) -> None:
-    summary = getattr(run_result, "summary", None)
-    text = summary() if callable(summary) else summary
-    if isinstance(text, str) and text:
-        print(text)
+    """One line a person reads at the end of a run: how it ended and the final figures."""
+    status = getattr(run_result, "status", None)
+    epochs = getattr(run_result, "epochs", None)
+    final = getattr(run_result, "final", None) or {}
+    if status is not None:
+        head = f"{status} after {epochs} epoch{'s' * (epochs != 1)}" if epochs else str(status)
+        shown = {k: v for k, v in final.items() if k.startswith("val_")} or final
+        figures = ", ".join(f"{k} {v:.4g}" for k, v in shown.items() if isinstance(v, float | int))
+        print(head + (f": {figures}" if figures else ""))
     print(f"run saved in {out}")

@@ -92,7 +92,9 @@ def build_expanded(ex: Expanded, spec: Spec) -> IR:
     from graphspec.ir.checks import run_checks
 
     run_checks(ir)
-    return ir
+    from graphspec.ir.estimators import add_reinforce_surrogates
+
+    return add_reinforce_surrogates(ir)
 
 
 def _looks_like_param(ref: str, flat: dict[str, FlatNode]) -> bool:
@@ -251,4 +253,6 @@ def _shape_error(g: nx.MultiDiGraph, n: FlatNode, ins: list[str], msg: str) -> S
     notes = [
         (f"'{i}' has shape {g.nodes[i]['type']}", g.nodes[i].get("src")) for i in dict.fromkeys(ins)
     ]
+    if n.block and n.used_at is not None:
+        notes.append((f"in block '{n.block[-1]}' used here", n.used_at))
     return SpecError(f"shape mismatch in '{n.id}' ({n.op}): {msg}", n.src, notes=notes)

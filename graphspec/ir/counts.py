@@ -43,6 +43,7 @@ def check_param_budget(ir: IR, limit: int) -> None:
         (f"'{p}' has {ir.type(p).numel():,} parameters {list(ir.type(p).shape)}",
          ir.node(p).get("src"))
         for p in biggest[1:3]
+        if ir.node(p).get("src") != first.get("src")
     ]
     raise SpecError(
         f"the model has {total:,} parameters, more than the budget of {limit:,} (--max-params); "

@@ -92,8 +92,11 @@ class Softplus(Elementwise):
         yield Sample({"x": np.clip(rng.normal(size=(3, 4)) * 3, -15, 15)})
         yield Sample({"x": rng.normal(size=(5,))}, {"beta": 2.0})
         yield Sample({"x": _extremes(rng)}, note="±1000: linear and zero branches")
-        yield Sample({"x": np.array([-3.0, 0.5, 4.0, 12.0])}, {"beta": 0.5, "threshold": 5.0},
-                     note="custom threshold (beta x = 6 is above it)")
+        yield Sample(
+            {"x": np.array([-3.0, 0.5, 4.0, 12.0])},
+            {"beta": 0.5, "threshold": 5.0},
+            note="custom threshold (beta x = 6 is above it)",
+        )
 
 
 @op("elu")

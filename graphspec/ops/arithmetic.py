@@ -59,12 +59,15 @@ class _Binary(Attrs):
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
         yield Sample({"a": rng.normal(size=(3, 4)), "b": _away_from_zero(rng, (3, 4))})
-        yield Sample({"a": rng.normal(size=(2, 3, 4)), "b": _away_from_zero(rng, (4,))},
-                     note="rank 3 with a vector (b's gradient sums over two axes)")
-        yield Sample({"a": rng.normal(size=(3, 1)), "b": _away_from_zero(rng, (1, 4))},
-                     note="both sides broadcast")
-        yield Sample({"a": rng.normal(size=(2, 3)), "b": _away_from_zero(rng, ())},
-                     note="a scalar")
+        yield Sample(
+            {"a": rng.normal(size=(2, 3, 4)), "b": _away_from_zero(rng, (4,))},
+            note="rank 3 with a vector (b's gradient sums over two axes)",
+        )
+        yield Sample(
+            {"a": rng.normal(size=(3, 1)), "b": _away_from_zero(rng, (1, 4))},
+            note="both sides broadcast",
+        )
+        yield Sample({"a": rng.normal(size=(2, 3)), "b": _away_from_zero(rng, ())}, note="a scalar")
 
 
 @op("add", inputs=[Input("x", variadic=True)])
@@ -81,9 +84,8 @@ class Add(Attrs):
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
         yield Sample({"x": [rng.normal(size=(3, 4)), rng.normal(size=(3, 4))]})
-        yield Sample({"x": [rng.normal(size=(2, 3, 4)), rng.normal(size=(4,)),
-                            rng.normal(size=(3, 1)), rng.normal(size=())]},
-                     note="four inputs, broadcast")
+        four = [rng.normal(size=s) for s in [(2, 3, 4), (4,), (3, 1), ()]]
+        yield Sample({"x": four}, note="four inputs, broadcast")
         yield Sample({"x": [rng.normal(size=(2, 3))]}, note="a single input")
 
 
@@ -144,8 +146,11 @@ class Log(_Unary):
     def samples(cls, rng: np.random.Generator) -> Any:
         yield Sample({"x": _positive(rng, (3, 4))})
         yield Sample({"x": _positive(rng, (2, 3, 2))}, {"eps": 0.0}, note="plain log")
-        yield Sample({"x": np.array([1e-20, 0.0, -1.0, 0.7])}, {"eps": 1e-3},
-                     note="clamped below eps: value log(eps), gradient 0")
+        yield Sample(
+            {"x": np.array([1e-20, 0.0, -1.0, 0.7])},
+            {"eps": 1e-3},
+            note="clamped below eps: value log(eps), gradient 0",
+        )
 
 
 @op("square")
@@ -254,7 +259,9 @@ class Constant(Attrs):
         try:
             a = np.array(v, dtype=np.float64)
         except (ValueError, TypeError):
-            raise ValueError("value must be a number or a rectangular nested list of numbers")
+            raise ValueError(
+                "value must be a number or a rectangular nested list of numbers"
+            ) from None
         if not np.isfinite(a).all():
             raise ValueError("value must be finite")
         return v

@@ -64,7 +64,7 @@ def _int(t: TensorType) -> int:
     return t.shape[-1] if isinstance(t.shape[-1], int) else 1
 
 
-def _score_params(rng: np.random.Generator, x: np.ndarray) -> dict[str, np.ndarray]:
+def _score_params(rng: np.random.Generator, x: np.ndarray) -> dict[str, Any]:
     if x.ndim == 2:
         n = x.shape[1]
         return {"weight": rng.normal(size=(n, n)) / np.sqrt(n), "bias": rng.normal(size=n)}
@@ -188,6 +188,12 @@ class HardAttention(_Scored):
             raise ShapeError(f"hard_attention selects k={self.k} of only {n} positions in {x}")
         return x
 
+    @property
+    def fd_exempt(self) -> str | None:
+        if self.estimator == "straight_through":
+            return "straight-through: the backward pass uses k * softmax(scores), not the mask"
+        return None
+
     def noise(self) -> Noise | None:
         # Shaped like x; the kernel reads the first feature for rank-3 x (scores are [batch, n]).
         return Noise("uniform", 0) if self.sample else None
@@ -195,7 +201,7 @@ class HardAttention(_Scored):
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
         # Scores at least 0.05 apart: finite differences (eps 1e-6) never flip the selection.
-        def separated(x: np.ndarray, **kw: Any) -> dict[str, np.ndarray]:
+        def separated(x: np.ndarray, **kw: Any) -> dict[str, Any]:
             while True:
                 p = _score_params(rng, x)
                 s = np.sort(_scores(x, p["weight"], p.get("bias")) + kw.get("g", 0.0), axis=1)
@@ -209,11 +215,9 @@ class HardAttention(_Scored):
         x = rng.normal(size=(2, 4, 3))
         yield Sample({"x": x, **separated(x)}, {"estimator": "none"}, note="positions")
         x = rng.normal(size=(4, 5))
-        yield Sample({"x": x, **separated(x)}, {"estimator": "straight_through", "k": 2},
-                     surrogate=("x", "weight", "bias"), note="straight-through")
+        yield Sample({"x": x, **separated(x)}, {"estimator": "straight_through", "k": 2}, note="straight-through")
         x = rng.normal(size=(2, 5, 3))
-        yield Sample({"x": x, **separated(x)}, {"estimator": "straight_through"},
-                     surrogate=("x", "weight"), note="straight-through, positions")
+        yield Sample({"x": x, **separated(x)}, {"estimator": "straight_through"}, note="straight-through, positions")
         x = rng.normal(size=(4, 5))
         u = rng.uniform(0.05, 0.95, size=x.shape)
         gumbel = -np.log(-np.log(u))
@@ -223,8 +227,7 @@ class HardAttention(_Scored):
         u = rng.uniform(0.05, 0.95, size=x.shape)
         gumbel = -np.log(-np.log(u[..., 0]))
         yield Sample({"x": x, "noise": u, **separated(x, g=gumbel)},
-                     {"estimator": "straight_through", "sample": True, "k": 2},
-                     surrogate=("x", "weight"), note="Gumbel top-2, straight-through")
+                     {"estimator": "straight_through", "sample": True, "k": 2}, note="Gumbel top-2, straight-through")
         yield Sample({"x": x, "noise": u, **separated(x)},
                      {"estimator": "none", "sample": True, "k": 2}, training=False,
                      note="evaluation takes the top-k")

@@ -51,8 +51,11 @@ class Linear(Attrs):
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
         yield Sample(
-            {"x": rng.normal(size=(4, 3)), "weight": rng.normal(size=(3, 5)),
-             "bias": rng.normal(size=5)},
+            {
+                "x": rng.normal(size=(4, 3)),
+                "weight": rng.normal(size=(3, 5)),
+                "bias": rng.normal(size=5),
+            },
             {"units": 5},
         )
         yield Sample(
@@ -96,10 +99,14 @@ class MatMul(Attrs):
     def samples(cls, rng: np.random.Generator) -> Any:
         n = rng.normal
         yield Sample({"a": n(size=(3, 4)), "b": n(size=(4, 2))})
-        yield Sample({"a": n(size=(2, 3, 4)), "b": n(size=(4, 5))},
-                     note="batched @ matrix (b's gradient sums over the batch)")
-        yield Sample({"a": n(size=(2, 1, 3, 4)), "b": n(size=(5, 4, 2))},
-                     note="batch axes broadcast both ways")
+        yield Sample(
+            {"a": n(size=(2, 3, 4)), "b": n(size=(4, 5))},
+            note="batched @ matrix (b's gradient sums over the batch)",
+        )
+        yield Sample(
+            {"a": n(size=(2, 1, 3, 4)), "b": n(size=(5, 4, 2))},
+            note="batch axes broadcast both ways",
+        )
         yield Sample({"a": n(size=(4,)), "b": n(size=(4, 3))}, note="vector @ matrix")
         yield Sample({"a": n(size=(2, 3, 4)), "b": n(size=(4,))}, note="batched @ vector")
         yield Sample({"a": n(size=(4,)), "b": n(size=(2, 4, 3))}, note="vector @ batched")
@@ -167,10 +174,15 @@ class Highway(Attrs):
 
         def sample(shape: tuple[int, ...], act: str, note: str = "") -> Sample:
             return Sample(
-                {"x": rng.normal(size=shape), "weight": rng.normal(size=(n, n)),
-                 "bias": rng.normal(size=n) + 0.1, "gate_weight": rng.normal(size=(n, n)),
-                 "gate_bias": rng.normal(size=n)},
-                {"activation": act}, note=note,
+                {
+                    "x": rng.normal(size=shape),
+                    "weight": rng.normal(size=(n, n)),
+                    "bias": rng.normal(size=n) + 0.1,
+                    "gate_weight": rng.normal(size=(n, n)),
+                    "gate_bias": rng.normal(size=n),
+                },
+                {"activation": act},
+                note=note,
             )
 
         for act in ("relu", "tanh", "sigmoid", "identity"):

@@ -97,10 +97,6 @@ class Sample:
     attrs: dict[str, Any] = field(default_factory=dict)
     training: bool = True
     note: str = ""
-    # Arguments whose declared gradient is a surrogate (straight-through, or none for a
-    # REINFORCE sample), not the derivative: finite differences skip them, the other
-    # backend's autograd still checks them.
-    surrogate: tuple[str, ...] = ()
 
 
 class Attrs(BaseModel):

@@ -176,7 +176,11 @@ class Expander:
             if not isinstance(e, ValidationError):
                 raise
             err = error_from_pydantic(e, self.smap, path, opdef.attrs)
-            if err.message.startswith("unknown key"):
+            if err.message.startswith("missing required key"):
+                key = err.message.split("'")[1]
+                err.message = f"op '{opname}' needs attribute '{key}'"
+                err.hint = f"'graphspec ops {opname}' documents its attributes"
+            elif err.message.startswith("unknown key"):
                 key = err.message.split("'")[1]
                 allowed = list(opdef.attrs.model_fields) + NODE_FIELDS
                 err.hint = did_you_mean(key, allowed) or (
@@ -192,11 +196,7 @@ class Expander:
                 opdef.inputs and role == "graph"
             ):
                 if prev is None:
-                    raise SpecError(
-                        f"node '{full}' has no 'in' and there is no previous node to read",
-                        self.loc(path),
-                        hint="name its input: in: " + next(iter(self.spec.inputs)),
-                    )
+                    raise self.no_input_error(full, path, role)
                 refs = [prev]
                 in_locs = [self.loc(path)]
         else:
@@ -232,6 +232,21 @@ class Expander:
         if node.id:
             scope.names[node.id] = full
         return full
+
+    def no_input_error(self, full: str, path: tuple, role: Role) -> SpecError:
+        names = list(self.spec.inputs)
+        if role == "graph" and not self.nodes and len(names) > 1:
+            return SpecError(
+                f"node '{full}' has no 'in', and the spec has several inputs "
+                f"({', '.join(names)}): which one does it read?",
+                self.loc(path),
+                hint=f"name it: in: {names[0]}",
+            )
+        return SpecError(
+            f"node '{full}' has no 'in' and there is no previous node to read",
+            self.loc(path),
+            hint="name its input: in: " + names[0],
+        )
 
     def expand_block(self, node: NodeSpec, path: tuple, scope: _Scope, prev: str | None) -> str:
         assert node.block is not None
@@ -290,7 +305,14 @@ class Expander:
                 block_path=scope.block_path + (bname,), used_at=scope.used_at or self.loc(path),
                 cluster=scope.cluster + (sub[:-1],),
             )
-            out = self.expand_list(block.graph, ("blocks", bname, "graph"), inner, current, "graph")
+            try:
+                out = self.expand_list(
+                    block.graph, ("blocks", bname, "graph"), inner, current, "graph"
+                )
+            except SpecError as e:
+                # The error points into the block's definition; say which use led there.
+                e.notes.append((f"in block '{bname}' used here", self.loc(path)))
+                raise
             assert out is not None
             current = out
         self.aliases[inst] = current

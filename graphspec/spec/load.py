@@ -48,7 +48,7 @@ def error_from_pydantic(
     kind = err["type"]
     if kind == "extra_forbidden":
         key = path[-1]
-        allowed = _allowed_keys(model, loc[:-1])
+        allowed = [k for k in _allowed_keys(model, tuple(err["loc"][:-1])) if k != key]
         hint = did_you_mean(str(key), allowed)
         if hint is None and allowed:
             hint = "allowed keys: " + ", ".join(sorted(allowed))
@@ -58,36 +58,68 @@ def error_from_pydantic(
             hint=hint,
         )
     if kind == "missing":
+        # Point at the key that owns the incomplete mapping ("train:"), not into it.
         return SpecError(f"missing required key '{path[-1]}'" + (
-            f" in {_dotted(path[:-1])}" if path[:-1] else ""), smap.locate(path[:-1]))
+            f" in {_dotted(path[:-1])}" if path[:-1] else ""), smap.locate(path[:-1], key=True))
     if kind in ("literal_error", "union_tag_invalid") and err.get("ctx"):
         ctx = err["ctx"]
         expected = ctx.get("expected") or ctx.get("expected_tags") or ""
         got = err.get("input")
         if kind == "union_tag_invalid":
             got = ctx.get("tag")
+            field = str(ctx.get("discriminator", "")).strip("'")
+            if field.isidentifier():
+                path += (field,)
+                where = _dotted(path)
         choices = [c.strip().strip("'") for c in str(expected).replace(" or ", ",").split(",")]
+        if path == ("graphspec",):
+            return SpecError(
+                f"unsupported format version {got!r}; this graphspec reads version {expected}",
+                smap.locate(path), hint="start the spec with 'graphspec: 1'",
+            )
         hint = did_you_mean(str(got), choices)
         return SpecError(f"{where}: {got!r} is not one of {expected}", smap.locate(path), hint=hint)
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    if kind == "string_pattern_mismatch":
+        pattern = (err.get("ctx") or {}).get("pattern", "")
+        msg = _PATTERN_MEANINGS.get(pattern, msg)
     got = err.get("input")
     shown = "" if isinstance(got, dict | list) or kind == "missing" else f" (got {got!r})"
     return SpecError(f"{where}: {msg}{shown}" if where else msg, smap.locate(path))
 
 
+# What the spec's name patterns mean, for messages people can act on.
+_PATTERN_MEANINGS = {
+    r"^[A-Za-z_][A-Za-z0-9_]*$":
+        "must be an identifier: letters, digits and '_', not starting with a digit",
+    r"^[A-Za-z0-9_.\-]+$": "must be letters, digits, '_', '.' and '-' only",
+}
+
+
 def _is_union_tag(p: Any) -> bool:
-    # pydantic inserts the union member's name (e.g. 'sgd', 'list[...]') into error paths.
-    return isinstance(p, str) and ("[" in p or p in _UNION_TAGS)
+    # pydantic inserts the union member's name into error paths: 'sgd' (a discriminated
+    # union's tag), 'list[...]', 'constrained-int', 'function-after[...]', 'InputSpec'.
+    # Spec keys are identifiers, so anything with '[' or '-' is such a tag.
+    return isinstance(p, str) and ("[" in p or "-" in p or p in _UNION_TAGS)
 
 
 _UNION_TAGS = {"sgd", "adam", "adamw", "rmsprop", "adagrad", "InputSpec", "NodeSpec", "str", "int"}
 
+# At equal depth, an unknown key usually explains a missing one ('unist' for 'units').
+_KIND_RANK = {"extra_forbidden": 0, "missing": 2}
+
 
 def _most_relevant(errors: list[Any]) -> list[Any]:
     # Of a union's alternatives, report the one that got furthest (the longest path).
-    return sorted(errors, key=lambda er: -len(er["loc"]))
+    return sorted(
+        errors,
+        key=lambda er: (
+            -len([p for p in er["loc"] if not _is_union_tag(p)]),
+            _KIND_RANK.get(er["type"], 1),
+        ),
+    )
 
 
 def _dotted(path: tuple) -> str:
@@ -98,29 +130,46 @@ def _dotted(path: tuple) -> str:
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the sub-model at ``loc`` (best effort, for did-you-mean)."""
-    from typing import get_args, get_origin
+    """Field names of the sub-model at ``loc`` (pydantic's raw path, union tags included)."""
+    from typing import get_args
 
     current: Any = model
+    pending: list[Any] = []  # the members of a union met on the way
     for part in loc:
         if isinstance(part, int):
+            continue
+        if pending:
+            tagged = [m for m in pending if _tag_of(m) == part or m.__name__ == part]
+            if tagged:
+                current, pending = tagged[0], []
+                continue
+            current, pending = pending[0], []
+        if _is_union_tag(part):
             continue
         fields = getattr(current, "model_fields", None)
         if not fields or part not in fields:
             return []
-        ann = fields[part].annotation
-        current = _first_model(ann, get_args, get_origin)
-        if current is None:
+        members = _models_in(fields[part].annotation, get_args)
+        if not members:
             return []
+        current, pending = members[0], (members if len(members) > 1 else [])
     fields = getattr(current, "model_fields", {})
     return [f.alias or n for n, f in fields.items()]
 
 
-def _first_model(ann: Any, get_args: Any, get_origin: Any) -> Any:
+def _tag_of(m: type[BaseModel]) -> Any:
+    # The literal value of a discriminated union member's 'name' field ('adam').
+    from typing import get_args
+
+    field = m.model_fields.get("name")
+    args = get_args(field.annotation) if field is not None else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _models_in(ann: Any, get_args: Any) -> list[Any]:
     if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
+        return [ann]
+    out: list[Any] = []
     for a in get_args(ann):
-        m = _first_model(a, get_args, get_origin)
-        if m is not None:
-            return m
-    return None
+        out += _models_in(a, get_args)
+    return out

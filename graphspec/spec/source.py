@@ -21,6 +21,7 @@ from graphspec.errors import Location, SpecError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_VALUES = 200_000  # values after alias expansion; a real spec has a few thousand
+MAX_DEPTH = 100  # nested mappings and lists; a real spec nests fewer than ten
 
 PathKey = tuple[Any, ...]
 
@@ -92,23 +93,92 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     if not text.strip():
         raise SpecError("the file is empty", Location(file, 1, 1), hint="a spec starts with 'graphspec: 1'")
     try:
+        # The parser is a state machine, the composer recurses: bound the nesting first.
+        _check_depth(text, file)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-        problem = e.problem or e.context or "invalid YAML"
-        hint = None
-        if "\t" in text and "tab" in str(problem).lower() + str(e).lower():
-            hint = "YAML indentation must use spaces, not tabs"
-        elif "found character '\\t'" in str(e):
-            hint = "YAML indentation must use spaces, not tabs"
-        raise SpecError(f"invalid YAML: {problem}", loc, hint=hint) from None
-    except yaml.YAMLError as e:  # composer errors without marks, e.g. several documents
+        raise _yaml_error(e, text, file) from None
+    except yaml.YAMLError as e:  # composer errors without marks
         raise SpecError(f"invalid YAML: {e}", Location(file)) from None
     if node is None:
         raise SpecError("the file holds no YAML document", Location(file, 1, 1))
+    _check_expansion(node, file)
     builder = _Builder(smap)
     return builder.build(node, ()), smap
+
+
+def _yaml_error(e: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
+    """PyYAML's problem as the headline, its context ("while parsing a flow sequence") as a
+    note at the place that context started (where an unclosed bracket was opened)."""
+    mark = e.problem_mark or e.context_mark
+    loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+    problem = str(e.problem or e.context or "invalid YAML")
+    if problem.startswith("but "):  # "expected a single document..., but found another"
+        problem = problem[4:]
+    notes = []
+    if e.context and e.problem and e.context_mark is not None:
+        cm = e.context_mark
+        notes.append((str(e.context), Location(file, cm.line + 1, cm.column + 1)))
+    hint = None
+    if "\\t" in problem or "tab" in problem.lower():
+        hint = "YAML indentation must use spaces, not tabs"
+    return SpecError(f"invalid YAML: {problem}", loc, notes=notes, hint=hint)
+
+
+def _check_depth(text: str, file: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                m = event.start_mark
+                raise SpecError(
+                    f"the document nests more than {MAX_DEPTH} levels deep",
+                    Location(file, m.line + 1, m.column + 1),
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    """Refuse, before building anything, a document whose aliases multiply it past
+    MAX_VALUES values (a "billion laughs"): sizes are computed once per distinct node, so
+    this takes time proportional to the text, not to the expansion."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            total = 1 + sum(size[id(c)] for c in _children(node))
+            size[key] = min(total, MAX_VALUES + 1)
+            if size[key] > MAX_VALUES:
+                m = node.start_mark
+                raise SpecError(
+                    f"document expands to more than {MAX_VALUES:,} values (alias bomb?)",
+                    Location(file, m.line + 1, m.column + 1),
+                    hint="aliases (*name) may not multiply a document beyond the limit",
+                )
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            m = node.start_mark
+            raise SpecError("an alias refers to a node that contains it (a recursive alias)",
+                            Location(file, m.line + 1, m.column + 1))
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in size)
 
 
 class _Builder:
@@ -129,8 +199,9 @@ class _Builder:
                 hint="aliases (*name) may not multiply a document beyond the limit",
             )
         if node.tag not in _CORE_TAGS:
+            shown = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise SpecError(
-                f"YAML tag '{node.tag}' is not allowed",
+                f"YAML tag '{shown}' is not allowed",
                 self.loc(node),
                 hint="specs use plain YAML: mappings, lists, strings, numbers, booleans and null",
             )

@@ -44,7 +44,8 @@ class Dataset:
 
 def input_roles(ir: IR) -> tuple[list[str], list[str]]:
     """(feature inputs, target inputs) in declaration order."""
-    features, targets = [], []
+    features: list[str] = []
+    targets: list[str] = []
     for name in ir.inputs:
         uses = list(ir.graph.out_edges(name, data=True))
         is_target = bool(uses)
@@ -75,8 +76,9 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
 
     features, targets = input_roles(ir)
     note = ""
+    strata = None
     if data.source is not None:
-        arrays, note = _synthetic(data, ir, features, targets, data_seed, loc)
+        arrays, note, strata = _synthetic(data, ir, features, targets, data_seed, loc)
     else:
         assert data.path is not None
         arrays = _from_file(spec, ir, data.path, ("path",), features, targets, loc)
@@ -85,7 +87,7 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
         val = _from_file(spec, ir, data.val_path, ("val_path",), features, targets, loc)
         _check_targets(ir, val, targets, loc("val_path"))
         return Dataset({"train": arrays, "val": val}, note)
-    return Dataset(_split(arrays, data, data_seed, loc), note)
+    return Dataset(_split(arrays, data, data_seed, loc, strata), note)
 
 
 # ---- synthetic ---------------------------------------------------------------------------
@@ -93,7 +95,7 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
 
 def _synthetic(
     data: DataSpec, ir: IR, features: list[str], targets: list[str], seed: int, loc: Any
-) -> tuple[Arrays, str]:
+) -> tuple[Arrays, str, np.ndarray | None]:
     source = data.source
     assert source is not None
     if len(features) != 1 or len(targets) > 1:
@@ -126,7 +128,7 @@ def _synthetic(
         arrays[tname] = _fit(tname, _target_form(syn.y, syn.regression, classes, data,
                                                  ir.type(tname), tname, loc),
                              ir.type(tname), loc("source"))
-    return arrays, syn.note
+    return arrays, syn.note, syn.strata
 
 
 def _classes(data: DataSpec, ir: IR, targets: list[str], source: str, loc: Any) -> int:
@@ -141,11 +143,11 @@ def _classes(data: DataSpec, ir: IR, targets: list[str], source: str, loc: Any) 
 
 
 def _classes_of(ir: IR, target: str) -> int | None:
-    """Classes implied by the prediction a target is compared with: its last dimension
-    (a single logit means two classes)."""
+    """Classes implied by the prediction a loss or metric compares a target with: its last
+    dimension (a single logit means two classes)."""
     for _, consumer in ir.graph.out_edges(target):
         node = ir.node(consumer)
-        if node.get("role") != "loss" or not node["inputs"]:
+        if node.get("role") not in ("loss", "metric") or not node["inputs"]:
             continue
         shape = ir.type(node["inputs"][0]).shape
         if shape and isinstance(shape[-1], int):
@@ -231,7 +233,7 @@ def _static_numel(t: TensorType) -> int | None:
     rest = t.shape[1:]
     if not all(isinstance(d, int) for d in rest):
         return None
-    return math.prod(rest)  # type: ignore[arg-type]
+    return math.prod(int(d) for d in rest)
 
 
 def _fit(name: str, a: np.ndarray, t: TensorType, loc: Location | None, file: str = "") -> Any:
@@ -245,7 +247,8 @@ def _fit(name: str, a: np.ndarray, t: TensorType, loc: Location | None, file: st
     static = _static_numel(t)
     fits = a.ndim == len(shape) and all(
         not isinstance(d, int) or d == s for d, s in zip(shape[1:], a.shape[1:]))
-    if not fits and static is not None and math.prod(a.shape[1:]) == static:
+    if not fits and a.ndim != len(shape) and static is not None and (
+            math.prod(a.shape[1:]) == static):
         a = a.reshape((n,) + tuple(shape[1:]))  # e.g. [n] -> [n, 1], [n, 8] -> [n, 8, 1]
         fits = True
     if not fits:
@@ -286,7 +289,12 @@ def _check_targets(ir: IR, arrays: Arrays, targets: list[str], loc: Location | N
                 f"; row {i} holds {y.reshape(len(y), -1)[i][:4].tolist()}", loc)
 
 
-def _split(arrays: Arrays, data: DataSpec, seed: int, loc: Any) -> dict[str, Arrays]:
+def _split(
+    arrays: Arrays, data: DataSpec, seed: int, loc: Any, strata: np.ndarray | None = None
+) -> dict[str, Arrays]:
+    """Train and validation rows.  Shuffled first unless ``shuffle: false`` (then the last
+    rows validate, as for time series); synthetic classification data is split per class
+    (per corner for xor/and/or) so that both splits keep the generated proportions."""
     n = len(next(iter(arrays.values())))
     n_val = int(round(n * data.val_split))
     if data.val_split > 0:
@@ -294,11 +302,26 @@ def _split(arrays: Arrays, data: DataSpec, seed: int, loc: Any) -> dict[str, Arr
     if n - n_val < 1:
         raise DataError(f"{n} samples leave none for training with val_split {data.val_split}",
                         loc("val_split"))
-    # Shuffled before splitting unless ``shuffle: false`` (then the last rows validate,
-    # as for time series).
-    order = seeds.stream(seed, seeds.SPLIT).permutation(n) if data.shuffle else np.arange(n)
-    tr, va = order[: n - n_val], order[n - n_val:]
-    out = {"train": {k: v[tr] for k, v in arrays.items()}}
-    if n_val:
-        out["val"] = {k: v[va] for k, v in arrays.items()}
-    return out
+    if n_val == 0:  # batches are reshuffled every epoch anyway
+        return {"train": dict(arrays)}
+    if not data.shuffle:
+        tr, va = np.arange(n - n_val), np.arange(n - n_val, n)
+    elif strata is None:
+        order = seeds.stream(seed, seeds.SPLIT).permutation(n)
+        tr, va = order[: n - n_val], order[n - n_val:]
+    else:
+        perm = seeds.stream(seed, seeds.SPLIT).permutation(n)
+        order = perm[np.argsort(strata[perm], kind="stable")]  # random within each stratum
+        counts = np.bincount(strata)[np.unique(strata)]
+        # n_val shared out in proportion to the strata (largest remainders round up)
+        quota = counts * n_val / n
+        take = np.floor(quota).astype(int)
+        for i in np.argsort(-(quota - take), kind="stable")[: n_val - int(take.sum())]:
+            take[i] += 1
+        val_mask = np.zeros(n, dtype=bool)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        for start, k in zip(starts, take):
+            val_mask[order[start:start + k]] = True
+        tr, va = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+    return {"train": {k: v[tr] for k, v in arrays.items()},
+            "val": {k: v[va] for k, v in arrays.items()}}

@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import math
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -17,7 +15,6 @@ from graphspec.errors import DataError, Location, did_you_mean
 
 MAX_CSV_BYTES = 512 * 1024 * 1024
 Columns = str | int | list[str] | list[int]
-Locate = Callable[[tuple[Any, ...]], Location | None]
 
 
 @dataclass
@@ -56,6 +53,10 @@ def read(path: Path, display: str, loc: Location | None) -> Table:
 
 def _read_npz(path: Path, display: str, loc: Location | None) -> Table:
     arrays: dict[str, np.ndarray] = {}
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # np.load would take anything else for a pickle
+            raise DataError(f"{display} is not an .npz archive", loc,
+                            hint="write it with numpy.savez or numpy.savez_compressed")
     try:
         with np.load(path, allow_pickle=False) as f:
             for key in f.files:
@@ -171,6 +172,9 @@ def _select_csv(table: Table, columns: Columns, loc: Location | None) -> np.ndar
         label = table.header[ci] if table.header else f"column {ci}"
         for i, row in enumerate(table.rows):
             cell = row[ci]
+            if not cell:
+                raise DataError(f"{table.name}:{table.lines[i]}: {label} is empty (a missing "
+                                "value)", loc, hint="fill or drop rows with missing values")
             try:
                 value = float(cell)
             except ValueError:

@@ -25,14 +25,19 @@ class Synthetic:
     y: np.ndarray  # int labels [n] for classification, float [n, k] for regression
     regression: bool
     note: str = ""  # what a reader of the run needs to know (e.g. the informative feature)
+    strata: np.ndarray | None = None  # groups a validation split keeps in proportion
 
 
-def _corners(rng: np.random.Generator, n: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
-    """The four corners of [-1, 1]^2, equally often, labelled by a boolean rule."""
-    bits = rng.integers(0, 2, size=(n, 2))
-    a, b = bits[:, 0].astype(bool), bits[:, 1].astype(bool)
+def _corners(
+    rng: np.random.Generator, n: int, rule: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The four corners of [-1, 1]^2, equally often (to within one), labelled by a boolean
+    rule; also returns each sample's corner, so that a split can keep the corners balanced
+    (then no line classifies more than 3/4 of XOR, in either split)."""
+    corner = _balanced_labels(rng, n, 4)
+    a, b = (corner & 1).astype(bool), (corner >> 1).astype(bool)
     y = {"xor": a ^ b, "and": a & b, "or": a | b}[rule].astype(np.int64)
-    return 2.0 * bits - 1.0, y
+    return np.stack([2.0 * a - 1.0, 2.0 * b - 1.0], axis=1), y, corner
 
 
 def _balanced_labels(rng: np.random.Generator, n: int, classes: int) -> np.ndarray:
@@ -46,8 +51,9 @@ def generate(
 ) -> Synthetic:
     """Draw ``n`` samples of ``source``; ``targets`` is the regression output width."""
     note = ""
+    strata = None
     if source in ("xor", "and", "or"):
-        x, y = _corners(rng, n, source)
+        x, y, strata = _corners(rng, n, source)
     elif source == "blobs":
         y = _balanced_labels(rng, n, classes)
         centres = np.zeros((classes, features))
@@ -98,4 +104,5 @@ def generate(
         raise ValueError(f"unknown data source '{source}'")
     if noise:
         x = x + noise * rng.standard_normal(x.shape)
-    return Synthetic(np.asarray(x, dtype=np.float64), y, False, note)
+    return Synthetic(np.asarray(x, dtype=np.float64), y, False, note,
+                     y if strata is None else strata)

@@ -101,7 +101,7 @@ def elu_vjp(g, y, x, *, alpha):
 @kernel("gelu")
 def gelu(x, *, approximate):
     if approximate == "tanh":
-        u = 0.7978845608028654 * (x + 0.044715 * x ** 3)  # sqrt(2 / pi) (x + 0.044715 x^3)
+        u = 0.7978845608028654 * (x + 0.044715 * x**3)  # sqrt(2 / pi) (x + 0.044715 x^3)
         return 0.5 * x * (1 + np.tanh(u))
     # Phi(x) = erfc(-x / sqrt 2) / 2 keeps its relative accuracy in the far negative tail.
     return 0.5 * x * erfc(-0.7071067811865476 * x)
@@ -111,7 +111,7 @@ def gelu(x, *, approximate):
 def gelu_vjp(g, y, x, *, approximate):
     if approximate == "tanh":
         # dL/dx = g * (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx)
-        u = 0.7978845608028654 * (x + 0.044715 * x ** 3)
+        u = 0.7978845608028654 * (x + 0.044715 * x**3)
         t = np.tanh(u)
         du = 0.7978845608028654 * (1 + 3 * 0.044715 * x * x)
         return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du),)

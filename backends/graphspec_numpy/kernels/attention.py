@@ -21,7 +21,7 @@ def soft_attention(x, weight, bias=None, *, output):
 
 @vjp("soft_attention")
 def soft_attention_vjp(g, y, x, weight, bias=None, *, output):
-    # y = a ⊙ x, a = softmax(s): dL/da = g ⊙ x, dL/ds = a (dL/da - <dL/da, a>), dL/dx = g ⊙ a + ds ∂s/∂x
+    # y = a ⊙ x, a = softmax(s(x)): dL/ds = a (g⊙x - <g⊙x, a>) ; dL/dx = g ⊙ a + dL/ds ∂s/∂x
     s = x @ weight + bias if bias is not None else x @ weight
     e = np.exp(s - s.max(axis=-1, keepdims=True))
     a = e / e.sum(axis=-1, keepdims=True)

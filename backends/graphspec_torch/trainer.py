@@ -1,0 +1,226 @@
+"""TorchTrainer: the Trainer protocol (graphspec.backend) with everything on the device.
+
+Each split is moved to the device once (kept in host memory, pinned, only when it would not
+fit) and batches are sliced there with index tensors: the epoch's batch indices go over in
+one copy.  Per-step loss values stay on the device in one tensor; the host reads them once per
+epoch, which is also when non-finite losses are detected (with the first bad step).
+
+Noise for stochastic ops comes from a ``torch.Generator`` reseeded from (seed, epoch) with
+``graphspec.train.seeds`` at each epoch, and from (seed, EVAL) at each evaluation, so a run
+resumed at an epoch boundary draws what the uninterrupted run drew, and an evaluation is a
+pure function of the parameters (the numpy trainer's contract, with torch's own numbers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from graphspec.codegen import Plan
+from graphspec.errors import DataError, NonFiniteLoss
+from graphspec.train import seeds
+from graphspec_torch.device import autocast
+from graphspec_torch.optim import Optim
+
+Arrays = dict[str, np.ndarray]
+EVAL_CHUNK = 8192  # rows per forward pass in evaluation (the numpy trainer's chunking)
+DEVICE_DATA_FRACTION = 0.5  # a split goes to the GPU when it takes at most this much free memory
+
+
+class TorchTrainer:
+    def __init__(self, program: Any, params: Arrays, train: Any, seed: int) -> None:
+        self.program = program
+        self.ir = program.ir
+        self.train = train
+        self.seed = int(seed)
+        self.device: torch.device = program.device
+        self.dtype: torch.dtype = program.dtype
+        self.model = program.new_model()
+        self.model.load_params(params)
+        self.generator = torch.Generator(self.device)
+        self.model.generator = self.generator
+        attrs = program.module.SPEC_NAMES
+        self.named = {n: getattr(self.model, attrs[n]) for n in self.ir.params}
+        self.optim = Optim(self.ir, train.optimizer, train.schedule, self.named)
+        self.params_list = list(self.named.values())
+        # Parameters that never reach the loss get zero gradients, as in the numpy backend
+        # (torch would skip them, and weight decay would then not touch them).
+        path = Plan(self.ir).grad_path()
+        self._unreached = [
+            (p, torch.zeros_like(p)) for n, p in self.named.items() if n not in path
+        ]
+        self.amp_dtype = program.amp_dtype
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
+        )
+        self._losses = self.model.losses
+        if program.options.compile:
+            self._losses = torch.compile(self.model.losses)
+        self.data: dict[str, dict[str, torch.Tensor]] = {}
+        self.on_device: dict[str, bool] = {}
+        self.noise: dict[str, torch.Tensor] | None = None
+        self._norms: list[torch.Tensor] | None = None
+        self.terms = [lid for lid, _ in self.ir.losses]
+
+    # ---- data ----------------------------------------------------------------------------
+    def set_data(self, split: str, arrays: Arrays) -> None:
+        missing = [i for i in self.ir.inputs if i not in arrays]
+        if missing:
+            raise DataError(f"the {split} data lacks input(s) {', '.join(missing)}")
+        tensors = self.program.to_tensors({i: arrays[i] for i in self.ir.inputs}, True)
+        rows = {len(t) for t in tensors.values()}
+        if len(rows) != 1:
+            raise DataError(f"the {split} data's inputs differ in length: {sorted(rows)}")
+        fits = self._fits(sum(t.numel() * t.element_size() for t in tensors.values()))
+        if not fits:
+            tensors = {k: v.cpu().pin_memory() for k, v in tensors.items()}
+        self.data[split] = tensors
+        self.on_device[split] = fits
+
+    def _fits(self, nbytes: int) -> bool:
+        if self.device.type != "cuda":
+            return True
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return nbytes <= DEVICE_DATA_FRACTION * free
+
+    def _take(self, split: str, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        data = self.data[split]
+        if self.on_device[split]:
+            return {k: v.index_select(0, index) for k, v in data.items()}
+        return {
+            k: v.index_select(0, index).pin_memory().to(self.device, non_blocking=True)
+            for k, v in data.items()
+        }
+
+    def set_noise(self, arrays: Arrays | None) -> None:
+        """Injected noise (by node id) for every following step; None samples natively."""
+        self.noise = self.program.to_tensors(arrays) if arrays else None
+
+    # ---- training ------------------------------------------------------------------------
+    def train_epoch(self, batches: list[np.ndarray], epoch: int) -> dict[str, float]:
+        if "train" not in self.data:
+            raise DataError("train_epoch before set_data('train', ...)")
+        if not batches:
+            return {}
+        self.model.train()
+        self.generator.manual_seed(_seed(self.seed, seeds.NOISE, epoch))
+        sizes = [len(b) for b in batches]
+        index_device = self.device if self.on_device["train"] else torch.device("cpu")
+        flat = torch.from_numpy(np.concatenate(batches).astype(np.int64, copy=False))
+        indices = torch.split(flat.to(index_device, non_blocking=True), sizes)
+        n = len(batches)
+        record = torch.empty((n, 1 + len(self.terms)), dtype=self.dtype, device=self.device)
+        for step, index in enumerate(indices):
+            self.optim.set_lr(epoch, step, n)
+            values = self._step(self._take("train", index))
+            record[step] = values
+        return self._epoch_summary(record.cpu(), sizes, epoch)
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One optimizer step; returns [loss, *terms] on the device (no host sync)."""
+        opt = self.optim.opt
+        with autocast(self.device, self.amp_dtype):
+            loss, terms = self._losses(batch, self.noise)
+        opt.zero_grad(set_to_none=True)
+        for p, zero in self._unreached:
+            p.grad = zero
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(opt)
+        else:
+            loss.backward()
+        clip = self.train.clip_grad_norm
+        if clip is not None:
+            grads = [p.grad for p in self.params_list if p.grad is not None]
+            self._norms = list(torch._foreach_norm(grads)) if grads else []
+            torch.nn.utils.clip_grad_norm_(self.params_list, clip)
+        else:
+            self._norms = None
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+        return torch.stack([loss.detach(), *(t.detach() for t in terms.values())]).to(self.dtype)
+
+    def _epoch_summary(self, record: torch.Tensor, sizes: list[int], epoch: int
+                       ) -> dict[str, float]:
+        finite = torch.isfinite(record).all(dim=1)
+        if not bool(finite.all()):
+            step = int((~finite).nonzero()[0])
+            loss = float(record[step, 0])
+            raise NonFiniteLoss(
+                f"loss is {loss} at epoch {epoch + 1}, step {step + 1} (the torch backend "
+                "checks once per epoch: the parameters have taken the later steps too)",
+                epoch, step,
+            )
+        w = torch.tensor(sizes, dtype=record.dtype)
+        means = (record * w[:, None]).sum(0) / w.sum()
+        return dict(zip(["loss", *self.terms], means.tolist()))
+
+    # ---- evaluation ----------------------------------------------------------------------
+    def evaluate(self, split: str) -> dict[str, float]:
+        data = self.data[split]
+        n = len(next(iter(data.values())))
+        self.model.eval()
+        self.generator.manual_seed(_seed(self.seed, seeds.EVAL))
+        names: list[str] = []
+        total: torch.Tensor | None = None
+        with torch.no_grad(), autocast(self.device, self.amp_dtype):
+            for start in range(0, n, EVAL_CHUNK):
+                x = {k: v[start:start + EVAL_CHUNK].to(self.device, non_blocking=True)
+                     for k, v in data.items()}
+                rows = min(EVAL_CHUNK, n - start)
+                loss, terms, metrics, _ = self.model.evaluate(x, None)
+                names = ["loss", *terms, *metrics]
+                values = torch.stack([loss, *terms.values(), *metrics.values()])
+                part = values.to(torch.float64) * rows
+                total = part if total is None else total + part
+        if total is None:
+            return {}
+        return dict(zip(names, (total / n).tolist()))
+
+    # ---- parameters and state ------------------------------------------------------------
+    def params(self) -> Arrays:
+        return {
+            k: v.detach().to(torch.float64).cpu().numpy()
+            for k, v in self.model.spec_state_dict().items()
+        }
+
+    def load_params(self, arrays: Arrays) -> None:
+        self.model.load_params(arrays)
+
+    def state_dict(self) -> Arrays:
+        out = self.optim.state_dict()
+        if self.scaler is not None:
+            sd = self.scaler.state_dict()
+            out["torch/grad_scale"] = np.array(sd.get("scale", 1.0), dtype=np.float64)
+            out["torch/growth_tracker"] = np.array(sd.get("_growth_tracker", 0), dtype=np.int64)
+        return out
+
+    def load_state_dict(self, state: Arrays) -> None:
+        own = {k: v for k, v in state.items() if k.startswith("torch/")}
+        self.optim.load_state_dict({k: v for k, v in state.items() if k not in own})
+        if self.scaler is not None and "torch/grad_scale" in own:
+            sd = self.scaler.state_dict()
+            sd["scale"] = float(own["torch/grad_scale"])
+            sd["_growth_tracker"] = int(own.get("torch/growth_tracker", 0))
+            self.scaler.load_state_dict(sd)
+
+    def grad_norms(self) -> dict[str, float]:
+        """Each parameter's gradient norm at the last step (before clipping, when clipped)."""
+        if self._norms is not None:
+            have = [n for n, p in self.named.items() if p.grad is not None]
+            values = torch.stack(self._norms).tolist() if self._norms else []
+            return dict(zip(have, values))
+        norms = {n: p.grad.detach().norm() for n, p in self.named.items() if p.grad is not None}
+        if not norms:
+            return {}
+        return dict(zip(norms, torch.stack(list(norms.values())).tolist()))
+
+
+def _seed(seed: int, purpose: int, *keys: int) -> int:
+    """A torch seed from graphspec's per-purpose streams (63 bits: torch takes a signed int)."""
+    return int(seeds.stream(seed, purpose, *keys).integers(0, 2**63 - 1))

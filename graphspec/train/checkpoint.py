@@ -1,0 +1,145 @@
+"""Checkpoints: one ``.npz`` file, written atomically, read without pickle, integrity-checked.
+
+Layout (every entry a plain numeric array but the digest, a 0-d string)::
+
+    param/<name>   parameters and state buffers the run ends with (best ones after
+                   restore-best) -- what a user or the generated ``load_checkpoint`` reads
+    last/<name>    only when ``param/`` holds restored best values: the last epoch's
+                   parameters, from which ``resume`` continues the trajectory
+    best/<name>    best parameters so far (early stopping with restore_best)
+    opt/<key>      the backend trainer's ``state_dict()`` (optimizer state, step counters)
+    meta           UTF-8 JSON as uint8 bytes: format, run settings, completed epochs,
+                   history, early-stopping state
+    digest         SHA-256 (hex, a 0-d string) over every other entry: name, dtype, shape, bytes
+
+Writing goes to a temporary file in the same folder, is flushed and fsync'ed, then renamed
+over the old file with ``os.replace`` (atomic on POSIX and Windows), and the folder is
+fsync'ed: a process killed at any moment leaves the previous checkpoint or the new one,
+never a torn file.  A truncated or altered file fails the zip CRC or the digest and raises
+:class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphspec.errors import CheckpointError, Location
+
+FORMAT = 1
+FILENAME = "checkpoint.npz"
+ZIP_MAGIC = b"PK\x03\x04"
+Arrays = dict[str, np.ndarray]
+_SECTIONS = ("param", "last", "best", "opt")
+
+
+@dataclass
+class Checkpoint:
+    meta: dict[str, Any]
+    param: Arrays
+    opt: Arrays = field(default_factory=dict)
+    best: Arrays = field(default_factory=dict)
+    last: Arrays = field(default_factory=dict)
+
+    @property
+    def train_params(self) -> Arrays:
+        """The parameters training continues from."""
+        return self.last or self.param
+
+
+def _digest(arrays: Arrays) -> str:
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(path: Path, ckpt: Checkpoint) -> None:
+    arrays: Arrays = {}
+    for section in _SECTIONS:
+        for name, value in getattr(ckpt, section).items():
+            arrays[f"{section}/{name}"] = np.asarray(value)
+    text = json.dumps({**ckpt.meta, "format": FORMAT})
+    arrays["meta"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    arrays["digest"] = np.array(_digest(arrays))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def load(path: Path) -> Checkpoint:
+    path = Path(path)
+    where = Location(str(path))
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}", where,
+                              hint="train without --resume first, or point --out at the run")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != ZIP_MAGIC:  # np.load would take anything else for a pickle
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt (not an .npz archive)",
+                              where)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: np.asarray(f[k]) for k in f.files}
+    except ValueError as e:  # pickled objects inside, or a malformed array header
+        raise CheckpointError(f"checkpoint {path} cannot be read without pickle ({e})",
+                              where) from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({e})", where,
+                              hint="a checkpoint is written atomically; this file was "
+                              "altered or copied incompletely") from None
+    if "meta" not in arrays or "digest" not in arrays:
+        raise CheckpointError(f"{path} is not a graphspec checkpoint (no meta/digest)", where)
+    digest = str(arrays.pop("digest"))
+    if _digest(arrays) != digest:
+        raise CheckpointError(f"checkpoint {path} fails its integrity check (digest mismatch)",
+                              where, hint="the file was modified after it was written")
+    try:
+        raw = arrays.pop("meta")
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"meta has dtype {raw.dtype} and shape {raw.shape}")
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path} has unreadable metadata ({e})", where) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} has an unknown format "
+                              f"{meta.get('format') if isinstance(meta, dict) else meta!r}", where)
+    sections: dict[str, Arrays] = {s: {} for s in _SECTIONS}
+    for key, value in arrays.items():
+        section, _, name = key.partition("/")
+        if section not in sections or not name:
+            raise CheckpointError(f"checkpoint {path} has an unexpected entry '{key}'", where)
+        sections[section][name] = value
+    return Checkpoint(meta, sections["param"], sections["opt"], sections["best"],
+                      sections["last"])

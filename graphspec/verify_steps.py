@@ -1,0 +1,161 @@
+"""Trajectory equivalence: K optimizer steps on every backend, compared after each step.
+
+Each backend trains with its own trainer (``program.trainer(params, train, seed)``: numpy's
+hand-written optimizers, torch's ``torch.optim``) from the same initial parameters on the
+same fixed index batches.  Step k is one ``train_epoch([batch_k], epoch=k)`` call, so an
+epoch-unit schedule advances every step too and K steps exercise warm-up and decay; a cosine
+schedule without ``t_max`` is resolved to span the K steps.
+
+Stochastic specs need the same noise on every backend at every step.  A trainer that can
+take it exposes ``set_noise(arrays_or_None)`` (arrays keyed by node id, used by every
+following step until changed; None: sample natively); without it the trajectory of a
+stochastic spec is not compared, and the report says so.
+
+Per tensor the report keeps one row: the first step at which it disagreed, else the step
+with the largest error.
+
+One legitimate divergence: a parameter whose gradient is rounding noise (a bias feeding
+batch norm, whose gradient is zero in exact arithmetic).  An adaptive optimizer divides by
+the root of that noise and moves each backend a different tiny way, up to about ``lr`` per
+step.  Such parameters (gradient below ``ROUNDING`` times the largest, at the start) are held
+to ``lr * steps`` with a note saying so; everything else keeps the gradient tolerance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from graphspec.backend import Program
+from graphspec.ir.graph import IR
+from graphspec.verify_inputs import Arrays, draw_noise, take
+from graphspec.verify_report import Report, Row, Tol, compare, error_row
+
+RNG_WORDS = ("rng", "random", "generator", "seed")  # state that is each backend's own
+ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad")
+ROUNDING = 1e3  # times the dtype's machine epsilon: a gradient that is only rounding error
+
+
+def trajectory_rows(
+    ir: IR, programs: dict[str, Program], ref: str, params: Arrays, pool: Arrays, batch: int,
+    steps: int, rng: np.random.Generator, dtype: str, report: Report,
+    grads: Arrays | None = None,
+) -> list[Row]:
+    from graphspec.verify import tolerance
+
+    train = getattr(ir.spec, "train", None)
+    if train is None:
+        report.notes.append("no optimizer steps: the spec has no train section")
+        return []
+    train = _resolve(train, steps)
+    n = len(next(iter(pool.values())))
+    batches = [np.sort(rng.choice(n, batch, replace=False)).astype(np.int64)
+               for _ in range(steps)]
+    noises = [draw_noise(ir, take(pool, b), rng) for b in batches]
+    stochastic = any(noises)
+
+    trainers: dict[str, Any] = {}
+    for name, prog in programs.items():
+        try:
+            t = prog.trainer(params, train, ir.seed)
+            t.set_data("train", pool)
+        except Exception as e:
+            from graphspec.verify import _message
+
+            return [error_row("step", "trainer", name, _message(e))]
+        trainers[name] = t
+    if stochastic:
+        lacking = [k for k, t in trainers.items() if not hasattr(t, "set_noise")]
+        if lacking:
+            report.notes.append(
+                "optimizer steps not compared: the spec is stochastic and the trainer of "
+                + ", ".join(lacking) + " takes no injected noise (Trainer.set_noise)")
+            return []
+
+    tol = tolerance("grad", dtype, [ir.node(o)["attrs"] for o in ir.op_nodes()])
+    noisy = _rounding_noise(train, grads or {}, dtype)
+    if noisy:
+        report.notes.append(
+            "gradient is rounding noise at the start (an adaptive optimizer amplifies it), "
+            f"so compared to lr x steps: {', '.join(sorted(noisy))}")
+    kept: dict[tuple[str, str, str], Row] = {}
+    one_sided: set[str] = set()
+    for k in range(steps):
+        logs: dict[str, dict[str, Any]] = {}
+        for name, t in trainers.items():
+            try:
+                if stochastic:
+                    t.set_noise(noises[k])
+                losses = t.train_epoch([batches[k]], k)
+                logs[name] = {"loss": losses, "param": t.params(), "optim": _opt_state(t)}
+            except Exception as e:
+                from graphspec.verify import _message
+
+                kept[("step", "error", name)] = error_row("step", f"step {k + 1}", name,
+                                                          _message(e))
+                return list(kept.values())
+        for name in trainers:
+            if name == ref:
+                continue
+            against = f"{name}~{ref}"
+            for check, ref_values in logs[ref].items():
+                mine = logs[name][check]
+                keys = set(ref_values) | set(mine)
+                if check == "optim":
+                    one_sided |= keys ^ (set(ref_values) & set(mine))
+                    keys = set(ref_values) & set(mine)
+                for key in sorted(keys):
+                    node = ir.node(key).get("owner", key) if key in ir.graph else None
+                    kt = noisy.get(key.split("/")[0], tol) if check != "loss" else tol
+                    row = compare(f"step {check}", key, against, mine.get(key),
+                                  ref_values.get(key), kt, node=node)
+                    _keep(kept, row, k + 1)
+    if one_sided:
+        shown = ", ".join(sorted(one_sided)[:6]) + (", ..." if len(one_sided) > 6 else "")
+        report.notes.append(f"optimizer state only one backend reports (not compared): {shown}")
+    return list(kept.values())
+
+
+def _keep(kept: dict[tuple[str, str, str], Row], row: Row, step: int) -> None:
+    key = (row.check, row.tensor, row.against)
+    old = kept.get(key)
+    if old is not None and not old.ok:
+        return  # the first failing step is the informative one
+    if old is None or not row.ok or row.max_abs > old.max_abs:
+        row.note = (f"fails at step {step}" if not row.ok else f"worst at step {step}") + (
+            f"; {row.note}" if row.note else "")
+        kept[key] = row
+
+
+def _rounding_noise(train: Any, grads: Arrays, dtype: str) -> dict[str, Tol]:
+    """Parameters whose gradient is rounding noise, with the tolerance their steps get."""
+    opt = train.optimizer
+    if opt.name not in ADAPTIVE or not grads:
+        return {}
+    top = max(float(np.abs(g).max()) if np.size(g) else 0.0 for g in grads.values())
+    floor = ROUNDING * float(np.finfo(np.dtype(dtype)).eps) * top
+    lr = max([opt.lr] + [g.lr for g in opt.groups if g.lr is not None])
+    steps = train.epochs  # _resolve set it to the number of steps
+    return {
+        p: Tol(0.0, lr * steps) for p, g in grads.items()
+        if np.size(g) and float(np.abs(g).max()) <= floor
+    }
+
+
+def _opt_state(trainer: Any) -> Arrays:
+    """The trainer's numeric optimizer state, without what is each backend's own (RNG)."""
+    out: Arrays = {}
+    for key, value in trainer.state_dict().items():
+        a = np.asarray(value)
+        if a.dtype.kind in "fiub" and not any(w in key.lower() for w in RNG_WORDS):
+            out[key] = a
+    return out
+
+
+def _resolve(train: Any, steps: int) -> Any:
+    try:
+        from graphspec.train.schedules import resolve
+    except ImportError:
+        return train
+    return resolve(train.model_copy(update={"epochs": steps}), 1)

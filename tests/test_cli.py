@@ -1,0 +1,352 @@
+"""The ``graphspec`` command line, in process (``main(argv)``) and as a real process."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphspec as gs
+from graphspec.cli import common, main
+from graphspec.errors import GraphspecError
+from graphspec.ir.serialize import graph_from_json
+
+ROOT = Path(__file__).parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+XOR = ROOT / "specs" / "xor.yaml"
+RESIDUAL = ROOT / "specs" / "residual_mlp.yaml"
+
+
+def write_spec(tmp_path: Path, body: str, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+DEAD_NODE_SPEC = """\
+graphspec: 1
+name: dead
+inputs:
+  x: [batch, 2]
+graph:
+  - {id: h, op: linear, in: x, units: 3}
+  - {id: unused, op: tanh, in: x}
+outputs: [h]
+"""
+
+
+# ---- validate ------------------------------------------------------------------------------
+
+
+def test_validate_gallery(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", *map(str, SPECS)]) == 0
+    out = capsys.readouterr().out
+    for spec in SPECS:
+        assert f"{spec}: ok (" in out
+
+
+def test_validate_prints_located_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_spec(tmp_path, DEAD_NODE_SPEC)
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert f"{path}:7:5: warning: node 'unused' (tanh) is never used" in captured.err
+    assert "1 warning)" in captured.out
+    assert main(["validate", "-W", str(path)]) == 1
+
+
+def test_validate_train_requirements(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_spec(tmp_path, DEAD_NODE_SPEC)
+    assert main(["validate", "--train", str(path)]) == 1
+    assert "training needs a loss" in capsys.readouterr().err
+    assert main(["validate", "--train", str(XOR)]) == 0
+
+
+def test_max_params_under_budget_passes() -> None:
+    assert main(["validate", "--max-params", "33", str(XOR)]) == 0
+    assert main(["validate", "--max-params", "32", str(XOR)]) == 1
+
+
+# ---- inspect --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+def test_inspect_text(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(spec)]) == 0
+    out = capsys.readouterr().out
+    ir = gs.build(gs.load(spec))
+    header = out.splitlines()[1].split()
+    assert header == ["id", "op", "inputs", "shape", "params", "FLOPs"]
+    assert f"parameters: {ir.param_count():,} trainable" in out
+    assert f"FLOPs per example: {ir.flop_count():,}" in out
+    for nid in ir.op_nodes():
+        assert nid in out
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+def test_inspect_json_round_trips(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(spec), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    ir = gs.build(gs.load(spec))
+    g = graph_from_json(data)
+    assert dict(g.nodes(data=True)) == dict(ir.graph.nodes(data=True))
+    assert sorted(g.edges(keys=True, data=True), key=repr) == sorted(
+        ir.graph.edges(keys=True, data=True), key=repr
+    )
+    assert data["graph"]["param_count"] == ir.param_count()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+def test_inspect_dot(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(spec), "-f", "dot"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("digraph ")
+    assert out.rstrip().endswith("}")
+
+
+def test_inspect_dot_draws_block_instances_as_clusters(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(RESIDUAL), "-f", "dot"]) == 0
+    out = capsys.readouterr().out
+    for r in range(4):
+        assert f'subgraph "cluster_body.{r}"' in out
+        assert f'label="body.{r} (residual)"' in out
+
+
+def test_inspect_writes_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "deep" / "xor.txt"
+    assert main(["inspect", str(XOR), "-o", str(out)]) == 0
+    assert "parameters: 33 trainable" in out.read_text()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG"), ("svg", b"<svg")])
+def test_inspect_renders_with_graphviz(tmp_path: Path, fmt: str, magic: bytes) -> None:
+    out = tmp_path / f"graph.{fmt}"
+    assert main(["inspect", str(RESIDUAL), "-f", fmt, "-o", str(out)]) == 0
+    data = out.read_bytes()
+    assert magic in data[:400]
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_inspect_without_graphviz_says_how_to_get_it(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without 'dot'
+    out = tmp_path / f"graph.{fmt}"
+    assert main(["inspect", str(XOR), "-f", fmt, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: rendering {fmt} needs Graphviz's 'dot' program" in err
+    assert "apt-get install graphviz" in err
+    assert not out.exists()
+
+
+# ---- schema and ops ---------------------------------------------------------------------------
+
+
+def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert "linear" in schema["$defs"]["GraphNode"]["else"]["properties"]["op"]["enum"]
+
+
+def test_ops_list_and_one_op(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ops"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("linear", "tanh", "bce_with_logits", "binary_accuracy"):
+        assert f"  {name} " in listing
+    assert main(["ops", "linear"]) == 0
+    doc = capsys.readouterr().out
+    assert "x (differentiable)" in doc
+    assert "units: int > 0 (required)" in doc
+    assert "weight: glorot_uniform" in doc
+    assert main(["ops", "linear", "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("### linear")
+
+
+def test_ops_markdown_is_the_ops_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    from graphspec.opsdoc import ops_markdown
+
+    assert main(["ops", "--markdown"]) == 0
+    assert capsys.readouterr().out == ops_markdown()
+
+
+# ---- compile ----------------------------------------------------------------------------------
+
+
+def _import_file(path: Path, name: str) -> object:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compile_numpy_writes_module_and_initial_params(tmp_path: Path) -> None:
+    out = tmp_path / "model.py"
+    assert main(["compile", str(XOR), "--backend", "numpy", "-o", str(out)]) == 0
+    ir = gs.build(gs.load(XOR))
+    params = gs.init_params(ir)
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        assert sorted(f.files) == sorted(f"param/{k}" for k in params)
+    module = _import_file(out, "compiled_xor")
+    loaded = module.load_initial_params(str(tmp_path / "model.npz"))  # type: ignore[attr-defined]
+    for k, v in params.items():
+        np.testing.assert_array_equal(loaded[k], v)
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    prog = gs.compile(ir, "numpy")
+    want = prog.forward(params, {"x": x})
+    got = module.forward(loaded, {"x": x}, False, None, None)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(got["logit"], want["logit"])
+
+
+def test_compile_torch_writes_module(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "model_torch.py"
+    assert main(["compile", str(XOR), "--backend", "torch", "-o", str(out)]) == 0
+    assert "import torch" in out.read_text()
+    err = capsys.readouterr().err
+    assert f"wrote {out}" in err
+
+
+def test_compile_unknown_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compile", str(XOR), "--backend", "nunpy", "-o", str(tmp_path / "m.py")]) == 1
+    err = capsys.readouterr().err
+    assert "unknown backend 'nunpy'" in err
+    assert "did you mean 'numpy'?" in err
+
+
+def test_compile_cannot_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compile", str(XOR), "-o", str(tmp_path)]) == 1
+    assert "is a directory" in capsys.readouterr().err
+
+
+# ---- train, verify, report, export --------------------------------------------------------------
+
+
+def test_train_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["train", str(XOR), "--epochs", "2", "--out", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"run saved in {run_dir}" in out
+    assert "after 2 epochs" in out
+    assert (run_dir / "summary.json").exists()
+    report_dir = tmp_path / "report"
+    assert main(["report", str(run_dir), "-o", str(report_dir)]) == 0
+    assert any(report_dir.iterdir())
+
+
+def test_train_refuses_a_spec_without_loss_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_spec(tmp_path, DEAD_NODE_SPEC)
+    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 1
+    assert "training needs a loss" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_report_of_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "nope")]) == 1
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_verify_numpy_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(XOR), "--backends", "numpy", "--steps", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+
+
+def test_export_onnx(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "xor.onnx"
+    assert main(["export", str(XOR), "--onnx", str(out)]) == 0
+    assert out.stat().st_size > 0
+
+
+def test_missing_feature_module_is_a_clear_error() -> None:
+    with pytest.raises(GraphspecError, match="frobnication is not available: module"):
+        common.import_feature("graphspec.no_such_module", "frobnication")
+
+
+def test_broken_feature_module_is_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A module that exists but fails importing something else must surface as the bug it is.
+    (tmp_path / "gs_broken_feature.py").write_text("import gs_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError):
+        common.import_feature("gs_broken_feature", "broken")
+
+
+# ---- exit statuses, colors, entry points --------------------------------------------------------
+
+
+def test_internal_error_exit_70(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graphspec.cli import validate
+
+    def boom(args: object) -> int:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(validate, "run", boom)
+    assert main(["validate", str(XOR)]) == 70
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: kaboom" in err
+    assert "please report it" in err.lower()
+    assert "Traceback" not in err
+    with pytest.raises(RuntimeError):
+        main(["--debug", "validate", str(XOR)])
+
+
+def test_keyboard_interrupt_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphspec.cli import validate
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validate, "run", interrupted)
+    assert main(["validate", str(XOR)]) == 130
+
+
+def test_color_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    text = "f.yaml:1:2: error: bad\nhint: do this"
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert common.colorize(text, io.StringIO()) == text
+    colored = common.colorize(text, Tty())
+    assert "\033[1;31merror:\033[0m" in colored and "\033[1;32mhint:\033[0m" in colored
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert common.colorize(text, Tty()) == text
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert gs.__version__ in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    assert "validate" in capsys.readouterr().out
+
+
+def test_console_script_and_module_entry_points() -> None:
+    script = Path(sys.executable).parent / "graphspec"
+    env = {**os.environ, "NO_COLOR": "1"}
+    for argv in ([str(script)], [sys.executable, "-m", "graphspec"]):
+        if argv[0] == str(script) and not script.exists():
+            continue
+        done = subprocess.run(
+            [*argv, "validate", str(XOR)], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert "ok" in done.stdout

@@ -1,0 +1,328 @@
+"""The training driver with the numpy backend: outcomes, early stopping, determinism,
+resume, checkpoints, interrupts and failures."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphspec as gs
+from graphspec.errors import CheckpointError, DataError, NonFiniteLoss, SpecError
+from graphspec.train import TrainingInterrupted, checkpoint, driver, train
+from graphspec.train.runlog import Progress
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+MLP = """\
+graphspec: 1
+name: mlp-test
+seed: 1
+inputs:
+  x: [batch, 2]
+  y: [batch, 1]
+graph:
+  - {{id: hidden, op: linear, in: x, units: {units}}}
+  - {{id: act, op: tanh}}
+  - {{id: logit, op: linear, units: 1}}
+outputs: [logit]
+loss:
+  - {{op: bce_with_logits, in: [logit, y]}}
+  - {{op: l2_penalty, weight: 1.0e-4}}
+train:
+  data: {{source: {source}, samples: {samples}, noise: 0.2, val_split: 0.25}}
+  optimizer: {optimizer}
+  schedule: {{name: step, step_size: 3, gamma: 0.7}}
+  epochs: {epochs}
+  batch_size: 16
+  clip_grad_norm: 5.0
+  metrics: [binary_accuracy]
+{extra}
+"""
+
+
+def write_spec(tmp_path: Path, name: str = "spec.yaml", *, units: int = 8, source: str = "xor",
+               samples: int = 160, epochs: int = 12, extra: str = "",
+               optimizer: str = "{name: adam, lr: 0.05, groups: [{params: [biases], "
+               "weight_decay: 0.0}], weight_decay: 0.001}") -> Path:
+    path = tmp_path / name
+    path.write_text(MLP.format(units=units, source=source, samples=samples, epochs=epochs,
+                               optimizer=optimizer, extra=extra))
+    return path
+
+
+def strip_time(history):
+    return [{k: v for k, v in rec.items() if k != "time"} for rec in history]
+
+
+def assert_same_run(a, b):
+    assert strip_time(a.history) == strip_time(b.history)
+    assert a.params.keys() == b.params.keys()
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
+
+
+# ---- outcomes (the issue's "done when") ----------------------------------------------------
+
+
+def test_xor_mlp_reaches_full_accuracy(tmp_path):
+    run = train(SPECS / "xor.yaml", out=tmp_path / "run", progress=False)
+    assert run.final["train_binary_accuracy"] == 1.0
+    assert run.final["val_binary_accuracy"] == 1.0
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"metrics.jsonl", "summary.json", "checkpoint.npz"} <= files
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == run.epochs and json.loads(lines[-1])["epoch"] == run.epochs
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == run.status and summary["params"] == 33
+    assert summary["backend"] == "numpy" and summary["spec"].endswith("xor.yaml")
+    assert "binary_accuracy 1" in run.summary()
+
+
+def test_logistic_regression_fails_on_xor(tmp_path):
+    run = train(SPECS / "logistic_xor.yaml", out=tmp_path / "run", progress=False)
+    assert run.final["train_binary_accuracy"] <= 0.75
+    assert run.final["val_binary_accuracy"] <= 0.75
+    assert max(r["train_binary_accuracy"] for r in run.history) <= 0.75
+
+
+def test_logistic_regression_separates_blobs(tmp_path):
+    run = train(SPECS / "logistic_blobs.yaml", out=tmp_path / "run", progress=False)
+    assert run.final["train_binary_accuracy"] >= 0.97
+    assert run.final["val_binary_accuracy"] >= 0.97
+
+
+def test_history_records(tmp_path):
+    run = train(write_spec(tmp_path, epochs=4, extra="  log_grad_norms: true"),
+                out=tmp_path / "run", progress=False)
+    rec = run.history[0]
+    for key in ("epoch", "lr", "time", "train_loss", "train_bce_with_logits", "train_l2_penalty",
+                "train_binary_accuracy", "val_loss", "val_binary_accuracy",
+                "grad_norm/hidden.weight"):
+        assert key in rec, key
+    assert [r["lr"] for r in run.history] == pytest.approx([0.05, 0.05, 0.05, 0.035])
+
+
+# ---- early stopping, determinism ---------------------------------------------------------
+
+
+def test_early_stopping_restores_best(tmp_path):
+    # Random labels: a wide net memorizes the training set and validation loss rises.
+    spec = write_spec(tmp_path, units=64, source="random_labels", samples=120, epochs=200,
+                      optimizer="{name: adam, lr: 0.05}",
+                      extra="  early_stopping: {monitor: val_loss, patience: 4}")
+    run = train(spec, out=tmp_path / "run", progress=False)
+    assert run.status == "early_stopped"
+    best = run.best
+    assert best is not None and best["epoch"] == run.epochs - 4
+    assert run.final["val_loss"] == best["value"]  # the final parameters are the best ones
+    assert run.final["val_loss"] < run.history[-1]["val_loss"]
+    assert run.info["restored_best"] is True
+    # The checkpoint's param/ holds the best parameters; last/ the last epoch's.
+    ck = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
+    for k, v in run.params.items():
+        np.testing.assert_array_equal(ck.param[k], v)
+    assert ck.last and not all(np.array_equal(ck.last[k], ck.param[k]) for k in ck.param)
+
+
+def test_bad_monitor_is_a_located_spec_error(tmp_path):
+    spec = write_spec(tmp_path, extra="  early_stopping: {monitor: val_acuracy}")
+    with pytest.raises(SpecError, match="does not log") as e:
+        train(spec, out=tmp_path / "run", progress=False)
+    assert e.value.location is not None and e.value.location.line == 23
+
+
+def test_runs_are_deterministic_for_a_seed(tmp_path):
+    spec = write_spec(tmp_path, epochs=5)
+    a = train(spec, out=tmp_path / "a", progress=False)
+    b = train(spec, out=tmp_path / "b", progress=False)
+    assert_same_run(a, b)
+    c = train(spec, out=tmp_path / "c", progress=False, seed=2)
+    assert strip_time(c.history) != strip_time(a.history)
+
+
+# ---- resume ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer", [
+    "{name: adam, lr: 0.05, weight_decay: 0.001, groups: [{params: [biases], lr: 0.01}]}",
+    "{name: sgd, lr: 0.2, momentum: 0.9, nesterov: true}",
+    "{name: rmsprop, lr: 0.01, centered: true, momentum: 0.5}",
+])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, optimizer):
+    spec = write_spec(tmp_path, epochs=10, optimizer=optimizer,
+                      extra="  early_stopping: {monitor: val_loss, patience: 50}")
+    full = train(spec, out=tmp_path / "full", progress=False)
+    first = train(spec, out=tmp_path / "part", epochs=4, progress=False)
+    assert first.epochs == 4
+    resumed = train(spec, out=tmp_path / "part", resume=True, progress=False)
+    assert resumed.epochs == 10 and resumed.status == full.status
+    assert_same_run(full, resumed)
+    assert resumed.final == full.final and resumed.best == full.best
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["epoch"] for ln in lines] == list(range(1, 11))
+
+
+def test_resume_of_a_finished_run_trains_no_further(tmp_path):
+    spec = write_spec(tmp_path, epochs=3)
+    done = train(spec, out=tmp_path / "run", progress=False)
+    again = train(spec, out=tmp_path / "run", resume=True, progress=False)
+    assert again.epochs == 3 and again.final == done.final
+
+
+def test_resume_checks_the_checkpoint_fits(tmp_path):
+    spec = write_spec(tmp_path, epochs=2)
+    train(spec, out=tmp_path / "run", progress=False)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        train(write_spec(tmp_path, "wide.yaml", units=4, epochs=4), out=tmp_path / "run",
+              resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="dtype"):
+        train(spec, out=tmp_path / "run", resume=True, dtype="float32", progress=False)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        train(spec, out=tmp_path / "nothing", resume=True, progress=False)
+
+
+def test_sigint_saves_a_checkpoint_and_resume_reproduces(tmp_path):
+    spec = write_spec(tmp_path, epochs=100_000, samples=64,
+                      optimizer="{name: sgd, lr: 0.1, momentum: 0.9}")
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(TrainingInterrupted) as e:
+            train(spec, out=tmp_path / "run", progress=False)
+    finally:
+        timer.cancel()
+    stopped = e.value.result.epochs
+    assert 0 < stopped < 100_000 and e.value.signal == signal.SIGINT
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "interrupted"
+    resumed = train(spec, out=tmp_path / "run", resume=True, epochs=stopped + 3, progress=False)
+    full = train(spec, out=tmp_path / "full", epochs=stopped + 3, progress=False)
+    assert_same_run(full, resumed)
+
+
+# ---- checkpoints -------------------------------------------------------------------------
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    spec = write_spec(tmp_path, epochs=2)
+    train(spec, out=tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "checkpoint.npz"
+    before = path.read_bytes()
+
+    def dying_savez(f, **arrays):  # a crash half-way through writing the new file
+        f.write(b"PK\x03\x04 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.np, "savez", dying_savez)
+    with pytest.raises(OSError, match="disk full"):
+        train(spec, out=tmp_path / "run", epochs=4, resume=True, progress=False)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+    assert checkpoint.load(path).meta["epoch"] == 2
+
+
+def _rewrite(path: Path, change) -> None:
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate", "truncated or corrupt"),
+    ("flip", "truncated or corrupt|integrity"),
+    ("tamper", "integrity check"),
+    ("pickle", "without pickle"),
+    ("garbage", "truncated or corrupt"),
+])
+def test_damaged_checkpoints_are_refused(tmp_path, damage, message):
+    spec = write_spec(tmp_path, epochs=2)
+    train(spec, out=tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "checkpoint.npz"
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            info = z.getinfo("param/hidden.weight.npy")
+        at = info.header_offset + 30 + len(info.filename) + info.compress_size - 3
+        path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:])
+    elif damage == "tamper":  # a consistent zip whose contents changed after writing
+        _rewrite(path, lambda a: a.__setitem__("param/hidden.weight",
+                                               a["param/hidden.weight"] + 1.0))
+    elif damage == "pickle":
+        _rewrite(path, lambda a: a.__setitem__("opt/evil", np.array([{"x": 1}], dtype=object)))
+    else:
+        path.write_bytes(b"not a zip file at all")
+    with pytest.raises(CheckpointError, match=message):
+        train(spec, out=tmp_path / "run", epochs=3, resume=True, progress=False)
+
+
+# ---- failures ----------------------------------------------------------------------------
+
+
+def test_nonfinite_loss_names_epoch_step_and_node(tmp_path, monkeypatch):
+    monkeypatch.setattr(driver, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every epoch
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "graphspec: 1\nname: diverge\ninputs:\n  x: [batch, 3]\n  t: [batch, 1]\n"
+        "graph:\n  - {id: out, op: linear, in: x, units: 1}\nloss:\n  - {op: mse, in: [out, t]}\n"
+        "train:\n  data: {source: linear, samples: 64, features: 3}\n"
+        "  optimizer: {name: sgd, lr: 3.0}\n  epochs: 500\n  batch_size: 16\n")
+    with pytest.raises(NonFiniteLoss) as e:
+        train(path, out=tmp_path / "run", progress=False)
+    err = e.value
+    assert err.epoch >= 1 and f"epoch {err.epoch + 1}, step {err.step + 1}" in err.message
+    assert err.node in ("out", "mse") and f"'{err.node}'" in err.message
+    assert err.location is not None and err.location.file.endswith("spec.yaml")
+    assert "last good checkpoint is kept" in err.message
+    ck = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
+    assert ck.meta["epoch"] == err.epoch  # the epoch before the failure, intact
+    assert all(np.isfinite(v).all() for v in ck.param.values())
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "non-finite" in summary["error"]
+
+
+def test_data_errors_surface_from_train(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(write_spec(tmp_path).read_text().replace(
+        "{source: xor, samples: 160, noise: 0.2, val_split: 0.25}", "{path: nowhere.csv}"))
+    with pytest.raises(DataError, match="data file not found") as e:
+        train(spec, out=tmp_path / "run", progress=False)
+    assert e.value.location is not None and e.value.location.line == 16
+
+
+def test_spec_without_loss_cannot_train(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("graphspec: 1\nname: s\ninputs: {x: [batch, 2]}\n"
+                    "graph: [{op: linear, in: x, units: 1}]\ntrain: {data: {source: xor}}\n")
+    with pytest.raises(SpecError, match="loss"):
+        train(path, out=tmp_path / "run", progress=False)
+
+
+def test_progress_bar_only_on_a_terminal():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = Progress(10, True, stream)
+        bar.update(10, {"epoch": 10, "train_loss": 0.25}, force=True)
+        bar.close()
+    assert "epoch 10/10" in tty.getvalue() and "train_loss 0.25" in tty.getvalue()
+    assert pipe.getvalue() == ""
+
+
+def test_public_api_spec_object(tmp_path):
+    spec = gs.load(write_spec(tmp_path, epochs=1))
+    run = train(spec, out=tmp_path / "run", progress=False)
+    assert run.run_dir == tmp_path / "run" and run.epochs == 1
