@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import graphspec.train as train  # callable: gs.train(spec, ...) runs graphspec.train.train
 from graphspec.backend import CompileOptions, Program, get_backend
 from graphspec.errors import (
     BackendError,
@@ -49,5 +50,5 @@ def compile(
 __all__ = [
     "BackendError", "CheckpointError", "CompileOptions", "DataError", "GraphspecError", "IR",
     "Location", "Program", "SpecError", "TrainingError", "build", "compile", "get_backend",
-    "init_params", "load", "loads", "__version__",
+    "init_params", "load", "loads", "train", "__version__",
 ]

@@ -50,9 +50,13 @@ class Trainer(Protocol):
       into the "train" split), in training mode, with the spec's optimizer, lr schedule
       (``graphspec.train.schedules.lr_factor``), parameter groups
       (``graphspec.train.groups.param_groups``) and gradient clipping.  Returns the mean of
-      each loss term and of "loss" over the batches.  Must not synchronise with the host per
-      step beyond what this return needs; raises ``NonFiniteLoss`` (graphspec.errors) with
-      the epoch and step when a loss is NaN or Inf.
+      each loss term and of "loss" over the batches (weighted by batch rows).  Must not
+      synchronise with the host per step beyond what this return needs; raises
+      ``NonFiniteLoss`` (graphspec.errors) with the epoch and step when a loss is NaN or
+      Inf, before applying that step where it can.  ``epoch`` and steps are 0-based (as
+      ``lr_factor`` takes them); noise is drawn from a generator seeded by
+      ``graphspec.train.seeds.stream(seed, NOISE, epoch)`` or its equivalent, so a run
+      resumed at an epoch boundary repeats the uninterrupted one.
     * ``evaluate(split)``: "loss", each term and each metric over a whole split, in
       evaluation mode (batch norm uses running statistics, dropout is off).
     * ``params()``: current parameters and state buffers as float64 numpy arrays.

@@ -117,13 +117,21 @@ def verify(
     ref = backends[0]
     with full_precision():
         runs = {name: _run(prog, ir, params, inputs, noise) for name, prog in programs.items()}
-        if ref in runs:
+        for name, run in runs.items():
+            if "error" in run:
+                report.rows.append(error_row("run", ir.name, name, run["error"]))
+        ok = {name for name, run in runs.items() if "error" not in run}
+        if ref in ok:
             for name in backends[1:]:
-                if name in runs:
+                if name in ok:
                     report.rows += _compare_runs(ir, runs[ref], runs[name], ref, name, dtype)
-            grads = runs[ref].get("grad", {})
-            if fd and isinstance(grads, dict):
-                ref64 = programs[ref] if dtype == "float64" else gs.compile(ir, ref)
+            grads = runs[ref].get("grad")
+            if fd and grads is not None:
+                # Finite differences need float64 whatever the dtype under comparison.
+                ref64 = programs[ref]
+                if dtype != "float64":
+                    ref64 = gs.compile(ir, ref, device=device)
+                    grads = ref64.loss_and_grads(params, inputs, noise=noise).grads
                 report.rows += fd_rows(ir, ref64, ref, params, inputs, noise, grads, rng, report)
         if steps > 0 and len(programs) == len(backends):
             from graphspec.verify_steps import trajectory_rows
@@ -131,7 +139,14 @@ def verify(
             grads0 = runs.get(ref, {}).get("grad")
             report.rows += trajectory_rows(ir, programs, ref, params, pool, b, steps, rng,
                                            dtype, report, grads0)
-        if blame and any(r.check in ("grad", "fd", "state") and not r.ok for r in report.rows):
+        failed = {r.check for r in report.rows if not r.ok}
+        forward_failed = failed & {"output", "output[train]", "loss", "loss[eval]", "metric"}
+        if blame and forward_failed and ref in ok and len(ok) > 1:
+            from graphspec.verify_blame import value_rows
+
+            report.rows += value_rows(ir, [b for b in backends if b in ok], ref, params,
+                                      inputs, noise, dtype, device, report=report)
+        elif blame and failed & {"grad", "fd", "state"}:
             from graphspec.verify_blame import blame_rows
 
             report.rows += blame_rows(ir, backends, ref, params, inputs, noise, dtype, device,
@@ -170,11 +185,6 @@ def _uses_training(ir: IR) -> bool:
 def _compare_runs(ir: IR, ref: Run, other: Run, rname: str, oname: str, dtype: str) -> list[Row]:
     against = f"{oname}~{rname}"
     rows: list[Row] = []
-    for run, name in ((ref, rname), (other, oname)):
-        if "error" in run:
-            rows.append(error_row("run", ir.name, name, run["error"]))
-    if rows:
-        return rows
     for check, values in ref.items():
         kind = "grad" if check == "grad" else "forward"
         mine = other.get(check, {})

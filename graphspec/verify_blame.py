@@ -98,6 +98,40 @@ def blame_rows(
     return rows
 
 
+def value_rows(
+    ir: IR, backends: Sequence[str], ref: str, params: Arrays, inputs: Arrays, noise: Arrays,
+    dtype: str, device: str, *, report: Report,
+) -> list[Row]:
+    """When an output or a loss disagrees: every op node's value on every backend (training
+    mode, same noise), reporting each node that disagrees although its arguments agree."""
+    from graphspec.verify import _message, _where, tolerance
+
+    nodes = ir.op_nodes()
+    try:
+        values = {b: node_values(ir, nodes, b, params, inputs, noise, dtype, device)
+                  for b in backends}
+    except Exception as e:
+        report.notes.append(f"no per-node localization of values: {_message(e)}")
+        return []
+    rows: list[Row] = []
+    for other in backends:
+        if other == ref:
+            continue
+        wrong: set[str] = set()
+        for nid in nodes:
+            node = ir.node(nid)
+            row = compare("value", f"{nid} ({node['op']})", f"{other}~{ref}",
+                          values[other][nid], values[ref][nid],
+                          tolerance("forward", dtype, [node["attrs"]]), node=nid,
+                          where=_where(ir, nid))
+            if row.ok:
+                continue
+            if not wrong.intersection(node["inputs"]):
+                rows.append(row)  # where it starts; what follows from it is not news
+            wrong.add(nid)
+    return rows
+
+
 def node_values(
     ir: IR, nodes: list[str], backend: str, params: Arrays, inputs: Arrays, noise: Arrays,
     dtype: str, device: str,

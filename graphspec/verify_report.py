@@ -106,13 +106,14 @@ class Report:
         return [r for r in self.rows if not r.ok]
 
     def verdict(self) -> str:
-        what = f"{' vs '.join(self.backends)}, {self.dtype}, {self.steps} steps"
+        steps = f"{self.steps} step" + ("s" if self.steps != 1 else "")
+        what = f"{' vs '.join(self.backends)}, {self.dtype}, {steps}"
         if self.ok:
             return f"PASS: {len(self.rows)} checks agree ({what})"
         bad = self.failures
         labels = list(dict.fromkeys(_short(r) for r in bad))
         names = ", ".join(labels[:4]) + (", ..." if len(labels) > 4 else "")
-        blamed = [r for r in bad if r.check == "vjp" and r.node]
+        blamed = [r for r in bad if r.check in ("vjp", "value") and r.node]
         suspect = ""
         if blamed:
             r = blamed[0]

@@ -47,6 +47,7 @@ def trajectory_rows(
     train = getattr(ir.spec, "train", None)
     if train is None:
         report.notes.append("no optimizer steps: the spec has no train section")
+        report.steps = 0
         return []
     train = _resolve(train, steps)
     n = len(next(iter(pool.values())))
@@ -71,6 +72,7 @@ def trajectory_rows(
             report.notes.append(
                 "optimizer steps not compared: the spec is stochastic and the trainer of "
                 + ", ".join(lacking) + " takes no injected noise (Trainer.set_noise)")
+            report.steps = 0  # the verdict must not claim steps it did not compare
             return []
 
     tol = tolerance("grad", dtype, [ir.node(o)["attrs"] for o in ir.op_nodes()])

@@ -7,7 +7,10 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -207,6 +210,43 @@ def test_sigint_saves_a_checkpoint_and_resume_reproduces(tmp_path):
     assert_same_run(full, resumed)
 
 
+def _start_training(tmp_path: Path, spec: Path, out: Path) -> subprocess.Popen:
+    code = ("import graphspec.train.driver as d; d.CHECKPOINT_EVERY_S = 0.0; "
+            f"d.train({str(spec)!r}, out={str(out)!r}, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (out / "checkpoint.npz").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    time.sleep(0.3)  # a few more epochs, each ending in a checkpoint write
+    return proc
+
+
+def test_killed_process_leaves_a_loadable_checkpoint_and_resume_is_exact(tmp_path):
+    spec = write_spec(tmp_path, epochs=100_000, samples=64)
+    proc = _start_training(tmp_path, spec, tmp_path / "run")
+    proc.kill()  # SIGKILL: no handler runs, possibly in the middle of a write
+    proc.wait()
+    ck = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
+    k = ck.meta["epoch"]
+    resumed = train(spec, out=tmp_path / "run", resume=True, epochs=k + 2, progress=False)
+    full = train(spec, out=tmp_path / "full", epochs=k + 2, progress=False)
+    assert_same_run(full, resumed)
+    assert not list((tmp_path / "run").glob(".checkpoint.npz.*.tmp"))
+
+
+def test_sigterm_stops_a_process_cleanly(tmp_path):
+    spec = write_spec(tmp_path, epochs=100_000, samples=64)
+    proc = _start_training(tmp_path, spec, tmp_path / "run")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert b"TrainingInterrupted" in err and b"SIGTERM" in err
+    ck = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
+    assert ck.meta["status"] == "interrupted"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs"] == ck.meta["epoch"]
+
+
 # ---- checkpoints -------------------------------------------------------------------------
 
 
@@ -324,5 +364,5 @@ def test_progress_bar_only_on_a_terminal():
 
 def test_public_api_spec_object(tmp_path):
     spec = gs.load(write_spec(tmp_path, epochs=1))
-    run = train(spec, out=tmp_path / "run", progress=False)
+    run = gs.train(spec, out=tmp_path / "run", progress=False)
     assert run.run_dir == tmp_path / "run" and run.epochs == 1

@@ -205,3 +205,35 @@ def test_unknown_backend_is_a_failing_row_not_a_crash():
 def test_unknown_dtype_is_a_usage_error():
     with pytest.raises(gs.GraphspecError):
         verify(mlp(), dtype="float16")
+
+
+def test_tf32_is_off_while_verifying_and_restored_after():
+    import torch
+
+    from graphspec.verify import full_precision
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.set_float32_matmul_precision("high")
+    try:
+        with full_precision():
+            assert not torch.backends.cuda.matmul.allow_tf32
+            assert not torch.backends.cudnn.allow_tf32
+            assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.backends.cuda.matmul.allow_tf32
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before[0]
+        torch.set_float32_matmul_precision(before[1])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_verify_on_cuda(dtype):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    report = verify("specs/xor.yaml", backends=("numpy", "torch"), steps=5, dtype=dtype,
+                    device="cuda")
+    assert report.ok, report.render(only_failures=True)

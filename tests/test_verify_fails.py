@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from conformance import cases
 
@@ -70,3 +71,19 @@ def test_the_conformance_checks_fail_for_that_op(wrong_tanh_vjp):
 def test_without_the_fixture_all_is_well():
     report = verify("specs/xor.yaml", steps=2)
     assert report.ok, report.render(only_failures=True)
+
+
+def tanh(x):
+    return np.tanh(x) * 1.001  # deliberately wrong forward
+
+
+def test_a_wrong_forward_is_traced_to_its_node(monkeypatch):
+    from graphspec_numpy.kernels import KERNELS
+
+    monkeypatch.setitem(KERNELS, "tanh", tanh)
+    report = verify("specs/xor.yaml", steps=0)
+    assert not report.ok
+    assert ("output", "logit") in {(r.check, r.tensor) for r in report.failures}
+    values = [r for r in report.failures if r.check == "value"]
+    assert [r.node for r in values] == ["act"]  # not 'logit', which only inherits the error
+    assert "suspect node 'act'" in report.verdict()

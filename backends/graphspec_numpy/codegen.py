@@ -148,6 +148,9 @@ def _forward_stmts(plan: Plan, ops: list[str]) -> tuple[list[_Stmt], dict[str, s
                 like = c.args[nz.like]
                 stmts.append(([
                     f"{noise_var} = _draw(noise, {nid!r}, {nz.kind!r}, {like}, rng)"
+                    # Ops whose randomness is a training-time device (dropout) draw
+                    # nothing in evaluation, so evaluating never consumes the stream.
+                    + (" if training else None" if c.opdef.uses_training else "")
                 ], {noise_var}, {like}))
                 uses.add(noise_var)
         # Called by the name its copied source defines: `sum_` for op `sum` (see kernels).

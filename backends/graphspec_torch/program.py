@@ -99,7 +99,8 @@ class TorchProgram:
         t = t.detach()
         if t.is_floating_point():
             t = t.to(self.dtype)
-        return t.cpu().numpy()
+        # A copy: on the CPU .numpy() shares memory with live parameters and buffers.
+        return t.cpu().numpy().copy()
 
     def _state(self, method: str) -> Arrays:
         attrs = self.module.SPEC_NAMES

@@ -184,8 +184,9 @@ class TorchTrainer:
 
     # ---- parameters and state ------------------------------------------------------------
     def params(self) -> Arrays:
+        # Copies: on the CPU .numpy() would share memory with the live parameters.
         return {
-            k: v.detach().to(torch.float64).cpu().numpy()
+            k: v.detach().to(torch.float64).cpu().numpy().copy()
             for k, v in self.model.spec_state_dict().items()
         }
 

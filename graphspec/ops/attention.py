@@ -79,11 +79,16 @@ def _scores(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.nd
 class SoftAttention(_Scored):
     """Soft attention: re-weight the ``n`` positions of ``x`` by ``a = softmax(scores)``.
 
-    ``x: [batch, n]`` gives ``y = a ⊙ x`` with ``a = softmax(x @ weight + bias)`` over the
-    ``n`` features; ``x: [batch, n, d]`` gives ``y_i = a_i x_i`` with
-    ``a = softmax_i(x_i · weight)`` over the ``n`` positions (see the module doc for the
-    scores).  ``output: sum`` returns the attended summary ``sum_i a_i x_i`` instead:
-    ``[batch, 1]`` for rank-2 ``x``, ``[batch, d]`` for rank-3 ``x``.
+    ``x: [batch, n]``: ``y = a ⊙ x`` with ``a = softmax(x @ weight + bias)`` over the ``n``
+    features (weight ``[n, n]``: each score reads every feature; bias ``[n]``: a learned
+    prior over positions).
+
+    ``x: [batch, n, d]``: ``y_i = a_i x_i`` with ``a = softmax_i(x_i · weight)`` over the
+    ``n`` positions (weight ``[d]``: each position scored from its own features; no bias,
+    as softmax ignores a shift shared by all positions).
+
+    ``output: sum`` returns the attended summary ``sum_i a_i x_i`` instead: ``[batch, 1]``
+    for rank-2 ``x``, ``[batch, d]`` for rank-3 ``x``.
     """
 
     output: Literal["weighted", "sum"] = "weighted"
@@ -160,10 +165,11 @@ class HardAttention(_Scored):
     """Hard attention: keep the ``k`` best-scored positions of ``x``, zero the others.
 
     ``y = x ⊙ mask`` where ``mask`` is the k-hot indicator of the top-``k`` learned scores
-    over the ``n`` positions (``k: 1``: one-hot of the argmax; the scores are those of
-    ``soft_attention``, see the module doc); for rank-3 ``x`` the mask covers each selected
-    position's ``d`` features.  ``y`` keeps ``x``'s shape: the lecture's extraction ``x[a]``
-    of one entry is ``sum`` of ``y`` over the ``n`` axis.
+    over the ``n`` positions (``k: 1``: one-hot of the argmax).  The scores are
+    ``soft_attention``'s: ``x @ weight + bias`` for ``x: [batch, n]``, ``x_i · weight`` per
+    position for ``x: [batch, n, d]`` (the mask then covers each kept position's features).
+    ``y`` keeps ``x``'s shape: the lecture's extraction ``x[a]`` of one entry is ``sum`` of
+    ``y`` over the ``n`` axis.
 
     The gradient reaches ``x`` through the selected entries.  Selection has no derivative
     with respect to the scores, so the spec must declare an ``estimator``: ``none`` (the
@@ -215,9 +221,11 @@ class HardAttention(_Scored):
         x = rng.normal(size=(2, 4, 3))
         yield Sample({"x": x, **separated(x)}, {"estimator": "none"}, note="positions")
         x = rng.normal(size=(4, 5))
-        yield Sample({"x": x, **separated(x)}, {"estimator": "straight_through", "k": 2}, note="straight-through")
+        yield Sample({"x": x, **separated(x)}, {"estimator": "straight_through", "k": 2},
+                     note="straight-through")
         x = rng.normal(size=(2, 5, 3))
-        yield Sample({"x": x, **separated(x)}, {"estimator": "straight_through"}, note="straight-through, positions")
+        yield Sample({"x": x, **separated(x)}, {"estimator": "straight_through"},
+                     note="straight-through, positions")
         x = rng.normal(size=(4, 5))
         u = rng.uniform(0.05, 0.95, size=x.shape)
         gumbel = -np.log(-np.log(u))
@@ -227,7 +235,8 @@ class HardAttention(_Scored):
         u = rng.uniform(0.05, 0.95, size=x.shape)
         gumbel = -np.log(-np.log(u[..., 0]))
         yield Sample({"x": x, "noise": u, **separated(x, g=gumbel)},
-                     {"estimator": "straight_through", "sample": True, "k": 2}, note="Gumbel top-2, straight-through")
+                     {"estimator": "straight_through", "sample": True, "k": 2},
+                     note="Gumbel top-2, straight-through")
         yield Sample({"x": x, "noise": u, **separated(x)},
                      {"estimator": "none", "sample": True, "k": 2}, training=False,
                      note="evaluation takes the top-k")

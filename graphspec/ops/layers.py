@@ -134,6 +134,7 @@ class Param(Attrs):
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
         yield Sample({"value": rng.normal(size=(2, 3))}, {"shape": [2, 3]})
+        yield Sample({"value": rng.normal(size=(4,))}, {"shape": [4]}, note="a vector")
 
 
 @op("highway")

@@ -54,9 +54,10 @@ class Sampler(Attrs):
 
     @model_validator(mode="after")
     def _reinforce_only(self) -> Sampler:
+        # Judged by value, not by which keys were written: a dumped model must validate.
         if self.estimator != "reinforce":
-            for key in ("cost", "baseline"):
-                if key in self.model_fields_set:
+            for key, unset in (("cost", None), ("baseline", "none")):
+                if getattr(self, key) != unset:
                     raise ValueError(
                         f"'{key}' applies to estimator: reinforce only "
                         f"(this sample is {self.estimator})"
@@ -90,6 +91,10 @@ class GaussianSample(Sampler):
     ``dz/dsigma = eps``.  ``estimator: reinforce`` blocks that path and trains ``mu`` and
     ``scale`` through the score-function surrogate instead (to compare the two estimators'
     variance on one model).
+
+    REINFORCE options: ``cost: NODE`` names a per-example cost (``[batch]``, e.g. the loss
+    before its mean over the batch) for the objective ``mean_i cost_i``; without it the
+    cost is the total loss.  ``baseline: mean`` subtracts the other examples' mean cost.
     """
 
     parameterization: Scale = "log_sigma"
@@ -138,6 +143,10 @@ class BernoulliSample(Sampler):
     passes the cotangent to the probability unchanged (``dz/dP = 1``; through the sigmoid
     with ``logits: true``); ``reinforce`` gives ``p`` no gradient through the sample and
     adds the score-function surrogate to the objective.
+
+    REINFORCE options: ``cost: NODE`` names a per-example cost (``[batch]``, e.g. the loss
+    before its mean over the batch) for the objective ``mean_i cost_i``; without it the
+    cost is the total loss.  ``baseline: mean`` subtracts the other examples' mean cost.
     """
 
     logits: bool = False
@@ -159,7 +168,8 @@ class BernoulliSample(Sampler):
         p = rng.uniform(0.1, 0.9, size=(4, 3))
         yield Sample({"p": p, "noise": away(p)}, {"estimator": "reinforce"})
         p = rng.uniform(0.1, 0.9, size=(4, 3))
-        yield Sample({"p": p, "noise": away(p)}, {"estimator": "straight_through"}, note="straight-through")
+        yield Sample({"p": p, "noise": away(p)}, {"estimator": "straight_through"},
+                     note="straight-through")
         t = rng.normal(size=(3, 2)) * 2
         yield Sample({"p": t, "noise": away(1 / (1 + np.exp(-t)))},
                      {"estimator": "straight_through", "logits": True},
@@ -177,6 +187,10 @@ class CategoricalSample(Sampler):
     ``logits``.  ``estimator`` (required): ``straight_through`` backpropagates as if ``z``
     were ``softmax(logits)`` (its mean); ``reinforce`` gives the logits no gradient through
     the sample and adds the score-function surrogate to the objective.
+
+    REINFORCE options: ``cost: NODE`` names a per-example cost (``[batch]``, e.g. the loss
+    before its mean over the batch) for the objective ``mean_i cost_i``; without it the
+    cost is the total loss.  ``baseline: mean`` subtracts the other examples' mean cost.
     """
 
     estimator: Literal["reinforce", "straight_through"]
@@ -202,9 +216,11 @@ class CategoricalSample(Sampler):
         logits, u = separated((4, 5))
         yield Sample({"logits": logits, "noise": u}, {"estimator": "reinforce"})
         logits, u = separated((4, 5))
-        yield Sample({"logits": logits, "noise": u}, {"estimator": "straight_through"}, note="straight-through")
+        yield Sample({"logits": logits, "noise": u}, {"estimator": "straight_through"},
+                     note="straight-through")
         logits, u = separated((2, 3, 4))
-        yield Sample({"logits": logits, "noise": u}, {"estimator": "straight_through"}, note="rank 3, straight-through")
+        yield Sample({"logits": logits, "noise": u}, {"estimator": "straight_through"},
+                     note="rank 3, straight-through")
 
 
 @op("log_prob", inputs=[Input("z", differentiable=False), "theta",
@@ -212,13 +228,15 @@ class CategoricalSample(Sampler):
 class LogProb(Attrs):
     """Log-density of a value ``z`` under a distribution, summed over the last (event) axis.
 
-    * ``dist: normal``: inputs ``(z, mu, scale)``, ``scale`` as in ``gaussian_sample``
-      (``parameterization``: log σ by default):
-      ``sum(-((z - mu) / σ)² / 2 - log σ - log(2π) / 2)``;
-    * ``dist: bernoulli``: inputs ``(z, p)``: ``sum(z log p + (1 - z) log(1 - p))`` with
-      ``0 < p < 1``, or with ``logits: true`` ``sum(z p - softplus(p))`` for a logit ``p``;
-    * ``dist: categorical``: inputs ``(z, logits)``, ``z`` one-hot:
-      ``sum(z * log_softmax(logits))``.
+    ``dist: normal``, inputs ``(z, mu, scale)``:
+    ``sum(-((z - mu) / σ)² / 2 - log σ - log(2π) / 2)``, with ``scale`` giving σ as in
+    ``gaussian_sample`` (``parameterization``: log σ by default, ``log_var``, ``sigma``).
+
+    ``dist: bernoulli``, inputs ``(z, p)``: ``sum(z log p + (1 - z) log(1 - p))`` for
+    ``0 < p < 1``; with ``logits: true``, ``sum(z p - softplus(p))`` for a logit ``p``.
+
+    ``dist: categorical``, inputs ``(z, logits)`` with ``z`` one-hot:
+    ``sum(z * log_softmax(logits))``.
 
     The inputs broadcast; a ``[batch, n]`` value gives ``[batch]``.  Differentiable in the
     distribution's parameters, not in ``z`` (a sample: the score function's ``∇ log p``).
@@ -230,9 +248,9 @@ class LogProb(Attrs):
 
     @model_validator(mode="after")
     def _options_fit_dist(self) -> LogProb:
-        if "parameterization" in self.model_fields_set and self.dist != "normal":
+        if self.parameterization != "log_sigma" and self.dist != "normal":
             raise ValueError("'parameterization' applies to dist: normal only")
-        if "logits" in self.model_fields_set and self.dist != "bernoulli":
+        if self.logits and self.dist != "bernoulli":
             raise ValueError("'logits' applies to dist: bernoulli only (categorical always "
                              "takes logits)")
         return self

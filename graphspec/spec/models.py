@@ -198,6 +198,16 @@ class EarlyStoppingSpec(Strict):
     restore_best: bool = True
 
 
+class AdversarialSpec(Strict):
+    """Adversarial training (Goodfellow et al., 2015): each batch's FGSM examples
+    ``x + epsilon * sign(dL/dx)`` of ``input``; the objective is ``(1 - mix) L(x) + mix
+    L(x_adv)``."""
+
+    epsilon: PositiveFloat
+    input: Identifier
+    mix: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+
+
 class TrainSpec(Strict):
     data: DataSpec
     optimizer: OptimizerSpec = Field(default_factory=lambda: SGDSpec(name="sgd"))
@@ -208,6 +218,31 @@ class TrainSpec(Strict):
     early_stopping: EarlyStoppingSpec | None = None
     metrics: list[str | NodeSpec] = Field(default_factory=list)
     log_grad_norms: bool = False
+    adversarial: AdversarialSpec | None = None
+
+
+class AnalysisSpec(BaseModel):
+    """A procedure run on the trained (``at: end``) or initial (``at: init``) parameters.
+
+    Like a graph node, only the shared fields are checked here; the procedure's own keys
+    are checked against its model in :mod:`graphspec.analysis` (which knows them), with
+    the same located errors.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    procedure: str
+    at: Literal["init", "end"] = "end"
+    name: Identifier | None = Field(
+        default=None, description="the stem of the files it writes (default: per procedure)")
+    doc: str = ""
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+VariantName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)]
 
 
 class Spec(Strict):
@@ -223,10 +258,16 @@ class Spec(Strict):
     outputs: list[str] = Field(default_factory=list)
     loss: list[NodeSpec] = Field(default_factory=list)
     train: TrainSpec | None = None
+    analysis: list[AnalysisSpec] = Field(default_factory=list)
+    variants: dict[VariantName, dict[str, Any] | None] = Field(
+        default_factory=dict,
+        description="named patches of this spec, deep-merged into it (graphspec.spec.variants)",
+    )
 
     # Where the spec came from, for error locations and relative data paths.
     _source: Any = PrivateAttr(default=None)
     _path: Any = PrivateAttr(default=None)
+    _variant: str | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> Any:
@@ -236,6 +277,11 @@ class Spec(Strict):
     @property
     def path(self) -> Any:
         return self._path
+
+    @property
+    def variant(self) -> str | None:
+        """The name of the variant this spec is (graphspec.spec.variants), else None."""
+        return self._variant
 
     def input_specs(self) -> dict[str, InputSpec]:
         return {

@@ -10,6 +10,7 @@ feature count (``FIXED_FEATURES``) and class count (``FIXED_CLASSES``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -87,7 +88,7 @@ def generate(
         x = rng.standard_normal((n, features))
         k = int(rng.integers(0, features))
         # Class boundaries at the quantiles of N(0, 1): balanced classes, one feature decides.
-        edges = np.quantile(rng.standard_normal(100_000), np.arange(1, classes) / classes)
+        edges = np.array([NormalDist().inv_cdf(c / classes) for c in range(1, classes)])
         y = np.searchsorted(edges, x[:, k]).astype(np.int64)
         note = f"feature {k} of {features} carries the label"
     elif source == "linear":

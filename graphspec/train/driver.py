@@ -200,6 +200,8 @@ class _Run:
     # ---- the run -------------------------------------------------------------------------
     def execute(self) -> RunResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.run_dir.glob(f".{checkpoint.FILENAME}.*.tmp"):  # from killed writers
+            stale.unlink(missing_ok=True)
         program = self._compile()
         trainer = program.trainer(init_params(self.ir, self.seed), self.train_spec, self.seed)
         for split, arrays in self.data.splits.items():

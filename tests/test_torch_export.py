@@ -1,0 +1,125 @@
+"""ONNX export: the onnx checker accepts the file and onnxruntime agrees with numpy.
+
+Optional extras (pip install 'graphspec[onnx]'): the tests skip without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch_helpers import FEATURES
+
+import graphspec as gs
+from graphspec.errors import BackendError
+from graphspec.ops import REGISTRY
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from graphspec_torch.export import NOT_EXPORTABLE, export_onnx  # noqa: E402
+
+GALLERY = sorted(Path("specs").glob("*.yaml"))
+
+
+def _random_outputs(ir: gs.IR) -> bool:
+    """Outputs drawn from a sampler (not dropout, which is the identity in evaluation)."""
+    from graphspec.codegen import Plan
+
+    ops = Plan(ir).needed([f"output:{k}" for k in ir.outputs])
+    return any(REGISTRY[ir.node(n)["op"]].stochastic
+               and not REGISTRY[ir.node(n)["op"]].uses_training for n in ops)
+
+
+def _inputs(session: object, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in session.get_inputs():  # type: ignore[attr-defined]
+        shape = [batch if isinstance(d, str) else d for d in i.shape]
+        if "int64" in i.type:
+            out[i.name] = rng.integers(0, 2, size=shape)
+        else:
+            out[i.name] = rng.normal(size=shape).astype(np.float32)
+    return out
+
+
+def _check(ir: gs.IR, path: Path, params: dict[str, np.ndarray]) -> None:
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == list(ir.outputs)
+    ref = gs.compile(ir, "numpy")
+    for batch in (1, 9):  # the batch axis stays dynamic
+        x = _inputs(session, batch)
+        got = session.run(None, x)
+        if _random_outputs(ir):
+            continue
+        want = ref.forward(params, {k: v.astype(np.float64) if v.dtype.kind == "f" else v
+                                    for k, v in x.items()})
+        for name, value in zip(ir.outputs, got):
+            np.testing.assert_allclose(value, want[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec_file", GALLERY, ids=[p.stem for p in GALLERY])
+def test_gallery_exports(spec_file: Path, tmp_path: Path) -> None:
+    ir = gs.build(gs.load(spec_file))
+    params = gs.init_params(ir)
+    ops = {ir.node(n)["op"] for n in ir.op_nodes()}
+    blocked = ops & set(NOT_EXPORTABLE)
+    if blocked:
+        with pytest.raises(BackendError, match=sorted(blocked)[0]):
+            export_onnx(ir, params, tmp_path / "m.onnx")
+        return
+    path = export_onnx(ir, params, tmp_path / "m.onnx")
+    _check(ir, path, params)
+
+
+def test_state_dropout_and_unused_inputs(tmp_path: Path) -> None:
+    ir = gs.build(gs.loads(FEATURES, "<features>"))
+    params = gs.init_params(ir, seed=2)
+    params["eval.running_mean"] = np.linspace(-1, 1, 6)  # evaluation uses running statistics
+    path = export_onnx(ir, params, tmp_path / "f.onnx")
+    model = onnx.load(str(path))
+    assert [i.name for i in model.graph.input] == ["x"]  # the label feeds only the loss
+    ops = {n.op_type for n in model.graph.node}
+    assert not {o for o in ops if o.startswith("Random")}  # dropout is off in evaluation
+    _check(ir, path, params)
+
+
+def test_opsets(tmp_path: Path) -> None:
+    ir = gs.build(gs.load("specs/xor.yaml"))
+    params = gs.init_params(ir)
+    path = export_onnx(ir, params, tmp_path / "x17.onnx", opset=17)
+    assert {o.version for o in onnx.load(str(path)).opset_import if o.domain == ""} == {17}
+    _check(ir, path, params)
+    with pytest.raises(BackendError, match="opset 16"):
+        export_onnx(ir, params, tmp_path / "x16.onnx", opset=16)
+
+
+def test_unexportable_op_is_named_with_its_location(tmp_path: Path) -> None:
+    spec = gs.loads(
+        "graphspec: 1\nname: attn\ninputs: {x: [batch, 4, 8]}\n"
+        "graph:\n  - {id: att, op: scaled_dot_product_attention, in: [x, x, x]}\n"
+        "outputs: [att]\n",
+        "<attn>",
+    )
+    ir = gs.build(spec)
+    with pytest.raises(BackendError) as info:
+        export_onnx(ir, gs.init_params(ir), tmp_path / "a.onnx")
+    assert "'att' (scaled_dot_product_attention)" in str(info.value)
+    assert info.value.location is not None and info.value.location.line == 5
+
+
+@pytest.mark.slow
+def test_not_exportable_table_matches_the_exporter() -> None:
+    """Export every op alone on its sample: the table lists exactly the ops that fail."""
+    import torch
+    from graphspec_torch.export import _probe
+    from graphspec_torch.kernels import KERNELS
+
+    from graphspec.ops.registry import iter_samples
+
+    failing = {op for op in REGISTRY
+               if _probe(op, KERNELS[op], iter_samples, torch.float32) is not None}
+    assert failing == set(NOT_EXPORTABLE)
