@@ -189,8 +189,10 @@ def op_text(opdef: OpDef) -> str:
         out.append("  none")
     for name, info in fields.items():
         default = field_default(info)
-        out.append(f"  {name}: {field_type(info)}" + (
-            " (required)" if default is None else f" = {default}"))
+        out.append(
+            f"  {name}: {field_type(info)}"
+            + (" (required)" if default is None else f" = {default}")
+        )
     params, state = parameters(opdef)
     if params:
         out.append("parameters (default initializer):")
@@ -236,27 +238,35 @@ def op_markdown(opdef: OpDef) -> str:
     out.append(f"*Family:* `{opdef.family}`" + "".join(f" · {f}" for f in flags(opdef)))
     out.append("")
     ins = _inputs_text(opdef)
-    out.append("**Inputs:** " + (", ".join(f"`{i.split(' ')[0]}` {i.split(' ', 1)[1]}"
-                                           for i in ins) if ins else "none"))
+    out.append(
+        "**Inputs:** "
+        + (", ".join(f"`{i.split(' ')[0]}` {i.split(' ', 1)[1]}" for i in ins) if ins else "none")
+    )
     out.append("")
     fields = opdef.attrs.model_fields
     if fields:
         out += ["| attribute | type | default |", "| --- | --- | --- |"]
         for name, info in fields.items():
             default = field_default(info)
-            out.append(f"| `{name}` | {_cell(field_type(info))} | "
-                       f"{'*required*' if default is None else '`' + _cell(default) + '`'} |")
+            out.append(
+                f"| `{name}` | {_cell(field_type(info))} | "
+                f"{'*required*' if default is None else '`' + _cell(default) + '`'} |"
+            )
         out.append("")
     else:
         out += ["No attributes.", ""]
     params, state = parameters(opdef)
     if params:
-        out.append("**Parameters** (default initializer): " + ", ".join(
-            f"`{n}` ({_init_name(d.init)})" for n, d in params.items()))
+        out.append(
+            "**Parameters** (default initializer): "
+            + ", ".join(f"`{n}` ({_init_name(d.init)})" for n, d in params.items())
+        )
         out.append("")
     if state:
-        out.append("**State buffers:** " + ", ".join(
-            f"`{n}` ({_init_name(d.init)})" for n, d in state.items()))
+        out.append(
+            "**State buffers:** "
+            + ", ".join(f"`{n}` ({_init_name(d.init)})" for n, d in state.items())
+        )
         out.append("")
     return "\n".join(out)
 

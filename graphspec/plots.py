@@ -1,21 +1,27 @@
 """Pictures of runs: curves, decision boundaries, gradient norms, robustness, predictive bands.
 
-Every function takes plain data (histories, arrays) and writes one PNG; :func:`report`
-finds what a run directory holds and draws all of it.  matplotlib runs headless (Agg).
+Every ``plot_*`` function takes plain data (histories, arrays, the JSON a procedure wrote)
+and writes one PNG; several runs are drawn into one figure (overlaid lines, or one panel
+per run) so that variants compare at a glance.  :func:`report` finds what run directories
+hold (``metrics.jsonl``, and what ``analysis.json`` indexes) and draws all of it.
+matplotlib runs headless (Agg).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from graphspec.errors import GraphspecError
+from graphspec.errors import GraphspecError, Location
 
 History = list[dict[str, Any]]
+DPI = 110
+PANEL = (4.2, 3.4)  # inches per panel: readable at 100% in a browser or a PR
 
 
 def _plt() -> Any:
@@ -27,130 +33,212 @@ def _plt() -> Any:
     return plt
 
 
+def _colors(n: int) -> list[Any]:
+    plt = _plt()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if n <= len(cycle):
+        return list(cycle[:n])
+    return [plt.get_cmap("viridis")(i / max(n - 1, 1)) for i in range(n)]
+
+
+def _save(fig: Any, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=DPI)
+    _plt().close(fig)
+    return out
+
+
+def _panels(n: int, title: str = "", size: tuple[float, float] = PANEL) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` panels, at most 4 a row."""
+    plt = _plt()
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows + 0.3 * bool(
+        title)), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig, flat[:n]
+
+
+# ---- run directories -----------------------------------------------------------------------
+
+
 def read_history(run_dir: str | Path) -> History:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
-        raise GraphspecError(f"{run_dir} is not a run directory (no metrics.jsonl)")
+        raise GraphspecError(f"{run_dir} is not a run directory (no metrics.jsonl)",
+                             Location(str(run_dir)),
+                             hint="pass the --out directory of 'graphspec train'")
     rows = []
-    for line in path.read_text().splitlines():
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         if line.strip():
-            rows.append(json.loads(line))
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                raise GraphspecError(f"line {i + 1} of {path} is not JSON",
+                                     Location(str(path), i + 1)) from None
     return rows
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise GraphspecError(f"cannot read {path}: {e}", Location(str(path))) from None
+
+
+def run_labels(dirs: Sequence[Path]) -> list[str]:
+    """Short, distinct labels: the folder names, with their parents where names repeat."""
+    labels = [d.name or str(d) for d in dirs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{d.parent.name}/{d.name}" for d in dirs]
+    if len(set(labels)) < len(labels):
+        labels = [str(d) for d in dirs]
+    return labels
+
+
+# ---- curves ---------------------------------------------------------------------------------
+
+
 def _metric_names(histories: dict[str, History]) -> list[str]:
-    """Base metric names (``loss``, ``accuracy``...) seen with a train_ or val_ prefix."""
+    """Base names (``loss``, ``accuracy``, a loss term...) seen with a train_/val_ prefix,
+    loss first, then metrics, then the terms; a term equal to the loss is left out."""
     names: dict[str, None] = {}
     for hist in histories.values():
         for row in hist:
             for k, v in row.items():
                 if isinstance(v, int | float) and k.startswith(("train_", "val_")):
                     names.setdefault(k.split("_", 1)[1], None)
-    return list(names)
+    keep = [n for n in names if n == "loss" or not _same_as_loss(histories, n)]
+    return sorted(keep, key=lambda n: (n != "loss", "accuracy" not in n))
+
+
+def _same_as_loss(histories: dict[str, History], name: str) -> bool:
+    for hist in histories.values():
+        for row in hist:
+            for split in ("train", "val"):
+                a, b = row.get(f"{split}_{name}"), row.get(f"{split}_loss")
+                if a is not None and (b is None or not math.isclose(a, b, rel_tol=1e-9,
+                                                                    abs_tol=1e-12)):
+                    return False
+    return True
 
 
 def plot_curves(histories: dict[str, History], out: str | Path, title: str = "") -> Path:
-    """Loss and metric curves, one panel per metric, every run overlaid
-    (solid: training, dashed: validation)."""
-    plt = _plt()
+    """Loss and metric curves, one panel per quantity, every run overlaid (a color per run;
+    solid: training, dashed: validation)."""
+    from matplotlib.lines import Line2D
+
     names = _metric_names(histories) or ["loss"]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, name in zip(axes[0], names):
-        for i, (label, hist) in enumerate(histories.items()):
-            c = colors[i % len(colors)]
-            epochs = [r.get("epoch", j) for j, r in enumerate(hist)]
+    fig, axes = _panels(len(names), title)
+    colors = _colors(len(histories))
+    for ax, name in zip(axes, names):
+        for c, (label, hist) in zip(colors, histories.items()):
+            epochs = [r.get("epoch", j + 1) for j, r in enumerate(hist)]
             for split, style in (("train", "-"), ("val", "--")):
                 ys = [r.get(f"{split}_{name}") for r in hist]
                 if any(y is not None for y in ys):
                     ax.plot(epochs, [np.nan if y is None else y for y in ys], style, color=c,
-                            label=f"{label} ({split})" if len(histories) > 1 else split)
+                            lw=1.4, marker="o" if len(epochs) == 1 else None, ms=3)
         ax.set_xlabel("epoch")
         ax.set_title(name)
-        if "loss" in name and _all_positive(histories, name):
+        if "loss" in name and _spans_decades(histories, name):
             ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
+        ax.grid(alpha=0.3, which="both")
+    handles = [Line2D([], [], color="0.3", ls="-", label="train"),
+               Line2D([], [], color="0.3", ls="--", label="validation")]
+    if len(histories) > 1:
+        handles = [Line2D([], [], color=c, lw=2, label=label)
+                   for c, label in zip(colors, histories)] + handles
+    axes[0].legend(handles=handles, fontsize=7)
     return _save(fig, out)
 
 
-def _all_positive(histories: dict[str, History], name: str) -> bool:
+def _spans_decades(histories: dict[str, History], name: str) -> bool:
     vals = [r[k] for h in histories.values() for r in h for k in (f"train_{name}", f"val_{name}")
-            if isinstance(r.get(k), int | float)]
-    return bool(vals) and min(vals) > 0
+            if isinstance(r.get(k), int | float) and math.isfinite(r[k])]
+    return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 20
 
 
-def plot_decision_boundary(
-    predict: Callable[[np.ndarray], np.ndarray],
-    x: np.ndarray,
-    y: np.ndarray,
-    out: str | Path,
-    title: str = "",
-    resolution: int = 200,
-) -> Path:
-    """The classifier's decision regions over a 2-D plane with the data on top (as in the
-    lecture's figures). ``predict`` maps [n, 2] points to class scores [n, k] or logits [n, 1]."""
+def plot_grad_norm_history(histories: dict[str, History], out: str | Path,
+                           title: str = "") -> Path | None:
+    """Per-parameter gradient norms over training (``train.log_grad_norms``), a panel per
+    run, weights coloured from the input layer (dark) to the output layer (light)."""
+    runs = {k: h for k, h in histories.items()
+            if h and any(key.startswith("grad_norm/") for key in h[-1])}
+    if not runs:
+        return None
     plt = _plt()
-    if x.ndim != 2 or x.shape[1] != 2:
-        raise GraphspecError(f"a decision boundary needs 2-D inputs, got shape {x.shape}")
-    pad = 0.1 * (x.max(0) - x.min(0)) + 1e-9
-    lo, hi = x.min(0) - pad, x.max(0) + pad
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    scores = np.asarray(predict(grid))
-    if scores.ndim == 1 or scores.shape[-1] == 1:
-        z = (scores.reshape(-1) > 0).astype(float)
-        prob = 1.0 / (1.0 + np.exp(-np.clip(scores.reshape(-1), -50, 50)))
-    else:
-        z = scores.argmax(-1).astype(float)
-        prob = None
-    labels = np.asarray(y)
-    if labels.ndim > 1 and labels.shape[-1] > 1:
-        labels = labels.argmax(-1)
-    labels = labels.reshape(-1)
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    if prob is not None:
-        ax.contourf(gx, gy, prob.reshape(gx.shape), levels=20, cmap="RdBu_r", alpha=0.55)
-        ax.contour(gx, gy, prob.reshape(gx.shape), levels=[0.5], colors="k", linewidths=1.2)
-    else:
-        ax.contourf(gx, gy, z.reshape(gx.shape), alpha=0.35, cmap="tab10",
-                    levels=np.arange(z.max() + 2) - 0.5)
-    ax.scatter(x[:, 0], x[:, 1], c=labels, cmap="RdBu_r" if prob is not None else "tab10",
-               edgecolors="k", linewidths=0.4, s=14)
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
-    ax.set_title(title or "decision boundary")
+    fig, axes = _panels(len(runs), title or "gradient norm per parameter during training")
+    for ax, (label, hist) in zip(axes, runs.items()):
+        keys = [k for k in hist[-1] if k.startswith("grad_norm/")]
+        shown = [k for k in keys if not k.endswith("bias")] or keys
+        cmap = plt.get_cmap("viridis")
+        for i, k in enumerate(shown):
+            ys = [max(float(r.get(k, np.nan)), 1e-30) for r in hist]
+            ax.semilogy([r.get("epoch", j + 1) for j, r in enumerate(hist)], ys, lw=1,
+                        color=cmap(i / max(len(shown) - 1, 1)),
+                        label=k.split("/", 1)[1] if len(shown) <= 8 else None)
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("‖∂L/∂θ‖ (last step)")
+        ax.grid(alpha=0.3, which="both")
+        if len(shown) <= 8:
+            ax.legend(fontsize=6)
     return _save(fig, out)
 
 
-def plot_grad_norms(norms: dict[str, dict[str, float]], out: str | Path, title: str = "") -> Path:
-    """Gradient norm per layer (parameters in graph order), one line per run: vanishing
-    gradients show as a slope towards the input layers."""
+# ---- analysis results ---------------------------------------------------------------------
+
+
+def plot_grad_norms(norms: dict[str, Any], out: str | Path, title: str = "") -> Path:
+    """Gradient norm per layer (weights in graph order, input to output), one line per run:
+    vanishing gradients show as a slope down towards the input layers.
+
+    ``norms`` maps a run label to a ``grad_norms`` result (``{"norms": ..., "weights":
+    ...}``) or to a plain ``{param: norm}`` mapping."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for label, per_param in norms.items():
-        names = [k for k in per_param if k.endswith("weight")] or list(per_param)
-        ax.semilogy(range(len(names)), [max(per_param[k], 1e-30) for k in names], "o-",
-                    label=label, markersize=3)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for (label, result), c in zip(norms.items(), _colors(len(norms))):
+        per_param = result.get("norms", result)
+        names = list(result.get("weights") or []) or [
+            k for k in per_param if k.endswith("weight")] or list(per_param)
+        ys = [max(float(per_param[k]), 1e-30) for k in names]
+        # The ratio output/input layer is the headline of a vanishing-gradient picture.
+        ratio = f" (last/first ×{ys[-1] / ys[0]:.2g})" if len(ys) > 1 else ""
+        ax.semilogy(range(1, len(names) + 1), ys, "o-", color=c, label=label + ratio, ms=3.5)
     ax.set_xlabel("layer (input → output)")
     ax.set_ylabel("‖∂L/∂W‖")
-    ax.set_title(title or "gradient norm per layer")
+    at = {str(r.get("at")) for r in norms.values() if isinstance(r, dict) and "at" in r}
+    when = {"init": " at initialization", "end": " after training"}.get(
+        next(iter(at)) if len(at) == 1 else "", "")
+    ax.set_title(title or f"gradient norm per layer{when}")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     return _save(fig, out)
 
 
-def plot_robustness(curves: dict[str, tuple[Sequence[float], Sequence[float]]], out: str | Path,
-                    title: str = "") -> Path:
-    """Accuracy against the adversarial budget ε, one line per model."""
+def plot_robustness(curves: dict[str, Any], out: str | Path, title: str = "") -> Path:
+    """Accuracy against the FGSM budget ε, one line per model.  ``curves`` maps a label to
+    a ``fgsm`` result or to ``(epsilons, accuracy)``."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
-    for label, (eps, acc) in curves.items():
-        ax.plot(eps, acc, "o-", label=label)
-    ax.set_xlabel("ε")
-    ax.set_ylabel("accuracy")
+    fig, ax = plt.subplots(figsize=(5.0, 3.8))
+    metric = "accuracy"
+    for label, value in curves.items():
+        if isinstance(value, dict):
+            eps, acc = value["epsilons"], value["accuracy"]
+            metric = value.get("metric", metric)
+        else:
+            eps, acc = value
+        ax.plot(eps, acc, "o-", label=label, ms=4)
+    ax.set_xlabel("ε (L∞ budget of the perturbation)")
+    ax.set_ylabel(metric.replace("_", " "))
     ax.set_ylim(0, 1.02)
     ax.set_title(title or "accuracy under FGSM")
     ax.grid(alpha=0.3)
@@ -158,54 +246,209 @@ def plot_robustness(curves: dict[str, tuple[Sequence[float], Sequence[float]]], 
     return _save(fig, out)
 
 
+def plot_estimator_variance(results: dict[str, dict[str, Any]], out: str | Path,
+                            title: str = "") -> Path:
+    """The gradient estimate's variance per parameter (log scale), a bar per run."""
+    plt = _plt()
+    params = list(dict.fromkeys(p for r in results.values() for p in r.get("params", {})))
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.1 * len(params) * max(len(results), 1) + 2),
+                                    3.8))
+    width = 0.8 / max(len(results), 1)
+    for i, ((label, r), c) in enumerate(zip(results.items(), _colors(len(results)))):
+        ys = [max(r["params"].get(p, {}).get("variance", np.nan), 1e-30) for p in params]
+        xs = np.arange(len(params)) + (i - (len(results) - 1) / 2) * width
+        ax.bar(xs, ys, width, color=c,
+               label=f"{label} (total {r.get('total_variance', float('nan')):.3g})")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(params)), params, rotation=30 if len(params) > 3 else 0,
+                  ha="right" if len(params) > 3 else "center", fontsize=8)
+    ax.set_ylabel("Var[∂L/∂θ] per element")
+    ax.set_title(title or "variance of the gradient estimate")
+    ax.grid(alpha=0.3, axis="y", which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+# Class 0 blue, class 1 red, saturated: the ends of the background's pale RdBu_r.
+_BINARY_COLORS = ("#2166ac", "#c0392b")
+
+
+def _boundary_panel(ax: Any, gx: np.ndarray, gy: np.ndarray, scores: np.ndarray, kind: str,
+                    data: list[tuple[np.ndarray, np.ndarray | None, str]]) -> None:
+    cmap: Any
+    mx, my = np.meshgrid(gx, gy)
+    if kind == "classes":
+        e = np.exp(scores - scores.max(-1, keepdims=True))
+        prob = e / e.sum(-1, keepdims=True)
+        z = prob.argmax(-1)
+        k = scores.shape[-1]
+        ax.contourf(mx, my, z, levels=np.arange(k + 1) - 0.5, cmap="tab10", vmin=-0.5,
+                    vmax=9.5, alpha=0.25)
+        ax.contour(mx, my, z, levels=np.arange(k) + 0.5, colors="k", linewidths=1.0)
+        cmap, vmin, vmax = "tab10", -0.5, 9.5
+    else:
+        s = scores[..., 0]
+        p = 1 / (1 + np.exp(-np.clip(s, -50, 50))) if kind == "logit" else np.clip(s, 0, 1)
+        # A pale background of P(class 1), so that the points stay the loudest thing.
+        ax.contourf(mx, my, p, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.35)
+        ax.contour(mx, my, p, levels=[0.5], colors="k", linewidths=1.4)
+        from matplotlib.colors import ListedColormap
+
+        cmap, vmin, vmax = ListedColormap(_BINARY_COLORS), -0.5, 1.5
+    for x, y, marker in data:
+        ax.scatter(x[:, 0], x[:, 1], c="0.5" if y is None else y, cmap=cmap, vmin=vmin,
+                   vmax=vmax, marker=marker, edgecolors="white", linewidths=0.5, s=18)
+    ax.set_xlim(gx[0], gx[-1])
+    ax.set_ylim(gy[0], gy[-1])
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+
+
+def plot_boundaries(panels: dict[str, Any], out: str | Path, title: str = "") -> Path:
+    """Decision regions of 2-D classifiers with their data, one panel per run.  Each value
+    is a ``decision_boundary`` result (boundary.npz as a mapping); training points are
+    circles, validation points triangles."""
+    fig, axes = _panels(len(panels), title, size=(4.2, 4.0))
+    for ax, (label, b) in zip(axes, panels.items()):
+        data = [(np.asarray(b[f"x_{sp}"]), np.asarray(b[f"y_{sp}"]) if f"y_{sp}" in b else None,
+                 m) for sp, m in (("train", "o"), ("val", "^")) if f"x_{sp}" in b]
+        _boundary_panel(ax, np.asarray(b["gx"]), np.asarray(b["gy"]), np.asarray(b["scores"]),
+                        str(b["kind"]), data)
+        ax.set_title(label if len(panels) > 1 else (title or "decision boundary"))
+    return _save(fig, out)
+
+
+def plot_decision_boundary(
+    predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray,
+    out: str | Path, title: str = "", resolution: int = 200,
+) -> Path:
+    """The decision regions of ``predict`` (``[n, 2]`` points to a logit ``[n, 1]`` or class
+    scores ``[n, k]``) over the plane of ``x``, with the data coloured by ``y``."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise GraphspecError(f"a decision boundary needs 2-D inputs, got shape {x.shape}")
+    pad = 0.1 * (x.max(0) - x.min(0)) + 1e-9
+    gx = np.linspace(x[:, 0].min() - pad[0], x[:, 0].max() + pad[0], resolution)
+    gy = np.linspace(x[:, 1].min() - pad[1], x[:, 1].max() + pad[1], resolution)
+    mx, my = np.meshgrid(gx, gy)
+    scores = np.asarray(predict(np.column_stack([mx.ravel(), my.ravel()])), dtype=float)
+    scores = scores.reshape(resolution, resolution, -1)
+    from graphspec.analysis.decision_boundary import class_labels
+
+    panel = {"gx": gx, "gy": gy, "scores": scores, "kind": "logit" if scores.shape[-1] == 1
+             else "classes", "x_train": x, "y_train": class_labels(y)}
+    return plot_boundaries({title or "decision boundary": panel}, out, title)
+
+
 def plot_predictive_band(
     x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, mean: np.ndarray, std: np.ndarray,
     out: str | Path, title: str = "",
 ) -> Path:
     """1-D regression: data, predictive mean and ±2σ band (Monte-Carlo over the model's noise)."""
-    plt = _plt()
-    order = np.argsort(x.reshape(-1))
-    xs, m, s = x.reshape(-1)[order], mean.reshape(-1)[order], std.reshape(-1)[order]
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    ax.fill_between(xs, m - 2 * s, m + 2 * s, alpha=0.25, label="±2σ")
-    ax.plot(xs, m, lw=1.5, label="predictive mean")
-    ax.scatter(x_train.reshape(-1), y_train.reshape(-1), s=8, c="k", label="data")
-    ax.set_title(title or "predictive uncertainty")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    panel = {"x": x, "mean": mean, "std": std, "x_train": x_train, "y_train": y_train,
+             "one_d": True}
+    return plot_predictive({title or "predictive uncertainty": panel}, out, title)
+
+
+def plot_predictive(panels: dict[str, Any], out: str | Path, title: str = "") -> Path:
+    """Monte-Carlo predictions, one panel per run: for a 1-D input the mean, the ±2σ band,
+    a few sampled functions and the data; otherwise a histogram of the predictive σ."""
+    fig, axes = _panels(len(panels), title, size=(5.0, 3.6))
+    for ax, (label, p) in zip(axes, panels.items()):
+        std = np.asarray(p["std"], dtype=float)
+        if bool(np.asarray(p.get("one_d", False))):
+            x = np.asarray(p["x"], dtype=float).reshape(-1)
+            m = np.asarray(p["mean"], dtype=float).reshape(len(x), -1)[:, 0]
+            s = std.reshape(len(x), -1)[:, 0]
+            ax.fill_between(x, m - 2 * s, m + 2 * s, alpha=0.25, color="C0", label="±2σ")
+            draws = np.asarray(p["draws"], dtype=float) if "draws" in p else np.zeros((0,))
+            for j, d in enumerate(draws[:10]):
+                ax.plot(x, d.reshape(len(x), -1)[:, 0], color="C0", lw=0.5, alpha=0.35,
+                        label="samples" if j == 0 else None)
+            ax.plot(x, m, color="C0", lw=1.8, label="predictive mean")
+            for sp, c in (("train", "k"), ("val", "C3")):
+                if f"x_{sp}" in p and f"y_{sp}" in p:
+                    ys = np.asarray(p[f"y_{sp}"], dtype=float)
+                    ax.scatter(np.asarray(p[f"x_{sp}"]).reshape(-1),
+                               ys.reshape(len(ys), -1)[:, 0], s=7, c=c, label=sp, zorder=3)
+            ax.set_xlabel("x")
+            ax.set_ylabel("prediction")
+            ax.legend(fontsize=7)
+        else:
+            ax.hist(std.reshape(-1), bins=40, color="C0")
+            ax.set_xlabel("predictive σ")
+            ax.set_ylabel("count")
+        ax.set_title(label if len(panels) > 1 else (title or "predictive uncertainty"))
+        ax.grid(alpha=0.3)
     return _save(fig, out)
 
 
-def _save(fig: Any, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    _plt().close(fig)
-    return out
+# ---- report --------------------------------------------------------------------------------
+
+
+def _load_result(run_dir: Path, entry: dict[str, Any]) -> Any:
+    files = [f for f in entry.get("files", []) if (run_dir / f).is_file()]
+    if not files:
+        return None
+    path = run_dir / files[0]
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    return _read_json(path)
+
+
+_DRAW: dict[str, Callable[..., Path]] = {
+    "grad_norms": plot_grad_norms,
+    "fgsm": plot_robustness,
+    "decision_boundary": plot_boundaries,
+    "mc_predict": plot_predictive,
+    "estimator_variance": plot_estimator_variance,
+}
 
 
 def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> list[Path]:
-    """Draw everything the run directories hold; returns the PNGs written.
+    """Draw everything the run directories hold into ``out`` (default: the first run
+    directory); returns the PNGs written.
 
-    Curves of all runs are overlaid in one figure; per-run artefacts (grad_norms.json,
-    robustness.json, boundary.npz, predictive.npz) get a figure each.
-    """
+    Curves of all runs are overlaid in ``curves.png``; each analysis result (indexed by a
+    run's ``analysis.json``) becomes ``<name>.png``, with the runs that have it overlaid
+    or side by side."""
+    from graphspec.analysis.runner import read_index
+
     if not run_dirs:
         raise GraphspecError("report needs at least one run directory")
     dirs = [Path(d) for d in run_dirs]
     out_dir = Path(out) if out is not None else dirs[0]
-    histories = {d.name if len(dirs) > 1 else "run": read_history(d) for d in dirs}
-    written = [plot_curves(histories, out_dir / "curves.png")]
-    norms = {d.name: json.loads((d / "grad_norms.json").read_text())
-             for d in dirs if (d / "grad_norms.json").is_file()}
-    if norms:
-        written.append(plot_grad_norms(norms, out_dir / "grad_norms.png"))
-    robust = {}
-    for d in dirs:
-        if (d / "robustness.json").is_file():
-            r = json.loads((d / "robustness.json").read_text())
-            robust[d.name] = (r["epsilons"], r["accuracy"])
-    if robust:
-        written.append(plot_robustness(robust, out_dir / "robustness.png"))
+    labels = run_labels(dirs) if len(dirs) > 1 else ["run"]
+    histories = {label: read_history(d) for label, d in zip(labels, dirs)}
+    title = _title(dirs)
+    written = [plot_curves(histories, out_dir / "curves.png", title)]
+    gn = plot_grad_norm_history(histories, out_dir / "grad_norm_history.png")
+    if gn is not None:
+        written.append(gn)
+    # Group each analysis result by its name across runs: one figure per name.
+    groups: dict[str, tuple[str, dict[str, Any]]] = {}
+    for label, d in zip(labels, dirs):
+        for entry in read_index(d):
+            result = _load_result(d, entry)
+            proc = str(entry.get("procedure"))
+            if result is None or proc not in _DRAW:
+                continue
+            groups.setdefault(entry["name"], (proc, {}))[1][label] = result
+    for name, (proc, results) in groups.items():
+        if len(dirs) == 1:
+            results = {title or "run": next(iter(results.values()))}
+        written.append(_DRAW[proc](results, out_dir / f"{name}.png"))
     return written
+
+
+def _title(dirs: list[Path]) -> str:
+    names = set()
+    for d in dirs:
+        s = d / "summary.json"
+        if s.is_file():
+            try:
+                names.add(str(json.loads(s.read_text(encoding="utf-8")).get("name", "")))
+            except (OSError, ValueError):
+                pass
+    return names.pop() if len(names) == 1 else ""

@@ -54,7 +54,9 @@ def read_case(path: Path) -> Case:
     else:
         assert "expect" in directives, f"{path.name} has no '# expect:' line"
         loc, _, fragment = directives["expect"].partition(" ")
-    argv = [str(path) if a == "FILE" else a for a in shlex.split(directives.get("run", "validate FILE"))]
+    argv = [
+        str(path) if a == "FILE" else a for a in shlex.split(directives.get("run", "validate FILE"))
+    ]
     return Case(path, argv, loc, fragment, directives.get("hint"), int(directives.get("exit", 1)))
 
 
@@ -80,7 +82,9 @@ def test_bad_spec(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert headline.startswith(f"{where}: error: "), f"wanted {where}, got:\n{err}"
     assert case.fragment in headline, err
     if case.hint:
-        assert any(line.startswith("hint: ") and case.hint in line for line in err.splitlines()), err
+        assert any(line.startswith("hint: ") and case.hint in line for line in err.splitlines()), (
+            err
+        )
     # Each of these is refused before any real work; the alias bomb especially.
     assert elapsed < 1.0, f"{path.name} took {elapsed:.2f} s"
 
@@ -94,7 +98,7 @@ def test_caret_points_at_the_column(capsys: pytest.CaptureFixture[str]) -> None:
     bar = quoted.index("| ") + 2
     assert quoted[bar:].startswith(path.read_text().splitlines()[9])
     assert caret.index("^") == bar + col - 1
-    assert quoted[caret.index("^"):].startswith("unist")
+    assert quoted[caret.index("^") :].startswith("unist")
 
 
 def test_alias_bomb_is_refused_quickly() -> None:
@@ -174,7 +178,10 @@ def test_usage_errors_exit_2(
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "graphspec", *args], capture_output=True, text=True, env=env,
+        [sys.executable, "-m", "graphspec", *args],
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=120,
     )
 

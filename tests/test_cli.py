@@ -279,7 +279,9 @@ def test_missing_feature_module_is_a_clear_error() -> None:
         common.import_feature("graphspec.no_such_module", "frobnication")
 
 
-def test_broken_feature_module_is_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_feature_module_is_not_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A module that exists but fails importing something else must surface as the bug it is.
     (tmp_path / "gs_broken_feature.py").write_text("import gs_no_such_dependency\n")
     monkeypatch.syspath_prepend(str(tmp_path))

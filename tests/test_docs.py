@@ -52,16 +52,18 @@ def test_spec_md_example_matches_schema(line: int, text: str) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     from graphspec.spec.schema import spec_schema
 
-    jsonschema.validate(yaml.safe_load(text), spec_schema(),
-                        cls=jsonschema.Draft202012Validator)
+    jsonschema.Draft202012Validator(spec_schema()).validate(yaml.safe_load(text))
+
+
+@pytest.mark.parametrize("line, text", yaml_examples(README))
+def test_readme_yaml_examples_build(line: int, text: str) -> None:
+    gs.build(gs.loads(text, f"{README}:{line}"))
 
 
 def test_ops_md_is_up_to_date() -> None:
     committed = OPS_MD.read_text(encoding="utf-8").replace("\r\n", "\n")
     missing = [name for name in sorted(REGISTRY) if f"\n### {name}\n" not in committed]
-    assert not missing, (
-        f"docs/ops.md lacks {', '.join(missing)}: run 'python tools/gen_ops_doc.py'"
-    )
+    assert not missing, f"docs/ops.md lacks {', '.join(missing)}: run 'python tools/gen_ops_doc.py'"
     assert committed == ops_markdown(), "docs/ops.md is stale: run 'python tools/gen_ops_doc.py'"
 
 

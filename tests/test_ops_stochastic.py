@@ -88,6 +88,30 @@ def test_reinforce_adds_a_zero_valued_term_built_from_registry_ops():
     assert res.loss == plain.loss_and_grads(BERN_PARAMS, BERN_INPUTS, noise=noise).loss
 
 
+def test_default_cost_is_the_weighted_loss_terms_the_sample_moves():
+    text = BERNOULLI.format(sample="estimator: reinforce") + (
+        "  - {id: again, op: mse, in: [d, y], weight: 0.5}\n"
+        "  - {op: l2_penalty, weight: 0.1}\n"
+    )
+    ir = build(text)
+    total = ir.node("z.reinforce.cost")["inputs"][0]
+    assert ir.node(total)["op"] == "add"
+    scaled = ir.node(total)["inputs"]
+    assert scaled[0] == "mse" and ir.node(scaled[1])["op"] == "scale"
+    assert ir.node(scaled[1])["attrs"].factor == 0.5  # the penalty cannot depend on z: left out
+    res = gs.compile(ir, "numpy").loss_and_grads(BERN_PARAMS, BERN_INPUTS)
+    assert res.terms["z.reinforce"] == 0.0 and set(res.terms) == {
+        "mse", "again", "l2_penalty", "z.reinforce"}
+
+
+def test_a_sample_no_loss_depends_on_gets_no_term():
+    text = BERNOULLI.format(sample="estimator: reinforce").replace(
+        "in: [z, y]}", "in: [theta, y]}")
+    ir = build(text)
+    assert [lid for lid, _ in ir.losses] == ["mse"]
+    assert any("no loss term depends on sample 'z'" in m for m, _ in ir.warnings)
+
+
 def test_per_example_cost_revives_the_cost_node():
     ir = bernoulli("estimator: reinforce, cost: cost, baseline: mean")
     assert not any("'cost'" in m for m, _ in ir.warnings)

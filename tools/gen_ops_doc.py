@@ -1,7 +1,7 @@
 """Regenerate docs/ops.md from the op registry (``--check``: exit 1 when it is stale).
 
-    python tools/gen_ops_doc.py           # rewrite docs/ops.md
-    python tools/gen_ops_doc.py --check   # CI-style: fail if docs/ops.md differs
+python tools/gen_ops_doc.py           # rewrite docs/ops.md
+python tools/gen_ops_doc.py --check   # CI-style: fail if docs/ops.md differs
 """
 
 from __future__ import annotations

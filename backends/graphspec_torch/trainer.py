@@ -13,6 +13,7 @@ pure function of the parameters (the numpy trainer's contract, with torch's own 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,11 @@ class TorchTrainer:
             (p, torch.zeros_like(p)) for n, p in self.named.items() if n not in path
         ]
         self.amp_dtype = program.amp_dtype
+        null = contextlib.nullcontext()  # reusable: no context object built per step
+        self._autocast = (
+            (lambda: null) if self.amp_dtype is None
+            else (lambda: autocast(self.device, self.amp_dtype))
+        )
         self.scaler = (
             torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         )
@@ -111,17 +117,16 @@ class TorchTrainer:
         flat = torch.from_numpy(np.concatenate(batches).astype(np.int64, copy=False))
         indices = torch.split(flat.to(index_device, non_blocking=True), sizes)
         n = len(batches)
-        record = torch.empty((n, 1 + len(self.terms)), dtype=self.dtype, device=self.device)
+        rows = []
         for step, index in enumerate(indices):
             self.optim.set_lr(epoch, step, n)
-            values = self._step(self._take("train", index))
-            record[step] = values
-        return self._epoch_summary(record.cpu(), sizes, epoch)
+            rows.append(self._step(self._take("train", index)))
+        return self._epoch_summary(torch.stack(rows).cpu(), sizes, epoch)  # the one sync
 
     def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimizer step; returns [loss, *terms] on the device (no host sync)."""
         opt = self.optim.opt
-        with autocast(self.device, self.amp_dtype):
+        with self._autocast():
             loss, terms = self._losses(batch, self.noise)
         opt.zero_grad(set_to_none=True)
         for p, zero in self._unreached:
@@ -168,7 +173,7 @@ class TorchTrainer:
         self.generator.manual_seed(_seed(self.seed, seeds.EVAL))
         names: list[str] = []
         total: torch.Tensor | None = None
-        with torch.no_grad(), autocast(self.device, self.amp_dtype):
+        with torch.no_grad(), self._autocast():
             for start in range(0, n, EVAL_CHUNK):
                 x = {k: v[start:start + EVAL_CHUNK].to(self.device, non_blocking=True)
                      for k, v in data.items()}

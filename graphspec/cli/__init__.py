@@ -42,8 +42,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     # --debug is accepted before and after the command name.
     common = _Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
     parser = _Parser(
         prog="graphspec",
         description="A declarative graph-spec compiler for neural networks: "

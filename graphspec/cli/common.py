@@ -76,7 +76,9 @@ def load_ir(path: str, max_params: int | None = None) -> tuple[Spec, IR]:
 
 def add_max_params(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--max-params", type=positive_int, metavar="N",
+        "--max-params",
+        type=positive_int,
+        metavar="N",
         help="fail when the model has more than N trainable parameters",
     )
 

@@ -12,8 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.cli.common import DTYPES, add_max_params, load_ir, print_warnings, write_bytes
-from graphspec.cli.common import write_text
+from graphspec.cli.common import (
+    DTYPES,
+    add_max_params,
+    load_ir,
+    print_warnings,
+    write_bytes,
+    write_text,
+)
 from graphspec.ir.graph import IR
 
 PARAMS_HOOK = "write_initial_params"
@@ -21,7 +27,9 @@ PARAMS_HOOK = "write_initial_params"
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "compile", parents=parents, help="write a standalone Python module for a backend",
+        "compile",
+        parents=parents,
+        help="write a standalone Python module for a backend",
         description="Generate the backend's standalone module (numpy: forward and hand-written "
         "backward functions; torch: an nn.Module) and write the initial parameters next to "
         "it (numpy: <out>.npz with keys 'param/<name>', read by the module's "
@@ -52,13 +60,17 @@ def run(args: argparse.Namespace) -> int:
     if written is not None:
         print(f"wrote {written} ({ir.param_count():,} parameters)", file=sys.stderr)
     else:
-        print(f"note: no initial parameters written: the {args.backend} backend has no "
-              f"codegen.{PARAMS_HOOK}(ir, params, module_path)", file=sys.stderr)
+        print(
+            f"note: no initial parameters written: the {args.backend} backend has no "
+            f"codegen.{PARAMS_HOOK}(ir, params, module_path)",
+            file=sys.stderr,
+        )
     return 0
 
 
-def write_initial_params(backend: str, ir: IR, params: dict[str, np.ndarray], module: Path
-                         ) -> Path | None:
+def write_initial_params(
+    backend: str, ir: IR, params: dict[str, np.ndarray], module: Path
+) -> Path | None:
     """Write the initial parameters beside ``module``, in the format its code reads.
 
     A backend package may provide ``<package>.codegen.write_initial_params(ir, params,
@@ -71,7 +83,9 @@ def write_initial_params(backend: str, ir: IR, params: dict[str, np.ndarray], mo
     if backend == "numpy":
         path = module.with_suffix(".npz")
         buf = io.BytesIO()
-        np.savez(buf, **{f"param/{k}": np.asarray(v) for k, v in params.items()})
+        # (typed Any: numpy's stubs would take an ndarray value for savez's allow_pickle)
+        arrays: dict[str, Any] = {f"param/{k}": np.asarray(v) for k, v in params.items()}
+        np.savez(buf, **arrays)
         return write_bytes(path, buf.getvalue())
     return None
 

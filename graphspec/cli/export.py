@@ -13,14 +13,19 @@ from graphspec.errors import CheckpointError, Location
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "export", parents=parents, help="export a model to ONNX",
+        "export",
+        parents=parents,
+        help="export a model to ONNX",
         description="Export the spec's forward graph to ONNX through the torch backend, with "
         "the initial parameters or those of a checkpoint.",
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
     p.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
-    p.add_argument("--checkpoint", metavar="NPZ",
-                   help="parameters from a checkpoint (.npz, keys 'param/<name>')")
+    p.add_argument(
+        "--checkpoint",
+        metavar="NPZ",
+        help="parameters from a checkpoint (.npz, keys 'param/<name>')",
+    )
     add_max_params(p)
     p.set_defaults(run=run)
 
@@ -41,7 +46,7 @@ def load_npz_params(path: str) -> dict[str, np.ndarray]:
     """Parameters from an .npz checkpoint (keys ``param/<name>``), never unpickling."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            params = {k[len("param/"):]: f[k] for k in f.files if k.startswith("param/")}
+            params = {k[len("param/") :]: f[k] for k in f.files if k.startswith("param/")}
     except (OSError, ValueError, EOFError) as e:
         raise CheckpointError(f"cannot read checkpoint: {e}", Location(path)) from None
     if not params:

@@ -24,7 +24,9 @@ GRAPHVIZ_HINT = (
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "inspect", parents=parents, help="show the graph as a table, JSON, DOT or a picture",
+        "inspect",
+        parents=parents,
+        help="show the graph as a table, JSON, DOT or a picture",
         description="Build the spec and print its graph. text: a table of nodes with shapes, "
         "parameters and FLOPs per example; json: networkx node-link data (loads back with "
         "graphspec.ir.serialize.graph_from_json); dot: Graphviz source with blocks as "
@@ -32,10 +34,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
     p.add_argument("-f", "--format", choices=FORMATS, default="text")
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="write here instead of stdout (png/svg default: <spec name>.<format>)")
-    p.add_argument("--no-params", action="store_true",
-                   help="dot/png/svg: leave parameter nodes out of the drawing")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="write here instead of stdout (png/svg default: <spec name>.<format>)",
+    )
+    p.add_argument(
+        "--no-params",
+        action="store_true",
+        help="dot/png/svg: leave parameter nodes out of the drawing",
+    )
     add_max_params(p)
     p.set_defaults(run=run)
 
@@ -72,8 +81,11 @@ def render_dot(dot_source: str, fmt: str) -> bytes:
         )
     try:
         done = subprocess.run(
-            [exe, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
-            timeout=RENDER_TIMEOUT_S, check=False,
+            [exe, f"-T{fmt}"],
+            input=dot_source.encode(),
+            capture_output=True,
+            timeout=RENDER_TIMEOUT_S,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise GraphspecError(f"Graphviz 'dot' failed to run: {e}", hint=GRAPHVIZ_HINT) from None

@@ -10,14 +10,17 @@ from graphspec.errors import UsageError, did_you_mean
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "ops", parents=parents, help="list the ops, or document one",
+        "ops",
+        parents=parents,
+        help="list the ops, or document one",
         description="List every op by category, or document one: inputs (and whether they "
         "take gradients), attributes with types and defaults, parameters with their default "
         "initializers.",
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="an op to document")
-    p.add_argument("--markdown", action="store_true",
-                   help="Markdown (without NAME: the whole of docs/ops.md)")
+    p.add_argument(
+        "--markdown", action="store_true", help="Markdown (without NAME: the whole of docs/ops.md)"
+    )
     p.set_defaults(run=run)
 
 

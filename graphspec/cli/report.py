@@ -12,13 +12,19 @@ from graphspec.errors import GraphspecError, Location
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "report", parents=parents, help="plot and summarize training runs",
+        "report",
+        parents=parents,
+        help="plot and summarize training runs",
         description="Draw learning curves and summarize one or more run directories "
         "(several runs are overlaid for comparison).",
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories")
-    p.add_argument("-o", "--output", metavar="DIR",
-                   help="where to write (default: the run directory, or 'report' for several)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="where to write (default: the run directory, or 'report' for several)",
+    )
     p.set_defaults(run=run)
 
 
@@ -26,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
     runs = [Path(r) for r in args.runs]
     for r in runs:
         if not r.is_dir():
-            raise GraphspecError(f"{r} is not a run directory", Location(str(r)),
-                                 hint="pass the --out directory of 'graphspec train'")
+            raise GraphspecError(
+                f"{r} is not a run directory",
+                Location(str(r)),
+                hint="pass the --out directory of 'graphspec train'",
+            )
     out = Path(args.output) if args.output else (runs[0] if len(runs) == 1 else Path("report"))
     plots = import_feature("graphspec.plots", "reports")
     report = require_attr(plots, "report", "reports")

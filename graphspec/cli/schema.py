@@ -11,7 +11,9 @@ from graphspec.cli.common import write_text
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "schema", parents=parents, help="print the JSON Schema of spec files",
+        "schema",
+        parents=parents,
+        help="print the JSON Schema of spec files",
         description="Print the JSON Schema (draft 2020-12) of spec files: point your editor's "
         "YAML support at it for completion and checking as you type (see the README).",
     )

@@ -21,22 +21,26 @@ from graphspec.cli.common import (
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "train", parents=parents, help="train a spec and save the run",
+        "train",
+        parents=parents,
+        help="train a spec and save the run",
         description="Train with the spec's data, optimizer and schedule. The run directory "
         "holds checkpoints, the metrics log and the final parameters; --resume continues "
         "from its last checkpoint.",
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
     p.add_argument("-b", "--backend", default="numpy", help="backend name (default: numpy)")
-    p.add_argument("--epochs", type=positive_int, metavar="N",
-                   help="override train.epochs")
+    p.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<spec name>)")
     p.add_argument("--seed", type=int, help="override the spec's seed")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
-    p.add_argument("--plot", action="store_true",
-                   help="draw the run's curves into the run directory afterwards")
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help="draw the run's curves into the run directory afterwards",
+    )
     add_max_params(p)
     p.set_defaults(run=run)
 
@@ -53,8 +57,15 @@ def run(args: argparse.Namespace) -> int:
     train = require_attr(driver, "train", "training")
     out = Path(args.out) if args.out else Path("runs") / spec.name
     run_result = train(
-        spec, backend=args.backend, out=out, epochs=args.epochs, seed=args.seed,
-        resume=args.resume, dtype=args.dtype, device=args.device, progress=True,
+        spec,
+        backend=args.backend,
+        out=out,
+        epochs=args.epochs,
+        seed=args.seed,
+        resume=args.resume,
+        dtype=args.dtype,
+        device=args.device,
+        progress=True,
     )
     _print_summary(run_result, out)
     if args.plot:

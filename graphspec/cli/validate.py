@@ -10,7 +10,9 @@ from graphspec.errors import GraphspecError
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "validate", parents=parents, help="check specs: YAML, schema, references, shapes",
+        "validate",
+        parents=parents,
+        help="check specs: YAML, schema, references, shapes",
         description="Check each spec file completely (everything short of running it). "
         "Errors and warnings are printed as file:line:col; the exit status is 1 when any "
         "file has an error.",
@@ -18,11 +20,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("files", nargs="+", metavar="FILE", help="spec files (YAML)")
     add_max_params(p)
     p.add_argument(
-        "--train", action="store_true",
+        "--train",
+        action="store_true",
         help="also require what training needs (a loss and train.data)",
     )
-    p.add_argument("-W", "--warnings-as-errors", action="store_true", dest="werror",
-                   help="fail when a spec has warnings")
+    p.add_argument(
+        "-W",
+        "--warnings-as-errors",
+        action="store_true",
+        dest="werror",
+        help="fail when a spec has warnings",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     p.set_defaults(run=run)
 
@@ -49,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             n_ops = len(ir.op_nodes())
-            warn = f", {len(ir.warnings)} warning{'s' * (len(ir.warnings) != 1)}" if ir.warnings else ""
+            warn = (
+                f", {len(ir.warnings)} warning{'s' * (len(ir.warnings) != 1)}"
+                if ir.warnings
+                else ""
+            )
             print(f"{path}: ok ({n_ops} ops, {ir.param_count():,} parameters{warn})")
     return 1 if failed else 0

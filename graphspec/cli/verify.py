@@ -20,16 +20,27 @@ from graphspec.cli.common import (
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "verify", parents=parents, help="check backends agree (forward, gradients, steps)",
+        "verify",
+        parents=parents,
+        help="check backends agree (forward, gradients, steps)",
         description="Run the spec on several backends from the same parameters and noise "
         "and compare outputs, gradients (also against finite differences) and a few "
         "training steps. Exit status 1 when a check fails.",
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
-    p.add_argument("--backends", default="numpy,torch", type=parse_backends,
-                   help="comma-separated backends (default: numpy,torch)")
-    p.add_argument("--steps", type=positive_int, default=3, metavar="K",
-                   help="training steps to compare (default: 3)")
+    p.add_argument(
+        "--backends",
+        default="numpy,torch",
+        type=parse_backends,
+        help="comma-separated backends (default: numpy,torch)",
+    )
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=3,
+        metavar="K",
+        help="training steps to compare (default: 3)",
+    )
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_max_params(p)

@@ -14,7 +14,6 @@ from graphspec.ops.registry import ParamDecl, ShapeError, TensorType
 from graphspec.spec.expand import Expanded, FlatNode, expand
 from graphspec.spec.models import Spec
 
-
 # Larger than any parameter a CPU or one GPU could hold in float32 (8 GiB): such a number is
 # a typo, and drawing it would exhaust memory instead of failing with a located error.
 MAX_PARAM_ELEMENTS = 2**31
@@ -30,14 +29,16 @@ def build_expanded(ex: Expanded, spec: Spec) -> IR:
     for name, ispec in spec.input_specs().items():
         loc = spec.source.locate(("inputs", name)) if spec.source else None
         g.add_node(
-            name, kind="input", op=None, inputs=[], type=TensorType(tuple(ispec.shape), ispec.dtype),
-            src=loc, block=(), cluster=(), differentiable=ispec.differentiable and ispec.dtype == "float",
+            name, kind="input", op=None, inputs=[],
+            type=TensorType(tuple(ispec.shape), ispec.dtype), src=loc, block=(), cluster=(),
+            differentiable=ispec.differentiable and ispec.dtype == "float",
         )
     flat = {n.id: n for n in ex.nodes}
     for n in ex.nodes:
         g.add_node(
             n.id, kind="op", op=n.op, attrs=n.attrs, inputs=list(n.inputs), n_inputs=len(n.inputs),
-            state=[], src=n.src, role=n.role, block=n.block, cluster=n.cluster, weight=n.weight,
+            state=[], src=n.src, role=n.role, block=n.block, cluster=n.cluster,
+            weight=n.weight,
         )
     # Resolve references; parameter references (``hidden.weight``) wait until params exist.
     deferred: dict[str, list[int]] = {}

@@ -11,7 +11,8 @@ ops whose *value is zero* and whose *gradient* is the score-function estimator o
 so reported losses are unchanged while every backend's ordinary backprop computes
 ``(cost - b) ∇θ log p(z)``, an unbiased estimate of ``∇θ E_z[cost]``.  The cost is
 
-* by default the total loss ``L = Σ_k w_k L_k`` (the original terms) with ``lp`` the joint
+* by default the total loss ``L = Σ_k w_k L_k`` over the original terms that depend on the
+  sample (the others, a weight penalty say, add only noise), with ``lp`` the joint
   log-probability of the whole batch of samples: unbiased, but every example's sample is
   credited with the whole batch's loss, so the variance grows with the batch;
 * with ``cost: NODE`` on the sample op, a per-example cost ``c`` (``[batch]``, e.g. the
@@ -54,7 +55,8 @@ def add_reinforce_surrogates(ir: IR) -> IR:
     warnings = list(ir.warnings)
     for sid in samples:
         term, note = _Surrogate(g, sid, ir).build()
-        losses.append((term, 1.0))
+        if term is not None:
+            losses.append((term, 1.0))
         if note:
             warnings.append((note, g.nodes[sid].get("src")))
     order = list(nx.lexicographical_topological_sort(g))
@@ -73,16 +75,15 @@ class _Surrogate:
         self.attrs: Sampler = self.node["attrs"]
         self.src: Location | None = self.node.get("src")
 
-    def build(self) -> tuple[str, str | None]:
-        node, attrs = self.node, self.attrs
-        dist_params = node["inputs"][: node["n_inputs"]]
-        lp = self.add("log_prob", [self.sid, *dist_params], **attrs.log_prob_attrs())
-        if attrs.cost is None:
-            return self.total_loss_term(lp), None
-        cost = self.resolve_cost(attrs.cost)
+    def build(self) -> tuple[str | None, str | None]:
+        """The surrogate term's id (None when no loss depends on the sample) and a warning."""
+        if self.attrs.cost is None:
+            return self.total_loss_term()
+        cost = self.resolve_cost(self.attrs.cost)
+        lp = self.log_prob()
         lp = self.per_example(lp, cost)
         c = self.add("stop_gradient", [cost], part="cost")
-        if attrs.baseline == "mean":
+        if self.attrs.baseline == "mean":
             b = self.add("leave_one_out_mean", [c], axis=0, part="baseline")
             c = self.add("sub", [c, b], part="advantage")
         box = self.add("sub", [lp, self.add("stop_gradient", [lp])], part="score")
@@ -93,27 +94,39 @@ class _Surrogate:
                     "its REINFORCE term has zero expected gradient and only adds noise")
         return term, note
 
-    def total_loss_term(self, lp: str) -> str:
+    def log_prob(self) -> str:
+        """``log p(z; θ)`` with the sample's own inputs as the distribution's parameters."""
+        dist_params = self.node["inputs"][: self.node["n_inputs"]]
+        return self.add("log_prob", [self.sid, *dist_params], **self.attrs.log_prob_attrs())
+
+    def total_loss_term(self) -> tuple[str | None, str | None]:
         if self.attrs.baseline == "mean":
             raise SpecError(
                 f"sample '{self.sid}': baseline: mean needs a per-example cost", self.src,
                 hint="name a [batch] cost node with 'cost: NODE' (the loss before its mean); "
                      "the total loss is one number per batch, its own mean",
             )
-        terms = [(lid, w) for lid, w in self.ir.losses]
-        if not terms:
+        if not self.ir.losses:
             raise SpecError(
                 f"sample '{self.sid}' has estimator: reinforce but the spec has no loss "
                 "to estimate the gradient of", self.src,
                 hint="add a 'loss:' section, or name a per-example cost with 'cost: NODE'",
             )
+        # Terms the sample cannot influence (a weight penalty) have zero expected score
+        # gradient: leaving them out of the cost keeps the estimator unbiased, with less noise.
+        downstream = nx.descendants(self.g, self.sid)
+        terms = [(lid, w) for lid, w in self.ir.losses if lid in downstream]
+        if not terms:
+            return None, (f"no loss term depends on sample '{self.sid}': its REINFORCE "
+                          "estimator has nothing to train")
         scaled = [lid if w == 1.0 else self.add("scale", [lid], factor=w) for lid, w in terms]
         total = scaled[0] if len(scaled) == 1 else self.add("add", scaled, part="total_loss")
         c = self.add("stop_gradient", [total], part="cost")
+        lp = self.log_prob()
         if self.type(lp).rank:  # the whole batch's samples: one joint log-probability
             lp = self.add("sum", [lp], part="joint_log_prob")
         box = self.add("sub", [lp, self.add("stop_gradient", [lp])], part="score")
-        return self.add("mul", [c, box], name=self.sid + ".reinforce")
+        return self.add("mul", [c, box], name=self.sid + ".reinforce"), None
 
     def resolve_cost(self, ref: str) -> str:
         # Inside a block a bare name means the block instance's node, as in 'in:'.

@@ -31,10 +31,17 @@ def ir_to_json(ir: IR) -> dict[str, Any]:
     """Node-link data of ``ir.graph`` plus the IR's spec-level facts under ``graph``."""
     g = nx.MultiDiGraph()
     g.graph.update(
-        format=JSON_FORMAT, name=ir.name, seed=ir.seed, inputs=list(ir.inputs),
-        params=list(ir.params), state=list(ir.state), outputs=dict(ir.outputs),
-        losses=[[lid, w] for lid, w in ir.losses], metrics=list(ir.metrics),
-        param_count=ir.param_count(), flops_per_example=ir.flop_count(),
+        format=JSON_FORMAT,
+        name=ir.name,
+        seed=ir.seed,
+        inputs=list(ir.inputs),
+        params=list(ir.params),
+        state=list(ir.state),
+        outputs=dict(ir.outputs),
+        losses=[[lid, w] for lid, w in ir.losses],
+        metrics=list(ir.metrics),
+        param_count=ir.param_count(),
+        flops_per_example=ir.flop_count(),
     )
     for nid, data in ir.graph.nodes(data=True):
         g.add_node(nid, **{k: _encode(k, v) for k, v in data.items()})
@@ -64,8 +71,11 @@ def _encode(key: str, value: Any) -> Any:
         return {"file": value.file, "line": value.line, "col": value.col}
     if isinstance(value, ParamDecl):
         return {
-            "shape": list(value.shape), "init": value.init, "fan_in": value.fan_in,
-            "fan_out": value.fan_out, "penalize": value.penalize,
+            "shape": list(value.shape),
+            "init": value.init,
+            "fan_in": value.fan_in,
+            "fan_out": value.fan_out,
+            "penalize": value.penalize,
         }
     if isinstance(value, tuple):
         return list(value)
@@ -83,7 +93,10 @@ def _decode(key: str, value: Any, op: str | None) -> Any:
         return Location(value["file"], value["line"], value["col"])
     if key == "decl":
         return ParamDecl(
-            tuple(value["shape"]), value["init"], value["fan_in"], value["fan_out"],
+            tuple(value["shape"]),
+            value["init"],
+            value["fan_in"],
+            value["fan_out"],
             value["penalize"],
         )
     if key in _TUPLE_ATTRS:
@@ -123,8 +136,11 @@ def ir_to_dot(ir: IR, *, show_params: bool = True) -> str:
     for u, v, key in sorted(g.edges(keys=True), key=lambda e: (e[1], e[2])):
         if u not in shown or v not in shown:
             continue
-        label = f' [label="{key}"]' if g.nodes[v].get("n_inputs", 1) > 1 and key < g.nodes[v][
-            "n_inputs"] else ""
+        label = (
+            f' [label="{key}"]'
+            if g.nodes[v].get("n_inputs", 1) > 1 and key < g.nodes[v]["n_inputs"]
+            else ""
+        )
         lines.append(f"  {_quote(u)} -> {_quote(v)}{label};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -135,12 +151,15 @@ def _emit_cluster(
 ) -> list[str]:
     pad = "  " * depth
     out = [pad + _dot_node(nid, ir) for nid in tree.get(path, [])]
-    children = sorted({p[: len(path) + 1] for p in tree if len(p) > len(path) and p[: len(path)]
-                       == path})
+    children = sorted(
+        {p[: len(path) + 1] for p in tree if len(p) > len(path) and p[: len(path)] == path}
+    )
     for child in children:
         out.append(f"{pad}subgraph {_quote('cluster_' + child[-1])} {{")
-        out.append(f'{pad}  label={_quote(_cluster_label(child[-1], ir))}; style="rounded,dashed";'
-                   ' color="#9ca3af"; fontname="Helvetica";')
+        out.append(
+            f'{pad}  label={_quote(_cluster_label(child[-1], ir))}; style="rounded,dashed";'
+            ' color="#9ca3af"; fontname="Helvetica";'
+        )
         out += _emit_cluster(child, tree, ir, depth + 1)
         out.append(pad + "}")
     return out
@@ -194,15 +213,21 @@ def ir_to_text(ir: IR) -> str:
         elif data["kind"] == "op":
             ins = data["inputs"][: data["n_inputs"]]
             n_params = node_params(ir, nid)
-            rows.append((
-                nid, data["op"] + ("" if data.get("role", "graph") == "graph"
-                                   else f" ({data['role']})"),
-                ", ".join(ins), str(data["type"]), _num(n_params) if n_params else "",
-                _num(node_flops(ir, nid)),
-            ))
+            rows.append(
+                (
+                    nid,
+                    data["op"]
+                    + ("" if data.get("role", "graph") == "graph" else f" ({data['role']})"),
+                    ", ".join(ins),
+                    str(data["type"]),
+                    _num(n_params) if n_params else "",
+                    _num(node_flops(ir, nid)),
+                )
+            )
     head = ("id", "op", "inputs", "shape", "params", "FLOPs")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
     widths[2] = min(widths[2], 40)
 
     def fmt(r: tuple[str, ...]) -> str:
@@ -215,15 +240,22 @@ def ir_to_text(ir: IR) -> str:
     out = [f"{ir.name}", fmt(head), rule] + [fmt(r) for r in rows] + [rule]
     trainable = ir.param_count()
     state = sum(ir.type(s).numel() for s in ir.state)
-    out.append(f"parameters: {_num(trainable)} trainable" + (
-        f", {_num(state)} state" if state else "") + f" in {len(ir.params)} tensors")
+    out.append(
+        f"parameters: {_num(trainable)} trainable"
+        + (f", {_num(state)} state" if state else "")
+        + f" in {len(ir.params)} tensors"
+    )
     out.append(f"FLOPs per example: {_num(ir.flop_count())} (forward)")
     if ir.outputs:
-        out.append("outputs: " + ", ".join(
-            f"{name} = {ref} {ir.type(ref)}" for name, ref in ir.outputs.items()))
+        out.append(
+            "outputs: "
+            + ", ".join(f"{name} = {ref} {ir.type(ref)}" for name, ref in ir.outputs.items())
+        )
     if ir.losses:
-        out.append("loss: " + " + ".join(
-            (f"{_weight(w)} * " if w != 1 else "") + lid for lid, w in ir.losses))
+        out.append(
+            "loss: "
+            + " + ".join((f"{_weight(w)} * " if w != 1 else "") + lid for lid, w in ir.losses)
+        )
     if ir.metrics:
         out.append("metrics: " + ", ".join(ir.metrics))
     return "\n".join(out) + "\n"

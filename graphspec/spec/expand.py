@@ -221,7 +221,9 @@ class Expander:
             )
         weight = self.subst(node.weight, scope, path + ("weight",))
         if not isinstance(weight, int | float) or isinstance(weight, bool):
-            raise SpecError(f"weight must be a number, got {weight!r}", self.loc(path + ("weight",)))
+            raise SpecError(
+                f"weight must be a number, got {weight!r}", self.loc(path + ("weight",))
+            )
         flat = FlatNode(
             id=full, op=opname, inputs=refs, attrs=attrs, role=role, init=init, shared=shared,
             weight=float(weight), src=self.loc(path), in_locs=in_locs,
@@ -279,7 +281,9 @@ class Expander:
                 raise SpecError(f"block '{bname}' needs parameter '{k}'", self.loc(path))
             else:
                 env[k] = default
-        repeat = self.subst(node.repeat if node.repeat is not None else 1, scope, path + ("repeat",))
+        repeat = self.subst(
+            node.repeat if node.repeat is not None else 1, scope, path + ("repeat",)
+        )
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
             raise SpecError(
                 f"repeat must be a positive integer, got {repeat!r}", self.loc(path + ("repeat",))

@@ -24,7 +24,8 @@ SCHEMA_ID = "urn:graphspec:spec:1"
 
 IDENTIFIER = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128}
 PARAM_REF = {
-    "type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$",
+    "type": "string",
+    "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$",
     "description": "a block parameter, substituted when the block is expanded",
 }
 _META = ("title", "description", "default", "examples")
@@ -90,10 +91,12 @@ def _dispatch(ops: list[OpDef], category: str, in_block: bool, doc: str) -> dict
     ]
     if in_block:
         names = {"anyOf": [names, PARAM_REF]}
-        by_op.append({
-            "if": {"properties": {"op": PARAM_REF}, "required": ["op"]},
-            "then": {"$ref": "#/$defs/NodeWithParameterOp"},
-        })
+        by_op.append(
+            {
+                "if": {"properties": {"op": PARAM_REF}, "required": ["op"]},
+                "then": {"$ref": "#/$defs/NodeWithParameterOp"},
+            }
+        )
     op_node = {"required": ["op"], "properties": {"op": names}, "allOf": by_op}
     if category != "op":
         return {"type": "object", "description": doc, **op_node}
@@ -111,8 +114,11 @@ def _op_def_name(opdef: OpDef, in_block: bool) -> str:
 
 
 def _common_fields(opdef: OpDef, in_block: bool) -> dict[str, Any]:
-    ref = {"type": "string", "description": "a node id, an input name or a parameter "
-           "(node.weight)" + ("; '$in' is the block's input" if in_block else "")}
+    ref = {
+        "type": "string",
+        "description": "a node id, an input name or a parameter "
+        "(node.weight)" + ("; '$in' is the block's input" if in_block else ""),
+    }
     init_value = {"anyOf": [{"type": "string"}, {"type": "object"}]}
     fields: dict[str, Any] = {
         "id": {**IDENTIFIER, "description": "the node's name (default: made from the op)"},
@@ -122,18 +128,23 @@ def _common_fields(opdef: OpDef, in_block: bool) -> dict[str, Any]:
             "anyOf": [ref, {"type": "array", "items": ref}],
         },
         "init": {
-            "type": "object", "additionalProperties": init_value,
+            "type": "object",
+            "additionalProperties": init_value,
             "description": "initializer per parameter, e.g. {weight: he_normal}",
         },
         "params": {
-            "type": "object", "additionalProperties": {"type": "string"},
+            "type": "object",
+            "additionalProperties": {"type": "string"},
             "description": "share parameters: {weight: other_node.weight}",
         },
         "doc": {"type": "string"},
     }
     if opdef.category == "loss":
-        fields["weight"] = {"type": "number", "default": 1.0,
-                            "description": "coefficient of this term in the loss"}
+        fields["weight"] = {
+            "type": "number",
+            "default": 1.0,
+            "description": "coefficient of this term in the loss",
+        }
     return fields
 
 
@@ -158,8 +169,11 @@ def _op_node(opdef: OpDef, in_block: bool) -> dict[str, Any]:
 
 
 def _block_call(in_block: bool) -> dict[str, Any]:
-    repeat: dict[str, Any] = {"type": "integer", "minimum": 1,
-                              "description": "stack this many copies, each reading the last"}
+    repeat: dict[str, Any] = {
+        "type": "integer",
+        "minimum": 1,
+        "description": "stack this many copies, each reading the last",
+    }
     return {
         "type": "object",
         "title": "block",

@@ -91,7 +91,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document into plain Python data and its source map."""
     smap = SourceMap(file=file, text=text)
     if not text.strip():
-        raise SpecError("the file is empty", Location(file, 1, 1), hint="a spec starts with 'graphspec: 1'")
+        raise SpecError(
+            "the file is empty", Location(file, 1, 1), hint="a spec starts with 'graphspec: 1'"
+        )
     try:
         # The parser is a state machine, the composer recurses: bound the nesting first.
         _check_depth(text, file)
@@ -134,7 +136,7 @@ def _check_depth(text: str, file: str) -> None:
                 m = event.start_mark
                 raise SpecError(
                     f"the document nests more than {MAX_DEPTH} levels deep",
-                    Location(file, m.line + 1, m.column + 1),
+                    Location(file, m.line + 1, m.column + 1) if m else Location(file),
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from graphspec import analysis
 from graphspec.backend import CompileOptions, get_backend
 from graphspec.errors import (
     BackendError,
@@ -125,6 +126,8 @@ class _Run:
         if self.n_epochs < 1:
             raise TrainingError(f"epochs must be at least 1, got {self.n_epochs}")
         self.ir: IR = build(spec)
+        # The spec's analysis entries, checked before any training (graphspec.analysis).
+        self.analysis = analysis.plan(spec, self.ir)
         self.data: Dataset = load_data(spec, self.ir, self.seed)
         self.has_val = "val" in self.data.splits
         self.n_train = self.data.rows("train")
@@ -203,7 +206,11 @@ class _Run:
         for stale in self.run_dir.glob(f".{checkpoint.FILENAME}.*.tmp"):  # from killed writers
             stale.unlink(missing_ok=True)
         program = self._compile()
-        trainer = program.trainer(init_params(self.ir, self.seed), self.train_spec, self.seed)
+        self.program = program
+        params0 = init_params(self.ir, self.seed)
+        if self.ckpt is None:  # a resumed run has done its ``at: init`` analysis already
+            self._analyse("init", params0)
+        trainer = program.trainer(params0, self.train_spec, self.seed)
         for split, arrays in self.data.splits.items():
             trainer.set_data(split, arrays)
         if self.ckpt is not None:
@@ -331,7 +338,13 @@ class _Run:
             self._save(status, last=last)
         result = self._result(status, self._final_metrics())
         result.info = self._write_summary(result, restored=restored)
+        self._analyse("end", result.params)
         return result
+
+    def _analyse(self, at: str, params: Arrays) -> None:
+        analysis.run_stage(self.analysis, at, spec=self.spec, ir=self.ir, program=self.program,
+                           params=params, splits=self.data.splits, seed=self.seed,
+                           run_dir=self.run_dir)
 
     def _save(self, status: str, last: Arrays | None = None) -> None:
         meta = {

@@ -1,0 +1,66 @@
+"""Running the analysis entries of one stage (``init`` or ``end``) and indexing their files.
+
+The run directory's ``analysis.json`` lists what each entry wrote, so ``graphspec report``
+knows what to draw without the spec::
+
+    {"entries": [{"name": "robustness", "procedure": "fgsm", "at": "end",
+                  "files": ["robustness.json"], "summary": {...}, "time": 0.4}]}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from graphspec.analysis.context import Arrays, Context
+from graphspec.analysis.registry import Entry
+from graphspec.ir.graph import IR
+from graphspec.spec.models import Spec
+from graphspec.train.runlog import write_json_atomic
+
+INDEX = "analysis.json"
+
+
+def run_stage(
+    entries: list[Entry], at: str, *, spec: Spec, ir: IR, program: Any, params: Arrays,
+    splits: dict[str, Arrays], seed: int, run_dir: Path,
+) -> list[Path]:
+    """Run the entries of stage ``at`` with ``params``; returns the files written."""
+    todo = [e for e in entries if e.at == at]
+    if not todo:
+        return []
+    written: list[Path] = []
+    records = []
+    for entry in todo:
+        ctx = Context(spec, ir, program, params, splits, seed, Path(run_dir), at)
+        t0 = time.perf_counter()
+        summary = entry.attrs.run(ctx, entry)
+        records.append({
+            "name": entry.name, "procedure": entry.procedure, "at": at,
+            "files": [p.name for p in ctx.files], "summary": summary,
+            "time": round(time.perf_counter() - t0, 4),
+        })
+        written += ctx.files
+    _update_index(Path(run_dir), records)
+    return written
+
+
+def read_index(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / INDEX
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    entries = data.get("entries", []) if isinstance(data, dict) else []
+    return [e for e in entries if isinstance(e, dict) and "name" in e]
+
+
+def _update_index(run_dir: Path, records: list[dict[str, Any]]) -> None:
+    # A stage replaces its own entries and keeps the other stage's (init survives end).
+    names = {r["name"] for r in records}
+    kept = [e for e in read_index(run_dir) if e["name"] not in names]
+    write_json_atomic(run_dir / INDEX, {"entries": kept + records})
