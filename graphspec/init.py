@@ -7,6 +7,7 @@ op declared for the parameter.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Callable
@@ -135,13 +136,20 @@ def check(init: str | dict[str, Any]) -> str | None:
     if name not in INITIALIZERS:
         hint = did_you_mean(name, INITIALIZERS)
         return f"unknown initializer '{name}'" + (f"; {hint}" if hint else "")
-    import inspect
-
-    allowed = list(inspect.signature(INITIALIZERS[name]).parameters)[2:]
+    allowed = _options(name)
     for k in opts:
         if k not in allowed:
             return f"initializer '{name}' has no option '{k}' (it takes: {', '.join(allowed) or 'none'})"
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _options(name: str) -> list[str]:
+    """The options an initializer takes (its keyword arguments after ``rng, decl``); cached:
+    ``inspect.signature`` costs more than the rest of building a node."""
+    import inspect
+
+    return list(inspect.signature(INITIALIZERS[name]).parameters)[2:]
 
 
 def init_params(ir: IR, seed: int | None = None) -> dict[str, np.ndarray]:

@@ -114,8 +114,16 @@ def _metric_names(histories: dict[str, History]) -> list[str]:
             for k, v in row.items():
                 if isinstance(v, int | float) and k.startswith(("train_", "val_")):
                     names.setdefault(k.split("_", 1)[1], None)
-    keep = [n for n in names if n == "loss" or not _same_as_loss(histories, n)]
+    # A term equal to the loss repeats its panel; one always 0 (a REINFORCE surrogate,
+    # whose value is zero by construction) says nothing.
+    keep = [n for n in names if n == "loss" or not (
+        _same_as_loss(histories, n) or _always_zero(histories, n))]
     return sorted(keep, key=lambda n: (n != "loss", "accuracy" not in n))
+
+
+def _always_zero(histories: dict[str, History], name: str) -> bool:
+    return all(r.get(f"{sp}_{name}") in (None, 0, 0.0) for h in histories.values() for r in h
+               for sp in ("train", "val"))
 
 
 def _same_as_loss(histories: dict[str, History], name: str) -> bool:
@@ -138,7 +146,7 @@ def plot_curves(histories: dict[str, History], out: str | Path, title: str = "")
     fig, axes = _panels(len(names), title)
     colors = _colors(len(histories))
     for ax, name in zip(axes, names):
-        for c, (label, hist) in zip(colors, histories.items()):
+        for c, hist in zip(colors, histories.values()):
             epochs = [r.get("epoch", j + 1) for j, r in enumerate(hist)]
             for split, style in (("train", "-"), ("val", "--")):
                 ys = [r.get(f"{split}_{name}") for r in hist]
@@ -146,6 +154,7 @@ def plot_curves(histories: dict[str, History], out: str | Path, title: str = "")
                     ax.plot(epochs, [np.nan if y is None else y for y in ys], style, color=c,
                             lw=1.4, marker="o" if len(epochs) == 1 else None, ms=3)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(name)
         if "loss" in name and _spans_decades(histories, name):
             ax.set_yscale("log")
@@ -182,9 +191,9 @@ def plot_grad_norm_history(histories: dict[str, History], out: str | Path,
         for i, k in enumerate(shown):
             ys = [max(float(r.get(k, np.nan)), 1e-30) for r in hist]
             ax.semilogy([r.get("epoch", j + 1) for j, r in enumerate(hist)], ys, lw=1,
-                        color=cmap(i / max(len(shown) - 1, 1)),
+                        color=cmap(0.85 * i / max(len(shown) - 1, 1)),  # no pale yellow
                         label=k.split("/", 1)[1] if len(shown) <= 8 else None)
-        ax.set_title(label)
+        ax.set_title(label if len(runs) > 1 else "")
         ax.set_xlabel("epoch")
         ax.set_ylabel("‖∂L/∂θ‖ (last step)")
         ax.grid(alpha=0.3, which="both")
@@ -260,6 +269,8 @@ def plot_estimator_variance(results: dict[str, dict[str, Any]], out: str | Path,
         ax.bar(xs, ys, width, color=c,
                label=f"{label} (total {r.get('total_variance', float('nan')):.3g})")
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * (hi / lo) ** 0.25)  # headroom for the legend above the bars
     ax.set_xticks(range(len(params)), params, rotation=30 if len(params) > 3 else 0,
                   ha="right" if len(params) > 3 else "center", fontsize=8)
     ax.set_ylabel("Var[∂L/∂θ] per element")
@@ -362,6 +373,10 @@ def plot_predictive(panels: dict[str, Any], out: str | Path, title: str = "") ->
             s = std.reshape(len(x), -1)[:, 0]
             ax.fill_between(x, m - 2 * s, m + 2 * s, alpha=0.25, color="C0", label="±2σ")
             draws = np.asarray(p["draws"], dtype=float) if "draws" in p else np.zeros((0,))
+            if len(draws) and _rough(draws.reshape(len(draws), len(x), -1)[..., 0], m):
+                # Noise drawn per row (dropout masks) makes each pass jagged: its draws are
+                # not sample functions, and would only hide the band.
+                draws = draws[:0]
             for j, d in enumerate(draws[:10]):
                 ax.plot(x, d.reshape(len(x), -1)[:, 0], color="C0", lw=0.5, alpha=0.35,
                         label="samples" if j == 0 else None)
@@ -381,6 +396,12 @@ def plot_predictive(panels: dict[str, Any], out: str | Path, title: str = "") ->
         ax.set_title(label if len(panels) > 1 else (title or "predictive uncertainty"))
         ax.grid(alpha=0.3)
     return _save(fig, out)
+
+
+def _rough(draws: np.ndarray, mean: np.ndarray) -> bool:
+    """Whether single passes vary along x much more than their mean does."""
+    tv = np.abs(np.diff(draws, axis=-1)).sum(-1).mean()
+    return bool(tv > 3 * np.abs(np.diff(mean)).sum() + 1e-12)
 
 
 # ---- report --------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from graphspec.ir.graph import IR
-from graphspec.ops import REGISTRY
 
 Arrays = dict[str, np.ndarray]
 DEFAULT_BATCH = 8
@@ -54,6 +53,9 @@ def random_inputs(ir: IR, batch: int, rng: np.random.Generator) -> Arrays:
     Integer inputs are drawn in the range their consumers accept; float inputs that only
     ever serve as a non-differentiable argument (targets) are drawn in [0, 1), so that
     probability-like targets are valid; other floats are standard normal."""
+    from graphspec.train.data import input_roles
+
+    targets = set(input_roles(ir)[1])
     out: Arrays = {}
     for nid in ir.inputs:
         t = ir.type(nid)
@@ -62,7 +64,7 @@ def random_inputs(ir: IR, batch: int, rng: np.random.Generator) -> Arrays:
             out[nid] = rng.integers(0, int_range(ir, nid), size=shape)
         elif t.dtype == "bool":
             out[nid] = rng.random(shape) < 0.5
-        elif _only_target(ir, nid):
+        elif nid in targets:
             out[nid] = rng.random(shape)
         else:
             out[nid] = rng.standard_normal(shape)
@@ -76,18 +78,6 @@ def _consumers(ir: IR, nid: str) -> list[tuple[str, int]]:
         if ir.node(dst)["kind"] == "op":
             out.append((dst, int(data.get("arg", 0))))
     return out
-
-
-def _only_target(ir: IR, nid: str) -> bool:
-    uses = _consumers(ir, nid)
-    if not uses:
-        return False
-    for dst, pos in uses:
-        node = ir.node(dst)
-        flags = REGISTRY[node["op"]].differentiable(len(node["inputs"]), node["n_inputs"])
-        if pos >= len(flags) or flags[pos] or REGISTRY[node["op"]].category == "op":
-            return False
-    return True
 
 
 def int_range(ir: IR, nid: str) -> int:

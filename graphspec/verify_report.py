@@ -122,7 +122,7 @@ class Report:
 
     def render(self, only_failures: bool = False) -> str:
         rows = self.failures if only_failures else self.rows
-        head = ("check", "tensor", "compared", "max abs err", "max rel err", "tolerance", "")
+        head = ("check", "tensor", "compared", "max abs err", "max rel err", "tolerance", "result")
         table = [head] + [
             (r.check, r.tensor, r.against, _num(r.max_abs), _num(r.max_rel), str(r.tol),
              ("ok" if r.ok else "FAIL") + (f"  {r.note}" if r.note else "")

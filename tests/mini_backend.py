@@ -1,4 +1,4 @@
-"""A third backend in a hundred lines: an interpreter over ``ir.order`` with the numpy kernels.
+"""A third backend, small: an interpreter over ``ir.order`` running the numpy kernels.
 
 It is what docs/backends.md describes, written as a plugin would be: it imports only the
 core and a kernel table, registers through the ``graphspec.backends`` entry-point group

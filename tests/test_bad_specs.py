@@ -4,6 +4,7 @@ Each corpus file starts with comment lines that say what it must produce::
 
     # a misspelt op attribute                 <- what the case is about
     # run: validate --max-params 100 FILE     <- optional; default "validate FILE"
+                                              (OUT: a fresh directory for train's run)
     # expect: 10:32 unknown key 'unist'       <- line:col ("-" for none) and a message fragment
     # hint: did you mean 'units'?             <- optional: a fragment of the hint line
     # exit: 2                                 <- optional; default 1
@@ -28,6 +29,7 @@ import pytest
 from graphspec.cli import main
 
 CORPUS = Path(__file__).parent / "bad_specs"
+XOR = Path(__file__).parent.parent / "specs" / "xor.yaml"
 NO_HEADER = {"empty.yaml": ("1:1", "the file is empty")}
 
 
@@ -41,7 +43,7 @@ class Case:
     exit: int
 
 
-def read_case(path: Path) -> Case:
+def read_case(path: Path, out_dir: Path | None = None) -> Case:
     directives: dict[str, str] = {}
     for raw in path.read_bytes().split(b"\n"):
         if not raw.startswith(b"#"):
@@ -54,9 +56,8 @@ def read_case(path: Path) -> Case:
     else:
         assert "expect" in directives, f"{path.name} has no '# expect:' line"
         loc, _, fragment = directives["expect"].partition(" ")
-    argv = [
-        str(path) if a == "FILE" else a for a in shlex.split(directives.get("run", "validate FILE"))
-    ]
+    substitute = {"FILE": str(path), "OUT": str(out_dir or path.parent / "runs")}
+    argv = [substitute.get(a, a) for a in shlex.split(directives.get("run", "validate FILE"))]
     return Case(path, argv, loc, fragment, directives.get("hint"), int(directives.get("exit", 1)))
 
 
@@ -68,8 +69,8 @@ def test_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_bad_spec(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    case = read_case(path)
+def test_bad_spec(path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = read_case(path, tmp_path / "run")
     start = time.perf_counter()
     rc = main(case.argv)
     elapsed = time.perf_counter() - start
@@ -85,8 +86,9 @@ def test_bad_spec(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert any(line.startswith("hint: ") and case.hint in line for line in err.splitlines()), (
             err
         )
-    # Each of these is refused before any real work; the alias bomb especially.
-    assert elapsed < 1.0, f"{path.name} took {elapsed:.2f} s"
+    # Each is refused before any real work: never a hang (a generous bound, for loaded CI
+    # machines and first imports; the alias bomb has its own strict test below).
+    assert elapsed < 5.0, f"{path.name} took {elapsed:.2f} s"
 
 
 def test_caret_points_at_the_column(capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,9 +103,11 @@ def test_caret_points_at_the_column(capsys: pytest.CaptureFixture[str]) -> None:
     assert quoted[caret.index("^") :].startswith("unist")
 
 
-def test_alias_bomb_is_refused_quickly() -> None:
+@pytest.mark.parametrize("name", ["alias_bomb", "deep_nesting"])
+def test_bombs_are_refused_quickly(name: str) -> None:
+    main(["validate", str(XOR)])  # imports done, so only the refusal is timed
     start = time.perf_counter()
-    assert main(["validate", str(CORPUS / "alias_bomb.yaml")]) == 1
+    assert main(["validate", str(CORPUS / f"{name}.yaml")]) == 1
     assert time.perf_counter() - start < 0.5
 
 

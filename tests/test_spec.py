@@ -37,7 +37,7 @@ def test_gallery_specs_load_and_build(spec: Path) -> None:
 
 def test_gallery_has_the_first_entries() -> None:
     names = {s.stem for s in SPECS}
-    assert {"xor", "logistic_regression", "residual_mlp"} <= names
+    assert {"xor", "logistic_blobs", "residual_mlp"} <= names
 
 
 # ---- source map ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from torch_helpers import FEATURES
+from torch_helpers import FEATURES, SPECS
 
 import graphspec as gs
 from graphspec.errors import BackendError
@@ -21,7 +21,7 @@ pytest.importorskip("onnxscript")
 
 from graphspec_torch.export import NOT_EXPORTABLE, export_onnx  # noqa: E402
 
-GALLERY = sorted(Path("specs").glob("*.yaml"))
+GALLERY = sorted(SPECS.glob("*.yaml"))
 
 
 def _random_outputs(ir: gs.IR) -> bool:
@@ -88,7 +88,7 @@ def test_state_dropout_and_unused_inputs(tmp_path: Path) -> None:
 
 
 def test_opsets(tmp_path: Path) -> None:
-    ir = gs.build(gs.load("specs/xor.yaml"))
+    ir = gs.build(gs.load(SPECS / "xor.yaml"))
     params = gs.init_params(ir)
     path = export_onnx(ir, params, tmp_path / "x17.onnx", opset=17)
     assert {o.version for o in onnx.load(str(path)).opset_import if o.domain == ""} == {17}

@@ -11,6 +11,7 @@ import torch
 from graphspec_torch.device import deterministic
 from torch_helpers import (
     FEATURES,
+    SPECS,
     cuda,
     dropout_noise,
     features_batch,
@@ -25,7 +26,7 @@ from graphspec.train.data import load_data
 
 
 def _xor() -> tuple[Any, gs.IR, dict[str, dict[str, np.ndarray]]]:
-    spec = gs.load("specs/xor.yaml")
+    spec = gs.load(SPECS / "xor.yaml")
     ir = gs.build(spec)
     return spec, ir, load_data(spec, ir, spec.seed).splits
 
@@ -228,3 +229,13 @@ def test_cuda_training_is_deterministic_with_tf32_off() -> None:
     assert not torch.backends.cuda.matmul.allow_tf32
     for k in results[0]:
         np.testing.assert_array_equal(results[0][k], results[1][k])
+
+
+def test_driver_trains_xor_to_full_accuracy_and_resumes(tmp_path: Any) -> None:
+    """`graphspec train --backend torch` on the gallery's XOR, through the shared driver."""
+    run = gs.train(SPECS / "xor.yaml", backend="torch", device="cpu", out=tmp_path / "run",
+                   epochs=40, progress=False)
+    assert run.final["train_binary_accuracy"] == 1.0
+    more = gs.train(SPECS / "xor.yaml", backend="torch", device="cpu", out=tmp_path / "run",
+                    epochs=45, resume=True, progress=False)
+    assert more.epochs >= run.epochs

@@ -268,6 +268,15 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert checkpoint.load(path).meta["epoch"] == 2
 
 
+def test_checkpoints_are_throttled(tmp_path, monkeypatch):
+    saved = []
+    real = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda p, ck: (saved.append(ck.meta["epoch"]),
+                                                           real(p, ck)))
+    train(write_spec(tmp_path, epochs=30, samples=64), out=tmp_path / "run", progress=False)
+    assert saved[0] == 1 and saved[-1] == 30 and len(saved) <= 4  # first, ~1/s, last
+
+
 def _rewrite(path: Path, change) -> None:
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
@@ -312,11 +321,7 @@ def test_damaged_checkpoints_are_refused(tmp_path, damage, message):
 def test_nonfinite_loss_names_epoch_step_and_node(tmp_path, monkeypatch):
     monkeypatch.setattr(driver, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every epoch
     path = tmp_path / "spec.yaml"
-    path.write_text(
-        "graphspec: 1\nname: diverge\ninputs:\n  x: [batch, 3]\n  t: [batch, 1]\n"
-        "graph:\n  - {id: out, op: linear, in: x, units: 1}\nloss:\n  - {op: mse, in: [out, t]}\n"
-        "train:\n  data: {source: linear, samples: 64, features: 3}\n"
-        "  optimizer: {name: sgd, lr: 3.0}\n  epochs: 500\n  batch_size: 16\n")
+    path.write_text(DIVERGING)
     with pytest.raises(NonFiniteLoss) as e:
         train(path, out=tmp_path / "run", progress=False)
     err = e.value
@@ -329,6 +334,44 @@ def test_nonfinite_loss_names_epoch_step_and_node(tmp_path, monkeypatch):
     assert all(np.isfinite(v).all() for v in ck.param.values())
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "non-finite" in summary["error"]
+
+
+DIVERGING = (
+    "graphspec: 1\nname: diverge\ninputs:\n  x: [batch, 3]\n  t: [batch, 1]\n"
+    "graph:\n  - {id: out, op: linear, in: x, units: 1}\nloss:\n  - {op: mse, in: [out, t]}\n"
+    "train:\n  data: {source: linear, samples: 64, features: 3}\n"
+    "  optimizer: {name: sgd, lr: 3.0}\n  epochs: 500\n  batch_size: 16\n")
+
+
+def test_nonfinite_loss_located_by_the_reference_for_other_backends(tmp_path, monkeypatch):
+    from graphspec_numpy.program import NumpyProgram
+
+    class Opaque:  # a backend trainer that reports a bad loss but cannot say where
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            if name == "locate_nonfinite":
+                raise AttributeError(name)
+            return getattr(self._inner, name)
+
+        def train_epoch(self, batches, epoch):
+            try:
+                return self._inner.train_epoch(batches, epoch)
+            except NonFiniteLoss as e:
+                raise NonFiniteLoss("loss is inf", e.epoch, e.step) from None
+
+    real, made = NumpyProgram.trainer, []
+
+    def first_opaque(*args):  # the run's trainer is opaque, the reference is not
+        made.append(real(*args))
+        return Opaque(made[-1]) if len(made) == 1 else made[-1]
+
+    monkeypatch.setattr(NumpyProgram, "trainer", first_opaque)
+    (tmp_path / "spec.yaml").write_text(DIVERGING)
+    with pytest.raises(NonFiniteLoss, match="on the numpy reference the first non-finite") as e:
+        train(tmp_path / "spec.yaml", out=tmp_path / "run", progress=False)
+    assert e.value.node in ("out", "mse") and e.value.location.line in (7, 9)
 
 
 def test_data_errors_surface_from_train(tmp_path):
@@ -355,10 +398,12 @@ def test_progress_bar_only_on_a_terminal():
 
     tty, pipe = Tty(), io.StringIO()
     for stream in (tty, pipe):
-        bar = Progress(10, True, stream)
-        bar.update(10, {"epoch": 10, "train_loss": 0.25}, force=True)
+        bar = Progress(10, True, stream, metrics=["acc"])
+        bar.update(10, {"epoch": 10, "train_loss": 0.25, "train_term": 1.0, "train_acc": 0.5,
+                        "val_acc": 0.75}, force=True)
         bar.close()
-    assert "epoch 10/10" in tty.getvalue() and "train_loss 0.25" in tty.getvalue()
+    assert "epoch 10/10" in tty.getvalue() and "train_loss 0.25  val_acc 0.75" in tty.getvalue()
+    assert "term" not in tty.getvalue()
     assert pipe.getvalue() == ""
 
 

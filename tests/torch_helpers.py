@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import graphspec as gs
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
 
 # CUDA tests carry the `cuda` marker (select them with -m cuda) and skip without a GPU.
 cuda = pytest.mark.cuda
@@ -49,7 +54,7 @@ def features_ir() -> gs.IR:
 
 
 def xor_ir() -> gs.IR:
-    return gs.build(gs.load("specs/xor.yaml"))
+    return gs.build(gs.load(SPECS / "xor.yaml"))
 
 
 def features_batch(n: int = 16, seed: int = 0) -> dict[str, np.ndarray]:

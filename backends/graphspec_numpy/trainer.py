@@ -100,13 +100,14 @@ class NumpyTrainer:
             epoch, step, culprit.node if culprit else None,
         )
 
-    def locate_nonfinite(self, split: str, index: np.ndarray) -> str | None:
-        """Describe the first node with a non-finite value on rows ``index`` of ``split`` with
-        the current parameters (the driver's diagnosis for backends that cannot)."""
+    def locate_nonfinite(self, split: str, index: np.ndarray) -> tuple[str, str] | None:
+        """(node, description) of the first non-finite value on rows ``index`` of ``split``
+        with the current parameters: the driver's diagnosis for backends that cannot."""
         x = {k: v[index] for k, v in self.data[split].items()}
-        culprit = first_nonfinite(self.ir, self._p, x, training=True,
-                                  rng=seeds.stream(self.seed, seeds.EVAL))
-        return culprit.describe(self.ir) if culprit else None
+        with np.errstate(all="ignore"):
+            culprit = first_nonfinite(self.ir, self._p, x, training=True,
+                                      rng=seeds.stream(self.seed, seeds.EVAL))
+        return (culprit.node, culprit.describe(self.ir)) if culprit else None
 
     # ---- evaluation ----------------------------------------------------------------------
     def evaluate(self, split: str) -> dict[str, float]:

@@ -35,6 +35,7 @@ NOT_EXPORTABLE: dict[str, str] = {
 # The exporter builds opset 18 or newer and converts down from there; the conversion fails
 # for some ops (ReduceMean's axes, graphs without nodes), so 18 is the default.
 DEFAULT_OPSET = 18
+EXTERNAL_DATA_BYTES = 1 << 30
 
 # Example sizes for symbolic dimensions: distinct and > 1, so that torch.export neither
 # specializes a dimension to 1 nor infers two different dimensions to be equal.
@@ -138,9 +139,12 @@ def _examples(
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
             outputs: list[str], opset: int, dynamic: Any) -> None:
     with _quiet():
+        nbytes = sum(t.numel() * t.element_size() for t in module.state_dict().values())
         torch.onnx.export(
             module, args, str(path), input_names=inputs, output_names=outputs,
             opset_version=opset, dynamic_shapes=dynamic, dynamo=True, verbose=False,
+            # One self-contained file unless protobuf's 2 GiB limit forces a side file.
+            external_data=nbytes > EXTERNAL_DATA_BYTES,
         )
 
 

@@ -167,12 +167,17 @@ class TorchProgram:
 
 
 def _state_read_by(ir: IR, ops: list[str]) -> list[str]:
-    """State the ops update (as numpy reports it); read-only buffers (constant's) are not."""
+    """Buffers that the ``has_state`` ops among ``ops`` update (constants are state too,
+    but nothing updates them)."""
+    from graphspec.ops import REGISTRY
+
     out: list[str] = []
     for n in ops:
-        if not REGISTRY[ir.node(n)["op"]].has_state:
+        node = ir.node(n)
+        if not REGISTRY[node["op"]].has_state:
             continue
-        out += [s for s in ir.node(n)["inputs"] if s in ir.state and s not in out]
+        n_state = len(node.get("state", []))
+        out += [s for s in node["inputs"][len(node["inputs"]) - n_state:] if s not in out]
     return out
 
 

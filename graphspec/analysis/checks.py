@@ -70,3 +70,24 @@ def check_adversarial(spec: Spec, ir: IR) -> None:
         raise
     if spec.loss == []:  # pragma: no cover - require_training reports it first
         raise SpecError("adversarial training needs a loss", where)
+
+
+def check_variant(spec: Spec, max_params: int | None = None, training: bool = False) -> IR:
+    """Everything short of running one spec (or variant): build and type-check it, its
+    parameter budget, its analysis entries and, with ``training``, what training needs.
+    An error found in a variant says which variant it was."""
+    from graphspec.ir.build import build
+    from graphspec.ir.counts import check_param_budget
+    from graphspec.spec.requirements import require_training
+    from graphspec.spec.variants import note_variant
+
+    try:
+        if training:
+            require_training(spec)
+        ir = build(spec)
+        if max_params is not None:
+            check_param_budget(ir, max_params)
+        plan(spec, ir)
+    except SpecError as e:
+        raise note_variant(e, spec) from None
+    return ir

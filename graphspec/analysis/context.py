@@ -8,7 +8,6 @@ backend: a procedure gives the same numbers on every backend and on every rerun.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,7 +179,7 @@ class Context:
         path = self.run_dir / f"{stem}.npz"
         tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
         tmp.replace(path)
         self.files.append(path)
         return path

@@ -10,7 +10,7 @@ from typing import Any
 from graphspec.cli.common import (
     DTYPES,
     add_max_params,
-    build_ir,
+    eprint,
     import_feature,
     load_spec,
     positive_int,
@@ -41,39 +41,66 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="draw the run's curves into the run directory afterwards",
     )
+    p.add_argument("--variant", action="append", metavar="NAME",
+                   help="train only this variant of the spec's 'variants:' (repeatable)")
     add_max_params(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.spec.requirements import require_training
+    from graphspec.analysis.checks import check_variant
+    from graphspec.errors import TrainingError
+    from graphspec.spec.variants import expand_variants, run_dir, select
+    from graphspec.train.driver import TrainingInterrupted
 
     spec = load_spec(args.file)
-    require_training(spec)
-    # Build first: every spec error and the parameter budget are reported before training.
-    ir = build_ir(spec, args.max_params)
-    print_warnings(ir)
+    variants = select(expand_variants(spec), args.variant)
+    # Check every variant first: spec errors and the parameter budget before any training.
+    for v in variants.values():
+        print_warnings(check_variant(v, args.max_params, training=True))
     driver = import_feature("graphspec.train.driver", "training")
     train = require_attr(driver, "train", "training")
-    out = Path(args.out) if args.out else Path("runs") / spec.name
-    run_result = train(
-        spec,
-        backend=args.backend,
-        out=out,
-        epochs=args.epochs,
-        seed=args.seed,
-        resume=args.resume,
-        dtype=args.dtype,
-        device=args.device,
-        progress=True,
-    )
-    _print_summary(run_result, out)
-    if args.plot:
-        plots = import_feature("graphspec.plots", "plotting (--plot)")
-        report = require_attr(plots, "report", "plotting (--plot)")
-        for path in report([out], out) or []:
+    base = Path(args.out) if args.out else Path("runs") / spec.name
+    dirs = []
+    failed = 0
+    for v in variants.values():
+        out = run_dir(base, v)
+        if v.variant is not None:
+            print(f"variant {v.variant}:", flush=True)
+        try:
+            run_result = train(
+                v,
+                backend=args.backend,
+                out=out,
+                epochs=args.epochs,
+                seed=args.seed,
+                resume=args.resume,
+                dtype=args.dtype,
+                device=args.device,
+                progress=True,
+            )
+        except TrainingError as e:
+            # One diverging variant is a result worth comparing, not a reason to stop the
+            # others; an interruption stops everything.
+            if len(variants) == 1 or isinstance(e, TrainingInterrupted) or args.debug:
+                raise
+            eprint(e.render())
+            failed += 1
+            dirs.append(out)
+            continue
+        _print_summary(run_result, out)
+        dirs.append(out)
+        if args.plot:
+            from graphspec.analysis.pictures import plot_run
+
+            for path in plot_run(v, out):
+                print(f"wrote {path}", file=sys.stderr)
+    if spec.variants:  # the variants side by side: the point of having them
+        from graphspec.plots import report
+
+        for path in report(dirs, base):
             print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 def _print_summary(run_result: Any, out: Path) -> None:

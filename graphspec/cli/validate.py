@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from graphspec.cli.common import add_max_params, build_ir, eprint, load_spec, print_warnings
+from graphspec.cli.common import add_max_params, eprint, load_spec, print_warnings
 from graphspec.errors import GraphspecError
 
 
@@ -36,31 +36,34 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
+    from graphspec.analysis.checks import check_variant
+    from graphspec.spec.variants import expand_variants
+
     failed = 0
     for path in args.files:
         try:
             spec = load_spec(path)
-            if args.train:
-                from graphspec.spec.requirements import require_training
-
-                require_training(spec)
-            ir = build_ir(spec, args.max_params)
+            # Each variant of the spec is checked as the spec it becomes (none: the spec).
+            checked = [(v, check_variant(v, args.max_params, training=args.train))
+                       for v in expand_variants(spec).values()]
         except GraphspecError as e:
             if args.debug:
                 raise
             eprint(e.render())
             failed += 1
             continue
-        print_warnings(ir)
-        if args.werror and ir.warnings:
-            failed += 1
-            continue
-        if not args.quiet:
-            n_ops = len(ir.op_nodes())
-            warn = (
-                f", {len(ir.warnings)} warning{'s' * (len(ir.warnings) != 1)}"
-                if ir.warnings
-                else ""
-            )
-            print(f"{path}: ok ({n_ops} ops, {ir.param_count():,} parameters{warn})")
+        for v, ir in checked:
+            print_warnings(ir)
+            if args.werror and ir.warnings:
+                failed += 1
+                continue
+            if not args.quiet:
+                n_ops = len(ir.op_nodes())
+                warn = (
+                    f", {len(ir.warnings)} warning{'s' * (len(ir.warnings) != 1)}"
+                    if ir.warnings
+                    else ""
+                )
+                label = f"{path} [variant {v.variant}]" if v.variant else path
+                print(f"{label}: ok ({n_ops} ops, {ir.param_count():,} parameters{warn})")
     return 1 if failed else 0

@@ -9,6 +9,7 @@ import networkx as nx
 
 from graphspec.errors import Location, SpecError, did_you_mean
 from graphspec.ir.graph import IR
+from graphspec.ir.traverse import has_cycle, lex_topo_order
 from graphspec.ops import REGISTRY
 from graphspec.ops.registry import ParamDecl, ShapeError, TensorType
 from graphspec.spec.expand import Expanded, FlatNode, expand
@@ -56,14 +57,14 @@ def build_expanded(ex: Expanded, spec: Spec) -> IR:
         for i, ref in enumerate(n.inputs):
             if i not in deferred.get(n.id, []):
                 g.add_edge(ref, n.id, key=i, arg=i)
-    _check_cycles(g)
+    if has_cycle(g):
+        _check_cycles(g)  # names the cycle
 
     params: list[str] = []
     state: list[str] = []
     graph_nodes = [n.id for n in ex.nodes if n.role == "graph"]
     other = [n.id for n in ex.nodes if n.role != "graph"]
-    sub = g.subgraph(set(graph_nodes) | set(spec.inputs))
-    for phase in (list(nx.lexicographical_topological_sort(sub)), other):
+    for phase in (lex_topo_order(g, [*spec.inputs, *graph_nodes]), other):
         for nid in phase:
             if g.nodes[nid]["kind"] != "op":
                 continue
@@ -85,7 +86,7 @@ def build_expanded(ex: Expanded, spec: Spec) -> IR:
         if t.shape != ():
             raise SpecError(f"loss term '{lid}' must be a scalar, got shape {t}", flat[lid].src)
     metrics = [n.id for n in ex.nodes if n.role == "metric"]
-    order = list(nx.lexicographical_topological_sort(g))
+    order = lex_topo_order(g)
     ir = IR(
         graph=g, name=spec.name, seed=spec.seed, order=order, inputs=list(spec.inputs),
         params=params, state=state, outputs=outputs, losses=losses, metrics=metrics, spec=spec,

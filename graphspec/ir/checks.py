@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import networkx as nx
-
 from graphspec.ir.graph import IR
+from graphspec.ir.traverse import ancestors
 
 
 def run_checks(ir: IR) -> None:
     g = ir.graph
     sinks = [f"output:{name}" for name in ir.outputs] + [lid for lid, _ in ir.losses] + ir.metrics
-    live: set[str] = set()
-    for s in sinks:
-        live |= nx.ancestors(g, s) | {s}
+    live = ancestors(g, sinks, inclusive=True)  # one walk from every sink: linear time
     for nid in ir.order:
         node = g.nodes[nid]
         if node["kind"] == "op" and nid not in live:
             ir.warnings.append((f"node '{nid}' ({node['op']}) is never used", node.get("src")))
     if ir.losses:
-        feeding: set[str] = set()
-        for lid, _ in ir.losses:
-            feeding |= nx.ancestors(g, lid)
+        feeding = ancestors(g, [lid for lid, _ in ir.losses])
         for p in ir.params:
             if p not in feeding:
                 ir.warnings.append(

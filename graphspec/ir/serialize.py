@@ -180,7 +180,8 @@ def _dot_node(nid: str, ir: IR) -> str:
     t = data.get("type")
     shape = str(t) if t is not None else ""
     if kind == "op":
-        title = f"{nid}\\n{data['op']} {shape}"
+        # A node named after its op (a loss term, a metric) needs its name only once.
+        title = f"{nid} {shape}" if nid == data["op"] else f"{nid}\\n{data['op']} {shape}"
         style = _ROLE_STYLE.get(data.get("role", "graph"), _ROLE_STYLE["graph"])
     else:
         title = f"{nid}\\n{shape}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -242,6 +243,17 @@ class AnalysisSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+def _parse_claim(claim: str) -> str:
+    """A claim of ``expect:`` must parse (graphspec.expect); what it names is checked on a
+    finished run.  A ClaimError is a ValueError: pydantic locates it at the claim."""
+    from graphspec.expect import parse
+
+    parse(claim)
+    return claim
+
+
+Claim = Annotated[str, AfterValidator(_parse_claim)]
+
 VariantName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)]
 
 
@@ -259,6 +271,11 @@ class Spec(Strict):
     loss: list[NodeSpec] = Field(default_factory=list)
     train: TrainSpec | None = None
     analysis: list[AnalysisSpec] = Field(default_factory=list)
+    expect: list[Claim] = Field(
+        default_factory=list,
+        description="the expected outcome: claims about the finished run, such as "
+        "'val_binary_accuracy >= 0.97' (graphspec.expect)",
+    )
     variants: dict[VariantName, dict[str, Any] | None] = Field(
         default_factory=dict,
         description="named patches of this spec, deep-merged into it (graphspec.spec.variants)",

@@ -11,6 +11,7 @@ the node tree into plain dicts, lists and scalars ourselves.  That lets us:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,41 @@ def _yaml_error(e: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
     return SpecError(f"invalid YAML: {problem}", loc, notes=notes, hint=hint)
 
 
+# Quoted strings and comments (skipped), and flow brackets (counted), for _check_flow_depth.
+_FLOW_TOKENS = re.compile(
+    r'"(?:[^"\\]|\\.)*"'  # a double-quoted string, escapes included
+    r"|'(?:[^']|'')*'"  # a single-quoted string ('' is a quote)
+    r"|(?:^|(?<=\s))#[^\n]*"  # a comment
+    r"|[\[\]{}]",
+    re.M,
+)
+
+
+def _check_flow_depth(text: str, file: str) -> None:
+    """Refuse deeply nested flow collections (``[[[[...``) from the raw text.
+
+    PyYAML's scanner slows down with every open flow level, so such a document would take
+    seconds before the event check below saw its depth.  Counting brackets outside quotes
+    and comments is a close over-approximation that costs milliseconds.
+    """
+    depth = 0
+    for m in _FLOW_TOKENS.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, m.start()) + 1
+                col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+                raise SpecError(
+                    f"the document nests more than {MAX_DEPTH} levels deep",
+                    Location(file, line, col),
+                )
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+
+
 def _check_depth(text: str, file: str) -> None:
+    _check_flow_depth(text, file)
     depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.CollectionStartEvent):

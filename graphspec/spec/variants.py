@@ -150,11 +150,17 @@ def _variant(data: dict[str, Any], smap: SourceMap, name: str, base: Any) -> Spe
                 raise SpecError(f"a variant cannot change '{key}'",
                                 smap.locate(patch.origin + (key,), key=True),
                                 notes=[(f"in variant '{name}'", where)])
-        merged = _merge(root, patch, (), smap)
+        try:
+            merged = _Merger(root, smap).merge(root, patch, ())
+        except SpecError as e:
+            e.notes.append((f"in variant '{name}'", where))
+            raise
         assert merged is not None
         root = merged
     new = SourceMap(file=smap.file, text=smap.text)
     out = _untrack(root, (), smap, new)
+    if where is not None:  # the variant's data has no 'variants:'; keep where it was defined
+        new.keys[(KEY, name)] = where
     try:
         spec: Spec = validate(Spec, out, new)
     except SpecError as e:
@@ -171,72 +177,100 @@ def _is_node_list(path: PathKey) -> bool:
         len(path) == 3 and path[0] == "blocks" and path[2] == "graph")
 
 
-def _merge(base: _V | None, patch: _V, path: PathKey, smap: SourceMap) -> _V | None:
-    """``patch`` merged into ``base`` at document path ``path``; None removes the value."""
-    if patch.value is None:
-        return None
-    if not isinstance(patch.value, dict) or base is None:
-        return patch
-    if isinstance(base.value, list) and _is_node_list(path):
-        return _patch_nodes(base, patch, path, smap)
-    if not isinstance(base.value, dict):
-        return patch
-    out = dict(base.value)
-    for k, pv in patch.value.items():
-        if pv.value is None and k not in out:
-            raise SpecError(
-                f"nothing to remove: '{k}' is not set here", smap.locate(pv.origin, key=True),
-                hint=did_you_mean(str(k), [str(x) for x in out]),
-            )
-        merged = _merge(out.get(k), pv, path + (k,), smap)
-        if merged is None:
-            del out[k]
-        else:
-            out[k] = merged
-    return _V(out, base.origin)
+class _Merger:
+    """Merges one patch into the spec's document (``root``, for hints about blocks)."""
+
+    def __init__(self, root: _V, smap: SourceMap) -> None:
+        self.root = root
+        self.smap = smap
+
+    def merge(self, base: _V | None, patch: _V, path: PathKey) -> _V | None:
+        """``patch`` merged into ``base`` at document path ``path``; None removes it."""
+        if patch.value is None:
+            return None
+        if not isinstance(patch.value, dict) or base is None:
+            return patch
+        if isinstance(base.value, list) and _is_node_list(path):
+            return self.patch_nodes(base, patch, path)
+        if not isinstance(base.value, dict):
+            return patch
+        out = dict(base.value)
+        for k, pv in patch.value.items():
+            if pv.value is None and k not in out:
+                raise SpecError(
+                    f"nothing to remove: '{k}' is not set here",
+                    self.smap.locate(pv.origin, key=True),
+                    hint=did_you_mean(str(k), [str(x) for x in out]),
+                )
+            merged = self.merge(out.get(k), pv, path + (k,))
+            if merged is None:
+                del out[k]
+            else:
+                out[k] = merged
+        return _V(out, base.origin)
+
+    def patch_nodes(self, base: _V, patch: _V, path: PathKey) -> _V:
+        """Patch the nodes of a node list by id; a key that names no node is an error."""
+        items: list[_V | None] = list(base.value)
+        index = _node_index(base, by_op=path == ("loss",))
+        where = ".".join(str(p) for p in path)
+        for key, pv in patch.value.items():
+            loc = self.smap.locate(pv.origin, key=True)
+            if index.get(key) == -1:
+                raise SpecError(f"several terms of {where} are '{key}'", loc,
+                                hint="give the one to patch an 'id' and patch it by that id")
+            if key not in index:
+                raise SpecError(f"no node '{key}' in {where} to patch", loc,
+                                hint=self.hint(key, index, path))
+            if pv.value is not None and not isinstance(pv.value, dict):
+                raise SpecError(
+                    f"a patch of node '{key}' must be a mapping of its keys, or null to remove "
+                    "it", self.smap.locate(pv.origin))
+            i = index[key]
+            current = items[i]
+            assert current is not None  # keys of a mapping are distinct, ids too
+            items[i] = self.merge(current, pv, path + (i,))
+        return _V([v for v in items if v is not None], base.origin)
+
+    def hint(self, key: str, index: dict[str, int], path: PathKey) -> str:
+        close = did_you_mean(str(key), [k for k, i in index.items() if i >= 0])
+        if close:
+            return close
+        blocks = self.root.value.get("blocks")
+        if path == ("graph",) and blocks is not None and isinstance(blocks.value, dict):
+            # Naming a block's node in the top-level graph is the likely slip.
+            for bname, block in blocks.value.items():
+                graph = block.value.get("graph") if isinstance(block.value, dict) else None
+                if graph is not None and isinstance(graph.value, list) and key in _node_index(
+                        graph, by_op=False):
+                    return (f"'{key}' is a node of block '{bname}': patch it under "
+                            f"blocks: {{{bname}: {{graph: {{{key}: ...}}}}}}")
+        ids = [k for k, i in index.items() if i >= 0]
+        return ("nodes with ids: " + ", ".join(ids)) if ids else (
+            f"no node of {'.'.join(map(str, path))} has an id; add one, or replace the list")
 
 
-def _patch_nodes(base: _V, patch: _V, path: PathKey, smap: SourceMap) -> _V:
-    """Patch the nodes of a node list by id; a mapping key that names no node is an error."""
-    items: list[_V | None] = list(base.value)
+def _node_index(nodes: _V, by_op: bool) -> dict[str, int]:
+    """Node id -> position; with ``by_op`` an unnamed node also answers to its op name
+    (as a loss term is named in the IR), -1 marking an op name several terms share."""
     index: dict[str, int] = {}
-    ambiguous: set[str] = set()
-    for i, node in enumerate(base.value):
-        if not isinstance(node.value, dict):
-            continue
-        nid = node.value.get("id")
+    for i, node in enumerate(nodes.value):
+        nid = node.value.get("id") if isinstance(node.value, dict) else None
         if nid is not None and isinstance(nid.value, str):
             index[nid.value] = i
-    if path == ("loss",):  # an unnamed loss term is named after its op in the IR
-        for i, node in enumerate(base.value):
+    if by_op:
+        for i, node in enumerate(nodes.value):
             op = node.value.get("op") if isinstance(node.value, dict) else None
             if op is None or "id" in node.value or not isinstance(op.value, str):
                 continue
-            if op.value in index:
-                ambiguous.add(op.value)
-            index.setdefault(op.value, i)
-    where = ".".join(str(p) for p in path)
-    for key, pv in patch.value.items():
-        loc = smap.locate(pv.origin, key=True)
-        if key in ambiguous and key not in {
-                n.value["id"].value for n in base.value
-                if isinstance(n.value, dict) and "id" in n.value}:
-            raise SpecError(f"several terms of {where} are '{key}'", loc,
-                            hint="give the one to patch an 'id' and patch it by that id")
-        if key not in index:
-            raise SpecError(
-                f"no node '{key}' in {where} to patch", loc,
-                hint=did_you_mean(str(key), index) or (
-                    "nodes with ids: " + ", ".join(index) if index else
-                    f"no node of {where} has an id; add one, or replace the list"),
-            )
-        i = index[key]
-        if pv.value is not None and not isinstance(pv.value, dict):
-            raise SpecError(
-                f"a patch of node '{key}' must be a mapping of its keys, or null to remove it",
-                smap.locate(pv.origin))
-        current = items[i]
-        if current is None:
-            raise SpecError(f"node '{key}' is patched twice", loc)
-        items[i] = _merge(current, pv, path + (i,), smap)
-    return _V([v for v in items if v is not None], base.origin)
+            if op.value in index and index[op.value] != i:
+                if not _has_id(nodes, op.value):
+                    index[op.value] = -1
+                continue
+            index[op.value] = i
+    return index
+
+
+def _has_id(nodes: _V, nid: str) -> bool:
+    return any(isinstance(n.value, dict) and "id" in n.value and n.value["id"].value == nid
+               for n in nodes.value)

@@ -143,7 +143,7 @@ class _Run:
         self.tracker = Tracker(monitor, mode, es.min_delta if es else 0.0,
                                es.patience if es else None)
         self.keep_best = bool(es and es.restore_best)
-        self.progress = Progress(self.n_epochs, progress)
+        self.progress = Progress(self.n_epochs, progress, metrics=self.ir.metrics)
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
@@ -202,7 +202,11 @@ class _Run:
 
     # ---- the run -------------------------------------------------------------------------
     def execute(self) -> RunResult:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrainingError(f"cannot create the run directory {self.run_dir}: "
+                                f"{e.strerror or e}", hint="choose another --out") from None
         for stale in self.run_dir.glob(f".{checkpoint.FILENAME}.*.tmp"):  # from killed writers
             stale.unlink(missing_ok=True)
         program = self._compile()
@@ -269,7 +273,7 @@ class _Run:
                 return "interrupted"
             if epoch + 1 < self.n_epochs and time.perf_counter() - last_save >= CHECKPOINT_EVERY_S:
                 self._save("running")
-                last_save = -math.inf  # the first epoch is always saved: a failure has a fallback
+                last_save = time.perf_counter()
         return "completed"
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
@@ -294,23 +298,24 @@ class _Run:
 
     # ---- failures ------------------------------------------------------------------------
     def _nonfinite(self, e: NonFiniteLoss, batches: list[np.ndarray]) -> NonFiniteLoss:
-        message = e.message
-        if e.node is None and not hasattr(self.trainer, "locate_nonfinite"):
-            where = self._reference_diagnosis(batches[e.step] if e.step < len(batches) else None)
-            if where:
-                message += f"; on the numpy reference the first non-finite value is {where}"
+        message, node = e.message, e.node
+        if node is None and not hasattr(self.trainer, "locate_nonfinite"):
+            found = self._reference_diagnosis(batches[e.step] if e.step < len(batches) else None)
+            if found:
+                node = found[0]
+                message += f"; on the numpy reference the first non-finite value is {found[1]}"
         kept = (f"the last good checkpoint is kept: {self.ckpt_path}" if self.ckpt_path.exists()
                 else "no checkpoint had been written yet")
-        err = NonFiniteLoss(f"{message}; {kept}", e.epoch, e.step, e.node)
-        if e.node is not None and e.node in self.ir.graph:
-            err.location = self.ir.node(e.node).get("src")
+        err = NonFiniteLoss(f"{message}; {kept}", e.epoch, e.step, node)
+        if node is not None and node in self.ir.graph:
+            err.location = self.ir.node(node).get("src")
         err.hint = ("lower the learning rate, clip gradients (train.clip_grad_norm) or check "
                     "the data; metrics.jsonl has the epochs before the failure")
         result = self._result("failed", final={})
         self._write_summary(result, error=err.message)
         return err
 
-    def _reference_diagnosis(self, index: np.ndarray | None) -> str | None:
+    def _reference_diagnosis(self, index: np.ndarray | None) -> tuple[str, str] | None:
         """Ask the numpy reference where the first non-finite value appears (for backends
         that cannot say themselves); best effort, never masks the original error."""
         if index is None:
@@ -319,8 +324,9 @@ class _Run:
             ref = get_backend("numpy").compile(self.ir, CompileOptions(dtype="float64"))
             rt = ref.trainer(self.trainer.params(), self.train_spec, self.seed)
             rt.set_data("train", self.data.splits["train"])
-            where: str | None = getattr(rt, "locate_nonfinite")("train", index)  # noqa: B009
-            return where
+            found: tuple[str, str] | None = getattr(rt, "locate_nonfinite")(  # noqa: B009
+                "train", index)
+            return found
         except Exception:  # noqa: BLE001 - diagnosis is a courtesy on an error path
             return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -64,8 +65,12 @@ class Progress:
 
     WIDTH = 24
 
-    def __init__(self, total: int, enabled: bool, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, total: int, enabled: bool, stream: TextIO | None = None,
+        metrics: list[str] | tuple[str, ...] = (),
+    ) -> None:
         self.stream = stream or sys.stderr
+        self.metrics = list(metrics)
         self.enabled = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.total = total
         self.t0 = time.perf_counter()
@@ -81,13 +86,20 @@ class Progress:
         self.last = now
         done = int(self.WIDTH * epoch / max(self.total, 1))
         bar = "#" * done + "." * (self.WIDTH - done)
-        shown = [k for k in record if k not in ("epoch", "time", "lr") and "/" not in k][:5]
-        stats = "  ".join(f"{k} {_fmt(record[k])}" for k in shown)
-        line = f"\repoch {epoch:>{len(str(self.total))}}/{self.total} [{bar}] {stats}  " \
-               f"{now - self.t0:.1f}s"
-        self.stream.write(line[:200] + "\x1b[K")
+        stats = "  ".join(f"{k} {_fmt(record[k])}" for k in self.shown(record))
+        line = f"epoch {epoch:>{len(str(self.total))}}/{self.total} [{bar}] " \
+               f"{now - self.t0:.1f}s  {stats}"
+        width = shutil.get_terminal_size((100, 20)).columns - 1  # a wrapped line cannot redraw
+        self.stream.write("\r" + line[:width] + "\x1b[K")
         self.stream.flush()
         self.drawn = True
+
+    def shown(self, record: dict[str, Any]) -> list[str]:
+        """The losses, then each metric (on validation data when there is some)."""
+        keys: list[str] = [k for k in ("train_loss", "val_loss") if k in record]
+        for m in self.metrics:
+            keys += [k for k in (f"val_{m}", f"train_{m}") if k in record][:1]
+        return keys
 
     def message(self, text: str) -> None:
         """A line that must be seen (interrupts), printed whether or not the bar shows."""

@@ -7,7 +7,7 @@ repetition (the graphspec side is ``TorchTrainer.train_epoch``, its real API).  
 alternate between the two sides so drift on a busy machine hits both alike; the figure is the
 median time per step and the ratio of medians, with the spread of per-pair ratios.
 
-    python tools/bench/bench_torch.py [--device auto] [--reps 11] [--steps 5]
+    python tools/bench/bench_torch.py [--device auto] [--reps 11] [--steps 5] [--threads N]
 
 ``run_benchmark(...)`` returns the figures as a dict (for tools/bench/run.py).
 """
@@ -76,8 +76,10 @@ class HandMLP(nn.Module):
 
 def run_benchmark(
     device: str = "auto", reps: int = 11, steps: int = 5, warmup: int = 2,
-    dtype: str = "float32", rows: int = 4096, seed: int = 0,
+    dtype: str = "float32", rows: int = 4096, seed: int = 0, threads: int | None = None,
 ) -> dict[str, Any]:
+    if threads:
+        torch.set_num_threads(threads)
     ir = gs.build(gs.loads(spec_text(), "<bench-mlp>"))
     params = gs.init_params(ir, seed=seed)
     prog = gs.compile(ir, "torch", dtype=dtype, device=device)
@@ -165,8 +167,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=11)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     a = ap.parse_args()
-    r = run_benchmark(a.device, a.reps, a.steps, a.warmup, a.dtype)
+    r = run_benchmark(a.device, a.reps, a.steps, a.warmup, a.dtype, threads=a.threads)
     print(f"784-1024x4-10 relu MLP, batch {r['batch']}, {r['dtype']}, on {r['device_name']} "
           f"({r['threads']} threads), {r['reps']} reps x {r['steps_per_rep']} steps")
     print(f"  graphspec torch backend: {r['graphspec_ms']:.3f} ms/step (median)")

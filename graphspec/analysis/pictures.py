@@ -1,0 +1,55 @@
+"""What ``graphspec train --plot`` adds to a finished run beyond the spec's own analysis.
+
+A 2-D classifier gets its decision boundary drawn even when its spec lists no
+``decision_boundary`` entry (the lecture's figure is the first thing one wants to see).
+The run directory is all it needs: the final parameters from the checkpoint, the seed
+from ``summary.json``.  The scores come from the numpy reference backend: a picture of
+the function does not depend on the backend that trained it beyond rounding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from graphspec.analysis.checks import plan
+from graphspec.analysis.context import CheckContext
+from graphspec.analysis.decision_boundary import DecisionBoundary
+from graphspec.analysis.registry import Entry
+from graphspec.analysis.runner import read_index, run_stage
+from graphspec.errors import SpecError
+from graphspec.spec.models import Spec
+
+
+def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
+    """Compute ``boundary.npz`` for a 2-D classifier's run unless the run has a decision
+    boundary already; returns the files written (none for other models)."""
+    import graphspec as gs
+    from graphspec.train import checkpoint
+    from graphspec.train.data import load_data
+
+    run_dir = Path(run_dir)
+    if any(e.get("procedure") == "decision_boundary" for e in read_index(run_dir)):
+        return []
+    ir = gs.build(spec)
+    try:
+        attrs = DecisionBoundary.model_validate({}).check(CheckContext(spec, ir, -1))
+    except SpecError:
+        return []  # not a classifier of two features: nothing to add
+    names = {e.name for e in plan(spec, ir)}
+    name = "boundary" if "boundary" not in names else "boundary_plot"
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    seed = int(summary.get("seed", spec.seed))
+    params = checkpoint.load(run_dir / checkpoint.FILENAME).param
+    program = gs.compile(ir, "numpy")
+    entry = Entry(-1, "decision_boundary", "end", name, attrs)
+    return run_stage([entry], "end", spec=spec, ir=ir, program=program, params=params,
+                     splits=load_data(spec, ir, seed).splits, seed=seed, run_dir=run_dir)
+
+
+def plot_run(spec: Spec, run_dir: str | Path) -> list[Path]:
+    """Every picture of one run into its directory (``train --plot``)."""
+    from graphspec.plots import report
+
+    add_boundary(spec, run_dir)
+    return report([run_dir], run_dir)

@@ -1,0 +1,105 @@
+"""Timing and reporting helpers shared by the benchmarks.
+
+Every figure is a ratio against a baseline timed in the same process.  The contenders run
+in alternating repetitions (the order flips every repetition), each repetition a few steps
+long, so a busy machine slows both sides of a pair alike; the reported ratio is the ratio of
+the median step times, and the spread is the interquartile range of the per-pair ratios.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def paired(
+    contenders: dict[str, Callable[[int], Any]], reps: int, steps: int, warmup: int = 2,
+    sync: Callable[[], Any] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per step of each contender in each repetition (``fn(n)`` runs n steps)."""
+    names = list(contenders)
+
+    def rep(name: str) -> float:
+        fn = contenders[name]
+        if sync:
+            sync()
+        t0 = time.perf_counter()
+        fn(steps)
+        if sync:
+            sync()
+        return (time.perf_counter() - t0) / steps
+
+    for _ in range(warmup):
+        for n in names:
+            rep(n)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(reps):
+        for n in names if r % 2 == 0 else reversed(names):
+            times[n].append(rep(n))
+    return times
+
+
+def ratio(times: dict[str, list[float]], num: str, den: str) -> dict[str, Any]:
+    """The ratio of median step times and the quartiles of the per-repetition ratios."""
+    pairs = sorted(a / b for a, b in zip(times[num], times[den]))
+    return {
+        "ratio": statistics.median(times[num]) / statistics.median(times[den]),
+        "q1": _quantile(pairs, 0.25),
+        "q3": _quantile(pairs, 0.75),
+        "min": pairs[0],
+        "max": pairs[-1],
+        "num_ms": statistics.median(times[num]) * 1e3,
+        "den_ms": statistics.median(times[den]) * 1e3,
+        "reps": len(pairs),
+    }
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = q * (len(sorted_values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    import numpy as np
+
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:  # pragma: no cover - torch is a dependency
+        info["torch"] = None
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]  # type: ignore[func-returns-value]
+        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001 - only decoration for the report
+        info["blas"] = None
+    return info
