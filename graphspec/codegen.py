@@ -14,9 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
 from graphspec.ir.graph import IR
+from graphspec.ir.traverse import ancestors, descendants
 from graphspec.ops import REGISTRY, OpDef
 
 
@@ -76,9 +75,7 @@ class Plan:
 
     def needed(self, targets: Iterable[str]) -> list[str]:
         """Op nodes needed to compute ``targets``, in topological order."""
-        need: set[str] = set()
-        for t in targets:
-            need |= nx.ancestors(self.g, t) | {t}
+        need = ancestors(self.g, targets, inclusive=True)  # one walk for all targets
         return [n for n in self.ir.order if n in need and self.g.nodes[n]["kind"] == "op"]
 
     def leaves(self) -> list[str]:
@@ -86,12 +83,11 @@ class Plan:
         ins = [i for i in self.ir.inputs if self.g.nodes[i].get("differentiable", False)]
         return list(self.ir.params) + ins
 
-    def grad_path(self) -> set[str]:
-        """Nodes on a path from a differentiable leaf to a loss term along which gradients
-        flow (arguments an op declares non-differentiable, like a loss's target, cut it)."""
-        down: set[str] = set()
-        for leaf in self.leaves():
-            down |= nx.descendants(self.g, leaf) | {leaf}
+    def grad_path(self, leaves: Iterable[str] | None = None) -> set[str]:
+        """Nodes on a path from a differentiable leaf (of ``leaves``, by default all of them)
+        to a loss term along which gradients flow (arguments an op declares
+        non-differentiable, like a loss's target, cut it)."""
+        down = descendants(self.g, self.leaves() if leaves is None else leaves, inclusive=True)
         up: set[str] = set()
         todo = [lid for lid, _ in self.ir.losses]
         while todo:

@@ -14,11 +14,12 @@ stochastic spec is not compared, and the report says so.
 Per tensor the report keeps one row: the first step at which it disagreed, else the step
 with the largest error.
 
-One legitimate divergence: a parameter whose gradient is rounding noise (a bias feeding
-batch norm, whose gradient is zero in exact arithmetic).  An adaptive optimizer divides by
-the root of that noise and moves each backend a different tiny way, up to about ``lr`` per
-step.  Such parameters (gradient below ``ROUNDING`` times the largest, at the start) are held
-to ``lr * steps`` with a note saying so; everything else keeps the gradient tolerance.
+Chaotic training (a saturated deep net, Adam dividing by a gradient that is rounding
+noise) amplifies the backends' different rounding step after step.  A shadow run of the
+reference from parameters one ulp away measures that amplification, and each tensor's
+tolerance gets a floor of SENSITIVITY times the shadow's distance (see
+:func:`graphspec.verify_report.floored`): a real optimizer bug shows at step 1, where the
+shadow has not moved.
 """
 
 from __future__ import annotations
@@ -29,18 +30,16 @@ import numpy as np
 
 from graphspec.backend import Program
 from graphspec.ir.graph import IR
-from graphspec.verify_inputs import Arrays, draw_noise, take
-from graphspec.verify_report import Report, Row, Tol, compare, error_row
+from graphspec.verify_inputs import Arrays, draw_noise, perturb, take
+from graphspec.verify_report import Report, Row, compare, error_row, floored
 
 RNG_WORDS = ("rng", "random", "generator", "seed")  # state that is each backend's own
-ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad")
-ROUNDING = 1e3  # times the dtype's machine epsilon: a gradient that is only rounding error
+SHADOW = "reference one ulp away"
 
 
 def trajectory_rows(
     ir: IR, programs: dict[str, Program], ref: str, params: Arrays, pool: Arrays, batch: int,
     steps: int, rng: np.random.Generator, dtype: str, report: Report,
-    grads: Arrays | None = None,
 ) -> list[Row]:
     from graphspec.verify import tolerance
 
@@ -57,9 +56,12 @@ def trajectory_rows(
     stochastic = any(noises)
 
     trainers: dict[str, Any] = {}
-    for name, prog in programs.items():
+    starts = {name: params for name in programs}
+    starts[SHADOW] = perturb(params, dtype, np.random.default_rng(len(batches)))
+    for name, start in starts.items():
+        prog = programs[ref if name == SHADOW else name]
         try:
-            t = prog.trainer(params, train, ir.seed)
+            t = prog.trainer(start, train, ir.seed)
             t.set_data("train", pool)
         except Exception as e:
             from graphspec.verify import _message
@@ -67,7 +69,7 @@ def trajectory_rows(
             return [error_row("step", "trainer", name, _message(e))]
         trainers[name] = t
     if stochastic:
-        lacking = [k for k, t in trainers.items() if not hasattr(t, "set_noise")]
+        lacking = [k for k, t in trainers.items() if k != SHADOW and not hasattr(t, "set_noise")]
         if lacking:
             report.notes.append(
                 "optimizer steps not compared: the spec is stochastic and the trainer of "
@@ -76,11 +78,6 @@ def trajectory_rows(
             return []
 
     tol = tolerance("grad", dtype, [ir.node(o)["attrs"] for o in ir.op_nodes()])
-    noisy = _rounding_noise(train, grads or {}, dtype)
-    if noisy:
-        report.notes.append(
-            "gradient is rounding noise at the start (an adaptive optimizer amplifies it), "
-            f"so compared to lr x steps: {', '.join(sorted(noisy))}")
     kept: dict[tuple[str, str, str], Row] = {}
     one_sided: set[str] = set()
     for k in range(steps):
@@ -98,7 +95,7 @@ def trajectory_rows(
                                                           _message(e))
                 return list(kept.values())
         for name in trainers:
-            if name == ref:
+            if name in (ref, SHADOW):
                 continue
             against = f"{name}~{ref}"
             for check, ref_values in logs[ref].items():
@@ -109,9 +106,10 @@ def trajectory_rows(
                     keys = set(ref_values) & set(mine)
                 for key in sorted(keys):
                     node = ir.node(key).get("owner", key) if key in ir.graph else None
-                    kt = noisy.get(key.split("/")[0], tol) if check != "loss" else tol
+                    kt, note = floored(tol, ref_values.get(key),
+                                       logs[SHADOW][check].get(key))
                     row = compare(f"step {check}", key, against, mine.get(key),
-                                  ref_values.get(key), kt, node=node)
+                                  ref_values.get(key), kt, node=node, note=note)
                     _keep(kept, row, k + 1)
     if one_sided:
         shown = ", ".join(sorted(one_sided)[:6]) + (", ..." if len(one_sided) > 6 else "")
@@ -128,21 +126,6 @@ def _keep(kept: dict[tuple[str, str, str], Row], row: Row, step: int) -> None:
         row.note = (f"fails at step {step}" if not row.ok else f"worst at step {step}") + (
             f"; {row.note}" if row.note else "")
         kept[key] = row
-
-
-def _rounding_noise(train: Any, grads: Arrays, dtype: str) -> dict[str, Tol]:
-    """Parameters whose gradient is rounding noise, with the tolerance their steps get."""
-    opt = train.optimizer
-    if opt.name not in ADAPTIVE or not grads:
-        return {}
-    top = max(float(np.abs(g).max()) if np.size(g) else 0.0 for g in grads.values())
-    floor = ROUNDING * float(np.finfo(np.dtype(dtype)).eps) * top
-    lr = max([opt.lr] + [g.lr for g in opt.groups if g.lr is not None])
-    steps = train.epochs  # _resolve set it to the number of steps
-    return {
-        p: Tol(0.0, lr * steps) for p, g in grads.items()
-        if np.size(g) and float(np.abs(g).max()) <= floor
-    }
 
 
 def _opt_state(trainer: Any) -> Arrays:

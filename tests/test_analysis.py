@@ -282,3 +282,76 @@ def test_the_driver_checks_entries_before_training(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="unknown input 'z'"):
         gs.train(path, out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+# ---- adversarial training ------------------------------------------------------------------
+
+DETERMINISTIC = CLASSIFIER.replace("  - {id: drop, op: dropout, p: 0.2}\n", "").replace(
+    "analysis:\n", "")
+
+
+def adversarial(epsilon: float, mix: float, extra: str = "") -> str:
+    return DETERMINISTIC.replace(
+        "  metrics: [binary_accuracy]\n",
+        "  metrics: [binary_accuracy]\n"
+        f"  adversarial: {{epsilon: {epsilon}, input: x, mix: {mix}{extra}}}\n")
+
+
+def test_adversarial_training_mixes_clean_and_fgsm_losses(tmp_path: Path) -> None:
+    def history(text: str, name: str) -> list[float]:
+        run = gs.train(gs.loads(text), out=tmp_path / name, epochs=3, progress=False)
+        return [r["train_loss"] for r in run.history] + [run.final["val_loss"]]
+
+    plain = history(DETERMINISTIC, "plain")
+    assert history(adversarial(0.2, 0.0), "mix0") == plain  # the FGSM half weighs nothing
+    assert history(adversarial(1e-12, 0.5), "tiny") == pytest.approx(plain, rel=1e-6)
+    hard = history(adversarial(0.3, 1.0), "hard")
+    assert hard[0] > plain[0]  # the loss of perturbed inputs is larger
+
+
+def test_adversarial_training_agrees_across_backends(tmp_path: Path) -> None:
+    spec = gs.loads(adversarial(0.2, 0.5))
+    runs = {b: gs.train(spec, backend=b, out=tmp_path / b, epochs=2, progress=False)
+            for b in ("numpy", "torch")}
+    a, b = (runs[k].history for k in ("numpy", "torch"))
+    assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], 1e-9)
+    assert runs["numpy"].final["val_loss"] == pytest.approx(runs["torch"].final["val_loss"],
+                                                            rel=1e-9)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("xx", "unknown input 'xx'"), ("y", "'y' is a target"),
+])
+def test_adversarial_input_is_checked(tmp_path: Path, value: str, message: str) -> None:
+    text = adversarial(0.1, 0.5).replace("input: x,", f"input: {value},")
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError, match=message) as info:
+        gs.train(path, out=tmp_path / "run", progress=False)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "adversarial" in t)
+    assert info.value.location is not None and info.value.location.line == line
+
+
+# ---- the docs stay true --------------------------------------------------------------------
+
+DOC = Path(__file__).parent.parent / "docs" / "analysis.md"
+
+
+def test_docs_examples_build_with_every_variant_and_entry() -> None:
+    import re
+
+    import yaml
+
+    from graphspec.analysis.checks import check_variant
+    from graphspec.analysis.schema import analysis_entry_schema
+
+    jsonschema = pytest.importorskip("jsonschema")
+    entry_schema = jsonschema.Draft202012Validator(analysis_entry_schema())
+    text = DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```yaml\n(.*?)^```", text, re.S | re.M)
+    assert len(blocks) == 3
+    for block in blocks:
+        spec = gs.loads(block, str(DOC))
+        for variant in expand_variants(spec).values():
+            check_variant(variant, training=True)
+        for entry in yaml.safe_load(block).get("analysis", []):
+            entry_schema.validate(entry)

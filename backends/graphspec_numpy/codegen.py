@@ -12,15 +12,19 @@ produce the same numbers by construction.
 
 from __future__ import annotations
 
+import dataclasses
+import dis
+import functools
 import inspect
 import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from graphspec.codegen import Call, Plan, last_uses, literal
 from graphspec.ir.graph import IR
-from graphspec_numpy.kernels import KERNELS, VJPS, _prelude
+from graphspec_numpy.kernels import INPUT_SHAPED, KERNELS, VJPS, _prelude
 
 _Stmt = tuple[list[str], set[str], set[str]]  # (lines, defines, uses)
 
@@ -55,7 +59,14 @@ def generate(ir: IR, spec_file: str | None = None) -> str:
     out += _noise_helper()
     out += _forward_fn(plan)
     out += _evaluate_fn(plan)
-    out += _loss_and_grads_fn(plan)
+    out += _backward_fn(
+        plan, "loss_and_grads", plan.grad_leaves(),
+        "(loss, terms, grads, new_state): the backward pass by hand.",
+    )
+    out += _backward_fn(
+        plan, "loss_and_param_grads", list(ir.params),
+        "`loss_and_grads` for the parameters only (training: no input gradients).",
+    )
     out += _loader()
     return "\n".join(out) + "\n"
 
@@ -219,13 +230,16 @@ def _evaluate_fn(plan: Plan) -> list[str]:
     ) + _emit(stmts, [])
 
 
-def _loss_and_grads_fn(plan: Plan) -> list[str]:
+def _backward_fn(plan: Plan, name: str, leaves: list[str], doc: str) -> list[str]:
+    """``name(params, inputs, ...) -> (loss, terms, grads, new_state)`` with the gradients of
+    ``leaves``: the forward pass, then each VJP on the way back from the loss to them."""
     ir = plan.ir
     ops = plan.needed(plan.loss_targets())
     stmts, new_state = _forward_stmts(plan, ops)
     loss_lines, loss_uses = _loss_lines(plan)
     stmts.append((loss_lines, set(), loss_uses))
-    path = plan.grad_path()
+    # Only the paths to the leaves asked for: loss_and_param_grads never computes dL/dx.
+    path = plan.grad_path([v for v in plan.leaves() if v in set(leaves)])
     has_g: set[str] = set()
     for lid, w in ir.losses:
         if lid in path:
@@ -245,49 +259,115 @@ def _loss_and_grads_fn(plan: Plan) -> list[str]:
         targets = [
             i for i, a in enumerate(c.arg_nodes) if flags[i] and a in path
         ]
-        if not targets:
-            continue
-        gv = f"g_{c.var}"
-        fn = VJPS[c.opdef.name].__name__
-        call = f"{fn}({gv}, {c.var}, {_call_args(c, noise_of.get(nid))})"
-        lines = [f"_g = {call}"]
-        defines: set[str] = set()
-        uses = {gv, c.var, *c.args} | ({noise_of[nid]} if nid in noise_of else set())
-        for i in targets:
-            a = c.arg_nodes[i]
-            ga = f"g_{plan.var(a)}"
-            term = f"unbroadcast(_g[{i}], {c.args[i]}.shape)"
-            if a in has_g:
-                lines.append(f"{ga} = {ga} + {term}")
-                uses.add(ga)
-            else:
-                lines.append(f"{ga} = {term}")
-                has_g.add(a)
-            defines.add(ga)
-        stmts.append((lines, defines, uses))
+        if targets:
+            stmts.append(_vjp_stmt(plan, c, targets, has_g, noise_of.get(nid)))
     grads = []
-    for leaf in plan.grad_leaves():
+    for leaf in leaves:
         if leaf in has_g:
             grads.append(f"{leaf!r}: g_{plan.var(leaf)}")
         else:
             grads.append(f"{leaf!r}: np.zeros_like({plan.var(leaf)})")
-    leaf_vars = {plan.var(v) for v in plan.grad_leaves()}
+    leaf_vars = {plan.var(v) for v in leaves}
     read_leaves = [s for s in _reads(plan, plan.needed(plan.loss_targets()))]
     missing = leaf_vars - {d for _, defs, _ in read_leaves for d in defs}
-    for leaf in plan.grad_leaves():  # leaves no loss reads still get (zero) gradients
+    for leaf in leaves:  # leaves no loss reads still get (zero) gradients
         if plan.var(leaf) in missing:
             src = "inputs" if plan.g.nodes[leaf]["kind"] == "input" else "params"
             stmts.insert(0, ([f"{plan.var(leaf)} = {src}[{leaf!r}]"], {plan.var(leaf)}, set()))
     state = "{" + ", ".join(f"{k!r}: {v}" for k, v in new_state.items()) + "}"
-    uses = {f"g_{plan.var(x)}" for x in plan.grad_leaves() if x in has_g}
-    uses |= set(new_state.values()) | {plan.var(x) for x in plan.grad_leaves() if x not in has_g}
+    uses = {f"g_{plan.var(x)}" for x in leaves if x in has_g}
+    uses |= set(new_state.values()) | {plan.var(x) for x in leaves if x not in has_g}
     stmts.append(([
         f"grads = {{{', '.join(grads)}}}",
         f"return loss, terms, grads, {state}",
     ], set(), uses | {"loss"}))
-    return _signature(
-        "loss_and_grads", True, "(loss, terms, grads, new_state): the backward pass by hand."
-    ) + _emit(stmts, [])
+    return _signature(name, True, doc) + _emit(stmts, [])
+
+
+def _vjp_stmt(
+    plan: Plan, c: Call, targets: list[int], has_g: set[str], noise_var: str | None
+) -> _Stmt:
+    """``_g = op_vjp(g, y, args...)`` and the cotangent of each target argument.
+
+    Arguments the VJP never reads are passed as None, so nothing keeps them alive; a VJP
+    that takes ``needs`` learns which gradients are wanted; ``unbroadcast`` is left out where
+    the gradient's shape is the argument's by construction."""
+    fn = VJPS[c.opdef.name]
+    reads = _vjp_reads(fn)
+    gv = f"g_{c.var}"
+    slots = [gv, c.var, *c.args]
+    passed = [v if reads(k) else "None" for k, v in enumerate(slots)]
+    extra = ""
+    if _takes_needs(fn) and len(targets) < len(c.args):
+        extra = ", needs=(" + "".join(f"{i in targets}, " for i in range(len(c.args)))
+        extra = extra[:-2] + ("," if len(c.args) == 1 else "") + ")"
+    call = f"{fn.__name__}({', '.join(passed[:2] + [_call_args_with(c, passed[2:], noise_var)])}"
+    lines = [f"_g = {call}{extra})"]
+    uses = {v for v in passed if v != "None"} | ({noise_var} if noise_var else set())
+    defines: set[str] = set()
+    for i in targets:
+        a = c.arg_nodes[i]
+        ga = f"g_{plan.var(a)}"
+        term = f"_g[{i}]"
+        if not _same_shape(plan, c, i):
+            term = f"unbroadcast({term}, {c.args[i]}.shape)"
+            uses.add(c.args[i])
+        if a in has_g:
+            lines.append(f"{ga} = {ga} + {term}")
+            uses.add(ga)
+        else:
+            lines.append(f"{ga} = {term}")
+            has_g.add(a)
+        defines.add(ga)
+    return lines, defines, uses
+
+
+def _call_args_with(c: Call, args: list[str], noise_var: str | None) -> str:
+    """``_call_args`` with the positional arguments replaced (None for unread ones)."""
+    return _call_args(dataclasses.replace(c, args=tuple(args)), noise_var)
+
+
+def _same_shape(plan: Plan, c: Call, i: int) -> bool:
+    """Whether the VJP's gradient for argument ``i`` has that argument's shape already, as a
+    static fact: the op promises input-shaped gradients, or the argument's type equals the
+    output's (an elementwise op broadcasts nothing) and no second input could broadcast it
+    at run time (one data input, or no symbolic dimension)."""
+    if c.opdef.name in INPUT_SHAPED:
+        return True
+    arg = plan.g.nodes[c.arg_nodes[i]]["type"].shape
+    out = plan.g.nodes[c.node]["type"].shape
+    if tuple(arg) != tuple(out):
+        return False
+    return c.n_inputs == 1 or all(isinstance(d, int) for d in out)
+
+
+@functools.cache
+def _takes_needs(fn: Callable[..., Any]) -> bool:
+    p = inspect.signature(fn).parameters.get("needs")
+    return p is not None and p.kind is inspect.Parameter.KEYWORD_ONLY
+
+
+@functools.cache
+def _vjp_reads(fn: Callable[..., Any]) -> Callable[[int], bool]:
+    """Whether ``fn`` reads its positional argument number k, from its bytecode: a name a
+    function never loads (and no closure captures) is an argument it cannot depend on."""
+    params = inspect.signature(fn).parameters.values()
+    positional = [p.name for p in params if p.kind in (
+        inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    rest = next((p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    code = fn.__code__
+    loaded = set(code.co_cellvars)
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("STORE_FAST", "STORE_DEREF", "DELETE_FAST"):
+            continue
+        vals = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+        loaded.update(v for v in vals if isinstance(v, str))
+
+    def reads(k: int) -> bool:
+        name = positional[k] if k < len(positional) else rest
+        return name is None or name in loaded
+
+    return reads
 
 
 def _loader() -> list[str]:

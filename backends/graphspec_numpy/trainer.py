@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.errors import NonFiniteLoss
+from graphspec.errors import NonFiniteLoss, TrainingError
 from graphspec.train import seeds
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
@@ -68,9 +68,17 @@ class NumpyTrainer:
         x = {k: v[idx] for k, v in data.items()}
         # The generator's state before the step lets a failure replay the same noise.
         before = rng.bit_generator.state if self._stochastic else None
-        loss, terms, grads, new_state = self.module.loss_and_grads(self._p, x, True, None, rng)
+        # Parameters' gradients only (no dL/dx to compute), unless adversarial training
+        # needs the input's gradient for its examples.
+        grad_fn = (self.module.loss_and_param_grads if self.train.adversarial is None
+                   else self.module.loss_and_grads)
+        loss, terms, grads, new_state = grad_fn(self._p, x, True, None, rng)
         if not math.isfinite(loss):
             raise self._nonfinite(float(loss), epoch, step, x, before)
+        if self.train.adversarial is not None:
+            loss, terms, grads, new_state = self._adversarial(x, grads, loss, terms, new_state, rng)
+            if not math.isfinite(loss):
+                raise self._nonfinite(float(loss), epoch, step, x, before)
         grads = {k: grads[k] for k in self.ir.params}
         if clip is not None:
             grads, _, self._norms = clip_grad_norm(grads, clip)
@@ -84,6 +92,30 @@ class NumpyTrainer:
         sums["loss"] = sums.get("loss", 0.0) + float(loss) * n
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v) * n
+
+    def _adversarial(
+        self, x: Arrays, grads: Arrays, loss: float, terms: dict[str, float], state: Arrays,
+        rng: np.random.Generator,
+    ) -> tuple[float, dict[str, float], Arrays, Arrays]:
+        """Adversarial training (Goodfellow et al., 2015): the batch's FGSM examples
+        ``x + epsilon sign(dL/dx)`` from the clean pass's input gradient, and the objective
+        ``(1 - mix) L(x) + mix L(x_adv)``, whose gradient mixes the two passes' likewise.
+        Running statistics see both passes, clean first, as torch's in-place updates do."""
+        adv = self.train.adversarial
+        gx = grads.get(adv.input)
+        if gx is None:
+            raise TrainingError(f"adversarial training: the loss has no gradient with respect "
+                                f"to input '{adv.input}'")
+        for k, v in state.items():
+            self._p[k] = np.asarray(v, dtype=self.dtype)
+        x_adv = {**x, adv.input: x[adv.input] + adv.epsilon * np.sign(gx)}
+        loss_a, terms_a, grads_a, state_a = self.module.loss_and_grads(
+            self._p, x_adv, True, None, rng)
+        m = adv.mix
+        return ((1 - m) * loss + m * loss_a,
+                {k: (1 - m) * v + m * terms_a[k] for k, v in terms.items()},
+                {k: (1 - m) * grads[k] + m * grads_a[k] for k in self.ir.params},
+                state_a)
 
     def _nonfinite(
         self, loss: float, epoch: int, step: int, x: Arrays, rng_state: Any

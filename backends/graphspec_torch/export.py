@@ -51,10 +51,9 @@ def export_onnx(
     if opset < 17:
         raise BackendError(f"ONNX opset {opset} is too old", hint="use opset 17 or newer")
     _require_exporter()
-    plan = Plan(ir)
-    ops = plan.needed([f"output:{k}" for k in ir.outputs])
     if not ir.outputs:
         raise BackendError("the spec has no outputs to export", hint="list them under outputs:")
+    ops = Plan(ir).needed([f"output:{k}" for k in ir.outputs])
     refused = [n for n in ops if ir.node(n)["op"] in NOT_EXPORTABLE]
     if refused:
         raise _op_error(ir, refused, {n: NOT_EXPORTABLE[ir.node(n)["op"]] for n in refused})
@@ -73,14 +72,11 @@ def export_onnx(
         _export(wrapper, examples, path, names, list(ir.outputs), opset, dynamic)
     except BackendError:
         raise
-    except Exception as first:  # noqa: BLE001 - any exporter failure is reported below
-        try:  # a shape constraint the graph imposes (a reshape to a fixed size...)
-            _export(wrapper, examples, path, names, list(ir.outputs), opset, None)
-        except Exception:  # noqa: BLE001
-            culprits = _culprits(ir, ops, program)
-            if culprits:
-                raise _op_error(ir, list(culprits), culprits) from None
-            raise BackendError(f"ONNX export failed: {_short(first)}") from None
+    except Exception as e:  # noqa: BLE001 - any exporter failure is reported below
+        culprits = _culprits(ir, ops, program)
+        if culprits:
+            raise _op_error(ir, list(culprits), culprits) from None
+        raise BackendError(f"ONNX export failed: {_short(e)}") from None
     _check_opset(path, opset)
     return path
 

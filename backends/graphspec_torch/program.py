@@ -169,8 +169,6 @@ class TorchProgram:
 def _state_read_by(ir: IR, ops: list[str]) -> list[str]:
     """Buffers that the ``has_state`` ops among ``ops`` update (constants are state too,
     but nothing updates them)."""
-    from graphspec.ops import REGISTRY
-
     out: list[str] = []
     for n in ops:
         node = ir.node(n)

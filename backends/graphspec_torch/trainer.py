@@ -126,8 +126,13 @@ class TorchTrainer:
     def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimizer step; returns [loss, *terms] on the device (no host sync)."""
         opt = self.optim.opt
+        adv = self.train.adversarial
+        if adv is not None:  # the input gradient of the clean pass crafts the FGSM examples
+            batch = {**batch, adv.input: batch[adv.input].detach().requires_grad_(True)}
         with self._autocast():
             loss, terms = self._losses(batch, self.noise)
+        if adv is not None:
+            loss, terms = self._adversarial(batch, loss, terms)
         opt.zero_grad(set_to_none=True)
         for p, zero in self._unreached:
             p.grad = zero
@@ -149,6 +154,23 @@ class TorchTrainer:
         else:
             opt.step()
         return torch.stack([loss.detach(), *(t.detach() for t in terms.values())]).to(self.dtype)
+
+    def _adversarial(self, batch: dict[str, torch.Tensor], loss: torch.Tensor,
+                     terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Adversarial training (Goodfellow et al., 2015), as in the numpy trainer: the
+        objective ``(1 - mix) L(x) + mix L(x + epsilon sign(dL/dx))``."""
+        adv = self.train.adversarial
+        x = batch[adv.input]
+        # A scaled fp16 loss keeps small input gradients from flushing to zero; the sign is
+        # all FGSM takes from them.
+        scaled = self.scaler.scale(loss) if self.scaler is not None else loss
+        (gx,) = torch.autograd.grad(scaled, x, retain_graph=True)
+        x_adv = (x + adv.epsilon * gx.sign()).detach()
+        with self._autocast():
+            loss_a, terms_a = self._losses({**batch, adv.input: x_adv}, self.noise)
+        m = adv.mix
+        mixed = {k: (1 - m) * v + m * terms_a[k] for k, v in terms.items()}
+        return (1 - m) * loss + m * loss_a, mixed
 
     def _epoch_summary(self, record: torch.Tensor, sizes: list[int], epoch: int
                        ) -> dict[str, float]:

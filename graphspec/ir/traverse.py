@@ -5,29 +5,31 @@ that calls it for every sink (or every parameter) is quadratic on a deep graph; 
 once from all the starting nodes together.  ``lex_topo_order`` is networkx's
 ``lexicographical_topological_sort`` (the same order: among the nodes whose arguments are all
 placed, the smallest id first) without the per-node view objects that make networkx's
-version slow on 1e5 nodes.
+version slow on 1e5 nodes.  They read the graph's adjacency dicts (``g._pred``, ``g._succ``:
+node -> neighbour -> edge key -> data) directly, as networkx's own algorithms do: the public
+views build a Python object per access, which costs more than the traversal itself.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Collection, Iterable
+from typing import Any
 
 import networkx as nx
 
 
 def ancestors(g: nx.MultiDiGraph, nodes: Iterable[str], *, inclusive: bool = False) -> set[str]:
     """Every node with a path to one of ``nodes`` (and ``nodes`` themselves if inclusive)."""
-    return _reach(g.pred, nodes, inclusive)
+    return _reach(g._pred, nodes, inclusive)
 
 
 def descendants(g: nx.MultiDiGraph, nodes: Iterable[str], *, inclusive: bool = False) -> set[str]:
     """Every node reachable from one of ``nodes`` (and ``nodes`` themselves if inclusive)."""
-    return _reach(g.succ, nodes, inclusive)
+    return _reach(g._succ, nodes, inclusive)
 
 
-def _reach(adj: nx.classes.coreviews.AdjacencyView, nodes: Iterable[str], inclusive: bool
-           ) -> set[str]:
+def _reach(adj: dict[str, dict[str, Any]], nodes: Iterable[str], inclusive: bool) -> set[str]:
     start = list(dict.fromkeys(nodes))
     seen: set[str] = set()
     todo = list(start)
@@ -44,10 +46,10 @@ def _reach(adj: nx.classes.coreviews.AdjacencyView, nodes: Iterable[str], inclus
 
 def has_cycle(g: nx.MultiDiGraph) -> bool:
     """Whether ``g`` has a directed cycle (Kahn's algorithm: linear, no ordering work)."""
-    indeg = {n: d for n, d in g.in_degree()}
+    succ = g._succ
+    indeg = {n: sum(len(keys) for keys in preds.values()) for n, preds in g._pred.items()}
     todo = [n for n, d in indeg.items() if d == 0]
     placed = 0
-    succ = g.succ
     while todo:
         n = todo.pop()
         placed += 1
@@ -63,7 +65,7 @@ def lex_topo_order(g: nx.MultiDiGraph, nodes: Collection[str] | None = None) -> 
 
     Raises ``nx.NetworkXUnfeasible`` when the (sub)graph has a cycle, as networkx does.
     """
-    pred, succ = g.pred, g.succ
+    pred, succ = g._pred, g._succ
     inside = None if nodes is None else set(nodes)
     members: Iterable[str] = g if nodes is None else nodes
     indeg: dict[str, int] = {}

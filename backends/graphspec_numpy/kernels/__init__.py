@@ -9,7 +9,14 @@ Rules for kernel modules (the code generator copies kernels into standalone modu
   generated module, where ``def sum`` would break another kernel's ``sum(...)``; name it
   ``sum_`` (generated code calls a kernel by its function name);
 * a VJP returns one gradient (or None) per positional argument, in the shape of the
-  broadcast result for elementwise ops (the driver undoes broadcasting).
+  broadcast result for elementwise ops (the driver undoes broadcasting); one registered
+  ``@vjp("op", input_shaped=True)`` promises each gradient in its argument's own shape, so
+  generated code skips the driver's ``unbroadcast`` for it;
+* a VJP may take a keyword-only ``needs=None``: generated code then passes a tuple of
+  booleans, one per positional argument, when some gradient is not wanted (a first layer's
+  input), and the VJP may skip computing those and return None in their place;
+* generated code passes None for any argument a VJP never reads (``y`` of ``linear``), so
+  activations are freed as soon as the backward pass no longer needs them.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 KERNELS: dict[str, Callable[..., Any]] = {}
 VJPS: dict[str, Callable[..., Any]] = {}
+INPUT_SHAPED: set[str] = set()  # ops whose VJP returns every gradient in its argument's shape
 
 
 def kernel(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -35,12 +43,16 @@ def kernel(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return register
 
 
-def vjp(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def vjp(
+    name: str, *, input_shaped: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in VJPS:
             raise ValueError(f"numpy VJP for '{name}' is defined twice")
         _check_name(fn)
         VJPS[name] = fn
+        if input_shaped:
+            INPUT_SHAPED.add(name)
         return fn
 
     return register

@@ -58,8 +58,8 @@ def relu(x):
 
 @vjp("relu")
 def relu_vjp(g, y, x):
-    # dL/dx = g * [x > 0]
-    return (g * (x > 0),)
+    # dL/dx = g * [y > 0]  (y > 0 exactly where x > 0: the input need not be kept)
+    return (g * (y > 0),)
 
 
 @kernel("leaky_relu")

@@ -14,16 +14,16 @@ def linear(x, weight, bias=None):
     return y
 
 
-@vjp("linear")
-def linear_vjp(g, y, x, weight, bias=None):
+@vjp("linear", input_shaped=True)
+def linear_vjp(g, y, x, weight, bias=None, *, needs=None):
     # dL/dx = g W^T ; dL/dW = x^T g (summed over leading axes) ; dL/db = sum(g)
-    gx = g @ weight.T
-    x2 = x.reshape(-1, x.shape[-1])
+    # `needs` skips what nobody reads: a first layer's g W^T is a third of its backward pass.
+    gx = g @ weight.T if needs is None or needs[0] else None
     g2 = g.reshape(-1, g.shape[-1])
-    gw = x2.T @ g2
+    gw = x.reshape(-1, x.shape[-1]).T @ g2 if needs is None or needs[1] else None
     if bias is None:
         return gx, gw
-    return gx, gw, g2.sum(axis=0)
+    return gx, gw, np.add.reduce(g2, axis=0) if needs is None or needs[2] else None
 
 
 @kernel("matmul")
@@ -31,8 +31,8 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
-@vjp("matmul")
-def matmul_vjp(g, y, a, b):
+@vjp("matmul", input_shaped=True)
+def matmul_vjp(g, y, a, b, *, needs=None):
     # dL/da = g b^T ; dL/db = a^T g  (each summed over the batch axes it was broadcast along)
     # A vector operand is promoted to a matrix (a: a row, b: a column), as matmul does, and
     # the cotangent gets the axis the product dropped.
@@ -43,9 +43,12 @@ def matmul_vjp(g, y, a, b):
         g2 = np.expand_dims(g2, -2 if b.ndim > 1 else 0)
     if b.ndim == 1:
         g2 = np.expand_dims(g2, -1)
-    ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape)
-    gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape)
-    return ga.reshape(a.shape), gb.reshape(b.shape)
+    ga = gb = None
+    if needs is None or needs[0]:
+        ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+    if needs is None or needs[1]:
+        gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+    return ga, gb
 
 
 @kernel("param")
