@@ -139,9 +139,9 @@ def take(arrays: Arrays, index: np.ndarray) -> Arrays:
     return {k: np.asarray(v)[index] for k, v in arrays.items()}
 
 
-def perturb(params: Arrays, dtype: str, rng: np.random.Generator) -> Arrays:
-    """``params`` moved by about one unit in the last place of ``dtype``, element by element:
-    the size of the differences two backends' rounding makes."""
-    eps = float(np.finfo(np.dtype(dtype)).eps)
+def perturb(params: Arrays, dtype: str, rng: np.random.Generator, ulps: float = 1.0) -> Arrays:
+    """``params`` moved by up to ``ulps`` units in the last place of ``dtype``, element by
+    element: the size of the differences two backends' rounding makes."""
+    eps = ulps * float(np.finfo(np.dtype(dtype)).eps)
     return {k: np.asarray(v) * (1.0 + eps * rng.uniform(-1.0, 1.0, np.shape(v)))
             for k, v in params.items()}

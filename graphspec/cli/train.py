@@ -41,8 +41,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="draw the run's curves into the run directory afterwards",
     )
-    p.add_argument("--variant", action="append", metavar="NAME",
-                   help="train only this variant of the spec's 'variants:' (repeatable)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME",
+        help="train only this variant of the spec's 'variants:' (repeatable)",
+    )
     add_max_params(p)
     p.set_defaults(run=run)
 

@@ -44,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             spec = load_spec(path)
             # Each variant of the spec is checked as the spec it becomes (none: the spec).
-            checked = [(v, check_variant(v, args.max_params, training=args.train))
-                       for v in expand_variants(spec).values()]
+            checked = [
+                (v, check_variant(v, args.max_params, training=args.train))
+                for v in expand_variants(spec).values()
+            ]
         except GraphspecError as e:
             if args.debug:
                 raise

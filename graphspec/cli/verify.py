@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if not spec.variants:
             print(next(iter(reports.values())).to_json())
         else:  # the variants' reports, keyed by variant name
-            print(json.dumps({k: json.loads(r.to_json()) for k, r in reports.items()},
-                             indent=2))
+            print(json.dumps({k: json.loads(r.to_json()) for k, r in reports.items()}, indent=2))
     else:
         for name, report in reports.items():
             if spec.variants:
