@@ -122,7 +122,14 @@ def get_backend(name: str) -> Backend:
         )
     try:
         backend = eps[name].load()
-    except ImportError as e:
-        raise BackendError(f"backend '{name}' cannot be loaded: {e}") from None
+    except Exception as e:  # a broken plugin must not crash the CLI with a traceback
+        raise BackendError(
+            f"backend '{name}' cannot be loaded ({eps[name].value}): {type(e).__name__}: {e}"
+        ) from None
+    if not callable(getattr(backend, "compile", None)):
+        raise BackendError(
+            f"backend '{name}' ({eps[name].value}) has no compile(ir, options) method",
+            hint="a backend object needs a 'name' and a 'compile' method; see docs/backends.md",
+        )
     _LOADED[name] = backend
     return backend

@@ -139,11 +139,12 @@ def check(init: str | dict[str, Any]) -> str | None:
     allowed = _options(name)
     for k in opts:
         if k not in allowed:
-            return f"initializer '{name}' has no option '{k}' (it takes: {', '.join(allowed) or 'none'})"
+            takes = ", ".join(allowed) or "none"
+            return f"initializer '{name}' has no option '{k}' (it takes: {takes})"
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _options(name: str) -> list[str]:
     """The options an initializer takes (its keyword arguments after ``rng, decl``); cached:
     ``inspect.signature`` costs more than the rest of building a node."""

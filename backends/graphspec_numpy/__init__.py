@@ -9,7 +9,7 @@ from graphspec.ir.graph import IR
 class NumpyBackend:
     name = "numpy"
 
-    def compile(self, ir: IR, options: CompileOptions | None = None) -> "NumpyProgram":  # noqa: F821
+    def compile(self, ir: IR, options: CompileOptions | None = None) -> NumpyProgram:  # noqa: F821
         from graphspec_numpy.program import NumpyProgram
 
         return NumpyProgram(ir, options or CompileOptions())

@@ -186,6 +186,13 @@ def _infer_node(
             hint=did_you_mean(name, decls) or ("its parameters: " + ", ".join(decls) if decls
                                                else f"'{n.op}' has no parameters"),
         )
+    if "" in n.init:
+        if len(decls) != 1:
+            raise SpecError(
+                f"'{n.op}' has {len(decls)} parameters; name the one to initialize "
+                f"(init: {{{next(iter(decls), 'weight')}: ...}})", n.src,
+            )
+        n.init = {next(iter(decls)): n.init[""]}
     unknown_init = set(n.init) - set(decls)
     if unknown_init:
         name = sorted(unknown_init)[0]

@@ -115,12 +115,16 @@ class MatMul(Attrs):
 
 @op("param", inputs=[])
 class Param(Attrs):
-    """An explicit parameter tensor; other nodes read it by this node's id (sharing)."""
+    """An explicit parameter tensor; other nodes read it by this node's id (sharing).
+
+    Its initializer is the node's ``init`` (default ``normal``), written either for the
+    parameter (``init: {value: glorot_uniform}``) or directly (``init: uniform``,
+    ``init: {name: constant, value: 0.5}``).
+    """
 
     shape: list[PositiveInt] = Field(min_length=0)
-    init: str | dict[str, Any] = "normal"
     penalize: bool = True
-    graph_only: ClassVar[frozenset[str]] = frozenset({"shape", "init", "penalize"})
+    graph_only: ClassVar[frozenset[str]] = frozenset({"shape", "penalize"})
 
     def infer(self, *params: TensorType) -> TensorType:
         return TensorType(tuple(self.shape))
@@ -129,7 +133,7 @@ class Param(Attrs):
         shape = tuple(self.shape)
         fan_in = shape[0] if shape else 1
         fan_out = shape[-1] if shape else 1
-        return {"value": ParamDecl(shape, self.init, fan_in, fan_out, self.penalize)}
+        return {"value": ParamDecl(shape, "normal", fan_in, fan_out, self.penalize)}
 
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:

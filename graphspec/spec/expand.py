@@ -209,6 +209,9 @@ class Expander:
                 refs.append(self.resolve(str(r), scope, p))
                 in_locs.append(self.loc(p))
         init = self.subst(node.init or {}, scope, path + ("init",))
+        if isinstance(init, str) or (isinstance(init, dict) and isinstance(init.get("name"), str)):
+            # An initializer written directly: it belongs to the op's only parameter.
+            init = {"": init}
         shared = {
             k: self.resolve(str(v), scope, path + ("params", k))
             for k, v in (node.params or {}).items()

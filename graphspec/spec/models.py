@@ -52,7 +52,11 @@ class NodeSpec(BaseModel):
     op: str | None = None
     block: str | None = None
     in_: str | list[str] | None = Field(default=None, alias="in")
-    init: dict[str, str | dict[str, Any]] | None = None
+    init: dict[str, Any] | str | None = Field(
+        default=None,
+        description="initializers by parameter ({weight: he_normal}); a single-parameter op "
+        "may name one directly (init: uniform, or {name: uniform, a: 0.5})",
+    )
     params: dict[str, str] | None = Field(
         default=None, description="share parameters: {weight: other_node.weight}"
     )
