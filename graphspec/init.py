@@ -120,6 +120,8 @@ def orthogonal(rng: np.random.Generator, decl: ParamDecl, gain: float = 1.0) -> 
 def parse(init: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if isinstance(init, str):
         return init, {}
+    if not isinstance(init, dict):
+        raise ValueError(f"an initializer is a name or a mapping with a 'name', got {init!r}")
     opts = dict(init)
     name = opts.pop("name", None)
     if not isinstance(name, str):

@@ -8,8 +8,11 @@ every parameter and differentiable input, the state buffers a training step upda
 (batch-norm running statistics), and, over ``steps`` optimizer steps with the spec's
 optimizer, schedule, groups and clipping, the step losses, the parameters and the
 optimizer state.  The reference's gradients are also checked against central finite
-differences (float64).  When a gradient disagrees, each op on the gradient path is checked
-alone (:mod:`graphspec.verify_blame`) so the report names the node whose VJP is wrong.
+differences (float64).  When a value disagrees, every node's value is compared to find
+where it starts; when a gradient does, each op on the gradient path is checked alone
+(:mod:`graphspec.verify_blame`), so the report names the node at fault.  A rerun of the
+reference from parameters a rounding away sets a floor under the tolerance of tensors
+that are rounding-sensitive (:func:`graphspec.verify_report.floored`).
 
 Tolerances follow DESIGN.md; an op may loosen them for itself with a ``tolerances`` class
 attribute next to its definition, giving the reason (see :func:`op_tolerance`).
@@ -122,8 +125,10 @@ def verify(
                 report.rows.append(error_row("run", ir.name, name, run["error"]))
         ok = {name for name, run in runs.items() if "error" not in run}
         if ref in ok:
-            shadow = _run(programs[ref], ir, perturb(params, dtype, np.random.default_rng(seed)),
-                          inputs, noise)
+            shadow: Run = {}
+            if len(ok) > 1:  # only comparisons between backends get a rounding floor
+                moved = perturb(params, dtype, np.random.default_rng(seed))
+                shadow = _run(programs[ref], ir, moved, inputs, noise)
             for name in backends[1:]:
                 if name in ok:
                     report.rows += _compare_runs(ir, runs[ref], runs[name], shadow, ref, name,
@@ -146,7 +151,7 @@ def verify(
         if blame and forward_failed and ref in ok and len(ok) > 1:
             from graphspec.verify_blame import value_rows
 
-            report.rows += value_rows(ir, [b for b in backends if b in ok], ref, params,
+            report.rows += value_rows(ir, [x for x in backends if x in ok], ref, params,
                                       inputs, noise, dtype, device, report=report)
         elif blame and failed & {"grad", "fd", "state"}:
             from graphspec.verify_blame import blame_rows
@@ -291,25 +296,41 @@ def fd_exempt(ir: IR, leaf: str) -> str | None:
     an argument its op declares non-differentiable (``stop_gradient``, a loss's target, a
     REINFORCE surrogate's reward) moves the loss in a way its gradient leaves out by design.
     """
-    up: set[str] = set()
-    for lid, _ in ir.losses:
-        up |= nx.ancestors(ir.graph, lid) | {lid}
+    for n in sorted(_between(ir, leaf)):
+        node = ir.node(n)
+        reason = getattr(node["attrs"], "fd_exempt", None) if node["kind"] == "op" else None
+        if reason:
+            return f"'{n}' ({node['op']}): {reason}"
+    cuts = gradient_cuts(ir, leaf)
+    if cuts:
+        a, n = cuts[0]
+        return (f"it reaches the loss through '{a}', an argument '{n}' ({ir.node(n)['op']}) "
+                "declares non-differentiable")
+    return None
+
+
+def gradient_cuts(ir: IR, leaf: str) -> list[tuple[str, str]]:
+    """``(argument, op node)`` where a value depending on ``leaf`` enters an argument its op
+    declares non-differentiable on the way to the loss: there the gradient must stop."""
     reach = nx.descendants(ir.graph, leaf) | {leaf}
-    for n in sorted(reach & up):
+    out = []
+    for n in sorted(_between(ir, leaf)):
         node = ir.node(n)
         if node["kind"] != "op":
             continue
-        reason = getattr(node["attrs"], "fd_exempt", None)
-        if reason:
-            return f"'{n}' ({node['op']}): {reason}"
         args = node["inputs"]
         n_state = len(node.get("state", []))
         flags = REGISTRY[node["op"]].differentiable(len(args) - n_state, node["n_inputs"])
-        for a, flag in zip(args, flags):
-            if a in reach and not flag:
-                return (f"it reaches the loss through '{a}', an argument '{n}' ({node['op']}) "
-                        "declares non-differentiable")
-    return None
+        out += [(a, n) for a, flag in zip(args, flags) if a in reach and not flag]
+    return out
+
+
+def _between(ir: IR, leaf: str) -> set[str]:
+    """Nodes on a path from ``leaf`` to a loss term."""
+    up: set[str] = set()
+    for lid, _ in ir.losses:
+        up |= nx.ancestors(ir.graph, lid) | {lid}
+    return (nx.descendants(ir.graph, leaf) | {leaf}) & up
 
 
 # ---- helpers ---------------------------------------------------------------------------------

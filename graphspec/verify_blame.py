@@ -89,6 +89,7 @@ def blame_rows(
     if len(skipped) == len(path):
         report.notes.append(f"no per-node localization: {skipped[0] if skipped else 'no ops'}")
     elif not rows:
+        report.notes += _cut_hints(ir, report)
         report.notes.append(f"each of the {len(path) - len(skipped)} ops on the gradient path "
                             "checked alone agrees: look at how the program assembles the graph "
                             "or hands back its results" + (
@@ -96,6 +97,23 @@ def blame_rows(
                                 if skipped else ""))
     report.notes += [f"could not check {s} alone" for s in skipped if len(skipped) < len(path)]
     return rows
+
+
+def _cut_hints(ir: IR, report: Report) -> list[str]:
+    """For each failing gradient that also feeds a non-differentiable argument: the likely
+    cause, a backend letting gradient through where the op declares none."""
+    from graphspec.verify import gradient_cuts
+
+    hints = []
+    for leaf in dict.fromkeys(r.tensor for r in report.failures if r.check == "grad"):
+        cuts = gradient_cuts(ir, leaf) if leaf in ir.graph else []
+        if cuts:
+            a, n = cuts[0]
+            hints.append(
+                f"'{leaf}' also reaches '{n}' ({ir.node(n)['op']}) through '{a}', an argument "
+                "declared non-differentiable: a backend that lets gradient through it there "
+                "disagrees with the reference")
+    return hints
 
 
 def value_rows(

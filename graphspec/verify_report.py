@@ -85,9 +85,9 @@ def compare(
 SENSITIVITY = 10.0  # margin over the reference's own spread under a 1-ulp perturbation
 
 
-def floored(tol: Tol, expected: Any, shadow: Any) -> tuple[Tol, str]:
+def floored(tol: Tol, expected: Any, *shadows: Any) -> tuple[Tol, str]:
     """``tol`` with its atol raised to SENSITIVITY times how far the reference itself moves
-    (``shadow``: the reference rerun from parameters perturbed by one ulp).
+    (``shadows``: the reference rerun from parameters perturbed by a rounding).
 
     Two backends round differently; a well-conditioned computation turns that into
     differences near machine precision, but a chaotic one (saturated deep nets, many
@@ -95,18 +95,20 @@ def floored(tol: Tol, expected: Any, shadow: Any) -> tuple[Tol, str]:
     reference's spread under a rounding-sized change is the honest measure of how many
     digits can agree, so the floor only ever rises above the tolerance there.
     """
-    if shadow is None or expected is None:
-        return tol, ""
-    a = np.asarray(shadow, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    if a.shape != b.shape or a.size == 0:
-        return tol, ""
-    d = np.abs(a - b)
-    d = d[np.isfinite(d)]
-    spread = float(d.max()) if d.size else 0.0
+    b = None if expected is None else np.asarray(expected, dtype=np.float64)
+    spread = 0.0
+    for shadow in shadows:
+        if shadow is None or b is None:
+            continue
+        a = np.asarray(shadow, dtype=np.float64)
+        if a.shape != b.shape or a.size == 0:
+            continue
+        d = np.abs(a - b)
+        d = d[np.isfinite(d)]
+        spread = max(spread, float(d.max()) if d.size else 0.0)
     if SENSITIVITY * spread <= tol.atol:
         return tol, ""
-    note = f"rounding-sensitive: the reference itself moves {spread:.1e} under a 1-ulp change"
+    note = f"rounding-sensitive: the reference itself moves {spread:.1e} under a rounding"
     return Tol(tol.rtol, SENSITIVITY * spread), note
 
 

@@ -15,11 +15,11 @@ Per tensor the report keeps one row: the first step at which it disagreed, else 
 with the largest error.
 
 Chaotic training (a saturated deep net, Adam dividing by a gradient that is rounding
-noise) amplifies the backends' different rounding step after step.  A shadow run of the
-reference from parameters one ulp away measures that amplification, and each tensor's
-tolerance gets a floor of SENSITIVITY times the shadow's distance (see
+noise) amplifies the backends' different rounding step after step.  Shadow runs of the
+reference from parameters a rounding away measure that amplification, and each tensor's
+tolerance gets a floor of SENSITIVITY times the shadows' distance (see
 :func:`graphspec.verify_report.floored`): a real optimizer bug shows at step 1, where the
-shadow has not moved.
+shadows have not moved.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from graphspec.verify_inputs import Arrays, draw_noise, perturb, take
 from graphspec.verify_report import Report, Row, compare, error_row, floored
 
 RNG_WORDS = ("rng", "random", "generator", "seed")  # state that is each backend's own
-SHADOW = "reference one ulp away"
+SHADOWS = ("shadow 1", "shadow 2")  # two draws: chaotic divergence varies from draw to draw
 # Two backends' steps differ by more than one rounding: long reductions summed in another
 # order differ by up to ~sqrt(n) ulps each step.  The shadow starts this far away; an
 # optimizer bug moves parameters far more than this at step 1, so it cannot hide under it.
@@ -61,9 +61,10 @@ def trajectory_rows(
 
     trainers: dict[str, Any] = {}
     starts = {name: params for name in programs}
-    starts[SHADOW] = perturb(params, dtype, np.random.default_rng(len(batches)), SHADOW_ULPS)
+    for i, shadow in enumerate(SHADOWS):
+        starts[shadow] = perturb(params, dtype, np.random.default_rng(i), SHADOW_ULPS)
     for name, start in starts.items():
-        prog = programs[ref if name == SHADOW else name]
+        prog = programs[ref if name in SHADOWS else name]
         try:
             t = prog.trainer(start, train, ir.seed)
             t.set_data("train", pool)
@@ -73,7 +74,8 @@ def trajectory_rows(
             return [error_row("step", "trainer", name, _message(e))]
         trainers[name] = t
     if stochastic:
-        lacking = [k for k, t in trainers.items() if k != SHADOW and not hasattr(t, "set_noise")]
+        lacking = [k for k, t in trainers.items()
+                   if k not in SHADOWS and not hasattr(t, "set_noise")]
         if lacking:
             report.notes.append(
                 "optimizer steps not compared: the spec is stochastic and the trainer of "
@@ -99,7 +101,7 @@ def trajectory_rows(
                                                           _message(e))
                 return list(kept.values())
         for name in trainers:
-            if name in (ref, SHADOW):
+            if name == ref or name in SHADOWS:
                 continue
             against = f"{name}~{ref}"
             for check, ref_values in logs[ref].items():
@@ -111,7 +113,7 @@ def trajectory_rows(
                 for key in sorted(keys):
                     node = ir.node(key).get("owner", key) if key in ir.graph else None
                     kt, note = floored(tol, ref_values.get(key),
-                                       logs[SHADOW][check].get(key))
+                                       *(logs[sh][check].get(key) for sh in SHADOWS))
                     row = compare(f"step {check}", key, against, mine.get(key),
                                   ref_values.get(key), kt, node=node, note=note)
                     _keep(kept, row, k + 1)

@@ -74,9 +74,13 @@ train:
 """))
     report = verify(ir, backends=("numpy", "mini"), steps=4)
     assert report.ok, report.render(only_failures=True)
-    # numpy's trainer takes no injected noise yet: the trajectory is then not compared.
+    # A trainer without set_noise: the trajectory is not compared, and the report says so.
     stepped = any(r.check.startswith("step") for r in report.rows)
     assert stepped or any("set_noise" in n for n in report.notes)
+    # mini and torch both take injected noise: dropout's masks agree step after step.
+    report = verify(ir, backends=("mini", "torch"), steps=4)
+    assert report.ok, report.render(only_failures=True)
+    assert any(r.check == "step param" for r in report.rows)
 
 
 def test_a_wrong_kernel_in_the_plugin_is_caught(mini, monkeypatch):

@@ -24,13 +24,18 @@ from graphspec_torch.export import NOT_EXPORTABLE, export_onnx  # noqa: E402
 GALLERY = sorted(SPECS.glob("*.yaml"))
 
 
-def _random_outputs(ir: gs.IR) -> bool:
-    """Outputs drawn from a sampler (not dropout, which is the identity in evaluation)."""
+def _sampled(ir: gs.IR) -> set[str]:
+    """Outputs drawn through a sampler (dropout is the identity in evaluation: not those)."""
     from graphspec.codegen import Plan
 
-    ops = Plan(ir).needed([f"output:{k}" for k in ir.outputs])
-    return any(REGISTRY[ir.node(n)["op"]].stochastic
-               and not REGISTRY[ir.node(n)["op"]].uses_training for n in ops)
+    plan = Plan(ir)
+    out = set()
+    for name in ir.outputs:
+        for n in plan.needed([f"output:{name}"]):
+            opdef = REGISTRY[ir.node(n)["op"]]
+            if opdef.stochastic and not opdef.uses_training:
+                out.add(name)
+    return out
 
 
 def _inputs(session: object, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -41,24 +46,27 @@ def _inputs(session: object, batch: int, seed: int = 0) -> dict[str, np.ndarray]
         if "int64" in i.type:
             out[i.name] = rng.integers(0, 2, size=shape)
         else:
-            out[i.name] = rng.normal(size=shape).astype(np.float32)
+            dtype = np.float64 if "double" in i.type else np.float32
+            out[i.name] = rng.normal(size=shape).astype(dtype)
     return out
 
 
-def _check(ir: gs.IR, path: Path, params: dict[str, np.ndarray]) -> None:
+def _check(ir: gs.IR, path: Path, params: dict[str, np.ndarray], rtol: float,
+           atol: float) -> None:
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == list(ir.outputs)
     ref = gs.compile(ir, "numpy")
+    sampled = _sampled(ir)
     for batch in (1, 9):  # the batch axis stays dynamic
         x = _inputs(session, batch)
         got = session.run(None, x)
-        if _random_outputs(ir):
-            continue
         want = ref.forward(params, {k: v.astype(np.float64) if v.dtype.kind == "f" else v
                                     for k, v in x.items()})
         for name, value in zip(ir.outputs, got):
-            np.testing.assert_allclose(value, want[name], rtol=1e-4, atol=1e-5)
+            assert value.shape == want[name].shape
+            if name not in sampled:
+                np.testing.assert_allclose(value, want[name], rtol=rtol, atol=atol, err_msg=name)
 
 
 @pytest.mark.parametrize("spec_file", GALLERY, ids=[p.stem for p in GALLERY])
@@ -71,8 +79,12 @@ def test_gallery_exports(spec_file: Path, tmp_path: Path) -> None:
         with pytest.raises(BackendError, match=sorted(blocked)[0]):
             export_onnx(ir, params, tmp_path / "m.onnx")
         return
-    path = export_onnx(ir, params, tmp_path / "m.onnx")
-    _check(ir, path, params)
+    # float32 (what people deploy): a deep tanh stack drawn at a large scale (the
+    # initialization spec) amplifies float32 rounding to ~5e-4 relative, hence the
+    # tolerance; float64 pins the graph itself down.
+    _check(ir, export_onnx(ir, params, tmp_path / "m32.onnx"), params, rtol=2e-3, atol=1e-4)
+    _check(ir, export_onnx(ir, params, tmp_path / "m64.onnx", dtype="float64"), params,
+           rtol=1e-9, atol=1e-12)
 
 
 def test_state_dropout_and_unused_inputs(tmp_path: Path) -> None:
@@ -84,7 +96,7 @@ def test_state_dropout_and_unused_inputs(tmp_path: Path) -> None:
     assert [i.name for i in model.graph.input] == ["x"]  # the label feeds only the loss
     ops = {n.op_type for n in model.graph.node}
     assert not {o for o in ops if o.startswith("Random")}  # dropout is off in evaluation
-    _check(ir, path, params)
+    _check(ir, path, params, rtol=2e-3, atol=1e-4)
 
 
 def test_opsets(tmp_path: Path) -> None:
@@ -92,7 +104,7 @@ def test_opsets(tmp_path: Path) -> None:
     params = gs.init_params(ir)
     path = export_onnx(ir, params, tmp_path / "x17.onnx", opset=17)
     assert {o.version for o in onnx.load(str(path)).opset_import if o.domain == ""} == {17}
-    _check(ir, path, params)
+    _check(ir, path, params, rtol=2e-3, atol=1e-4)
     with pytest.raises(BackendError, match="opset 16"):
         export_onnx(ir, params, tmp_path / "x16.onnx", opset=16)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import graphspec as gs
-from graphspec.verify import fd_exempt, op_tolerance, tolerance, verify
+from graphspec.verify import fd_exempt, gradient_cuts, op_tolerance, tolerance, verify
 from graphspec.verify_inputs import bind_dims, draw_noise, int_range, random_inputs
 from graphspec.verify_report import Report, Tol, compare
 
@@ -153,6 +153,23 @@ loss:
 """))
     assert "stop_gradient" in (fd_exempt(ir, "a.weight") or "")
     assert fd_exempt(ir, "b.weight") is None
+
+
+def test_an_input_that_is_also_a_target_is_a_gradient_cut():
+    ir = gs.build(gs.loads("""
+graphspec: 1
+name: autoencoder
+inputs: {x: [batch, 2]}
+graph:
+  - {id: code, op: linear, in: x, units: 1}
+  - {id: back, op: linear, units: 2}
+outputs: [back]
+loss:
+  - {id: rec, op: mse, in: [back, x]}
+"""))
+    assert gradient_cuts(ir, "x") == [("x", "rec")]
+    assert gradient_cuts(ir, "code.weight") == []
+    assert "non-differentiable" in fd_exempt(ir, "x")
 
 
 # ---- whole specs ----------------------------------------------------------------------------

@@ -129,7 +129,8 @@ def _examples(
             tensors.append(torch.randn(shape, generator=torch.Generator().manual_seed(0),
                                        dtype=dtype))
         shapes.append(dyn or None)
-    return tuple(tensors), (tuple(shapes) if dims else None)
+    # forward(*xs) takes one var-positional argument: its shapes nest one level down.
+    return tuple(tensors), ((tuple(shapes),) if dims else None)
 
 
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],

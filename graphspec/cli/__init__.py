@@ -2,7 +2,9 @@
 
 Exit status: 0 success; 1 a problem with the input (a spec, data, a checkpoint: printed as
 ``file:line:col: error: ...``) or a failed check; 2 a wrong command line; 70 an internal
-error (a bug in graphspec); 130 interrupted.  No traceback is printed unless ``--debug``.
+error (a bug in graphspec); 130 interrupted (Ctrl-C).  ``train`` stopped by SIGINT or SIGTERM
+saves a checkpoint first and exits 128 + the signal number (130, 143).  No traceback is
+printed unless ``--debug``.
 """
 
 from __future__ import annotations

@@ -83,10 +83,14 @@ def run(args: argparse.Namespace) -> int:
                 device=args.device,
                 progress=True,
             )
+        except TrainingInterrupted as e:
+            if args.debug:
+                raise
+            return _interrupted(e, args)
         except TrainingError as e:
             # One diverging variant is a result worth comparing, not a reason to stop the
             # others; an interruption stops everything.
-            if len(variants) == 1 or isinstance(e, TrainingInterrupted) or args.debug:
+            if len(variants) == 1 or args.debug:
                 raise
             eprint(e.render())
             failed += 1
@@ -105,6 +109,23 @@ def run(args: argparse.Namespace) -> int:
         for path in report(dirs, base):
             print(f"wrote {path}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _interrupted(e: Any, args: argparse.Namespace) -> int:
+    """SIGINT/SIGTERM: the run stopped cleanly at an epoch boundary with a checkpoint saved.
+    Not an error in the input: say how to go on, and exit as a process stopped by that
+    signal conventionally does (128 + the signal's number: 130 for SIGINT, 143 for SIGTERM)."""
+    import shlex
+
+    again = ["graphspec", "train", args.file, "--resume"]
+    if args.out:
+        again += ["--out", args.out]
+    if args.backend != "numpy":
+        again += ["--backend", args.backend]
+    if args.dtype != "float64":
+        again += ["--dtype", args.dtype]
+    eprint(f"graphspec: {e.message}\nhint: continue with: {shlex.join(again)}")
+    return 128 + int(e.signal)
 
 
 def _print_summary(run_result: Any, out: Path) -> None:

@@ -19,7 +19,10 @@ from graphspec.spec.models import NodeSpec, Spec
 from graphspec.spec.source import SourceMap
 
 Role = Literal["graph", "loss", "metric"]
-MAX_EXPANDED_NODES = 2_000_000
+# Nodes after expansion (block instances count too).  A real spec has a few hundred; every
+# node costs about a millisecond through expansion, build and checks, so this bound keeps
+# ``validate`` of any spec within seconds (a ``repeat: 99999999999`` is refused at once).
+MAX_EXPANDED_NODES = 10_000
 NODE_FIELDS = ["id", "op", "block", "in", "init", "params", "repeat", "weight", "doc"]
 
 
@@ -94,7 +97,8 @@ class Expander:
             )
         self.ids[full_id] = loc
         if len(self.ids) > MAX_EXPANDED_NODES:
-            raise SpecError(f"the spec expands to more than {MAX_EXPANDED_NODES} nodes", loc)
+            raise SpecError(f"the spec expands to more than {MAX_EXPANDED_NODES:,} nodes", loc,
+                            hint="check the 'repeat' counts of its blocks")
 
     def subst(self, value: Any, scope: _Scope, path: tuple) -> Any:
         """Replace ``$name`` block parameters (anywhere inside ``value``)."""
@@ -290,6 +294,11 @@ class Expander:
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
             raise SpecError(
                 f"repeat must be a positive integer, got {repeat!r}", self.loc(path + ("repeat",))
+            )
+        if repeat * len(block.graph) > MAX_EXPANDED_NODES:
+            raise SpecError(
+                f"repeat {repeat:,} of block '{bname}' ({len(block.graph)} nodes) expands to "
+                f"more than {MAX_EXPANDED_NODES:,} nodes", self.loc(path + ("repeat",)),
             )
         if node.in_ is not None:
             if isinstance(node.in_, list):

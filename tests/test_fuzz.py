@@ -1,0 +1,357 @@
+"""Fuzzing the front end: random YAML and mutated gallery specs through load, validate, build.
+
+The invariant for every input: it is accepted, or it is refused with a :class:`GraphspecError`
+located in the file (``file:line:col`` with the line inside the text) -- never another
+exception, never a hang.  Each example runs under a wall-clock alarm, so a hang fails the
+test instead of stalling the suite.  The example counts keep this file well under a minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graphspec.analysis.checks import check_variant
+from graphspec.cli import main
+from graphspec.errors import GraphspecError
+from graphspec.ops import REGISTRY
+from graphspec.spec.load import loads
+from graphspec.spec.variants import expand_variants
+
+ROOT = Path(__file__).resolve().parent.parent
+GALLERY = sorted((ROOT / "specs").glob("*.yaml"))
+TEXTS = {p.name: p.read_text(encoding="utf-8") for p in GALLERY}
+NAME = "fuzz.yaml"
+PER_CASE_S = 5.0  # a valid gallery spec takes ~0.1 s; generous for loaded CI machines
+HANG_S = 20  # the alarm: past this an example is a hang
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,  # timed by hand below: first calls pay for imports
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+
+# ---- the invariant ---------------------------------------------------------------------
+
+
+class Hang(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def alarm(seconds: int) -> Iterator[None]:
+    """Raise :class:`Hang` in the main thread after ``seconds`` (no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ring(signum: int, frame: Any) -> None:
+        raise Hang(f"no answer after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def front_end(text: str, file: str = NAME) -> None:
+    """What ``graphspec validate`` does to a file's text: load, validate, expand every
+    variant, build and check it (shapes, references, analysis entries)."""
+    spec = loads(text, file)
+    for variant in expand_variants(spec).values():
+        check_variant(variant, max_params=10**12)
+
+
+def assert_accepted_or_located(text: str) -> None:
+    start = time.perf_counter()
+    try:
+        with alarm(HANG_S):
+            front_end(text)
+    except GraphspecError as e:
+        loc = e.location
+        assert loc is not None, f"unlocated error: {e.message}"
+        assert loc.file == NAME, f"error located in {loc.file!r}: {e.message}"
+        assert loc.line is not None, f"error without a line: {e.message}"
+        assert 1 <= loc.line <= text.count("\n") + 1, f"line {loc.line} is outside the file: {e}"
+        assert loc.col is None or loc.col >= 1, str(e)
+        e.render(source=text)  # the diagnostic itself renders
+    elapsed = time.perf_counter() - start
+    assert elapsed < PER_CASE_S, f"took {elapsed:.1f} s"
+
+
+# ---- random YAML trees -----------------------------------------------------------------
+
+VOCABULARY = [
+    "graphspec", "name", "doc", "seed", "inputs", "blocks", "graph", "outputs", "loss",
+    "train", "analysis", "expect", "variants", "id", "op", "block", "in", "init", "params",
+    "repeat", "weight", "shape", "dtype", "differentiable", "units", "axis", "bias", "value",
+    "p", "data", "source", "path", "columns", "samples", "val_split", "optimizer", "lr",
+    "momentum", "schedule", "epochs", "batch_size", "early_stopping", "monitor", "metrics",
+    "procedure", "at", "adversarial", "input", "epsilon", "x", "y", "h", "batch", "$in",
+    "$units", "xor", "sgd", "adam", "glorot_uniform", "zeros",
+]
+OPS = sorted(REGISTRY)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 1, 2, -1, 10**9, 10**30]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(VOCABULARY + OPS),
+    st.text(max_size=12),
+)
+keys = st.one_of(st.sampled_from(VOCABULARY), st.text(max_size=8))
+trees = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(keys, children, max_size=6),
+    ),
+    max_leaves=40,
+)
+nodes = st.fixed_dictionaries(
+    {"op": st.one_of(st.sampled_from(OPS), st.text(max_size=6))},
+    optional={
+        "id": st.sampled_from(["a", "b", "h", "x", "1bad"]),
+        "in": st.one_of(
+            st.sampled_from(["x", "y", "a", "$in", "nope"]),
+            st.lists(st.sampled_from(["x", "y", "a", "b"]), max_size=3),
+        ),
+        "units": scalars,
+        "axis": scalars,
+        "shape": trees,
+        "init": trees,
+    },
+)
+spec_like = st.fixed_dictionaries(
+    {
+        "graphspec": st.sampled_from([1, 1, 1, 2, "1"]),
+        "name": st.sampled_from(["t", "a b", ""]),
+        "inputs": st.one_of(
+            st.fixed_dictionaries(
+                {"x": st.lists(st.one_of(st.sampled_from(["batch", "n"]), scalars), max_size=4)}
+            ),
+            trees,
+        ),
+        "graph": st.one_of(st.lists(nodes, min_size=1, max_size=4), trees),
+    },
+    optional={k: trees for k in ("blocks", "outputs", "loss", "train", "analysis", "variants")},
+)
+
+
+@FUZZ
+@given(st.one_of(spec_like, trees), st.booleans())
+def test_random_yaml_trees(tree: Any, flow: bool) -> None:
+    text = yaml.safe_dump(tree, sort_keys=False, default_flow_style=flow, allow_unicode=True)
+    assert_accepted_or_located(text)
+
+
+# ---- mutations of the gallery ------------------------------------------------------------
+
+BOGUS_OPS = ["lineer", "linear", "constant", "param", "", "sum", "concat", "softmax", "matmul"]
+ODD_VALUES: list[Any] = [
+    0, -1, 10**20, 1e308, float("nan"), "", "x", None, True, [], {}, [[]], "$in", "$nope", 0.5,
+    "batch", [0, -1], {"op": "tanh"},
+]
+NUMBERS = ["0", "-1", "99999999999999999999", "1e999", "0.0", "-0.5", "2147483648"]
+NOISE = st.text(alphabet=" \t\n:-[]{},&*!|>'\"#%@`?x1", min_size=1, max_size=6)
+
+text_mutation = st.tuples(
+    st.sampled_from([
+        "truncate", "duplicate_line", "delete_line", "insert_tab", "number", "swap_ids",
+        "bogus_op", "noise", "indent",
+    ]),
+    st.integers(min_value=0, max_value=10**6),
+    st.integers(min_value=0, max_value=10**6),
+    NOISE,
+)
+
+
+def mutate_text(text: str, mutation: tuple[str, int, int, str]) -> str:
+    kind, i, j, noise = mutation
+    lines = text.splitlines(keepends=True)
+    if kind == "truncate":
+        return text[: i % (len(text) + 1)]
+    if kind == "duplicate_line":
+        k = i % len(lines)
+        return "".join(lines[: k + 1] + lines[k:])
+    if kind == "delete_line":
+        k = i % len(lines)
+        return "".join(lines[:k] + lines[k + 1 :])
+    if kind == "insert_tab":
+        at = i % (len(text) + 1)
+        return text[:at] + "\t" + text[at:]
+    if kind == "noise":
+        at = i % (len(text) + 1)
+        return text[:at] + noise + text[at:]
+    if kind == "indent":
+        k = i % len(lines)
+        lines[k] = " " * (j % 5 + 1) + lines[k]
+        return "".join(lines)
+    if kind == "number":
+        found = list(re.finditer(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])", text))
+        if not found:
+            return text
+        m = found[i % len(found)]
+        return text[: m.start()] + NUMBERS[j % len(NUMBERS)] + text[m.end() :]
+    if kind == "swap_ids":
+        ids = list(re.finditer(r"\bid: (\w+)", text))
+        if len(ids) < 2:
+            return text
+        a, b = ids[i % len(ids)], ids[j % len(ids)]
+        if a.start() > b.start():
+            a, b = b, a
+        if a.start() == b.start():
+            return text
+        return (text[: a.start(1)] + b[1] + text[a.end(1) : b.start(1)] + a[1]
+                + text[b.end(1) :])
+    assert kind == "bogus_op"
+    ops = list(re.finditer(r"\bop: (\w+)", text))
+    if not ops:
+        return text
+    m = ops[i % len(ops)]
+    bogus = (BOGUS_OPS + OPS)[j % (len(BOGUS_OPS) + len(OPS))]
+    return text[: m.start(1)] + bogus + text[m.end(1) :]
+
+
+@FUZZ
+@given(st.sampled_from(sorted(TEXTS)), st.lists(text_mutation, min_size=1, max_size=3))
+def test_text_mutations_of_the_gallery(name: str, mutations: list[Any]) -> None:
+    text = TEXTS[name]
+    for mutation in mutations:
+        text = mutate_text(text, mutation)
+    assert_accepted_or_located(text)
+
+
+data_mutation = st.tuples(
+    st.sampled_from(["delete", "odd_value", "retype", "bogus_op", "swap_ids", "number"]),
+    st.integers(min_value=0, max_value=10**6),
+    st.integers(min_value=0, max_value=10**6),
+)
+
+
+def _places(data: Any, path: tuple = ()) -> list[tuple]:
+    out = [path]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _places(v, path + (k,))
+    elif isinstance(data, list):
+        for k, v in enumerate(data):
+            out += _places(v, path + (k,))
+    return out
+
+
+def _get(data: Any, path: tuple) -> Any:
+    for k in path:
+        data = data[k]
+    return data
+
+
+def _retype(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return "yes"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return {str(i): v for i, v in enumerate(value)}
+    return list(value.values()) if isinstance(value, dict) else 1
+
+
+def mutate_data(data: Any, mutation: tuple[str, int, int]) -> Any:
+    kind, i, j = mutation
+    places = [p for p in _places(data) if p]
+    if not places:
+        return data
+    path = places[i % len(places)]
+    parent, key = _get(data, path[:-1]), path[-1]
+    if kind == "delete":
+        del parent[key]
+    elif kind == "odd_value":
+        parent[key] = ODD_VALUES[j % len(ODD_VALUES)]
+    elif kind == "retype":
+        parent[key] = _retype(parent[key])
+    elif kind == "number":
+        numeric = [p for p in places if isinstance(_get(data, p), int | float)]
+        if numeric:
+            p = numeric[i % len(numeric)]
+            _get(data, p[:-1])[p[-1]] = [0, -1, 10**20, 2**63, 1e300][j % 5]
+    elif kind == "bogus_op":
+        with_op = [p for p in places if p[-1] == "op"]
+        if with_op:
+            p = with_op[i % len(with_op)]
+            _get(data, p[:-1])["op"] = (BOGUS_OPS + OPS)[j % (len(BOGUS_OPS) + len(OPS))]
+    else:  # swap the ids of two nodes
+        with_id = [p[:-1] for p in places if p[-1] == "id"]
+        if len(with_id) >= 2:
+            a, b = _get(data, with_id[i % len(with_id)]), _get(data, with_id[j % len(with_id)])
+            a["id"], b["id"] = b["id"], a["id"]
+    return data
+
+
+@FUZZ
+@given(
+    st.sampled_from(sorted(TEXTS)),
+    st.lists(data_mutation, min_size=1, max_size=4),
+    st.booleans(),
+)
+def test_structural_mutations_of_the_gallery(name: str, mutations: list[Any], flow: bool) -> None:
+    data = yaml.safe_load(TEXTS[name])
+    for mutation in mutations:
+        data = mutate_data(data, mutation)
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=flow, allow_unicode=True)
+    assert_accepted_or_located(text)
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_every_prefix_of_a_gallery_spec_line_by_line(name: str) -> None:
+    """Cut each gallery spec after every line: the commonest broken file is a half-written
+    one (an editor's autosave, a truncated copy)."""
+    lines = TEXTS[name].splitlines(keepends=True)
+    for k in range(0, len(lines), max(1, len(lines) // 12)):
+        assert_accepted_or_located("".join(lines[:k]) or "\n")
+
+
+# ---- through the command line, in-process ------------------------------------------------
+
+
+@settings(FUZZ, max_examples=25)
+@given(st.sampled_from(sorted(TEXTS)), st.lists(text_mutation, min_size=1, max_size=2))
+def test_mutants_through_the_cli(name: str, mutations: list[Any]) -> None:
+    import tempfile
+
+    text = TEXTS[name]
+    for mutation in mutations:
+        text = mutate_text(text, mutation)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(text, encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), alarm(HANG_S):
+            rc = main(["validate", str(path)])
+    shown = out.getvalue() + err.getvalue()
+    assert "Traceback" not in shown and "internal error" not in shown, shown
+    assert rc in (0, 1), shown
+    if rc == 1:
+        headline = err.getvalue().splitlines()[0]
+        assert re.match(rf"{re.escape(str(path))}:\d+:\d+: error: ", headline), headline
+    else:
+        assert f"{path}" in out.getvalue() and ": ok" in out.getvalue()
