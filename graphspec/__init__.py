@@ -47,8 +47,15 @@ def compile(
     return get_backend(backend).compile(ir, opts)
 
 
+def verify(spec: Any, backends: tuple[str, ...] = ("numpy", "torch"), **options: Any) -> Any:
+    """Compare backends on a spec: outputs, losses, gradients, steps (see graphspec.verify)."""
+    from graphspec.verify import verify as _verify
+
+    return _verify(spec, backends=backends, **options)
+
+
 __all__ = [
     "BackendError", "CheckpointError", "CompileOptions", "DataError", "GraphspecError", "IR",
     "Location", "Program", "SpecError", "TrainingError", "build", "compile", "get_backend",
-    "init_params", "load", "loads", "train", "__version__",
+    "init_params", "load", "loads", "verify", "train", "__version__",
 ]

@@ -40,10 +40,16 @@ class NumpyTrainer:
         self._norms: dict[str, float] = {}  # pre-clipping norms of the last step (clipping)
         self._last_grads: Arrays = {}
         self._stochastic = bool(self.ir.stochastic_nodes)
+        self._noise: Arrays | None = None
 
     # ---- data ----------------------------------------------------------------------------
     def set_data(self, split: str, arrays: Arrays) -> None:
         self.data[split] = self.program.cast(arrays, self.ir.inputs)
+
+    def set_noise(self, arrays: Arrays | None) -> None:
+        """Injected noise (by node id) for every following step, as verification feeds
+        every backend the same draws; None goes back to sampling from the trainer's stream."""
+        self._noise = self.program.cast(arrays) if arrays else None
 
     def _rows(self, split: str) -> int:
         return len(next(iter(self.data[split].values())))
@@ -72,7 +78,7 @@ class NumpyTrainer:
         # needs the input's gradient for its examples.
         grad_fn = (self.module.loss_and_param_grads if self.train.adversarial is None
                    else self.module.loss_and_grads)
-        loss, terms, grads, new_state = grad_fn(self._p, x, True, None, rng)
+        loss, terms, grads, new_state = grad_fn(self._p, x, True, self._noise, rng)
         if not math.isfinite(loss):
             raise self._nonfinite(float(loss), epoch, step, x, before)
         if self.train.adversarial is not None:
@@ -110,7 +116,7 @@ class NumpyTrainer:
             self._p[k] = np.asarray(v, dtype=self.dtype)
         x_adv = {**x, adv.input: x[adv.input] + adv.epsilon * np.sign(gx)}
         loss_a, terms_a, grads_a, state_a = self.module.loss_and_grads(
-            self._p, x_adv, True, None, rng)
+            self._p, x_adv, True, self._noise, rng)
         m = adv.mix
         return ((1 - m) * loss + m * loss_a,
                 {k: (1 - m) * v + m * terms_a[k] for k, v in terms.items()},
