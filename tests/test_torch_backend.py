@@ -231,3 +231,24 @@ def test_cuda_amp_forward(amp: str) -> None:
     ref = gs.compile(ir, "numpy").forward(params, x)["logit"]
     out = gs.compile(ir, "torch", device="cuda", dtype="float32", amp=amp).forward(params, x)
     np.testing.assert_allclose(out["logit"], ref, rtol=0.05, atol=0.05)
+
+
+def test_non_differentiable_arguments_cut_the_gradient() -> None:
+    """An autoencoder's input is also the loss's target: like the numpy backward pass, no
+    gradient flows back through the target (autograd alone would follow it)."""
+    spec = gs.loads(
+        "graphspec: 1\nname: ae\ninputs: {x: [batch, 3]}\n"
+        "graph:\n  - {id: code, op: linear, in: x, units: 2}\n"
+        "  - {id: back, op: linear, units: 3}\n"
+        "outputs: [back]\nloss:\n  - {op: mse, in: [back, x]}\n",
+        "<ae>",
+    )
+    ir = gs.build(spec)
+    params = gs.init_params(ir)
+    x = {"x": np.random.default_rng(0).normal(size=(5, 3))}
+    ref, prog = _both(ir)
+    assert "mse(back, x.detach())" in prog.source()
+    a, b = ref.loss_and_grads(params, x), prog.loss_and_grads(params, x)
+    assert set(b.grads) == set(a.grads) == set(ir.params) | {"x"}
+    for k in a.grads:
+        assert max_rel(b.grads[k], a.grads[k]) <= 1e-9, k

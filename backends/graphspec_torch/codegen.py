@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import torch
 import torch.nn as nn
@@ -25,7 +26,7 @@ import torch.nn as nn
 from graphspec.codegen import Call, Plan, last_uses, literal
 from graphspec.errors import BackendError
 from graphspec.ir.graph import IR
-from graphspec_torch import sources
+from graphspec_torch import sources, templates
 from graphspec_torch.kernels import KERNELS
 
 _Stmt = tuple[list[str], set[str], set[str]]  # (lines, defines, uses)
@@ -87,9 +88,9 @@ def generate(ir: IR, spec_file: str | None = None) -> str:
         "# ---- the graph " + "-" * 68,
         "",
         *_tables(ir, plan),
-        *_helpers(),
+        *templates.helpers(),
         *_model(ir, plan, fn_of),
-        *_readers(),
+        *templates.readers(),
     ]
     return "\n".join(out) + "\n"
 
@@ -120,29 +121,6 @@ def _tables(ir: IR, plan: Plan) -> list[str]:
         f"OUTPUTS = {literal(dict(ir.outputs))}",
         f"LOSS_TERMS = {literal(dict(ir.losses))}",
         f"METRICS = {literal(list(ir.metrics))}",
-        "",
-    ]
-
-
-def _helpers() -> list[str]:
-    return [
-        "",
-        "def _draw(noise, key, kind, like, generator):",
-        '    """Injected noise when given (verification), else fresh draws (training)."""',
-        "    if noise is not None and key in noise:",
-        "        return noise[key]",
-        "    dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()",
-        "    if generator is None:  # the *_like forms also trace with a symbolic batch size",
-        "        draw_like = torch.rand_like if kind == 'uniform' else torch.randn_like",
-        "        return draw_like(like, dtype=dtype)",
-        "    draw = torch.rand if kind == 'uniform' else torch.randn",
-        "    return draw(like.shape, dtype=dtype, device=like.device, generator=generator)",
-        "",
-        "",
-        "@torch.no_grad()",
-        "def _store(buffer, value):",
-        '    """Running statistics are state, not part of the graph autograd differentiates."""',
-        "    buffer.copy_(value)",
         "",
     ]
 
@@ -194,7 +172,7 @@ def _model(ir: IR, plan: Plan, fn_of: dict[str, str]) -> list[str]:
         loss_ret + [f"return loss, terms, {metrics}, {_dict_expr(plan, ir.outputs)}"],
         ev_uses, decorator="@torch.no_grad()",
     )
-    lines += _param_methods()
+    lines += templates.param_methods()
     return lines
 
 
@@ -260,6 +238,7 @@ def _statements(plan: Plan, fn_of: dict[str, str], ops: list[str]) -> list[_Stmt
     def local(nid: str) -> set[str]:
         return set() if g.nodes[nid]["kind"] == "param" else {plan.var(nid)}
 
+    carries_grad = _carries_grad(plan)
     read: set[str] = set()
     for n in ops:
         read.update(a for a in g.nodes[n]["inputs"] if g.nodes[a]["kind"] == "input")
@@ -271,6 +250,14 @@ def _statements(plan: Plan, fn_of: dict[str, str], ops: list[str]) -> list[_Stmt
         c: Call = plan.call(nid)
         uses: set[str] = set().union(*(local(a) for a in c.arg_nodes))
         parts = [expr(a) for a in c.arg_nodes]
+        if c.opdef.category != "metric":  # metrics run under no_grad
+            n_args = len(c.arg_nodes) - c.n_state
+            flags = c.opdef.differentiable(n_args, c.n_inputs) + [False] * c.n_state
+            for i, a in enumerate(c.arg_nodes):
+                # An argument the op declares non-differentiable (a loss's target) cuts the
+                # gradient path, as in the numpy backward pass; autograd would follow it.
+                if not flags[i] and a in carries_grad:
+                    parts[i] += ".detach()"
         parts += [f"{k}={literal(v)}" for k, v in c.kwargs.items()]
         if c.opdef.uses_training:
             parts.append("training=self.training")
@@ -299,6 +286,16 @@ def _statements(plan: Plan, fn_of: dict[str, str], ops: list[str]) -> list[_Stmt
     return stmts
 
 
+def _carries_grad(plan: Plan) -> set[str]:
+    """Nodes whose value can require grad: trainable parameters, the inputs that get
+    gradients, and everything computed from them."""
+    out: set[str] = set()
+    for leaf in plan.grad_leaves():
+        if leaf not in out:
+            out |= nx.descendants(plan.g, leaf) | {leaf}
+    return out
+
+
 def _emit(stmts: list[_Stmt], indent: str = "        ") -> list[str]:
     """Print statements, deleting each local right after its last use (frees activations
     early in evaluation; in training autograd keeps what backward needs anyway)."""
@@ -311,94 +308,3 @@ def _emit(stmts: list[_Stmt], indent: str = "        ") -> list[str]:
         if dead and i < len(stmts) - 1:
             lines.append(indent + "del " + ", ".join(dead))
     return lines
-
-
-def _param_methods() -> list[str]:
-    return '''
-    def spec_state_dict(self):
-        """Parameters and state buffers by spec name (detached, on their device)."""
-        return {name: getattr(self, attr).detach() for name, attr in SPEC_NAMES.items()}
-
-    def load_params(self, source, strict=True):
-        """Copy parameters and state in by spec name, from a dict of tensors (or arrays) or
-        a file (see `read_params`). With strict, every name must be given and known."""
-        values = source if isinstance(source, dict) else read_params(source)
-        if strict:
-            missing = sorted(set(SPEC_NAMES) - set(values))
-            unknown = sorted(set(values) - set(SPEC_NAMES))
-            if missing or unknown:
-                raise KeyError(f"parameters missing: {missing}; not in this model: {unknown}")
-        with torch.no_grad():
-            for name, value in values.items():
-                if name not in SPEC_NAMES:
-                    continue
-                target = getattr(self, SPEC_NAMES[name])
-                value = torch.as_tensor(value)
-                if tuple(value.shape) != tuple(target.shape):
-                    raise ValueError(
-                        f"{name}: shape {tuple(value.shape)} does not fit {tuple(target.shape)}"
-                    )
-                target.copy_(value)
-        return self
-
-    def save_params(self, path):
-        """Write `spec_state_dict()` with torch.save (plain tensors: loads with weights_only)."""
-        torch.save({k: v.cpu() for k, v in self.spec_state_dict().items()}, path)
-'''.rstrip("\n").split("\n")
-
-
-def _readers() -> list[str]:
-    return '''
-
-def read_params(path):
-    """{spec name: tensor} from a torch file of plain tensors (what `graphspec compile` and
-    `Model.save_params` write; read with weights_only=True) or a graphspec checkpoint (.npz
-    with keys 'param/<name>', parsed with the standard library: no numpy, no pickle)."""
-    import zipfile
-
-    path = str(path)
-    is_npz = False
-    if zipfile.is_zipfile(path):  # torch's own format is a zip too: tell them by the members
-        with zipfile.ZipFile(path) as z:
-            is_npz = all(n.endswith(".npy") for n in z.namelist())
-    values = _read_npz(path) if is_npz else torch.load(path, map_location="cpu", weights_only=True)
-    if any(k.startswith("param/") for k in values):
-        values = {k[len("param/"):]: v for k, v in values.items() if k.startswith("param/")}
-    return values
-
-
-_NPY_DTYPES = {
-    "<f8": torch.float64, "<f4": torch.float32, "<f2": torch.float16, "<i8": torch.int64,
-    "<i4": torch.int32, "<i2": torch.int16, "|i1": torch.int8, "|u1": torch.uint8,
-    "|b1": torch.bool,
-}
-
-
-def _read_npz(path):
-    import zipfile
-
-    with zipfile.ZipFile(path) as z:
-        return {n[:-4]: _parse_npy(z.read(n), n) for n in z.namelist() if n.endswith(".npy")}
-
-
-def _parse_npy(data, name):
-    """One array in NumPy's .npy format (version 1-3, little-endian numbers and bools)."""
-    import ast
-
-    if data[:6] != b"\\x93NUMPY":
-        raise ValueError(f"{name}: not a .npy array")
-    size = 2 if data[6] == 1 else 4
-    start = 8 + size
-    end = start + int.from_bytes(data[8:start], "little")
-    header = ast.literal_eval(data[start:end].decode("latin1"))
-    dtype = _NPY_DTYPES.get(header["descr"])
-    if dtype is None:
-        raise ValueError(f"{name}: unsupported array type {header['descr']!r}")
-    shape = tuple(header["shape"])
-    count = math.prod(shape)
-    if count == 0:
-        return torch.zeros(shape, dtype=dtype)
-    flat = torch.frombuffer(bytearray(data[end:]), dtype=dtype, count=count)
-    if header["fortran_order"]:
-        return flat.reshape(shape[::-1]).permute(*reversed(range(len(shape)))).contiguous()
-    return flat.reshape(shape)'''.split("\n")

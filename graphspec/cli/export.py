@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from graphspec.cli.common import add_max_params, import_feature, load_ir, require_attr
-from graphspec.errors import CheckpointError, Location
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -43,12 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_npz_params(path: str) -> dict[str, np.ndarray]:
-    """Parameters from an .npz checkpoint (keys ``param/<name>``), never unpickling."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            params = {k[len("param/") :]: f[k] for k in f.files if k.startswith("param/")}
-    except (OSError, ValueError, EOFError) as e:
-        raise CheckpointError(f"cannot read checkpoint: {e}", Location(path)) from None
-    if not params:
-        raise CheckpointError("the checkpoint holds no 'param/<name>' arrays", Location(path))
-    return params
+    """Parameters from an .npz checkpoint (keys ``param/<name>``), never unpickling; a
+    graphspec checkpoint's integrity is checked."""
+    from graphspec.train.checkpoint import load_params
+
+    return load_params(Path(path))

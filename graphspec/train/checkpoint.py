@@ -98,20 +98,24 @@ def save(path: Path, ckpt: Checkpoint) -> None:
     _fsync_dir(path.parent)
 
 
-def load(path: Path) -> Checkpoint:
-    path = Path(path)
+def _read_arrays(path: Path, missing_hint: str | None = None) -> Arrays:
+    """Every array of an .npz file, never unpickling; CheckpointError for anything else."""
     where = Location(str(path))
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}", where,
-                              hint="train without --resume first, or point --out at the run")
-    with open(path, "rb") as f:
-        magic = f.read(4)
+        raise CheckpointError(
+            f"no checkpoint at {path}" + (" (it is a directory)" if path.is_dir() else ""),
+            where, hint=missing_hint)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}", where) from None
     if magic != ZIP_MAGIC:  # np.load would take anything else for a pickle
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt (not an .npz archive)",
                               where)
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: np.asarray(f[k]) for k in f.files}
+            return {k: np.asarray(f[k]) for k in f.files}
     except ValueError as e:  # pickled objects inside, or a malformed array header
         raise CheckpointError(f"checkpoint {path} cannot be read without pickle ({e})",
                               where) from None
@@ -119,6 +123,25 @@ def load(path: Path) -> Checkpoint:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({e})", where,
                               hint="a checkpoint is written atomically; this file was "
                               "altered or copied incompletely") from None
+
+
+def load_params(path: Path) -> Arrays:
+    """The ``param/<name>`` arrays of a checkpoint, or of a plain parameter .npz (what
+    ``graphspec compile`` writes beside a module); a checkpoint's digest is checked."""
+    path = Path(path)
+    arrays = _read_arrays(path)
+    if "digest" in arrays:
+        return load(path).param
+    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    if not params:
+        raise CheckpointError(f"{path} holds no 'param/<name>' arrays", Location(str(path)))
+    return params
+
+
+def load(path: Path) -> Checkpoint:
+    path = Path(path)
+    where = Location(str(path))
+    arrays = _read_arrays(path, "train without --resume first, or point --out at the run")
     if "meta" not in arrays or "digest" not in arrays:
         raise CheckpointError(f"{path} is not a graphspec checkpoint (no meta/digest)", where)
     digest = str(arrays.pop("digest"))

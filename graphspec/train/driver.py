@@ -251,13 +251,18 @@ class _Run:
 
     def _loop(self, log: MetricsLog, signals: _Signals) -> str:
         last_save = -math.inf  # the first epoch is always saved: a failure has a fallback
+        # A trainer that cannot say where a non-finite value arose (it checks once per epoch,
+        # after the later steps ran) gets its diagnosis from the numpy reference replaying
+        # the epoch: keep where the epoch started (one copy of the parameters per epoch).
+        opaque = not hasattr(self.trainer, "locate_nonfinite")
         for epoch in range(self.start_epoch, self.n_epochs):
             t0 = time.perf_counter()
             batches = self._batches(epoch)
+            start = (self.trainer.params(), self.trainer.state_dict()) if opaque else None
             try:
                 stats = self.trainer.train_epoch(batches, epoch)
             except NonFiniteLoss as e:
-                raise self._nonfinite(e, batches) from None
+                raise self._nonfinite(e, batches, start) from None
             record = self._record(epoch, stats)
             record["time"] = round(time.perf_counter() - t0, 6)
             self.elapsed += record["time"]
@@ -297,10 +302,12 @@ class _Run:
         return rec
 
     # ---- failures ------------------------------------------------------------------------
-    def _nonfinite(self, e: NonFiniteLoss, batches: list[np.ndarray]) -> NonFiniteLoss:
+    def _nonfinite(
+        self, e: NonFiniteLoss, batches: list[np.ndarray], start: tuple[Arrays, Arrays] | None
+    ) -> NonFiniteLoss:
         message, node = e.message, e.node
         if node is None and not hasattr(self.trainer, "locate_nonfinite"):
-            found = self._reference_diagnosis(batches[e.step] if e.step < len(batches) else None)
+            found = self._reference_diagnosis(batches, e, start)
             if found:
                 node = found[0]
                 message += f"; on the numpy reference the first non-finite value is {found[1]}"
@@ -315,18 +322,35 @@ class _Run:
         self._write_summary(result, error=err.message)
         return err
 
-    def _reference_diagnosis(self, index: np.ndarray | None) -> tuple[str, str] | None:
+    def _reference_diagnosis(
+        self, batches: list[np.ndarray], e: NonFiniteLoss, start: tuple[Arrays, Arrays] | None
+    ) -> tuple[str, str] | None:
         """Ask the numpy reference where the first non-finite value appears (for backends
-        that cannot say themselves); best effort, never masks the original error."""
-        if index is None:
-            return None
+        that cannot say themselves); best effort, never masks the original error.
+
+        With ``start`` (the parameters and optimizer state the failing epoch began from) the
+        reference replays the epoch and stops at its own first non-finite loss, before that
+        step's update: the node it names is the one that broke, not a parameter already
+        spoiled by the steps the backend took after the failure."""
         try:
-            ref = get_backend("numpy").compile(self.ir, CompileOptions(dtype="float64"))
+            ref = get_backend("numpy").compile(self.ir, CompileOptions(dtype=self.dtype))
+            if start is not None:
+                rt = ref.trainer(start[0], self.train_spec, self.seed)
+                rt.set_data("train", self.data.splits["train"])
+                rt.load_state_dict(start[1])
+                try:
+                    rt.train_epoch(batches, e.epoch)
+                except NonFiniteLoss as replayed:
+                    if replayed.node is not None:
+                        step = batches[replayed.step]
+                        found = rt.locate_nonfinite("train", step)
+                        return found or (replayed.node, f"node '{replayed.node}'")
+            if e.step >= len(batches):
+                return None
             rt = ref.trainer(self.trainer.params(), self.train_spec, self.seed)
             rt.set_data("train", self.data.splits["train"])
-            found: tuple[str, str] | None = getattr(rt, "locate_nonfinite")(  # noqa: B009
-                "train", index)
-            return found
+            found = rt.locate_nonfinite("train", batches[e.step])
+            return found  # type: ignore[no-any-return]
         except Exception:  # noqa: BLE001 - diagnosis is a courtesy on an error path
             return None
 
