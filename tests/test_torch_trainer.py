@@ -10,7 +10,6 @@ import pytest
 import torch
 from graphspec_torch.device import deterministic
 from torch_helpers import (
-    FEATURES,
     SPECS,
     cuda,
     dropout_noise,
@@ -65,11 +64,10 @@ def test_xor_trains_to_full_accuracy(amp: str) -> None:
 
 
 def test_trajectory_matches_numpy_trainer() -> None:
-    """Adam with a parameter group, warm-up + cosine schedule, clipping and batch norm state:
-    the torch.optim trajectory follows the numpy optimizers.  Dropout has p = 0 here, so the
-    two backends' own noise cannot make them differ (injected noise: test_grad_norms...)."""
-    spec = gs.loads(FEATURES.replace("p: 0.25", "p: 0.0"), "<features>")
-    ir = gs.build(spec)
+    """Adam with a parameter group, warm-up + cosine schedule, clipping, batch norm state and
+    dropout with the same injected noise: the torch.optim trajectory follows numpy's."""
+    ir = features_ir()
+    spec = ir.spec
     params = gs.init_params(ir)
     pool = features_batch(64, seed=5)
     trainers = {}
@@ -81,7 +79,10 @@ def test_trajectory_matches_numpy_trainer() -> None:
     rng = np.random.default_rng(2)
     for step in range(6):
         batch = np.sort(rng.choice(64, 16, replace=False))
-        logs = {name: t.train_epoch([batch], step) for name, t in trainers.items()}
+        logs = {}
+        for name, t in trainers.items():
+            t.set_noise(dropout_noise(16, seed=step))
+            logs[name] = t.train_epoch([batch], step)
         assert logs["torch"]["loss"] == pytest.approx(logs["numpy"]["loss"], rel=1e-9)
         a, b = trainers["numpy"].params(), trainers["torch"].params()
         for k in a:

@@ -53,10 +53,14 @@ def read(path: Path, display: str, loc: Location | None) -> Table:
 
 def _read_npz(path: Path, display: str, loc: Location | None) -> Table:
     arrays: dict[str, np.ndarray] = {}
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":  # np.load would take anything else for a pickle
-            raise DataError(f"{display} is not an .npz archive", loc,
-                            hint="write it with numpy.savez or numpy.savez_compressed")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise DataError(f"cannot read {display}: {e.strerror or e}", loc) from None
+    if magic != b"PK\x03\x04":  # np.load would take anything else for a pickle
+        raise DataError(f"{display} is not an .npz archive", loc,
+                        hint="write it with numpy.savez or numpy.savez_compressed")
     try:
         with np.load(path, allow_pickle=False) as f:
             for key in f.files:
@@ -88,6 +92,8 @@ def _read_csv(path: Path, display: str, loc: Location | None) -> Table:
             records = [(r.line_num, row) for r in [csv.reader(f)] for row in r]
     except UnicodeDecodeError:
         raise DataError(f"{display} is not UTF-8 text", loc) from None
+    except OSError as e:
+        raise DataError(f"cannot read {display}: {e.strerror or e}", loc) from None
     except csv.Error as e:
         raise DataError(f"{display}: malformed CSV ({e})", loc) from None
     # csv.reader's line_num is read after the row, so it is the row's last line

@@ -21,9 +21,12 @@ def unbroadcast(g, shape):
 
 
 def stable_sigmoid(x):
-    """``1 / (1 + exp(-x))`` without overflow for large |x|."""
+    """``1 / (1 + exp(-x))`` without overflow for large |x|: ``1 / (1 + e)`` for x >= 0 and
+    ``e / (1 + e)`` below, ``e = exp(-|x|)`` (one division for both branches)."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    out = np.where(x >= 0, 1.0, e)  # a new array (0-d for a scalar): safe to divide in place
+    out /= 1.0 + e
+    return out.astype(x.dtype, copy=False)
 
 
 def stable_softplus(x):
