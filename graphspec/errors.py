@@ -110,7 +110,15 @@ def render_diagnostic(
         out += _quote(loc, source if loc and location and loc.file == location.file else None)
     if hint:
         out.append(f"hint: {hint}")
-    return "\n".join(out)
+    return "\n".join(_printable(line) for line in out)
+
+
+def _printable(line: str) -> str:
+    """Control characters from a spec or a data file shown as U+FFFD: quoted input must not
+    drive the terminal (an escape sequence in a CSV cell would otherwise be obeyed)."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() or c == "\t" else "\ufffd" for c in line)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

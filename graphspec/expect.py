@@ -30,23 +30,33 @@ from __future__ import annotations
 import ast
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graphspec.errors import did_you_mean
 
-FUNCTIONS = {"abs": abs, "min": min, "max": max, "log10": math.log10}
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "log10": math.log10,
+}
 _BINOPS = {
-    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b,
-    ast.Pow: lambda a, b: a ** b,
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
 }
 _CMPOPS = {
-    ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
-    ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
-    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
 }
 
 
@@ -64,8 +74,9 @@ class Outcome:
 
     def render(self) -> str:
         shown = ", ".join(f"{k} = {_fmt(v)}" for k, v in self.values.items())
-        return f"{'ok  ' if self.held else 'FAIL'} {self.claim}" + (f"   ({shown})" if shown
-                                                                     else "")
+        return f"{'ok  ' if self.held else 'FAIL'} {self.claim}" + (
+            f"   ({shown})" if shown else ""
+        )
 
 
 def parse(claim: str) -> ast.Compare:
@@ -106,8 +117,7 @@ def evaluate(claim: str, values: Mapping[str, Any]) -> Outcome:
     tree = parse(claim)
     read: dict[str, float] = {}
     operands = [_eval(n, values, read) for n in [tree.left, *tree.comparators]]
-    held = all(_CMPOPS[type(op)](a, b)
-               for op, a, b in zip(tree.ops, operands, operands[1:]))
+    held = all(_CMPOPS[type(op)](a, b) for op, a, b in zip(tree.ops, operands, operands[1:]))
     return Outcome(claim, bool(held), read)
 
 
@@ -158,8 +168,11 @@ def _dotted(node: ast.AST) -> str | None:
 def _check(node: ast.AST) -> None:
     if _dotted(node) is not None:
         return
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) \
-            and not isinstance(node.value, bool):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    ):
         return
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         _check(node.left)
@@ -173,12 +186,17 @@ def _check(node: ast.AST) -> None:
         if not (isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int)):
             raise ClaimError("an index is a whole number, e.g. robustness.accuracy[2]")
         return
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-            and node.func.id in FUNCTIONS and not node.keywords and node.args:
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in FUNCTIONS
+        and not node.keywords
+        and node.args
+    ):
         for a in node.args:
             _check(a)
         return
-    raise ClaimError(f"unsupported expression '{ast.unparse(node)}'",) from None
+    raise ClaimError(f"unsupported expression '{ast.unparse(node)}'")
 
 
 def _eval(node: ast.AST, values: Mapping[str, Any], read: dict[str, float]) -> Any:
@@ -186,8 +204,12 @@ def _eval(node: ast.AST, values: Mapping[str, Any], read: dict[str, float]) -> A
     if name is not None:
         if name not in values:
             hint = did_you_mean(name, list(values))
-            raise ClaimError(f"the run has no number '{name}'" + (f"; {hint}" if hint else "")
-                             + "; it has: " + ", ".join(sorted(values)))
+            raise ClaimError(
+                f"the run has no number '{name}'"
+                + (f"; {hint}" if hint else "")
+                + "; it has: "
+                + ", ".join(sorted(values))
+            )
         v = values[name]
         if isinstance(v, int | float):
             read[name] = float(v)
@@ -195,15 +217,16 @@ def _eval(node: ast.AST, values: Mapping[str, Any], read: dict[str, float]) -> A
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](_eval(node.left, values, read),
-                                      _eval(node.right, values, read))
+        return _BINOPS[type(node.op)](
+            _eval(node.left, values, read), _eval(node.right, values, read)
+        )
     if isinstance(node, ast.UnaryOp):
         v = _eval(node.operand, values, read)
         return -v if isinstance(node.op, ast.USub) else v
     if isinstance(node, ast.Subscript):
         seq = _eval(node.value, values, read)
         assert isinstance(node.slice, ast.Constant)
-        i = node.slice.value
+        i = int(node.slice.value)  # type: ignore[arg-type]  # checked by _check
         try:
             v = seq[i]
         except (IndexError, TypeError, KeyError):

@@ -75,13 +75,20 @@ def read_history(run_dir: str | Path) -> History:
                              Location(str(run_dir)),
                              hint="pass the --out directory of 'graphspec train'")
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as e:
+        raise GraphspecError(f"cannot read {path}: {e}", Location(str(path))) from None
+    for i, line in enumerate(text.splitlines()):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
-                raise GraphspecError(f"line {i + 1} of {path} is not JSON",
-                                     Location(str(path), i + 1)) from None
+                row = None
+            if not isinstance(row, dict):
+                raise GraphspecError(f"line {i + 1} of {path} is not a JSON object (one epoch's "
+                                     "record)", Location(str(path), i + 1))
+            rows.append(row)
     return rows
 
 

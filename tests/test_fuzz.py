@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import signal
 import threading
@@ -37,8 +38,10 @@ NAME = "fuzz.yaml"
 PER_CASE_S = 5.0  # a valid gallery spec takes ~0.1 s; generous for loaded CI machines
 HANG_S = 20  # the alarm: past this an example is a hang
 
+# GRAPHSPEC_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz.py: a deeper run, by hand.
+EXAMPLES = int(os.environ.get("GRAPHSPEC_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
-    max_examples=150,
+    max_examples=EXAMPLES,
     deadline=None,  # timed by hand below: first calls pay for imports
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
@@ -171,7 +174,8 @@ ODD_VALUES: list[Any] = [
     "batch", [0, -1], {"op": "tanh"},
 ]
 NUMBERS = ["0", "-1", "99999999999999999999", "1e999", "0.0", "-0.5", "2147483648"]
-NOISE = st.text(alphabet=" \t\n:-[]{},&*!|>'\"#%@`?x1", min_size=1, max_size=6)
+NOISE = st.text(alphabet=" \t\n\r:-[]{},&*!|>'\"#%@`?x1\x00\x07\x1b\x85\ufeff\u2028é",
+                min_size=1, max_size=6)
 
 text_mutation = st.tuples(
     st.sampled_from([
@@ -333,7 +337,7 @@ def test_every_prefix_of_a_gallery_spec_line_by_line(name: str) -> None:
 # ---- through the command line, in-process ------------------------------------------------
 
 
-@settings(FUZZ, max_examples=25)
+@settings(FUZZ, max_examples=max(EXAMPLES // 6, 1))
 @given(st.sampled_from(sorted(TEXTS)), st.lists(text_mutation, min_size=1, max_size=2))
 def test_mutants_through_the_cli(name: str, mutations: list[Any]) -> None:
     import tempfile

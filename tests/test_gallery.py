@@ -85,8 +85,7 @@ def test_spec_states_its_outcome(path: Path) -> None:
         plan(spec, gs.build(spec))
 
 
-def _train_and_check(path: Path, name: str, backend: str, out: Path, epochs: int | None
-                     ) -> None:
+def _train_and_check(path: Path, name: str, backend: str, out: Path, epochs: int | None) -> None:
     spec = _spec(path, name)
     run = gs.train(spec, backend=backend, out=out, epochs=epochs, progress=False)
     outcomes = check_run(spec.expect, run)
@@ -102,8 +101,12 @@ def test_spec_meets_its_outcome(path: Path, name: str, backend: str, tmp_path: P
     _train_and_check(path, name, backend, tmp_path / "run", QUICK_EPOCHS.get(spec.name))
 
 
-QUICK_CASES = [c for c in CASES if expand_variants(c.values[0])[c.values[1]].name  # type: ignore[attr-defined]
-               in QUICK_EPOCHS]
+QUICK_CASES = [
+    c
+    for c in CASES
+    if expand_variants(c.values[0])[c.values[1]].name  # type: ignore[attr-defined]
+    in QUICK_EPOCHS
+]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import os
 import pickle
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,7 @@ def test_a_pickle_named_npz_is_refused(
     assert not marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_generated_torch_module_refuses_a_malicious_pickle(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -374,3 +376,64 @@ def test_bad_data_file_is_a_located_data_error(
     headline = err.splitlines()[0]
     assert headline.startswith(f"{spec}:{DATA_LINE}:{loc.col}: error: ") and fragment in headline
     assert not (tmp_path / "run" / "checkpoint.npz").exists()  # refused before training
+
+
+# ---- whatever is given as FILE, to every command that reads a spec -----------------------
+
+COMMANDS = {
+    "validate": [],
+    "inspect": [],
+    "compile": ["-o", "{tmp}/m.py"],
+    "train": ["--out", "{tmp}/run"],
+    "verify": [],
+    "export": ["--onnx", "{tmp}/m.onnx"],
+}
+CORPUS = Path(__file__).parent / "bad_specs"
+
+
+def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str, str | None]:
+    """(the FILE, the headline's expected start after 'FILE', a message fragment)."""
+    if kind == "directory":
+        return tmp_path, ": error: ", "is a directory"
+    if kind == "missing":
+        return tmp_path / "nope.yaml", ": error: ", "no such file"
+    if kind == "ten_megabytes":
+        big = tmp_path / "big.yaml"
+        big.write_text("graphspec: 1\n" + ("# " + "x" * 1022 + "\n") * (10 * 1024))
+        return big, ": error: ", "specs are limited to 4 MiB"
+    if kind == "endless_device":
+        return Path("/dev/zero"), ": error: ", "specs are limited to 4 MiB"
+    if kind == "nul_byte":
+        path = tmp_path / "nul.yaml"
+        path.write_bytes(b"graphspec: 1\nname: t\x00\n")
+        return path, ":2:8: error: ", "the control character U+0000 is not allowed"
+    name = {"non_utf8": "non_utf8", "empty": "empty", "alias_bomb": "alias_bomb",
+            "python_tag": "tag_python_object"}[kind]
+    path = CORPUS / f"{name}.yaml"
+    where = {"non_utf8": ":4:10", "empty": ":1:1", "alias_bomb": ":8:4",
+             "python_tag": ":"}[kind]
+    return path, f"{where}" + (": error: " if where != ":" else ""), None
+
+
+BAD_FILES = ["directory", "missing", "ten_megabytes", "endless_device", "nul_byte", "non_utf8",
+             "empty", "alias_bomb", "python_tag"]
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_refuses_a_bad_file(
+    tmp_path: Path, command: str, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, after, fragment = _bad_file(tmp_path, kind)
+    if not path.exists() and kind == "endless_device":
+        pytest.skip("no /dev/zero here")
+    extra = [a.format(tmp=tmp_path) for a in COMMANDS[command]]
+    start = time.perf_counter()
+    rc, err = cli([command, *extra, path], capsys)
+    elapsed = time.perf_counter() - start
+    assert rc == 1, err
+    assert err.startswith(f"{path}{after}"), err
+    if fragment:
+        assert fragment in err.splitlines()[0], err
+    assert elapsed < 1.0 or kind not in ("alias_bomb", "ten_megabytes", "endless_device"), elapsed
+    assert not list(tmp_path.glob("m.*")) and not (tmp_path / "run").exists()

@@ -39,13 +39,19 @@ MAX_BYTES = 140_000  # fewer colours for a picture still larger (tests/test_gall
 def train(stem: str, backend: str) -> None:
     out = RUNS / backend / stem
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [str(ROOT / ".venv" / "bin" / "graphspec"), "train", f"specs/{stem}.yaml",
-           "--out", str(out.relative_to(ROOT))]
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "graphspec"),
+        "train",
+        f"specs/{stem}.yaml",
+        "--out",
+        str(out.relative_to(ROOT)),
+    ]
     cmd += ["--plot"] if backend == "numpy" else ["--backend", backend]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     print("$", " ".join(cmd[2:]), file=sys.stderr, flush=True)
-    done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if done.returncode != 0:
         print(done.stdout[-3000:], file=sys.stderr)
         raise SystemExit(f"{stem} on {backend} failed")
@@ -78,8 +84,10 @@ def outcomes(stem: str) -> str:
     from graphspec.expect import evaluate, quantities
     from graphspec.spec.variants import expand_variants
 
-    lines = ["| variant | claim | " + " | ".join(BACKENDS) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in BACKENDS) + " |"]
+    lines = [
+        "| variant | claim | " + " | ".join(BACKENDS) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in BACKENDS) + " |",
+    ]
     for name, spec in expand_variants(ROOT / "specs" / f"{stem}.yaml").items():
         label = name if spec.variant is not None else "—"
         runs = {b: RUNS / b / stem / (spec.variant or "") for b in BACKENDS}

@@ -67,14 +67,20 @@ def read_text(path: str | Path) -> tuple[str, str]:
         raise SpecError(f"no such file: {name}", Location(name))
     if p.is_dir():
         raise SpecError(f"{name} is a directory, not a spec file", Location(name))
+    limit = f"specs are limited to {MAX_FILE_BYTES // 2**20} MiB"
+    hint = "large data belongs in a .npz or .csv file referenced from train.data"
     size = p.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise SpecError(
-            f"file is {size / 2**20:.1f} MiB; specs are limited to {MAX_FILE_BYTES // 2**20} MiB",
-            Location(name),
-            hint="large data belongs in a .npz or .csv file referenced from train.data",
-        )
-    raw = p.read_bytes()
+        raise SpecError(f"file is {size / 2**20:.1f} MiB; {limit}", Location(name), hint=hint)
+    try:
+        # Bounded: a device or a pipe reports size 0 and may never end (/dev/zero).
+        with open(p, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"cannot read {name}: {e.strerror or e}", Location(name)) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(f"file holds more than {MAX_FILE_BYTES // 2**20} MiB; {limit}",
+                        Location(name), hint=hint)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -101,6 +107,16 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         raise _yaml_error(e, text, file) from None
+    except yaml.reader.ReaderError as e:  # a character YAML forbids (NUL, most controls)
+        pos = min(max(e.position, 0), len(text))
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or " ")
+        raise SpecError(
+            f"invalid YAML: the control character U+{char:04X} is not allowed",
+            Location(file, line, col),
+            hint="remove control characters from the spec",
+        ) from None
     except yaml.YAMLError as e:  # composer errors without marks
         raise SpecError(f"invalid YAML: {e}", Location(file)) from None
     if node is None:

@@ -39,7 +39,7 @@ class Table:
 def read(path: Path, display: str, loc: Location | None) -> Table:
     if not path.exists():
         raise DataError(f"data file not found: {display}", loc,
-                        hint=f"paths are relative to the spec's folder ({path.parent})")
+                        hint="paths in train.data are relative to the spec's folder")
     if path.is_dir():
         raise DataError(f"data path is a directory: {display}", loc)
     suffix = path.suffix.lower()
@@ -58,7 +58,8 @@ def _read_npz(path: Path, display: str, loc: Location | None) -> Table:
             magic = f.read(4)
     except OSError as e:
         raise DataError(f"cannot read {display}: {e.strerror or e}", loc) from None
-    if magic != b"PK\x03\x04":  # np.load would take anything else for a pickle
+    # np.load would take anything else for a pickle (PK\5\6 starts an archive of no arrays)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
         raise DataError(f"{display} is not an .npz archive", loc,
                         hint="write it with numpy.savez or numpy.savez_compressed")
     try:

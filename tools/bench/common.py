@@ -4,6 +4,10 @@ Every figure is a ratio against a baseline timed in the same process.  The conte
 in alternating repetitions (the order flips every repetition), each repetition a few steps
 long, so a busy machine slows both sides of a pair alike; the reported ratio is the ratio of
 the median step times, and the spread is the interquartile range of the per-pair ratios.
+
+The clock is wall time by default.  ``cpu`` (the process's CPU time) makes single-threaded
+runs robust against other work on the machine, which only delays them; with several threads
+it would also count threads spinning while they wait, so it goes with ``--threads 1``.
 """
 
 from __future__ import annotations
@@ -16,22 +20,26 @@ from collections.abc import Callable
 from typing import Any
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def paired(
     contenders: dict[str, Callable[[int], Any]], reps: int, steps: int, warmup: int = 2,
-    sync: Callable[[], Any] | None = None,
+    sync: Callable[[], Any] | None = None, clock: str = "wall",
 ) -> dict[str, list[float]]:
     """Seconds per step of each contender in each repetition (``fn(n)`` runs n steps)."""
     names = list(contenders)
+    now = CLOCKS[clock]
 
     def rep(name: str) -> float:
         fn = contenders[name]
         if sync:
             sync()
-        t0 = time.perf_counter()
+        t0 = now()
         fn(steps)
         if sync:
             sync()
-        return (time.perf_counter() - t0) / steps
+        return (now() - t0) / steps
 
     for _ in range(warmup):
         for n in names:

@@ -1,0 +1,13 @@
+"""Test-session settings shared by every test module."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# The networks under test are small: one BLAS thread is fastest, and BLAS threads spinning
+# for a core make numpy several times slower on a busy 2-core machine (the gallery's
+# training tests ran 2.5x longer).  Must be set before numpy loads its BLAS.
+if "numpy" not in sys.modules:
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
