@@ -11,3 +11,15 @@ import sys
 if "numpy" not in sys.modules:
     for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Tests marked ``slow`` are opt-in: they run only when ``-m`` selects them."""
+    import pytest
+
+    if config.getoption("-m"):
+        return
+    skip = pytest.mark.skip(reason="slow: opt in with `pytest -m slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

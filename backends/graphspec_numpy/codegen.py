@@ -1,4 +1,4 @@
-"""Write a standalone NumPy module for an IR: kernels, ``forward``, ``evaluate``, ``loss_and_grads``.
+"""Write a standalone NumPy module for an IR: kernels, ``forward``, ``evaluate``, the backward.
 
 The backward pass is the lecture's algorithm spelled out line by line: walk the op nodes in
 reverse topological order (only those between the differentiable leaves and the loss), call
@@ -243,7 +243,8 @@ def _backward_fn(plan: Plan, name: str, leaves: list[str], doc: str) -> list[str
     has_g: set[str] = set()
     for lid, w in ir.losses:
         if lid in path:
-            stmts.append(([f"g_{plan.var(lid)} = {w!r}  # dL/d{lid}"], {f"g_{plan.var(lid)}"}, set()))
+            gl = f"g_{plan.var(lid)}"
+            stmts.append(([f"{gl} = {w!r}  # dL/d{lid}"], {gl}, set()))
             has_g.add(lid)
     noise_of = {
         n: f"noise_{plan.var(n)}" for n in ops

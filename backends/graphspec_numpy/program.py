@@ -37,8 +37,11 @@ class NumpyProgram:
                 out[k] = a.astype(self.dtype, copy=False)
         return out
 
-    def _args(self, params: Arrays, inputs: Arrays, noise: Arrays | None) -> tuple[Arrays, Arrays, Arrays | None]:
-        return self.cast(params), self.cast(inputs, self.ir.inputs), self.cast(noise) if noise else None
+    def _args(
+        self, params: Arrays, inputs: Arrays, noise: Arrays | None
+    ) -> tuple[Arrays, Arrays, Arrays | None]:
+        noise_arrays = self.cast(noise) if noise else None
+        return self.cast(params), self.cast(inputs, self.ir.inputs), noise_arrays
 
     # ---- the Program interface --------------------------------------------------------------
     def forward(

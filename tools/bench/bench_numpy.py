@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tracemalloc
 from pathlib import Path
@@ -45,7 +46,7 @@ def setup(arch: Arch, dtype: str, rows: int, seed: int = 0) -> dict[str, Any]:
 
 def run_benchmark(
     arch_name: str = "big", dtype: str = "float32", reps: int = 15, steps: int = 3,
-    warmup: int = 2, rows: int = 4096, seed: int = 0,
+    warmup: int = 2, rows: int = 4096, seed: int = 0, clock: str = "wall",
 ) -> dict[str, Any]:
     arch = ARCHS[arch_name]
     s = setup(arch, dtype, rows, seed)
@@ -75,16 +76,22 @@ def run_benchmark(
 
     with np.errstate(all="ignore"):
         times = paired({"graphspec": graphspec, "hand": handwritten, "matmul": matmuls},
-                       reps, steps, warmup)
+                       reps, steps, warmup, clock=clock)
     return {
         "arch": arch.name,
         "describe": arch.describe(),
         "dtype": dtype,
+        "clock": clock,
+        "threads": _blas_threads(),
         "steps_per_rep": steps,
         "vs_hand": ratio(times, "graphspec", "hand"),
         "vs_matmul": ratio(times, "graphspec", "matmul"),
         "hand_vs_matmul": ratio(times, "hand", "matmul"),
     }
+
+
+def _blas_threads() -> str:
+    return os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
 
 
 def _peak(fn: Any) -> int:
@@ -144,7 +151,7 @@ def main() -> None:
     if a.memory:
         r = memory(a.arch, a.dtype)
     else:
-        r = run_benchmark(a.arch, a.dtype, a.reps, a.steps, a.warmup)
+        r = run_benchmark(a.arch, a.dtype, a.reps, a.steps, a.warmup, clock=a.clock)
     if a.json:
         print(json.dumps(r))
         return

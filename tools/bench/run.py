@@ -43,7 +43,7 @@ TARGETS = {
 COMPILE_TARGET_S = 10.0  # 1e5 nodes to typed IR
 
 
-def plan(quick: bool, cuda: bool) -> list[dict[str, Any]]:
+def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
     """The benchmark jobs: (section, argv, timeout)."""
     py = [sys.executable]
     jobs: list[dict[str, Any]] = []
@@ -55,7 +55,8 @@ def plan(quick: bool, cuda: bool) -> list[dict[str, Any]]:
         reps, steps = reps_steps[arch]
         jobs.append({"section": "numpy", "label": f"numpy {arch} {dtype}", "timeout": 900,
                      "argv": py + [str(HERE / "bench_numpy.py"), "--arch", arch, "--dtype", dtype,
-                                   "--reps", str(reps), "--steps", str(steps), "--json"]})
+                                   "--reps", str(reps), "--steps", str(steps), "--clock", clock,
+                                   "--json"]})
     for arch in ("big", "deep"):
         jobs.append({"section": "memory", "label": f"memory {arch}", "timeout": 300,
                      "argv": py + [str(HERE / "bench_numpy.py"), "--arch", arch, "--memory",
@@ -71,7 +72,8 @@ def plan(quick: bool, cuda: bool) -> list[dict[str, Any]]:
                 if device == "cuda":
                     reps, steps = max(reps, 11), max(steps, 20)
                 argv = py + [str(HERE / "bench_torch_archs.py"), "--arch", arch, "--device",
-                             device, "--reps", str(reps), "--steps", str(steps), "--json"]
+                             device, "--reps", str(reps), "--steps", str(steps), "--clock",
+                             clock, "--json"]
                 if compiled:
                     argv.append("--compile")
                 jobs.append({"section": "torch", "label": f"torch {arch} {device}"
@@ -158,7 +160,8 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
         "# Benchmarks",
         "",
         f"Written by `python tools/bench/run.py{' --quick' if args.quick else ''}"
-        f"{f' --threads {args.threads}' if args.threads else ''}` on {started} "
+        f"{f' --threads {args.threads}' if args.threads else ''}"
+        f"{' --clock cpu' if args.clock == 'cpu' else ''}` on {started} "
         f"({total_s / 60:.1f} min). Rerun it to refresh this file.",
         "",
         "## Machine",
@@ -168,6 +171,7 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
         f"torch {info.get('torch')}",
         f"- threads: {args.threads or 'library defaults'} (torch uses "
         f"{info.get('torch_threads')}); GPU: {info.get('cuda') or 'none (CUDA rows skipped)'}",
+        f"- clock: {'CPU time of the process' if args.clock == 'cpu' else 'wall time'}",
         f"- load average before / after: {_load(info.get('load_average'))} / "
         f"{_load(os.getloadavg() if hasattr(os, 'getloadavg') else None)} (other work on the "
         "machine widens the spreads)",
@@ -288,6 +292,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="about two minutes; no torch.compile")
     ap.add_argument("--threads", type=int, help="BLAS and torch threads (default: libraries')")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="time steps by the wall clock, or by CPU time (robust against "
+                    "other work on the machine; use it with --threads 1)")
     ap.add_argument("--only", default="", help="comma-separated sections: numpy,memory,torch,"
                     "compile,verify")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
@@ -304,7 +311,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     info = machine()
     cuda = torch.cuda.is_available()
-    jobs = plan(args.quick, cuda)
+    jobs = plan(args.quick, cuda, args.clock)
     only = {s for s in args.only.split(",") if s}
     if only:
         jobs = [j for j in jobs if j["section"] in only]
