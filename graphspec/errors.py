@@ -7,6 +7,7 @@ without a traceback and exits 1.  Anything else escaping is a bug in graphspec.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,9 @@ def _quote(loc: Location | None, source: str | None) -> list[str]:
             source = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return []
-    lines = source.splitlines()
+    # Lines as editors (and graphspec.spec.source.position) count them: not str.splitlines,
+    # which also breaks at form feeds, U+0085, U+2028...
+    lines = re.split(r"\r\n|\r|\n", source)
     if not 1 <= loc.line <= len(lines):
         return []
     text = lines[loc.line - 1].replace("\t", " ")

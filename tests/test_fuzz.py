@@ -9,6 +9,7 @@ test instead of stalling the suite.  The example counts keep this file well unde
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import re
@@ -190,7 +191,7 @@ text_mutation = st.tuples(
 
 def mutate_text(text: str, mutation: tuple[str, int, int, str]) -> str:
     kind, i, j, noise = mutation
-    lines = text.splitlines(keepends=True)
+    lines = text.splitlines(keepends=True) or [""]
     if kind == "truncate":
         return text[: i % (len(text) + 1)]
     if kind == "duplicate_line":
@@ -290,7 +291,7 @@ def mutate_data(data: Any, mutation: tuple[str, int, int]) -> Any:
     if kind == "delete":
         del parent[key]
     elif kind == "odd_value":
-        parent[key] = ODD_VALUES[j % len(ODD_VALUES)]
+        parent[key] = copy.deepcopy(ODD_VALUES[j % len(ODD_VALUES)])  # never shared
     elif kind == "retype":
         parent[key] = _retype(parent[key])
     elif kind == "number":
@@ -359,3 +360,85 @@ def test_mutants_through_the_cli(name: str, mutations: list[Any]) -> None:
         assert re.match(rf"{re.escape(str(path))}:\d+:\d+: error: ", headline), headline
     else:
         assert f"{path}" in out.getvalue() and ": ok" in out.getvalue()
+
+
+# ---- every op, on inputs of every rank -------------------------------------------------------
+
+SHAPES: dict[int, list[Any]] = {
+    0: [],
+    1: ["batch"],
+    2: ["batch", 3],
+    3: ["batch", 4, 3],
+    4: ["batch", 2, 4, 3],
+}
+
+
+def _op_cases() -> list[tuple[str, dict[str, Any], int]]:
+    """(op, attributes from its first sample, number of inputs) for every registered op."""
+    import numpy as np
+
+    cases = []
+    for name, opdef in sorted(REGISTRY.items()):
+        sample = next(iter(opdef.attrs.samples(np.random.default_rng(0))), None)
+        attrs = dict(sample.attrs) if sample is not None else {}
+        n_in = sum(1 for i in opdef.inputs if not i.optional) or 1
+        cases.append((name, attrs, n_in))
+    return cases
+
+
+@pytest.mark.parametrize("op, attrs, n_in", _op_cases(), ids=[c[0] for c in _op_cases()])
+def test_every_op_on_inputs_of_every_rank(op: str, attrs: dict[str, Any], n_in: int) -> None:
+    """Each op's shape rule and parameter sizes meet ranks 0 to 4, int inputs, and mixed
+    ranks across its arguments: a located SpecError or a graph, never a crash.  Losses
+    stand in ``loss:`` and metrics in ``train.metrics``, where they belong."""
+    category = REGISTRY[op].category
+    variants = [(rank, rank, "float") for rank in SHAPES] + [(2, 2, "int")]
+    if n_in > 1:
+        variants += [(rank, 0, "float") for rank in SHAPES if rank] + [(0, 3, "float")]
+    for rank, other, dtype in variants:
+        inputs = {f"i{k}": {"shape": SHAPES[rank if k == 0 else other], "dtype": dtype}
+                  for k in range(n_in)}
+        node = {"op": op, "in": list(inputs), **attrs}
+        spec: dict[str, Any] = {"graphspec": 1, "name": "t", "inputs": inputs}
+        if category == "loss":
+            spec["graph"] = [{"id": "g", "op": "identity", "in": "i0"}]
+            spec["loss"] = [node]
+        elif category == "metric":
+            spec["graph"] = [{"id": "g", "op": "identity", "in": "i0"}]
+            spec["loss"] = [{"op": "l2_penalty", "in": ["i0"]}]
+            spec["train"] = {"data": {"source": "xor"}, "metrics": [node]}
+        else:
+            spec["graph"] = [{"id": "n", **node}]
+        assert_accepted_or_located(yaml.safe_dump(spec, sort_keys=False))
+
+
+# ---- regressions found by fuzzing ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("repeat", ["99999999999999999999", "100000", "5000"])
+def test_a_huge_repeat_is_refused_at_once(repeat: str) -> None:
+    """``repeat: 99999999999999999999`` (a fuzzed number) used to expand for minutes."""
+    text = (
+        "graphspec: 1\nname: t\ninputs: {x: [batch, 2]}\nblocks:\n  layer:\n    graph:\n"
+        "      - {op: linear, units: 2}\n      - {op: tanh}\n      - {op: tanh}\n"
+        f"graph:\n  - {{id: body, block: layer, in: x, repeat: {repeat}}}\n"
+    )
+    front_end("graphspec: 1\nname: w\ninputs: {x: [batch, 2]}\ngraph: [{op: tanh, in: x}]\n")
+    start = time.perf_counter()
+    with pytest.raises(GraphspecError, match="expands to more than 10,000 nodes") as e:
+        front_end(text)
+    assert time.perf_counter() - start < 1.0
+    assert e.value.location is not None and (e.value.location.line, e.value.location.col) == (
+        11, 45)
+
+
+def test_locations_count_lines_as_editors_do() -> None:
+    """YAML also breaks lines at U+0085, U+2028, U+2029; an error after such a character
+    must still name the line an editor shows (and the quoted line must be that line)."""
+    text = 'graphspec: 1\nname: t\ndoc: "a\u2028b\x85c\u2029d"\ninputs: {x: [batch, 2]}\n' \
+        "graph:\n  - {op: linear, in: x, units: 4, unist: 1}\n"
+    with pytest.raises(GraphspecError) as e:
+        front_end(text)
+    loc = e.value.location
+    assert loc is not None and (loc.line, loc.col) == (6, 35)
+    assert "  6 |   - {op: linear, in: x, units: 4, unist: 1}" in e.value.render(source=text)

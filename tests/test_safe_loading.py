@@ -347,6 +347,9 @@ def _case(tmp_path: Path, name: str) -> tuple[str, str]:
     if name == "csv_header_only":
         (d / "d.csv").write_text("a,b,label\n")
         return "{path: d.csv}", "has a header but no data rows"
+    if name == "csv_escape_sequence":  # shown, but never sent to the terminal raw
+        (d / "d.csv").write_text("a,b,label\n1,\x1b[2J\x1b]0;pwned\x07,0\n")
+        return "{path: d.csv, columns: {x: [a, b], y: label}}", "b: '\ufffd[2J\ufffd]0;pwned"
     assert name == "csv_missing_value"
     (d / "d.csv").write_text("a,b,label\n1,,0\n")
     return "{path: d.csv, columns: {x: [a, b], y: label}}", "b is empty (a missing value)"
@@ -356,7 +359,7 @@ DATA_CASES = [
     "missing", "directory", "unsupported_type", "nan", "inf", "missing_array", "wrong_shape",
     "label_out_of_range", "negative_label", "fractional_label", "strings", "rows_differ",
     "empty_npz", "truncated_npz", "csv_ragged", "csv_not_a_number", "csv_empty", "csv_not_utf8",
-    "csv_header_only", "csv_missing_value",
+    "csv_header_only", "csv_missing_value", "csv_escape_sequence",
 ]
 
 
@@ -368,13 +371,14 @@ def test_bad_data_file_is_a_located_data_error(
     spec = write_spec(tmp_path, data)
     with pytest.raises(DataError) as e:
         train(spec, out=tmp_path / "run", progress=False)
-    assert fragment in e.value.message
+    assert fragment in e.value.render()
     loc = e.value.location
     assert loc is not None and loc.file == str(spec) and loc.line == DATA_LINE, loc
     rc, err = cli(["train", spec, "--out", tmp_path / "run"], capsys)
     assert rc == 1
     headline = err.splitlines()[0]
     assert headline.startswith(f"{spec}:{DATA_LINE}:{loc.col}: error: ") and fragment in headline
+    assert all(c.isprintable() for c in err.replace("\n", ""))
     assert not (tmp_path / "run" / "checkpoint.npz").exists()  # refused before training
 
 
@@ -437,3 +441,21 @@ def test_every_command_refuses_a_bad_file(
         assert fragment in err.splitlines()[0], err
     assert elapsed < 1.0 or kind not in ("alias_bomb", "ten_megabytes", "endless_device"), elapsed
     assert not list(tmp_path.glob("m.*")) and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]\n", "line 1 of {m} is not a JSON object"),
+    ('{"epoch": 1, "train_loss": 0.5}\nnot json\n', "line 2 of {m} is not a JSON object"),
+    (b"\xff\xfe\n", "cannot read {m}"),
+])
+def test_report_refuses_a_damaged_metrics_log(
+    tmp_path: Path, content: str | bytes, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    if isinstance(content, bytes):
+        metrics.write_bytes(content)
+    else:
+        metrics.write_text(content)
+    rc, err = cli(["report", tmp_path, "-o", tmp_path / "out"], capsys)
+    assert rc == 1 and err.startswith(f"{metrics}"), err
+    assert message.format(m=metrics) in err.splitlines()[0]

@@ -35,6 +35,8 @@ class Linear(Attrs):
         return TensorType(x.shape[:-1] + (self.units,))
 
     def params(self, x: TensorType, *_: TensorType) -> dict[str, ParamDecl]:
+        if x.rank < 1:  # params are sized before infer runs: check here too
+            raise ShapeError(f"linear needs an input with a feature axis, got shape {x}")
         fan_in = x.shape[-1]
         if not isinstance(fan_in, int):
             raise ShapeError(f"linear's input feature axis must be a fixed size, got shape {x}")

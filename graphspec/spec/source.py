@@ -11,6 +11,8 @@ the node tree into plain dicts, lists and scalars ourselves.  That lets us:
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,29 @@ class SourceMap:
         return self.values.get((), Location(self.file))
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+@functools.lru_cache(maxsize=8)
+def _line_starts(text: str) -> list[int]:
+    return [0] + [m.end() for m in _NEWLINE.finditer(text)]
+
+
+def position(text: str, index: int) -> tuple[int, int]:
+    """The 1-based ``(line, col)`` of character ``index`` of ``text``, lines ending at
+    ``\n``, ``\r\n`` or ``\r`` as editors count them.  (PyYAML's marks also break lines
+    at U+0085, U+2028 and U+2029, which would point past the line a user sees.)"""
+    starts = _line_starts(text)
+    line = bisect.bisect_right(starts, max(index, 0))
+    return line, index - starts[line - 1] + 1
+
+
+def _at(file: str, text: str, mark: Any) -> Location:
+    if mark is None:
+        return Location(file)
+    return Location(file, *position(text, mark.index))
+
+
 def read_text(path: str | Path) -> tuple[str, str]:
     """Read a spec file as UTF-8 text with clear errors; returns (display name, text)."""
     p = Path(path)
@@ -96,6 +121,8 @@ def read_text(path: str | Path) -> tuple[str, str]:
 
 def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document into plain Python data and its source map."""
+    if text.startswith("\ufeff"):  # a byte-order mark: editors do not show it as a column
+        text = text[1:]
     smap = SourceMap(file=file, text=text)
     if not text.strip():
         raise SpecError(
@@ -108,9 +135,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     except yaml.MarkedYAMLError as e:
         raise _yaml_error(e, text, file) from None
     except yaml.reader.ReaderError as e:  # a character YAML forbids (NUL, most controls)
-        pos = min(max(e.position, 0), len(text))
-        line = text.count("\n", 0, pos) + 1
-        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        line, col = position(text, min(max(e.position, 0), len(text)))
         char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or " ")
         raise SpecError(
             f"invalid YAML: the control character U+{char:04X} is not allowed",
@@ -121,7 +146,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         raise SpecError(f"invalid YAML: {e}", Location(file)) from None
     if node is None:
         raise SpecError("the file holds no YAML document", Location(file, 1, 1))
-    _check_expansion(node, file)
+    _check_expansion(node, file, text)
     builder = _Builder(smap)
     return builder.build(node, ()), smap
 
@@ -129,15 +154,13 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
 def _yaml_error(e: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
     """PyYAML's problem as the headline, its context ("while parsing a flow sequence") as a
     note at the place that context started (where an unclosed bracket was opened)."""
-    mark = e.problem_mark or e.context_mark
-    loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+    loc = _at(file, text, e.problem_mark or e.context_mark)
     problem = str(e.problem or e.context or "invalid YAML")
     if problem.startswith("but "):  # "expected a single document..., but found another"
         problem = problem[4:]
     notes = []
     if e.context and e.problem and e.context_mark is not None:
-        cm = e.context_mark
-        notes.append((str(e.context), Location(file, cm.line + 1, cm.column + 1)))
+        notes.append((str(e.context), _at(file, text, e.context_mark)))
     hint = None
     if "\\t" in problem or "tab" in problem.lower():
         hint = "YAML indentation must use spaces, not tabs"
@@ -167,11 +190,9 @@ def _check_flow_depth(text: str, file: str) -> None:
         if c in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                line = text.count("\n", 0, m.start()) + 1
-                col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
                 raise SpecError(
                     f"the document nests more than {MAX_DEPTH} levels deep",
-                    Location(file, line, col),
+                    Location(file, *position(text, m.start())),
                 )
         elif c in "]}":
             depth = max(depth - 1, 0)
@@ -184,10 +205,9 @@ def _check_depth(text: str, file: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                m = event.start_mark
                 raise SpecError(
                     f"the document nests more than {MAX_DEPTH} levels deep",
-                    Location(file, m.line + 1, m.column + 1) if m else Location(file),
+                    _at(file, text, event.start_mark),
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
@@ -201,7 +221,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _check_expansion(root: yaml.Node, file: str) -> None:
+def _check_expansion(root: yaml.Node, file: str, text: str) -> None:
     """Refuse, before building anything, a document whose aliases multiply it past
     MAX_VALUES values (a "billion laughs"): sizes are computed once per distinct node, so
     this takes time proportional to the text, not to the expansion."""
@@ -216,19 +236,17 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
             total = 1 + sum(size[id(c)] for c in _children(node))
             size[key] = min(total, MAX_VALUES + 1)
             if size[key] > MAX_VALUES:
-                m = node.start_mark
                 raise SpecError(
                     f"document expands to more than {MAX_VALUES:,} values (alias bomb?)",
-                    Location(file, m.line + 1, m.column + 1),
+                    _at(file, text, node.start_mark),
                     hint="aliases (*name) may not multiply a document beyond the limit",
                 )
             continue
         if key in size:
             continue
         if key in on_path:
-            m = node.start_mark
             raise SpecError("an alias refers to a node that contains it (a recursive alias)",
-                            Location(file, m.line + 1, m.column + 1))
+                            _at(file, text, node.start_mark))
         on_path.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in size)
@@ -241,7 +259,7 @@ class _Builder:
         self.scalars = yaml.SafeLoader("")
 
     def loc(self, node: yaml.Node) -> Location:
-        return Location(self.smap.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        return _at(self.smap.file, self.smap.text, node.start_mark)
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
         self.count += 1

