@@ -47,6 +47,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         metavar="NAME",
         help="train only this variant of the spec's 'variants:' (repeatable)",
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a claim of the spec's 'expect:' section does not hold",
+    )
     add_max_params(p)
     p.set_defaults(run=run)
 
@@ -97,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             dirs.append(out)
             continue
         _print_summary(run_result, out)
+        if not _print_expectations(v, run_result) and args.check:
+            failed += 1
         dirs.append(out)
         if args.plot:
             from graphspec.analysis.pictures import plot_run
@@ -126,6 +133,25 @@ def _interrupted(e: Any, args: argparse.Namespace) -> int:
         again += ["--dtype", args.dtype]
     eprint(f"graphspec: {e.message}\nhint: continue with: {shlex.join(again)}")
     return 128 + int(e.signal)
+
+
+def _print_expectations(spec: Any, run_result: Any) -> bool:
+    """Check the outcome the spec claims (its ``expect:`` section) against this run;
+    True when every claim held (or there are none)."""
+    claims = getattr(spec, "expect", None) or []
+    if not claims:
+        return True
+    from graphspec.expect import ClaimError, check_run
+
+    try:
+        outcomes = check_run(list(claims), run_result)
+    except (ClaimError, KeyError) as e:  # e.g. a claim reading an analysis this run lacks
+        eprint(f"expected outcome: cannot check: {e}")
+        return False
+    print("expected outcome:")
+    for o in outcomes:
+        print("  " + o.render())
+    return all(o.held for o in outcomes)
 
 
 def _print_summary(run_result: Any, out: Path) -> None:
