@@ -92,7 +92,8 @@ def assert_accepted_or_located(text: str) -> None:
         assert loc is not None, f"unlocated error: {e.message}"
         assert loc.file == NAME, f"error located in {loc.file!r}: {e.message}"
         assert loc.line is not None, f"error without a line: {e.message}"
-        assert 1 <= loc.line <= text.count("\n") + 1, f"line {loc.line} is outside the file: {e}"
+        lines = len(re.split(r"\r\n|\r|\n", text))  # as editors count them
+        assert 1 <= loc.line <= lines, f"line {loc.line} is outside the file: {e}"
         assert loc.col is None or loc.col >= 1, str(e)
         e.render(source=text)  # the diagnostic itself renders
     elapsed = time.perf_counter() - start
@@ -109,6 +110,8 @@ VOCABULARY = [
     "momentum", "schedule", "epochs", "batch_size", "early_stopping", "monitor", "metrics",
     "procedure", "at", "adversarial", "input", "epsilon", "x", "y", "h", "batch", "$in",
     "$units", "xor", "sgd", "adam", "glorot_uniform", "zeros",
+    # keys that look like the union tags in pydantic's error paths
+    "str", "int", "InputSpec", "NodeSpec", "list[str]", "in-put", "x[1]", "function-after",
 ]
 OPS = sorted(REGISTRY)
 
@@ -181,7 +184,7 @@ NOISE = st.text(alphabet=" \t\n\r:-[]{},&*!|>'\"#%@`?x1\x00\x07\x1b\x85\ufeff\u2
 text_mutation = st.tuples(
     st.sampled_from([
         "truncate", "duplicate_line", "delete_line", "insert_tab", "number", "swap_ids",
-        "bogus_op", "noise", "indent",
+        "bogus_op", "noise", "indent", "rewire",
     ]),
     st.integers(min_value=0, max_value=10**6),
     st.integers(min_value=0, max_value=10**6),
@@ -227,6 +230,14 @@ def mutate_text(text: str, mutation: tuple[str, int, int, str]) -> str:
             return text
         return (text[: a.start(1)] + b[1] + text[a.end(1) : b.start(1)] + a[1]
                 + text[b.end(1) :])
+    if kind == "rewire":  # point an 'in' at another node: a loss term, itself, a parameter
+        ins = list(re.finditer(r"\bin: (\[[^\]\n]*\]|[\w.$]+)", text))
+        ids = [m[1] for m in re.finditer(r"\bid: (\w+)", text)]
+        if not ins or not ids:
+            return text
+        m = ins[i % len(ins)]
+        target = ids[j % len(ids)] + ("" if j % 3 else ".weight")
+        return text[: m.start(1)] + target + text[m.end(1) :]
     assert kind == "bogus_op"
     ops = list(re.finditer(r"\bop: (\w+)", text))
     if not ops:
@@ -246,7 +257,9 @@ def test_text_mutations_of_the_gallery(name: str, mutations: list[Any]) -> None:
 
 
 data_mutation = st.tuples(
-    st.sampled_from(["delete", "odd_value", "retype", "bogus_op", "swap_ids", "number"]),
+    st.sampled_from(
+        ["delete", "odd_value", "retype", "bogus_op", "swap_ids", "number", "rewire"]
+    ),
     st.integers(min_value=0, max_value=10**6),
     st.integers(min_value=0, max_value=10**6),
 )
@@ -304,6 +317,13 @@ def mutate_data(data: Any, mutation: tuple[str, int, int]) -> Any:
         if with_op:
             p = with_op[i % len(with_op)]
             _get(data, p[:-1])["op"] = (BOGUS_OPS + OPS)[j % (len(BOGUS_OPS) + len(OPS))]
+    elif kind == "rewire":  # one node reads another: a loss term, a later node, itself
+        ids = [_get(data, p) for p in places if p[-1] == "id" and isinstance(_get(data, p), str)]
+        with_in = [p for p in places if p[-1] == "in"]
+        if ids and with_in:
+            p = with_in[i % len(with_in)]
+            target = ids[j % len(ids)]
+            _get(data, p[:-1])["in"] = [target, target + ".weight"][j % 2]
     else:  # swap the ids of two nodes
         with_id = [p[:-1] for p in places if p[-1] == "id"]
         if len(with_id) >= 2:

@@ -459,3 +459,29 @@ def test_report_refuses_a_damaged_metrics_log(
     rc, err = cli(["report", tmp_path, "-o", tmp_path / "out"], capsys)
     assert rc == 1 and err.startswith(f"{metrics}"), err
     assert message.format(m=metrics) in err.splitlines()[0]
+
+
+@pytest.mark.parametrize("patch, problem", [
+    ({"epoch": "abc"}, "'epoch' is 'abc'"),
+    ({"epoch": 10**30}, "but the history has 2 epochs"),
+    ({"seed": "x"}, "'seed' is 'x'"),
+    ({"history": 5}, "'history' is 5"),
+    ({"history": [1, 2]}, "per-epoch records of numbers"),
+    ({"tracker": {"best": "x"}}, "early-stopping state's 'best' is 'x'"),
+    ({"wall_time_s": "soon"}, "'wall_time_s' is 'soon'"),
+])
+def test_forged_metadata_with_a_valid_digest_is_refused(
+    run: Path, tmp_path: Path, patch: dict[str, Any], problem: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The digest proves a file is as written, not who wrote it: a checkpoint re-signed
+    after editing its metadata must still be refused cleanly, not crash the resume."""
+    ckpt = run / "checkpoint.npz"
+    good = checkpoint.load(ckpt)
+    checkpoint.save(ckpt, checkpoint.Checkpoint({**good.meta, **patch}, good.param, good.opt,
+                                                good.best, good.last))
+    with pytest.raises(CheckpointError, match="inconsistent metadata"):
+        checkpoint.load(ckpt)
+    rc, err = cli(["train", tmp_path / "spec.yaml", "--out", run, "--resume", "--epochs", 4],
+                  capsys)
+    assert rc == 1 and err.startswith(f"{ckpt}: error: ") and problem in err.splitlines()[0]

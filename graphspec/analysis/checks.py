@@ -34,7 +34,7 @@ def plan(spec: Spec, ir: IR) -> list[Entry]:
         try:
             attrs = cls.model_validate(a.attrs)
         except ValidationError as e:
-            err = error_from_pydantic(e, smap, ("analysis", i), cls)
+            err = error_from_pydantic(e, smap, ("analysis", i), cls, a.attrs)
             if err.message.startswith("unknown key"):
                 key = err.message.split("'")[1]
                 err.message = f"unknown key '{key}' for procedure '{a.procedure}'"

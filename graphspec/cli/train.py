@@ -131,6 +131,12 @@ def _interrupted(e: Any, args: argparse.Namespace) -> int:
         again += ["--backend", args.backend]
     if args.dtype != "float64":
         again += ["--dtype", args.dtype]
+    if args.device != "auto":
+        again += ["--device", args.device]
+    if args.epochs is not None:
+        again += ["--epochs", str(args.epochs)]
+    for name in args.variant or []:
+        again += ["--variant", name]
     eprint(f"graphspec: {e.message}\nhint: continue with: {shlex.join(again)}")
     return 128 + int(e.signal)
 

@@ -65,6 +65,15 @@ def build_expanded(ex: Expanded, spec: Spec) -> IR:
         for i, ref in enumerate(n.inputs):
             ref = ex.aliases.get(ref, ref)
             n.inputs[i] = ref
+            if ref in flat and n.role == "graph" and flat[ref].role != "graph":
+                # Graph nodes are typed before loss terms and metrics: and a model that
+                # reads its own loss is a mistake (an id used twice, an edit gone wrong).
+                raise SpecError(
+                    f"graph node '{n.id}' reads '{ref}', which is a {flat[ref].role} term; the "
+                    "graph cannot depend on the loss or metrics",
+                    n.in_locs[i] if i < len(n.in_locs) else n.src,
+                    notes=[(f"'{ref}' is defined here", flat[ref].src)],
+                )
             if ref in g:
                 continue
             if _looks_like_param(ref, flat):
@@ -172,6 +181,14 @@ def _infer_node(
             raise _unknown_ref(ins[i], n.in_locs[i] if i < len(n.in_locs) else n.src, g, ex)
         g.add_edge(ins[i], n.id, key=i, arg=i)
     _check_arity(n, opdef, len(ins))
+    for i, ref in enumerate(ins):
+        if "type" not in g.nodes[ref]:  # a loss term or metric not typed yet: defined later
+            raise SpecError(
+                f"'{n.id}' reads '{ref}', a {g.nodes[ref].get('role', 'later')} term defined "
+                "after it; loss terms and metrics read the graph's nodes and inputs",
+                n.in_locs[i] if i < len(n.in_locs) else n.src,
+                notes=[(f"'{ref}' is defined here", g.nodes[ref].get("src"))],
+            )
     types = [g.nodes[i]["type"] for i in ins]
     try:
         decls = attrs.params(*types)

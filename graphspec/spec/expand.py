@@ -179,7 +179,7 @@ class Expander:
 
             if not isinstance(e, ValidationError):
                 raise
-            err = error_from_pydantic(e, self.smap, path, opdef.attrs)
+            err = error_from_pydantic(e, self.smap, path, opdef.attrs, attrs_raw)
             if err.message.startswith("missing required key"):
                 key = err.message.split("'")[1]
                 err.message = f"op '{opname}' needs attribute '{key}'"

@@ -34,18 +34,32 @@ def validate(model: type[BaseModel], data: Any, smap: SourceMap, prefix: tuple =
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise error_from_pydantic(e, smap, prefix, model) from None
+        raise error_from_pydantic(e, smap, prefix, model, data) from None
+
+
+_NO_DATA: Any = object()
 
 
 def error_from_pydantic(
-    e: ValidationError, smap: SourceMap, prefix: tuple, model: type[BaseModel]
+    e: ValidationError, smap: SourceMap, prefix: tuple, model: type[BaseModel],
+    data: Any = _NO_DATA,
 ) -> SpecError:
-    errors = _most_relevant(e.errors())
-    err = errors[0]
-    loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
-    path = prefix + loc
+    """The first of ``e``'s errors as a located SpecError.  With ``data`` (what was
+    validated), the parts of pydantic's error path that are union-member tags are told from
+    the user's own keys by looking the keys up; without it, by their look."""
+    def real(er: Any) -> tuple:
+        if data is _NO_DATA:
+            return tuple(p for p in er["loc"] if not _is_union_tag(p))
+        return _data_path(er["loc"], data, er["type"])
+
+    # Of a union's alternatives, report the one that got furthest (the longest path); at
+    # equal depth an unknown key usually explains a missing one ('unist' for 'units').
+    err = min(e.errors(), key=lambda er: (-len(real(er)), _KIND_RANK.get(er["type"], 1)))
+    path = prefix + real(err)
     where = _dotted(path)
     kind = err["type"]
+    if kind in ("extra_forbidden", "missing") and not real(err):
+        return SpecError(err["msg"], smap.locate(prefix))
     if kind == "extra_forbidden":
         key = path[-1]
         allowed = [k for k in _allowed_keys(model, tuple(err["loc"][:-1])) if k != key]
@@ -90,6 +104,25 @@ def error_from_pydantic(
     return SpecError(f"{where}: {msg}{shown}" if where else msg, smap.locate(path))
 
 
+def _data_path(loc: tuple, data: Any, kind: str) -> tuple:
+    """The keys and indices of pydantic's ``loc`` that exist in ``data``: the rest are tags
+    of union members.  A user's key may look like a tag ('in-put', 'x[1]'); it still exists
+    in the data.  The last part of a 'missing' error is the absent key itself."""
+    out: list[Any] = []
+    cur = data
+    for k, part in enumerate(loc):
+        if isinstance(cur, dict) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif (isinstance(cur, list) and isinstance(part, int) and not isinstance(part, bool)
+              and 0 <= part < len(cur)):
+            out.append(part)
+            cur = cur[part]
+        elif k == len(loc) - 1 and kind == "missing" and not _is_union_tag(part):
+            out.append(part)
+    return tuple(out)
+
+
 # What the spec's name patterns mean, for messages people can act on.
 _PATTERN_MEANINGS = {
     r"^[A-Za-z_][A-Za-z0-9_]*$":
@@ -109,17 +142,6 @@ _UNION_TAGS = {"sgd", "adam", "adamw", "rmsprop", "adagrad", "InputSpec", "NodeS
 
 # At equal depth, an unknown key usually explains a missing one ('unist' for 'units').
 _KIND_RANK = {"extra_forbidden": 0, "missing": 2}
-
-
-def _most_relevant(errors: list[Any]) -> list[Any]:
-    # Of a union's alternatives, report the one that got furthest (the longest path).
-    return sorted(
-        errors,
-        key=lambda er: (
-            -len([p for p in er["loc"] if not _is_union_tag(p)]),
-            _KIND_RANK.get(er["type"], 1),
-        ),
-    )
 
 
 def _dotted(path: tuple) -> str:

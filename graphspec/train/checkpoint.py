@@ -65,6 +65,36 @@ def _digest(arrays: Arrays) -> str:
     return h.hexdigest()
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the run state a checkpoint claims, or None.  The digest proves
+    the file is as written, not who wrote it: resume must not trip over a value of the
+    wrong type."""
+    kinds: dict[str, tuple[Any, ...]] = {
+        "name": (str,), "backend": (str,), "dtype": (str,), "status": (str,), "seed": (int,),
+        "epoch": (int,), "epochs": (int,), "batch_size": (int,), "history": (list,),
+        "tracker": (dict,), "wall_time_s": (int, float),
+    }
+    for key, types in kinds.items():
+        if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)):
+            return f"'{key}' is {meta[key]!r}"
+    history = meta.get("history", [])
+    if not all(isinstance(r, dict) and all(_is_number(v) for k, v in r.items() if k != "epoch")
+               for r in history):
+        return "'history' holds something other than per-epoch records of numbers"
+    if "epoch" in meta and meta["epoch"] != len(history):
+        return f"'epoch' is {meta['epoch']} but the history has {len(history)} epochs"
+    tracker = meta.get("tracker", {})
+    for key in ("best", "best_epoch", "wait"):
+        value = tracker.get(key)
+        if value is not None and not _is_number(value):
+            return f"the early-stopping state's '{key}' is {value!r}"
+    return None
+
+
 def _fsync_dir(folder: Path) -> None:
     if os.name != "posix":  # directories cannot be opened for fsync on Windows
         return
@@ -158,6 +188,10 @@ def load(path: Path) -> Checkpoint:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} has an unknown format "
                               f"{meta.get('format') if isinstance(meta, dict) else meta!r}", where)
+    problem = _meta_problem(meta)
+    if problem:
+        raise CheckpointError(f"checkpoint {path} has inconsistent metadata: {problem}", where,
+                              hint="the file was altered (its digest was recomputed)")
     sections: dict[str, Arrays] = {s: {} for s in _SECTIONS}
     for key, value in arrays.items():
         section, _, name = key.partition("/")

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,11 @@ def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
 def run_job(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(job["argv"], capture_output=True, text=True, timeout=job["timeout"],
-                           env=env, cwd=ROOT)
+        with tempfile.TemporaryDirectory(prefix="graphspec-bench-") as tmp:
+            # A cold torch.compile each time: inductor's on-disk caches start empty.
+            env = {**env, "TORCHINDUCTOR_CACHE_DIR": tmp}
+            p = subprocess.run(job["argv"], capture_output=True, text=True,
+                               timeout=job["timeout"], env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {job['timeout']} s", "seconds": job["timeout"]}
     seconds = time.perf_counter() - t0
@@ -176,6 +180,7 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
         f"{_load(os.getloadavg() if hasattr(os, 'getloadavg') else None)} (other work on the "
         "machine widens the spreads)",
         "",
+        *_busy_note(info, args),
         "## Training step (ratios; lower is better)",
         "",
         "Ratio = median seconds per step of the first over the second, measured in one process "
@@ -193,7 +198,9 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
     ]
     compiled = [(j, r) for j, r in results if j["section"] == "torch" and "compile" in j["label"]]
     if compiled:
-        lines += ["torch.compile, first step (compilation included), seconds:", ""]
+        lines += ["torch.compile, first step (compilation included), seconds; graphspec "
+                  "compiles first, from empty caches, and the hand-written model may reuse "
+                  "kernels it built:", ""]
         rows = []
         for j, r in compiled:
             if "first_step_s" in r:
@@ -272,8 +279,9 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
         if "error" in ver:
             lines += [f"error: {ver['error']}", ""]
         else:
-            lines += [f"Seconds per spec in one process (`graphspec.verify`: numpy and torch, "
-                      f"float64, 3 training steps, finite differences); a fresh `graphspec "
+            lines += [f"Seconds per spec in one warmed-up process (`graphspec.verify`: numpy "
+                      f"and torch, float64, 3 training steps, finite differences); a fresh "
+                      f"`graphspec "
                       f"verify` process adds {ver['startup_s']:.1f} s of interpreter start and "
                       "imports.", ""]
             rows = [[v["spec"], f"{v['seconds']:.2f}", "ok" if v["ok"] is True else str(v["ok"])]
@@ -282,6 +290,18 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
             rows.append(["**total**", f"{total:.1f}", ""])
             lines += table(["spec", "seconds", "result"], rows) + [""]
     return "\n".join(lines) + "\n"
+
+
+def _busy_note(info: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """A warning when other work competed for the cores of a multi-threaded wall-clock run:
+    BLAS and OpenMP threads that wait for a busy core make such timings swing by 10x."""
+    load = info.get("load_average")
+    cores = info.get("cores") or 1
+    if not load or args.clock == "cpu" or args.threads == 1 or load[0] < 0.5 * cores:
+        return []
+    return [f"**The machine was busy** (load {load[0]:.1f} on {cores} cores): multi-threaded "
+            "wall-clock timings are unreliable there. `--threads 1 --clock cpu` measures what "
+            "other work cannot inflate.", ""]
 
 
 def _load(v: Any) -> str:
