@@ -326,3 +326,21 @@ def test_build_restores_the_garbage_collector():
 def test_generated_module_names_the_training_entry_point():
     _, prog, _, _ = _mlp()
     assert re.search(r"^def loss_and_param_grads\(", prog.source(), re.M)
+
+
+def test_written_module_has_forward_and_backward_functions():
+    """`compile -o` promises a `forward` and a `backward`; backward's gradients are
+    loss_and_grads' gradients."""
+    import graphspec as gs
+
+    ir = gs.build(gs.load("specs/xor.yaml"))
+    prog = gs.compile(ir, "numpy")
+    params = gs.init_params(ir)
+    rng = np.random.default_rng(0)
+    batch = {"x": rng.normal(size=(5, 2)), "y": rng.integers(0, 2, size=(5, 1)).astype(float)}
+    grads = prog.module.backward(params, batch)
+    _, _, expected = prog.loss_and_grads(params, batch)
+    assert set(grads) == set(expected)
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], expected[k])
+    assert set(prog.module.forward(params, batch)) == {"logit"}

@@ -41,7 +41,8 @@ def generate(ir: IR, spec_file: str | None = None) -> str:
         "",
         "Standalone: imports only numpy. `forward` computes the outputs, `evaluate` the loss",
         "terms and metrics, `loss_and_grads` the loss and its gradient by hand-written",
-        "backpropagation. `load_checkpoint` reads a graphspec checkpoint (.npz).",
+        "backpropagation (one line per node each way), `backward` just the gradients.",
+        "`load_checkpoint` reads a graphspec checkpoint (.npz).",
         '"""',
         "",
         "import numpy as np",
@@ -67,8 +68,21 @@ def generate(ir: IR, spec_file: str | None = None) -> str:
         plan, "loss_and_param_grads", list(ir.params),
         "`loss_and_grads` for the parameters only (training: no input gradients).",
     )
+    out += _backward_entry()
     out += _loader()
     return "\n".join(out) + "\n"
+
+
+def _backward_entry() -> list[str]:
+    # The backward pass needs the forward's values, so it lives inside loss_and_grads, where
+    # each value is freed after its last use in either direction; this names the gradients.
+    return [
+        "",
+        "def backward(params, inputs, training=True, noise=None, rng=None):",
+        '    """dL/d(every parameter and differentiable input), by the hand-written backward',
+        '    pass of `loss_and_grads` (which runs the forward pass it needs first)."""',
+        "    return loss_and_grads(params, inputs, training, noise, rng)[2]",
+    ]
 
 
 def _prelude_functions() -> list[str]:
