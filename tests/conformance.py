@@ -139,6 +139,7 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def torch_forward_and_grads(case: Case, g: np.ndarray | None) -> tuple[Any, list[Any], Any]:
     """Torch output, autograd gradients (with cotangent g) and new state, as numpy."""
     import torch
+
     from graphspec_torch.kernels import KERNELS
 
     targs = []

@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from graphspec_numpy.kernels import KERNELS, VJPS
-from graphspec_numpy.kernels._prelude import unbroadcast
-from graphspec_numpy.optim import clip_grad_norm, make_optimizer
 
 from graphspec.backend import Arrays, CompileOptions, LossResult
 from graphspec.codegen import Plan
@@ -22,6 +19,9 @@ from graphspec.ir.graph import IR
 from graphspec.ops import REGISTRY
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
+from graphspec_numpy.kernels import KERNELS, VJPS
+from graphspec_numpy.kernels._prelude import unbroadcast
+from graphspec_numpy.optim import clip_grad_norm, make_optimizer
 
 
 class MiniProgram:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from graphspec_numpy.kernels import KERNELS, VJPS
-from graphspec_torch.kernels import KERNELS as TORCH
 
 import graphspec as gs
 from graphspec.ops import REGISTRY, ShapeError, TensorType
+from graphspec_numpy.kernels import KERNELS, VJPS
+from graphspec_torch.kernels import KERNELS as TORCH
 
 MY_OPS = (
     "add sub mul div neg exp log square sqrt pow abs maximum minimum clip scale constant "

@@ -12,12 +12,12 @@ import numpy as np
 import pydantic
 import pytest
 import torch
-from graphspec_numpy.kernels import KERNELS, VJPS
-from graphspec_numpy.kernels._prelude import erf, erfc
-from graphspec_torch.kernels import KERNELS as TORCH
 
 import graphspec as gs
 from graphspec.ops import REGISTRY, ShapeError, TensorType
+from graphspec_numpy.kernels import KERNELS, VJPS
+from graphspec_numpy.kernels._prelude import erf, erfc
+from graphspec_torch.kernels import KERNELS as TORCH
 
 MY_OPS = """
     identity step sigmoid tanh relu leaky_relu softplus elu gelu softmax log_softmax

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from graphspec_numpy.optim import clip_grad_norm, make_optimizer
 
 import graphspec as gs
 from graphspec.errors import SpecError
@@ -22,6 +21,7 @@ from graphspec.spec.models import (
 )
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
+from graphspec_numpy.optim import clip_grad_norm, make_optimizer
 
 STEPS = 25
 SHAPES = {"w": (3, 4), "b": (4,), "v": (2, 2, 3)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from graphspec_torch.device import no_tf32, resolve_device
 from torch_helpers import (
     cuda,
     dropout_noise,
@@ -19,6 +18,7 @@ from torch_helpers import (
 
 import graphspec as gs
 from graphspec.errors import BackendError
+from graphspec_torch.device import no_tf32, resolve_device
 
 
 def _both(ir: gs.IR, **torch_options: object) -> tuple[object, object]:

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from graphspec_torch import sources
-from graphspec_torch.codegen import write_initial_params
-from graphspec_torch.kernels import KERNELS
 from torch_helpers import dropout_noise, features_batch, features_ir, max_rel, xor_batch, xor_ir
 
 import graphspec as gs
 from graphspec.errors import BackendError
+from graphspec_torch import sources
+from graphspec_torch.codegen import write_initial_params
+from graphspec_torch.kernels import KERNELS
 
 SITE_PACKAGES = str(Path(torch.__file__).resolve().parents[1])
 

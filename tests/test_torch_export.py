@@ -127,10 +127,10 @@ def test_unexportable_op_is_named_with_its_location(tmp_path: Path) -> None:
 def test_not_exportable_table_matches_the_exporter() -> None:
     """Export every op alone on its sample: the table lists exactly the ops that fail."""
     import torch
-    from graphspec_torch.export import _probe
-    from graphspec_torch.kernels import KERNELS
 
     from graphspec.ops.registry import iter_samples
+    from graphspec_torch.export import _probe
+    from graphspec_torch.kernels import KERNELS
 
     failing = {op for op in REGISTRY
                if _probe(op, KERNELS[op], iter_samples, torch.float32) is not None}

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from graphspec_torch.device import deterministic
 from torch_helpers import (
     SPECS,
     cuda,
@@ -22,6 +21,7 @@ from torch_helpers import (
 import graphspec as gs
 from graphspec.errors import DataError, NonFiniteLoss
 from graphspec.train.data import load_data
+from graphspec_torch.device import deterministic
 
 
 def _xor() -> tuple[Any, gs.IR, dict[str, dict[str, np.ndarray]]]:

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from graphspec_torch.device import synchronize
 
 import graphspec as gs
+from graphspec_torch.device import synchronize
 
 WIDTH, DEPTH, IN, OUT, BATCH = 1024, 4, 784, 10, 256
 LR, MOMENTUM = 0.01, 0.9
