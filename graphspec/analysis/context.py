@@ -176,11 +176,11 @@ class Context:
         return path
 
     def write_npz(self, stem: str, arrays: dict[str, Any]) -> Path:
+        from graphspec.train.atomic import atomic_open
+
         path = self.run_dir / f"{stem}.npz"
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
-        tmp.replace(path)
         self.files.append(path)
         return path
 

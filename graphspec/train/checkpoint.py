@@ -21,10 +21,8 @@ never a torn file.  A truncated or altered file fails the zip CRC or the digest 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from graphspec.errors import CheckpointError, Location
+from graphspec.train.atomic import atomic_open
 
 FORMAT = 1
 FILENAME = "checkpoint.npz"
@@ -95,16 +94,6 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
     return None
 
 
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(path: Path, ckpt: Checkpoint) -> None:
     arrays: Arrays = {}
     for section in _SECTIONS:
@@ -113,19 +102,8 @@ def save(path: Path, ckpt: Checkpoint) -> None:
     text = json.dumps({**ckpt.meta, "format": FORMAT})
     arrays["meta"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     arrays["digest"] = np.array(_digest(arrays))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 def _read_arrays(path: Path, missing_hint: str | None = None) -> Arrays:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
+
+from graphspec.train.atomic import atomic_open
 
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
@@ -17,18 +17,9 @@ SUMMARY = "summary.json"
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and ``os.replace``: readers never see half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
 
 
 class MetricsLog:
@@ -37,11 +28,9 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, history: list[dict[str, Any]]) -> None:
         self.path = run_dir / METRICS
-        tmp = self.path.with_name(f".{METRICS}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_open(self.path, "w", encoding="utf-8") as f:
             for rec in history:
                 f.write(json.dumps(rec) + "\n")
-        os.replace(tmp, self.path)
         self._f: TextIO | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 
     def append(self, record: dict[str, Any]) -> None:
