@@ -123,3 +123,12 @@ def activation_with_slope(a, name):
     if name == "identity":
         return a, np.ones_like(a)
     raise ValueError(f"unknown activation '{name}'")
+
+
+def normal_log_sigma(scale, parameterization):
+    """log σ of a normal whose scale is written as log σ, log σ² or σ."""
+    if parameterization == "log_sigma":
+        return scale
+    if parameterization == "log_var":
+        return 0.5 * scale
+    return np.log(scale)

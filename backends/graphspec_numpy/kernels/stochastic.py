@@ -8,7 +8,12 @@ through the surrogate's ``log_prob`` that the compiler adds.
 import numpy as np
 
 from graphspec_numpy.kernels import kernel, vjp
-from graphspec_numpy.kernels._prelude import logsumexp, stable_sigmoid, stable_softplus
+from graphspec_numpy.kernels._prelude import (
+    logsumexp,
+    normal_log_sigma,
+    stable_sigmoid,
+    stable_softplus,
+)
 
 
 @kernel("gaussian_sample")
@@ -72,12 +77,7 @@ def categorical_sample_vjp(g, z, logits, *, estimator, noise):
 @kernel("log_prob")
 def log_prob(z, theta, scale=None, *, dist, parameterization, logits):
     if dist == "normal":
-        if parameterization == "log_sigma":
-            log_sigma = scale
-        elif parameterization == "log_var":
-            log_sigma = 0.5 * scale
-        else:
-            log_sigma = np.log(scale)
+        log_sigma = normal_log_sigma(scale, parameterization)
         r = (z - theta) * np.exp(-log_sigma)
         lp = -0.5 * r * r - log_sigma - 0.9189385332046727  # log(2π) / 2
     elif dist == "bernoulli":
@@ -96,12 +96,7 @@ def log_prob_vjp(g, y, z, theta, scale=None, *, dist, parameterization, logits):
     # logits: dθ = g (z - sigmoid θ) ; categorical: dθ = g (z - softmax(θ) sum(z))
     g = g[..., None]  # the event sum spreads each cotangent over the last axis
     if dist == "normal":
-        if parameterization == "log_sigma":
-            log_sigma = scale
-        elif parameterization == "log_var":
-            log_sigma = 0.5 * scale
-        else:
-            log_sigma = np.log(scale)
+        log_sigma = normal_log_sigma(scale, parameterization)
         inv_sigma = np.exp(-log_sigma)
         r = (z - theta) * inv_sigma
         g_log_sigma = g * (r * r - 1)
