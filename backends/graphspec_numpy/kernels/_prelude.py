@@ -41,10 +41,6 @@ def logsumexp(x, axis, keepdims=False):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-def zeros_like_or_none(x):
-    return None
-
-
 def softmax_along(x, axis):
     """Normalized exponentials along ``axis``, max-shifted so that no exp overflows."""
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
@@ -132,3 +128,9 @@ def normal_log_sigma(scale, parameterization):
     if parameterization == "log_var":
         return 0.5 * scale
     return np.log(scale)
+
+
+def reduced_axes(axis, ndim):
+    """The non-negative axes a reduction with ``axis`` (None, int or list) runs over."""
+    axes = range(ndim) if axis is None else [axis] if isinstance(axis, int) else axis
+    return tuple(a % ndim for a in axes)

@@ -7,6 +7,7 @@ and index tuples instead of sharing helpers.
 import numpy as np
 
 from graphspec_numpy.kernels import kernel, vjp
+from graphspec_numpy.kernels._prelude import reduced_axes
 
 
 @kernel("sum")
@@ -17,8 +18,7 @@ def sum_(x, *, axis, keepdims):
 @vjp("sum")
 def sum_vjp(g, y, x, *, axis, keepdims):
     # dL/dx = g broadcast back over the summed axes
-    axes = range(x.ndim) if axis is None else [axis] if isinstance(axis, int) else axis
-    axes = tuple(a % x.ndim for a in axes)
+    axes = reduced_axes(axis, x.ndim)
     if not keepdims:
         g = np.expand_dims(g, axes)
     return (np.broadcast_to(g, x.shape).copy(),)
@@ -32,8 +32,7 @@ def mean(x, *, axis, keepdims):
 @vjp("mean")
 def mean_vjp(g, y, x, *, axis, keepdims):
     # dL/dx = g / n broadcast back over the n averaged elements
-    axes = range(x.ndim) if axis is None else [axis] if isinstance(axis, int) else axis
-    axes = tuple(a % x.ndim for a in axes)
+    axes = reduced_axes(axis, x.ndim)
     if not keepdims:
         g = np.expand_dims(g, axes)
     n = int(np.prod([x.shape[a] for a in axes]))
