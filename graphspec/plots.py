@@ -9,7 +9,6 @@ matplotlib runs headless (Agg).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,34 +68,20 @@ def _panels(n: int, title: str = "", size: tuple[float, float] = PANEL) -> tuple
 
 
 def read_history(run_dir: str | Path) -> History:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise GraphspecError(f"{run_dir} is not a run directory (no metrics.jsonl)",
+    """The per-epoch records of a run's ``metrics.jsonl``, strictly checked."""
+    from graphspec.train.runlog import METRICS, read_metrics
+
+    if not (Path(run_dir) / METRICS).is_file():
+        raise GraphspecError(f"{run_dir} is not a run directory (no {METRICS})",
                              Location(str(run_dir)),
                              hint="pass the --out directory of 'graphspec train'")
-    rows = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError) as e:
-        raise GraphspecError(f"cannot read {path}: {e}", Location(str(path))) from None
-    for i, line in enumerate(text.splitlines()):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if not isinstance(row, dict):
-                raise GraphspecError(f"line {i + 1} of {path} is not a JSON object (one epoch's "
-                                     "record)", Location(str(path), i + 1))
-            rows.append(row)
-    return rows
+    return read_metrics(Path(run_dir))
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise GraphspecError(f"cannot read {path}: {e}", Location(str(path))) from None
+    from graphspec.train.runlog import read_json
+
+    return read_json(path)
 
 
 def run_labels(dirs: Sequence[Path]) -> list[str]:
@@ -420,8 +405,12 @@ def _load_result(run_dir: Path, entry: dict[str, Any]) -> Any:
         return None
     path = run_dir / files[0]
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        except Exception as e:  # noqa: BLE001 - zip, header and pickle errors alike
+            raise GraphspecError(f"cannot read {path}: {e}", Location(str(path)),
+                                 hint="the file was damaged; rerun the analysis") from None
     return _read_json(path)
 
 
@@ -471,12 +460,7 @@ def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> lis
 
 
 def _title(dirs: list[Path]) -> str:
-    names = set()
-    for d in dirs:
-        s = d / "summary.json"
-        if s.is_file():
-            try:
-                names.add(str(json.loads(s.read_text(encoding="utf-8")).get("name", "")))
-            except (OSError, ValueError):
-                pass
+    from graphspec.train.runlog import SUMMARY, read_summary
+
+    names = {str(read_summary(d).get("name", "")) for d in dirs if (d / SUMMARY).is_file()}
     return names.pop() if len(names) == 1 else ""

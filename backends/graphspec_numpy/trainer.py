@@ -138,12 +138,15 @@ class NumpyTrainer:
             epoch, step, culprit.node if culprit else None,
         )
 
-    def locate_nonfinite(self, split: str, index: np.ndarray) -> tuple[str, str] | None:
+    def locate_nonfinite(
+        self, split: str, index: np.ndarray, training: bool = True
+    ) -> tuple[str, str] | None:
         """(node, description) of the first non-finite value on rows ``index`` of ``split``
-        with the current parameters: the driver's diagnosis for backends that cannot."""
+        with the current parameters (in training or evaluation mode): the driver's
+        diagnosis for backends that cannot, and for validation losses."""
         x = {k: v[index] for k, v in self.data[split].items()}
         with np.errstate(all="ignore"):
-            culprit = first_nonfinite(self.ir, self._p, x, training=True,
+            culprit = first_nonfinite(self.ir, self._p, x, training=training,
                                       rng=seeds.stream(self.seed, seeds.EVAL))
         return (culprit.node, culprit.describe(self.ir)) if culprit else None
 

@@ -56,7 +56,17 @@ def read_index(run_dir: Path) -> list[dict[str, Any]]:
     except (OSError, ValueError):
         return []
     entries = data.get("entries", []) if isinstance(data, dict) else []
-    return [e for e in entries if isinstance(e, dict) and "name" in e]
+    return [e for e in entries if isinstance(entries, list) and _well_formed(e)]
+
+
+def _well_formed(entry: Any) -> bool:
+    """An entry as run_stage writes it: names are strings, files plain names in the run
+    directory (a damaged or hand-edited index must not point a reader elsewhere)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return False
+    files = entry.get("files", [])
+    return isinstance(files, list) and all(
+        isinstance(f, str) and f and Path(f).name == f and f not in (".", "..") for f in files)
 
 
 def _update_index(run_dir: Path, records: list[dict[str, Any]]) -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-import numpy as np
 
 from graphspec.cli.common import add_max_params, import_feature, load_ir, require_attr
 
@@ -24,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument(
         "--checkpoint",
         metavar="NPZ",
-        help="parameters from a checkpoint (.npz, keys 'param/<name>')",
+        help="parameters from a checkpoint (.npz, keys 'param/<name>') or a run directory",
     )
     add_max_params(p)
     p.set_defaults(run=run)
@@ -32,19 +29,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     import graphspec as gs
+    from graphspec.train.checkpoint import load_params_for
 
     spec, ir = load_ir(args.file, args.max_params)
-    params = load_npz_params(args.checkpoint) if args.checkpoint else gs.init_params(ir)
+    # A checkpoint of another spec is an error listing every difference, not a KeyError.
+    params = load_params_for(ir, args.checkpoint) if args.checkpoint else gs.init_params(ir)
     module = import_feature("graphspec_torch.export", "ONNX export")
     export_onnx = require_attr(module, "export_onnx", "ONNX export")
     export_onnx(ir, params, args.onnx)
     print(f"wrote {args.onnx}", file=sys.stderr)
     return 0
-
-
-def load_npz_params(path: str) -> dict[str, np.ndarray]:
-    """Parameters from an .npz checkpoint (keys ``param/<name>``), never unpickling; a
-    graphspec checkpoint's integrity is checked."""
-    from graphspec.train.checkpoint import load_params
-
-    return load_params(Path(path))

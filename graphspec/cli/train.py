@@ -26,14 +26,34 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="train a spec and save the run",
         description="Train with the spec's data, optimizer and schedule. The run directory "
         "holds checkpoints, the metrics log and the final parameters; --resume continues "
-        "from its last checkpoint.",
+        "from its last checkpoint (also past its end, with a larger --epochs). A directory "
+        "that holds a run is never replaced without --overwrite.",
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
     p.add_argument("-b", "--backend", default="numpy", help="backend name (default: numpy)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
-    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<spec name>)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run directory (default: runs/<spec name>/<n>, the next free n)",
+    )
     p.add_argument("--seed", type=int, help="override the spec's seed")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (default: the spec's latest run) from its checkpoint",
+    )
+    start.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that --out holds",
+    )
+    start.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from the trained parameters of a run directory or checkpoint",
+    )
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
     p.add_argument(
@@ -58,9 +78,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
-    from graphspec.errors import TrainingError
-    from graphspec.spec.variants import expand_variants, run_dir, select
-    from graphspec.train.driver import TrainingInterrupted
+    from graphspec.spec.variants import expand_variants, select
+    from graphspec.train import rundir
 
     spec = load_spec(args.file)
     variants = select(expand_variants(spec), args.variant)
@@ -69,7 +88,27 @@ def run(args: argparse.Namespace) -> int:
         print_warnings(check_variant(v, args.max_params, training=True))
     driver = import_feature("graphspec.train.driver", "training")
     train = require_attr(driver, "train", "training")
-    base = Path(args.out) if args.out else Path("runs") / spec.name
+    if args.out:
+        base = Path(args.out)
+    elif args.resume:
+        base = rundir.latest_version(rundir.spec_root(spec.name))
+    else:
+        base = rundir.next_version(rundir.spec_root(spec.name))
+    try:
+        return _train_variants(args, spec, variants, base, train)
+    finally:
+        if not args.out:
+            rundir.discard_if_empty(base)  # nothing was trained: no empty run number left
+
+
+def _train_variants(
+    args: argparse.Namespace, spec: Any, variants: dict[str, Any], base: Path, train: Any
+) -> int:
+    from graphspec.errors import TrainingError
+    from graphspec.spec.variants import run_dir
+    from graphspec.train.atomic import WriteError
+    from graphspec.train.driver import TrainingInterrupted
+
     dirs = []
     failed = 0
     for v in variants.values():
@@ -84,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
                 epochs=args.epochs,
                 seed=args.seed,
                 resume=args.resume,
+                overwrite=args.overwrite,
+                init_from=args.init_from,
                 dtype=args.dtype,
                 device=args.device,
                 progress=True,
@@ -91,7 +132,16 @@ def run(args: argparse.Namespace) -> int:
         except TrainingInterrupted as e:
             if args.debug:
                 raise
-            return _interrupted(e, args)
+            eprint(f"graphspec: {e.message}\nhint: continue with: {resume_command(args, base)}")
+            # Not an error in the input: exit as a process stopped by that signal does.
+            return 128 + int(e.signal)
+        except WriteError as e:
+            if e.checkpoint is not None:  # the run can go on once the disk has room again
+                e.hint = (
+                    "free some space or make the directory writable, then continue with: "
+                    + resume_command(args, base)
+                )
+            raise
         except TrainingError as e:
             # One diverging variant is a result worth comparing, not a reason to stop the
             # others; an interruption stops everything.
@@ -118,15 +168,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _interrupted(e: Any, args: argparse.Namespace) -> int:
-    """SIGINT/SIGTERM: the run stopped cleanly at an epoch boundary with a checkpoint saved.
-    Not an error in the input: say how to go on, and exit as a process stopped by that
-    signal conventionally does (128 + the signal's number: 130 for SIGINT, 143 for SIGTERM)."""
+def resume_command(args: argparse.Namespace, base: Path) -> str:
+    """The command that continues this training from its checkpoint (after SIGINT/SIGTERM,
+    or a failed write): the same spec, run directory and settings, with --resume."""
     import shlex
 
-    again = ["graphspec", "train", args.file, "--resume"]
-    if args.out:
-        again += ["--out", args.out]
+    again = ["graphspec", "train", args.file, "--resume", "--out", str(base)]
     if args.backend != "numpy":
         again += ["--backend", args.backend]
     if args.dtype != "float64":
@@ -137,8 +184,7 @@ def _interrupted(e: Any, args: argparse.Namespace) -> int:
         again += ["--epochs", str(args.epochs)]
     for name in args.variant or []:
         again += ["--variant", name]
-    eprint(f"graphspec: {e.message}\nhint: continue with: {shlex.join(again)}")
-    return 128 + int(e.signal)
+    return shlex.join(again)
 
 
 def _print_expectations(spec: Any, run_result: Any) -> bool:
@@ -164,6 +210,14 @@ def _print_summary(run_result: Any, out: Path) -> None:
     """One line a person reads at the end of a run: how it ended and the final figures."""
     status = getattr(run_result, "status", None)
     epochs = getattr(run_result, "epochs", None)
+    ended = getattr(run_result, "resumed_status", None) in ("completed", "early_stopped")
+    if ended and getattr(run_result, "resumed_from", None) == epochs:
+        why = (
+            "it stopped early; a larger patience would let it go on"
+            if status == "early_stopped"
+            else "pass a larger --epochs to train further"
+        )
+        eprint(f"note: the run had already trained {epochs} epochs: nothing to train ({why})")
     final = getattr(run_result, "final", None) or {}
     if status is not None:
         head = f"{status} after {epochs} epoch{'s' * (epochs != 1)}" if epochs else str(status)

@@ -25,14 +25,19 @@ import hashlib
 import json
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graphspec.errors import CheckpointError, Location
 from graphspec.train.atomic import atomic_open
+from graphspec.train.runlog import to_json
+
+if TYPE_CHECKING:
+    from graphspec.ir.graph import IR
 
 FORMAT = 1
 FILENAME = "checkpoint.npz"
@@ -81,7 +86,8 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
         if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)):
             return f"'{key}' is {meta[key]!r}"
     history = meta.get("history", [])
-    if not all(isinstance(r, dict) and all(_is_number(v) for k, v in r.items() if k != "epoch")
+    if not all(isinstance(r, dict) and all(v is None or _is_number(v)  # null: non-finite
+                                           for k, v in r.items() if k != "epoch")
                for r in history):
         return "'history' holds something other than per-epoch records of numbers"
     if "epoch" in meta and meta["epoch"] != len(history):
@@ -99,7 +105,7 @@ def save(path: Path, ckpt: Checkpoint) -> None:
     for section in _SECTIONS:
         for name, value in getattr(ckpt, section).items():
             arrays[f"{section}/{name}"] = np.asarray(value)
-    text = json.dumps({**ckpt.meta, "format": FORMAT})
+    text = to_json({**ckpt.meta, "format": FORMAT})
     arrays["meta"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     arrays["digest"] = np.array(_digest(arrays))
     with atomic_open(path, "wb") as f:
@@ -178,3 +184,100 @@ def load(path: Path) -> Checkpoint:
         sections[section][name] = value
     return Checkpoint(meta, sections["param"], sections["opt"], sections["best"],
                       sections["last"])
+
+
+# ---- does a set of parameters fit a spec? ------------------------------------------------------
+
+Shape = tuple[int, ...]
+SHOWN = 12  # names listed per kind of difference; the count says how many more
+
+
+@dataclass
+class Mismatch:
+    """How parameters (a checkpoint's) differ from what a spec declares."""
+
+    missing: list[tuple[str, Shape]] = field(default_factory=list)  # (name, expected shape)
+    extra: list[tuple[str, Shape]] = field(default_factory=list)  # (name, found shape)
+    shapes: list[tuple[str, Shape, Shape]] = field(default_factory=list)  # (name, exp, found)
+    dtypes: list[tuple[str, str]] = field(default_factory=list)  # (name, found dtype)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.extra or self.shapes or self.dtypes)
+
+    def counts(self) -> str:
+        """'2 missing, 1 extra, 1 of another shape'."""
+        parts = [f"{len(self.missing)} missing" if self.missing else "",
+                 f"{len(self.extra)} extra" if self.extra else "",
+                 f"{len(self.shapes)} of another shape" if self.shapes else "",
+                 f"{len(self.dtypes)} not real numbers" if self.dtypes else ""]
+        return ", ".join(p for p in parts if p)
+
+    def lines(self) -> list[str]:
+        """One line per difference (at most SHOWN of each kind)."""
+        out: list[str] = []
+
+        def listed(kind: str, items: list[str]) -> None:
+            out.extend(f"{kind}: {text}" for text in items[:SHOWN])
+            if len(items) > SHOWN:
+                out.append(f"{kind}: ... and {len(items) - SHOWN} more")
+
+        listed("missing", [f"'{n}' (the spec's shape {_shape(s)})" for n, s in self.missing])
+        listed("extra", [f"'{n}' (shape {_shape(s)}), which the spec does not have"
+                         for n, s in self.extra])
+        listed("shape", [f"'{n}': the spec's shape is {_shape(e)}, the checkpoint's {_shape(f)}"
+                         for n, e, f in self.shapes])
+        listed("dtype", [f"'{n}' holds {d}, not real numbers" for n, d in self.dtypes])
+        return out
+
+
+def _shape(shape: Shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def expected_shapes(ir: IR) -> dict[str, Shape]:
+    """Every parameter and state buffer of ``ir`` with its shape."""
+    return {k: tuple(int(d) for d in ir.type(k).shape) for k in ir.params + ir.state}
+
+
+def compare_params(params: Mapping[str, np.ndarray], expected: Mapping[str, Shape]) -> Mismatch:
+    """Missing, extra, differently shaped and non-numeric parameters of ``params`` against
+    ``expected`` (names and shapes, as :func:`expected_shapes` gives)."""
+    found = {k: tuple(np.shape(v)) for k, v in params.items()}
+    m = Mismatch()
+    m.missing = [(k, s) for k, s in expected.items() if k not in found]
+    m.extra = [(k, s) for k, s in found.items() if k not in expected]
+    m.shapes = [(k, s, found[k]) for k, s in expected.items() if k in found and found[k] != s]
+    m.dtypes = [(k, str(np.asarray(v).dtype)) for k, v in params.items()
+                if k in expected and np.asarray(v).dtype.kind not in "fiu"]
+    return m
+
+
+def check_fits(params: Mapping[str, np.ndarray], ir: IR, source: str | Path) -> None:
+    """Raise a CheckpointError listing every difference between ``params`` (read from
+    ``source``) and the parameters of ``ir``'s spec."""
+    m = compare_params(params, expected_shapes(ir))
+    if not m:
+        return
+    spec = ir.spec
+    name = f"spec '{spec.name}'" if spec is not None else "this spec"
+    raise CheckpointError(
+        f"the parameters of this checkpoint do not fit {name}: {m.counts()}",
+        Location(str(source)),
+        notes=[(line, None) for line in m.lines()],
+        hint="was it written by another spec? Parameters are matched by name and shape",
+    )
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file, given itself or the run directory holding it."""
+    p = Path(path)
+    return p / FILENAME if p.is_dir() else p
+
+
+def load_params_for(ir: IR, path: str | Path) -> Arrays:
+    """The parameters (``param/``) of a checkpoint or run directory ``path``, checked to
+    fit ``ir``'s spec: a CheckpointError lists every missing, extra or misshapen one."""
+    source = resolve(path)
+    params = load_params(source)
+    check_fits(params, ir, source)
+    return params

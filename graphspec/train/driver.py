@@ -44,8 +44,10 @@ from graphspec.ir.graph import IR
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
-from graphspec.train import checkpoint, seeds
+from graphspec.train import checkpoint, rundir, seeds
+from graphspec.train.atomic import WriteError
 from graphspec.train.data import Dataset, load_data
+from graphspec.train.lock import RunLock
 from graphspec.train.runlog import SUMMARY, MetricsLog, Progress, write_json_atomic
 from graphspec.train.schedules import lr_factor, resolve
 from graphspec.train.stopping import Tracker, resolve_monitor
@@ -64,6 +66,8 @@ class RunResult:
     best: dict[str, Any] | None  # {"monitor", "value", "epoch"}
     params: Arrays
     info: dict[str, Any] = field(default_factory=dict)  # what summary.json holds
+    resumed_from: int | None = None  # when resumed: the checkpoint's epoch
+    resumed_status: str | None = None  # and the status it had been saved with
 
     def summary(self) -> str:
         """A few lines for people: how the run ended and its final metrics."""
@@ -91,33 +95,72 @@ class TrainingInterrupted(TrainingError):
 def train(
     spec: Spec | str | os.PathLike[str], *, backend: str = "numpy",
     out: str | os.PathLike[str] | None = None, epochs: int | None = None,
-    seed: int | None = None, resume: bool = False, dtype: str = "float64",
+    seed: int | None = None, resume: bool = False, overwrite: bool = False,
+    init_from: str | os.PathLike[str] | None = None, dtype: str = "float64",
     device: str = "auto", progress: bool = True, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
-    (default ``runs/<spec name>``).  ``epochs`` and ``seed`` override the spec's;
-    ``resume`` continues from ``out/checkpoint.npz``.  Other keyword arguments are
+    (default ``runs/<spec name>/<n>``, the next free ``n``).  ``epochs`` and ``seed``
+    override the spec's.  ``resume`` continues the run in ``out`` (default: the latest run
+    of the spec) from its checkpoint, also past its end with more ``epochs``; a directory
+    that holds a run is otherwise refused unless ``overwrite``.  ``init_from`` (a run
+    directory or a checkpoint) starts from trained parameters.  Other keyword arguments are
     backend compile options (``amp``, ``compile``, ...)."""
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
-    run = _Run(spec, backend, out, epochs, seed, resume, dtype, device, progress,
-               backend_options)
-    return run.execute()
+    if resume and (overwrite or init_from is not None):
+        raise TrainingError("resume continues a run; it cannot be combined with "
+                            + ("overwrite" if overwrite else "init_from"))
+    run_dir, created = _run_dir(spec, out, resume)
+    try:
+        with RunLock(run_dir):
+            rundir.prepare(run_dir, resume=resume, overwrite=overwrite)
+            run = _Run(spec, backend, run_dir, epochs, seed, resume, dtype, device, progress,
+                       backend_options, init_from)
+            return run.execute()
+    except BaseException:
+        if created:
+            rundir.discard_if_empty(run_dir)
+        raise
+
+
+def _run_dir(spec: Spec, out: Any, resume: bool) -> tuple[Path, bool]:
+    """The run directory, created; and whether this call created it."""
+    if out is None:
+        root = rundir.spec_root(spec.name)
+        if resume:
+            path = rundir.latest_version(root)
+            return (path / spec.variant if spec.variant else path), False
+        path = rundir.next_version(root)
+        if not spec.variant:
+            return path, True
+        path = path / spec.variant
+    else:
+        path = Path(out)
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainingError(f"cannot create the run directory {path}: {e.strerror or e}",
+                            Location(str(path)), hint="choose another --out") from None
+    return path, created
 
 
 class _Run:
     def __init__(
-        self, spec: Spec, backend: str, out: Any, epochs: int | None, seed: int | None,
+        self, spec: Spec, backend: str, run_dir: Path, epochs: int | None, seed: int | None,
         resume: bool, dtype: str, device: str, progress: bool, options: dict[str, Any],
+        init_from: str | os.PathLike[str] | None = None,
     ) -> None:
         self.spec = spec
         require_training(spec)
         assert spec.train is not None
         self.tspec: TrainSpec = spec.train
         self.backend, self.dtype, self.device = backend, dtype, device
-        self.run_dir = Path(out) if out is not None else Path("runs") / spec.name
+        self.run_dir = run_dir
         self.ckpt_path = self.run_dir / checkpoint.FILENAME
         self.ckpt: checkpoint.Checkpoint | None = None
+        self.init_from = checkpoint.resolve(os.fspath(init_from)) if init_from is not None else None
         if resume:
             self.ckpt = checkpoint.load(self.ckpt_path)
             seed = self._check_resume(seed)
@@ -125,6 +168,12 @@ class _Run:
         self.n_epochs = int(epochs) if epochs is not None else self.tspec.epochs
         if self.n_epochs < 1:
             raise TrainingError(f"epochs must be at least 1, got {self.n_epochs}")
+        done = int(self.ckpt.meta.get("epoch", 0)) if self.ckpt is not None else 0
+        if self.n_epochs < done:
+            raise TrainingError(
+                f"the run in {self.run_dir} has trained {done} epochs already; it cannot "
+                f"resume to {self.n_epochs}", Location(str(self.ckpt_path)),
+                hint=f"resume with --epochs {done} or more")
         self.ir: IR = build(spec)
         # The spec's analysis entries, checked before any training (graphspec.analysis).
         self.analysis = analysis.plan(spec, self.ir)
@@ -179,14 +228,9 @@ class _Run:
     def _restore(self, trainer: Any) -> None:
         assert self.ckpt is not None
         ck, where = self.ckpt, Location(str(self.ckpt_path))
-        expected = {k: tuple(self.ir.type(k).shape) for k in self.ir.params + self.ir.state}
-        for section in (ck.train_params, ck.param):
-            got = {k: tuple(v.shape) for k, v in section.items()}
-            if got != expected:
-                diff = sorted(set(got.items()) ^ set(expected.items()))[:3]
-                raise CheckpointError(f"the checkpoint does not fit this spec's parameters "
-                                      f"(differences: {diff})", where,
-                                      hint="was it written by another spec?")
+        for section in (ck.train_params, ck.param, ck.best):
+            if section:
+                checkpoint.check_fits(section, self.ir, self.ckpt_path)
         try:
             trainer.load_params(ck.train_params)
             trainer.load_state_dict(ck.opt)
@@ -202,16 +246,20 @@ class _Run:
 
     # ---- the run -------------------------------------------------------------------------
     def execute(self) -> RunResult:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TrainingError(f"cannot create the run directory {self.run_dir}: "
-                                f"{e.strerror or e}", hint="choose another --out") from None
-        for stale in self.run_dir.glob(f".{checkpoint.FILENAME}.*.tmp"):  # from killed writers
+        # Temporary files of writers killed mid-write (the lock says none of them is alive).
+        for stale in self.run_dir.glob(".*.*.tmp"):
             stale.unlink(missing_ok=True)
+        try:
+            return self._execute()
+        except WriteError as e:
+            raise self._write_failed(e) from None
+
+    def _execute(self) -> RunResult:
         program = self._compile()
         self.program = program
         params0 = init_params(self.ir, self.seed)
+        if self.init_from is not None:
+            params0 = self._initial_from(self.init_from, params0)
         if self.ckpt is None:  # a resumed run has done its ``at: init`` analysis already
             self._analyse("init", params0)
         trainer = program.trainer(params0, self.train_spec, self.seed)
@@ -220,11 +268,10 @@ class _Run:
         if self.ckpt is not None:
             self._restore(trainer)
         self.trainer = trainer
-        finished = self.status in ("early_stopped",) or self.start_epoch >= self.n_epochs
-        if finished and self.ckpt is not None:
-            trainer.load_params(self.ckpt.param)  # the run's final parameters
-            return self._finish(self.status if self.status != "running" else "completed",
-                                restored=bool(self.ckpt.last), save=False)
+        # A resumed run continues from its last epoch's parameters and early-stopping state
+        # up to ``n_epochs``; one with nothing left to train (it finished, or a signal came
+        # in its last epoch) goes straight to the ending, which is a function of that state:
+        # the result equals the uninterrupted run's either way.
         log = MetricsLog(self.run_dir, self.history)
         try:
             with _Signals(self.progress) as signals:
@@ -241,15 +288,21 @@ class _Run:
                 f"{self.n_epochs}; checkpoint saved to {self.ckpt_path}", result,
                 signals.received or signal.SIGINT,
                 hint="continue with --resume (resume=True)")
-        restored = False
         if self.keep_best and self.best_params and self.tracker.best_epoch != len(self.history):
             last = self.trainer.params()
             self.trainer.load_params(self.best_params)
-            restored = True
-            return self._finish(status, restored, last=last)
-        return self._finish(status, restored)
+            return self._finish(status, restored=True, last=last)
+        return self._finish(status, restored=False)
+
+    def _initial_from(self, path: Path, params0: Arrays) -> Arrays:
+        """The parameters of a trained run (``param/``: its best after restore-best), which
+        must match this spec's by name and shape."""
+        params = checkpoint.load_params_for(self.ir, path)
+        return {k: np.array(params[k], dtype=np.float64) for k in params0}
 
     def _loop(self, log: MetricsLog, signals: _Signals) -> str:
+        if self.tracker.should_stop:  # resumed after early stopping: more epochs change nothing
+            return "early_stopped"
         last_save = -math.inf  # the first epoch is always saved: a failure has a fallback
         # A trainer that cannot say where a non-finite value arose (it checks once per epoch,
         # after the later steps ran) gets its diagnosis from the numpy reference replaying
@@ -264,6 +317,7 @@ class _Run:
             except NonFiniteLoss as e:
                 raise self._nonfinite(e, batches, start) from None
             record = self._record(epoch, stats)
+            self._check_validation(record, epoch)
             record["time"] = round(time.perf_counter() - t0, 6)
             self.elapsed += record["time"]
             if self.tracker.update(record[self.tracker.monitor], epoch + 1) and self.keep_best:
@@ -311,16 +365,70 @@ class _Run:
             if found:
                 node = found[0]
                 message += f"; on the numpy reference the first non-finite value is {found[1]}"
+        return self._failed(NonFiniteLoss(message, e.epoch, e.step, node))
+
+    def _check_validation(self, record: dict[str, Any], epoch: int) -> None:
+        """A non-finite validation loss (or loss term) fails the run as a training loss
+        does: early stopping would otherwise treat NaN as 'no improvement' and end the run
+        as if it had converged."""
+        keys = ["val_loss", *(f"val_{lid}" for lid, _ in self.ir.losses)]
+        bad = [k for k in keys if k in record and not math.isfinite(record[k])]
+        if not bad:
+            return
+        message = f"{bad[0].replace('_', ' ', 1)} is {record[bad[0]]} after epoch {epoch + 1}"
+        found = self._locate("val")
+        message += (f": first non-finite value on the validation data: {found[1]}" if found
+                    else " (could not localize)")
+        raise self._failed(NonFiniteLoss(message, epoch, 0, found[0] if found else None))
+
+    def _locate(self, split: str) -> tuple[str, str] | None:
+        """(node, description) of the first non-finite value on ``split`` in evaluation
+        mode, with the current parameters; the numpy reference answers for backends that
+        cannot.  Best effort: a diagnosis never masks the error it explains."""
+        index = np.arange(self.data.rows(split))
+        try:
+            trainer = self.trainer
+            if not hasattr(trainer, "locate_nonfinite"):
+                ref = get_backend("numpy").compile(
+                    self.ir, CompileOptions(dtype=self.dtype))  # type: ignore[arg-type]
+                trainer = ref.trainer(self.trainer.params(), self.train_spec, self.seed)
+                trainer.set_data(split, self.data.splits[split])
+            found: tuple[str, str] | None = trainer.locate_nonfinite(split, index, training=False)
+            return found
+        except Exception:  # noqa: BLE001 - diagnosis is a courtesy on an error path
+            return None
+
+    def _failed(self, err: NonFiniteLoss) -> NonFiniteLoss:
+        """The user-facing error for a non-finite loss: located at its node, saying which
+        checkpoint is kept; ``summary.json`` records the failure."""
         kept = (f"the last good checkpoint is kept: {self.ckpt_path}" if self.ckpt_path.exists()
                 else "no checkpoint had been written yet")
-        err = NonFiniteLoss(f"{message}; {kept}", e.epoch, e.step, node)
-        if node is not None and node in self.ir.graph:
-            err.location = self.ir.node(node).get("src")
+        err.message = f"{err.message}; {kept}"
+        err.args = (err.message,)
+        if err.node is not None and err.node in self.ir.graph:
+            err.location = self.ir.node(err.node).get("src")
         err.hint = ("lower the learning rate, clip gradients (train.clip_grad_norm) or check "
                     "the data; metrics.jsonl has the epochs before the failure")
         result = self._result("failed", final={})
         self._write_summary(result, error=err.message)
         return err
+
+    def _write_failed(self, e: WriteError) -> WriteError:
+        """A run file could not be written: say which, and from where the run can go on
+        (``e.checkpoint``: the intact checkpoint, or None).  The summary says 'failed' if it
+        can still be written."""
+        e.checkpoint = self.ckpt_path if self.ckpt_path.is_file() else None
+        if e.checkpoint is not None:
+            e.message += f"; the last checkpoint is intact: {self.ckpt_path}"
+            e.args = (e.message,)
+            e.hint = "free some space or make the directory writable, then continue with " \
+                     "--resume (resume=True)"
+        if hasattr(self, "trainer"):
+            try:
+                self._write_summary(self._result("failed", final={}), error=e.message)
+            except WriteError:
+                pass
+        return e
 
     def _reference_diagnosis(
         self, batches: list[np.ndarray], e: NonFiniteLoss, start: tuple[Arrays, Arrays] | None
@@ -363,11 +471,8 @@ class _Run:
             final.update({f"val_{k}": float(v) for k, v in self.trainer.evaluate("val").items()})
         return final
 
-    def _finish(
-        self, status: str, restored: bool, last: Arrays | None = None, save: bool = True
-    ) -> RunResult:
-        if save:
-            self._save(status, last=last)
+    def _finish(self, status: str, restored: bool, last: Arrays | None = None) -> RunResult:
+        self._save(status, last=last)
         result = self._result(status, self._final_metrics())
         result.info = self._write_summary(result, restored=restored)
         self._analyse("end", result.params)
@@ -395,7 +500,9 @@ class _Run:
             best = {"monitor": self.tracker.monitor, "value": self.tracker.best,
                     "epoch": self.tracker.best_epoch}
         return RunResult(self.run_dir, status, len(self.history), list(self.history), final,
-                         best, self.trainer.params())
+                         best, self.trainer.params(),
+                         resumed_from=self.start_epoch if self.ckpt is not None else None,
+                         resumed_status=self.ckpt.meta.get("status") if self.ckpt else None)
 
     def _write_summary(
         self, result: RunResult, restored: bool = False, error: str | None = None
@@ -413,6 +520,8 @@ class _Run:
         }
         if self.data.note:
             summary["data_note"] = self.data.note
+        if self.init_from is not None:
+            summary["init_from"] = str(self.init_from)
         if error:
             summary["error"] = error
         write_json_atomic(self.run_dir / SUMMARY, summary)

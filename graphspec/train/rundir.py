@@ -1,0 +1,127 @@
+"""Where runs go, and what may happen to a directory that already holds one.
+
+Without ``--out`` a run of spec ``NAME`` goes to ``runs/NAME/<n>``: the first free ``n``
+(1, 2, ...), claimed with ``mkdir`` so that two trainings started at once never share one
+(as Lightning's ``version_N``).  ``--resume`` without ``--out`` continues the latest.
+
+A directory that holds a run (a checkpoint, a metrics log or a summary) is never trained
+into again unless the caller says how: ``resume`` continues it, ``overwrite`` replaces it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from graphspec.analysis.runner import INDEX as ANALYSIS
+from graphspec.errors import GraphspecError, Location, TrainingError
+from graphspec.train.checkpoint import FILENAME as CHECKPOINT
+from graphspec.train.lock import LOCK
+from graphspec.train.runlog import METRICS, SUMMARY, read_summary
+
+ROOT = Path("runs")
+# The files a run consists of; --overwrite removes these (and nothing else) first, so a
+# replaced run never leaves a summary or checkpoint of the old one beside the new log.
+RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, ANALYSIS)
+MAX_TRIES = 10_000  # versions tried before giving up (another process keeps taking them)
+
+
+def spec_root(name: str, root: str | os.PathLike[str] = ROOT) -> Path:
+    """The folder holding the numbered runs of the spec called ``name``."""
+    return Path(root) / name
+
+
+def versions(folder: Path) -> list[int]:
+    """The run numbers present in ``folder`` (its sub-folders named by a number), sorted."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.isascii() and name.isdigit() and entry.is_dir():
+            found.append(int(name))
+    return sorted(found)
+
+
+def next_version(folder: Path) -> Path:
+    """Create and return ``folder/<n>`` for the first ``n`` above every existing run.
+
+    ``mkdir`` without ``exist_ok`` is the claim: of two processes choosing the same ``n``
+    one gets FileExistsError and tries the next, so no two runs ever share a directory."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cannot_create(folder, e) from None
+    n = max(versions(folder), default=0) + 1
+    for _ in range(MAX_TRIES):
+        path = folder / str(n)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        except OSError as e:
+            raise _cannot_create(path, e) from None
+        return path
+    raise TrainingError(f"no free run number under {folder} after {MAX_TRIES} tries",
+                        Location(str(folder)), hint="choose a run directory with --out")
+
+
+def latest_version(folder: Path) -> Path:
+    """``folder/<n>`` of the latest run, for ``--resume`` without ``--out``."""
+    found = versions(folder)
+    if not found:
+        raise TrainingError(f"no run to resume in {folder}", Location(str(folder)),
+                            hint="pass the run directory with --out")
+    return folder / str(found[-1])
+
+
+def holds_run(path: Path) -> bool:
+    return any((path / f).exists() for f in RUN_FILES)
+
+
+def describe(path: Path) -> str:
+    """' (completed after 12 epochs)' from the summary, best effort (for messages)."""
+    if not (path / SUMMARY).is_file():
+        return ""
+    try:
+        summary = read_summary(path)
+    except GraphspecError:
+        return ""
+    status, epochs = summary.get("status"), summary.get("epochs")
+    return f" ({str(status).replace('_', ' ')} after {epochs} epochs)"
+
+
+def prepare(path: Path, *, resume: bool, overwrite: bool) -> None:
+    """Check that a run may be written into ``path`` (held under its lock): a directory
+    holding a run needs ``resume`` or ``overwrite``; ``overwrite`` removes the old run's
+    files."""
+    if resume or not holds_run(path):
+        return
+    if not overwrite:
+        hint = "start over with --overwrite, or choose another --out"
+        if (path / CHECKPOINT).exists():
+            hint = "continue it with --resume, " + hint
+        raise TrainingError(f"{path} already holds a run{describe(path)}; not replacing it",
+                            Location(str(path)), hint=hint)
+    for name in RUN_FILES:
+        try:
+            (path / name).unlink(missing_ok=True)
+        except OSError as e:
+            raise TrainingError(f"cannot remove {path / name}: {e.strerror or e}",
+                                Location(str(path / name))) from None
+
+
+def discard_if_empty(path: Path) -> None:
+    """Remove ``path`` when it holds nothing but a lock file: a run that failed before
+    writing anything leaves no empty directory behind."""
+    with contextlib.suppress(OSError):
+        if {p.name for p in path.iterdir()} <= {LOCK}:
+            (path / LOCK).unlink(missing_ok=True)
+            path.rmdir()
+
+
+def _cannot_create(path: Path, e: OSError) -> TrainingError:
+    return TrainingError(f"cannot create the run directory {path}: {e.strerror or e}",
+                         Location(str(path)), hint="choose another --out")
