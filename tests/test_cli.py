@@ -261,6 +261,177 @@ def test_report_of_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "is not a run directory" in capsys.readouterr().err
 
 
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``graphspec ARGV`` in process: (status, stdout, stderr); never an internal error."""
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert rc != 70 and "Traceback" not in err and "internal error" not in err, err
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def xor_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("xor") / "run"
+    assert main(["train", str(XOR), "--epochs", "3", "--out", str(run)]) == 0
+    return run
+
+
+def test_train_refuses_to_replace_a_run(
+    xor_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(xor_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    rc, _, err = _cli(["train", XOR, "--epochs", "4", "--out", run], capsys)
+    assert rc == 1
+    assert err.splitlines() == [
+        f"{run}: error: {run} already holds a run (completed after 3 epochs); not replacing it",
+        "hint: continue it with --resume, start over with --overwrite, or choose another --out",
+    ]
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing changed
+    rc, out, _ = _cli(["train", XOR, "--epochs", "4", "--out", run, "--overwrite"], capsys)
+    assert rc == 0 and "after 4 epochs" in out
+    rc, _, err = _cli(["train", XOR, "--out", run, "--resume", "--overwrite"], capsys)
+    assert rc == 2 and "not allowed with argument" in err
+
+
+def test_train_resumes_a_finished_run_only_with_more_epochs(
+    xor_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(xor_run, run)
+    rc, out, err = _cli(["train", XOR, "--epochs", "3", "--out", run, "--resume"], capsys)
+    assert rc == 0 and "completed after 3 epochs" in out
+    assert (
+        "note: the run had already trained 3 epochs: nothing to train (pass a larger "
+        "--epochs to train further)" in err
+    )
+    rc, out, err = _cli(["train", XOR, "--epochs", "5", "--out", run, "--resume"], capsys)
+    assert rc == 0 and "completed after 5 epochs" in out and "nothing to train" not in err
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 5
+
+
+def test_train_without_out_numbers_the_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for n in (1, 2):
+        rc, out, _ = _cli(["train", XOR, "--epochs", "1"], capsys)
+        assert rc == 0 and f"run saved in {Path('runs/xor-mlp') / str(n)}" in out
+    rc, out, _ = _cli(["train", XOR, "--epochs", "2", "--resume"], capsys)
+    assert rc == 0 and f"run saved in {Path('runs/xor-mlp/2')}" in out
+
+
+def test_train_init_from_a_run_of_another_spec(
+    xor_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = _cli(["train", RESIDUAL, "--out", tmp_path / "r", "--init-from", xor_run], capsys)
+    assert rc == 1
+    ckpt = xor_run / "checkpoint.npz"
+    lines = err.splitlines()
+    assert lines[0] == (
+        f"{ckpt}: error: the parameters of this checkpoint do not fit spec "
+        "'residual-mlp': 18 missing, 2 extra, 1 of another shape"
+    )
+    assert "note: missing: 'stem.weight' (the spec's shape [2, 32])" in lines
+    assert "note: missing: ... and 6 more" in lines
+    assert "note: extra: 'hidden.weight' (shape [2, 8]), which the spec does not have" in lines
+    assert (
+        "note: shape: 'logit.weight': the spec's shape is [32, 1], the checkpoint's [8, 1]" in lines
+    )
+    assert not (tmp_path / "r").exists()
+    rc, out, _ = _cli(
+        ["train", XOR, "--epochs", "1", "--out", tmp_path / "x", "--init-from", xor_run], capsys
+    )
+    assert rc == 0
+
+
+def test_export_with_a_checkpoint_of_another_spec(
+    xor_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = _cli(
+        [
+            "export",
+            RESIDUAL,
+            "--onnx",
+            tmp_path / "m.onnx",
+            "--checkpoint",
+            xor_run / "checkpoint.npz",
+        ],
+        capsys,
+    )
+    assert rc == 1
+    assert err.startswith(
+        f"{xor_run / 'checkpoint.npz'}: error: the parameters of this "
+        "checkpoint do not fit spec 'residual-mlp': 18 missing, 2 extra, "
+        "1 of another shape\n"
+    )
+    assert (
+        "note: shape: 'logit.weight': the spec's shape is [32, 1], the checkpoint's [8, 1]" in err
+    )
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("null", "{s} is not a run summary: it holds null, not an object"),
+        ("[]", "{s} is not a run summary: it holds list, not an object"),
+        (
+            '{"status": "completed", "epochs": "3"}',
+            "{s} is not a run summary: 'epochs' is missing or not an integer",
+        ),
+        (
+            '{"status": "completed", "epochs": 3, "final": {"val_loss": NaN}}',
+            "{s} is not valid JSON: 'NaN' is not JSON",
+        ),
+        ('{"status": ', "{s} is not valid JSON: Expecting value"),
+    ],
+)
+def test_report_on_a_damaged_summary(
+    xor_run: Path,
+    tmp_path: Path,
+    damage: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(xor_run, run)
+    summary = run / "summary.json"
+    summary.write_text(damage)
+    rc, _, err = _cli(["report", run, "-o", tmp_path / "out"], capsys)
+    assert rc == 1
+    headline = err.splitlines()[0]
+    assert headline.startswith(f"{summary}") and message.format(s=summary) in headline, err
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            '{"epoch": 4, "train_loss": "low"}',
+            "is not one epoch's record: 'train_loss' is not a number",
+        ),
+        ('{"epoch": null}', "has no integer 'epoch'"),
+        ('{"epoch": 4, "train_loss": Infinity}', "is not a JSON object (one epoch's record)"),
+    ],
+)
+def test_report_on_a_damaged_metrics_line(
+    xor_run: Path,
+    tmp_path: Path,
+    line: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(xor_run, run)
+    log = run / "metrics.jsonl"
+    log.write_text(log.read_text() + line + "\n")
+    rc, _, err = _cli(["report", run, "-o", tmp_path / "out"], capsys)
+    assert rc == 1
+    assert err.splitlines()[0] == f"{log}:4: error: line 4 of {log} {message}", err
+
+
 def test_verify_numpy_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(XOR), "--backends", "numpy", "--steps", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -16,6 +16,7 @@ the tests depend on no fixed sleep for correctness.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -364,3 +365,183 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(
     assert ck.meta["status"] == "completed" and ck.meta["epoch"] == k + 3
     assert_same_params(ck.param, full.params, TOL[backend])
     assert_same_history(metrics(run), full.history, TOL[backend])
+
+
+# ---- a signal in any epoch, the last one included ---------------------------------------------
+
+# Random labels on a wide layer: validation loss is lowest early, so the run ends by putting
+# the best epoch's parameters back -- the step a signal in the last epoch used to skip.
+RESTORING = """\
+graphspec: 1
+name: restoring
+seed: 3
+inputs:
+  x: [batch, 4]
+  y: [batch, 1]
+graph:
+  - {id: hidden, op: linear, in: x, units: 32}
+  - {id: act, op: tanh}
+  - {id: logit, op: linear, units: 1}
+loss:
+  - {op: bce_with_logits, in: [logit, y]}
+train:
+  data: {source: random_labels, samples: 96, features: 4, val_split: 0.25}
+  optimizer: {name: adam, lr: 0.05}
+  epochs: 8
+  batch_size: 16
+  early_stopping: {monitor: val_loss, patience: 100, restore_best: true}
+  metrics: [binary_accuracy]
+"""
+
+# SIGTERM to itself while epoch AT (0-based) trains: deterministic, whatever the machine's speed.
+SIGNAL_IN_EPOCH = """
+import os, signal
+from graphspec_numpy.trainer import NumpyTrainer
+real = NumpyTrainer.train_epoch
+def train_epoch(self, batches, epoch):
+    if epoch == {at}:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(self, batches, epoch)
+NumpyTrainer.train_epoch = train_epoch
+"""
+
+
+def summary_of(run: Path) -> dict[str, Any]:
+    return json.loads((run / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("at", [3, 7], ids=["middle-epoch", "last-epoch"])
+def test_sigterm_in_any_epoch_then_resume_ends_as_the_uninterrupted_run(
+    tmp_path: Path, at: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, run = write(tmp_path, RESTORING), tmp_path / "run"
+    full = train(spec, out=tmp_path / "full", progress=False)
+    assert full.info["restored_best"] and full.best is not None and full.best["epoch"] < 8
+    proc = spawn(["train", str(spec), "--out", str(run)], prelude=SIGNAL_IN_EPOCH.format(at=at))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err.decode()
+    assert f"interrupted by SIGTERM after epoch {at + 1} of 8" in err.decode()
+    assert summary_of(run)["status"] == "interrupted"
+    rc, _ = run_cli(["train", str(spec), "--out", str(run), "--resume"], capsys)
+    assert rc == 0
+    got, want = summary_of(run), summary_of(tmp_path / "full")
+    for key in ("status", "epochs", "final", "best", "restored_best"):
+        assert got[key] == want[key], key
+    assert got["status"] == "completed" and got["restored_best"] is True
+    ck, ck_full = checkpoint.load(run / "checkpoint.npz"), checkpoint.load(tmp_path / "full"
+                                                                          / "checkpoint.npz")
+    for section in ("param", "last", "best", "opt"):  # the best parameters, and the trajectory
+        assert_same_params(getattr(ck, section), getattr(ck_full, section), 0.0)
+    assert_same_params(ck.param, full.params, 0.0)
+    assert_same_history(metrics(run), full.history, 0.0)
+
+
+# ---- one training per run directory ------------------------------------------------------------
+
+
+def test_a_second_training_into_a_busy_run_directory_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    spec, run = long_spec(tmp_path), tmp_path / "run"
+    proc = spawn(["train", str(spec), "--out", str(run)], every_s=0.0)
+    wait_for(run / "checkpoint.npz", proc)
+    try:
+        for flags in ([], ["--overwrite"], ["--resume"]):
+            rc, err = run_cli(["train", str(spec), "--out", str(run), *flags], capsys)
+            assert rc == 1, flags
+            headline = err.splitlines()[0]
+            assert headline.startswith(f"{run}: error: the run directory {run} is in use: "
+                                       f"process {proc.pid} on host {socket.gethostname()}, "
+                                       "started "), headline
+            assert "is training into it" in headline and "train" in headline
+        assert proc.poll() is None  # the holder was left alone, and still trains
+    finally:
+        kill9(proc)
+    # The killed holder's lock file is still there, naming it; the kernel released its lock.
+    assert f'"pid": {proc.pid}' in (run / ".graphspec.lock").read_text()
+    k = checkpoint.load(run / "checkpoint.npz").meta["epoch"]
+    rc, _ = run_cli(["train", str(spec), "--out", str(run), "--resume", "--epochs", str(k + 1)],
+                    capsys)
+    assert rc == 0
+    assert checkpoint.load(run / "checkpoint.npz").meta["epoch"] == k + 1
+
+
+def test_two_trainings_started_together_never_share_a_directory(tmp_path: Path) -> None:
+    """Two processes into one --out: exactly one trains; the other says who holds it and
+    leaves the directory to it."""
+    spec, run = long_spec(tmp_path), tmp_path / "run"
+    procs = [spawn(["train", str(spec), "--out", str(run), "--epochs", "30"]) for _ in range(2)]
+    results = [(p.communicate(timeout=120), p.returncode) for p in procs]
+    codes = sorted(rc for _, rc in results)
+    assert codes == [0, 1], results
+    (_, err), _ = next(r for r in results if r[1] == 1)
+    # Refused by the lock while the other trains, or by the finished run it left behind.
+    assert re.search(rf"is in use: process \d+ on host|{re.escape(str(run))} already holds a "
+                     "run", err.decode()), err.decode()
+    winner = next(p for p, (_, rc) in zip(procs, results, strict=True) if rc == 0)
+    assert json.loads((run / ".graphspec.lock").read_text() or "{}").get("pid") in (None,
+                                                                                   winner.pid)
+    assert summary_of(run)["epochs"] == 30 and len(metrics(run)) == 30
+
+
+# ---- a disk that fills up ----------------------------------------------------------------------
+
+
+def fail_fsync_of(monkeypatch: pytest.MonkeyPatch, name: str, nth: int) -> None:
+    """The ``nth`` atomic write of run file ``name`` fails as on a full disk (its fsync:
+    the last moment a real full disk reports it).  Tests run as root, where a read-only
+    directory does not stop writes, so the failure is injected."""
+    real, seen = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        target = Path(os.readlink(f"/proc/self/fd/{fd}")).name
+        if target.startswith(f".{name}.") and target.endswith(".tmp"):
+            seen.append(target)
+            if len(seen) == nth:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_disk_full_names_the_file_and_the_resume_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(driver, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every epoch
+    spec, run = long_spec(tmp_path), tmp_path / "run"
+    ckpt = run / "checkpoint.npz"
+    fail_fsync_of(monkeypatch, "checkpoint.npz", 3)
+    rc, err = run_cli(["train", str(spec), "--out", str(run), "--epochs", "6"], capsys)
+    assert rc == 1
+    lines = err.splitlines()
+    assert lines[0] == (f"{ckpt}: error: cannot write {ckpt}: No space left on device; the last "
+                        f"checkpoint is intact: {ckpt}"), err
+    again = f"graphspec train {spec} --resume --out {run} --epochs 6"
+    assert lines[-1] == "hint: free some space or make the directory writable, then continue " \
+                        f"with: {again}", err
+    assert checkpoint.load(ckpt).meta["epoch"] == 2  # the third write failed, the second stands
+    summary = summary_of(run)
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+    assert not list(run.glob(".*.tmp"))
+    monkeypatch.undo()
+    rc, _ = run_cli(again.split()[1:], capsys)
+    assert rc == 0
+    full = train(spec, out=tmp_path / "full", epochs=6, progress=False)
+    assert_same_params(checkpoint.load(ckpt).param, full.params, 0.0)
+    assert_same_history(metrics(run), full.history, 0.0)
+
+
+def test_disk_full_before_any_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, run = long_spec(tmp_path), tmp_path / "run"
+    fail_fsync_of(monkeypatch, "metrics.jsonl", 1)  # the log, written before the first epoch
+    rc, err = run_cli(["train", str(spec), "--out", str(run), "--epochs", "3"], capsys)
+    assert rc == 1
+    log = run / "metrics.jsonl"
+    assert err.splitlines()[0] == f"{log}: error: cannot write {log}: No space left on device"
+    assert err.splitlines()[-1] == ("hint: free some space or make the directory writable, then "
+                                    "try again")
+    assert not (run / "checkpoint.npz").exists()

@@ -271,7 +271,8 @@ def test_checkpoint_of_another_spec_is_refused(
     other = tmp_path / "other.yaml"
     other.write_text((tmp_path / "spec.yaml").read_text().replace("units: 4", "units: 5"))
     rc, err = cli(["train", other, "--out", run, "--resume", "--epochs", 4], capsys)
-    assert rc == 1 and "does not fit this spec's parameters" in err
+    assert rc == 1 and "do not fit spec" in err
+    assert "shape: 'h.weight': the spec's shape is [2, 5], the checkpoint's [2, 4]" in err
 
 
 # ---- data files: each problem a DataError at train.data -----------------------------------

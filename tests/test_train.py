@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 import graphspec as gs
-from graphspec.errors import CheckpointError, DataError, NonFiniteLoss, SpecError
+from graphspec.errors import CheckpointError, DataError, NonFiniteLoss, SpecError, TrainingError
 from graphspec.train import TrainingInterrupted, checkpoint, driver, train
 from graphspec.train.atomic import WriteError
 from graphspec.train.runlog import Progress
@@ -412,3 +413,240 @@ def test_public_api_spec_object(tmp_path):
     spec = gs.load(write_spec(tmp_path, epochs=1))
     run = gs.train(spec, out=tmp_path / "run", progress=False)
     assert run.run_dir == tmp_path / "run" and run.epochs == 1
+
+
+# ---- continuing a finished run, starting from another run --------------------------------------
+
+
+def test_continuing_a_finished_run_equals_the_longer_run(tmp_path):
+    """10 epochs, then --resume to 20: bit for bit the 20-epoch run.  The 10-epoch run ended
+    by restoring its best epoch, so continuing must start from last/, not from param/."""
+    spec = write_spec(tmp_path, units=32, source="random_labels", samples=96, epochs=10,
+                      optimizer="{name: adam, lr: 0.05}",
+                      extra="  early_stopping: {monitor: val_loss, patience: 100}")
+    short = train(spec, out=tmp_path / "run", progress=False)
+    assert short.status == "completed" and short.info["restored_best"]
+    longer = train(spec, out=tmp_path / "run", resume=True, epochs=20, progress=False)
+    full = train(spec, out=tmp_path / "full", epochs=20, progress=False)
+    assert longer.epochs == 20 and longer.resumed_from == 10
+    assert_same_run(full, longer)
+    assert longer.final == full.final and longer.best == full.best
+    assert longer.status == full.status
+    for section in ("param", "last", "best", "opt"):
+        a = getattr(checkpoint.load(tmp_path / "run" / "checkpoint.npz"), section)
+        b = getattr(checkpoint.load(tmp_path / "full" / "checkpoint.npz"), section)
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), section
+
+
+def test_an_early_stopped_run_stays_stopped_with_more_epochs(tmp_path):
+    spec = write_spec(tmp_path, units=64, source="random_labels", samples=120, epochs=200,
+                      optimizer="{name: adam, lr: 0.05}",
+                      extra="  early_stopping: {monitor: val_loss, patience: 4}")
+    stopped = train(spec, out=tmp_path / "run", progress=False)
+    assert stopped.status == "early_stopped" and stopped.epochs < 200
+    again = train(spec, out=tmp_path / "run", resume=True, epochs=400, progress=False)
+    full = train(spec, out=tmp_path / "full", epochs=400, progress=False)
+    assert again.status == full.status == "early_stopped"
+    assert again.epochs == full.epochs == stopped.epochs
+    assert_same_run(full, again)
+    assert again.final == full.final
+
+
+def test_resume_to_fewer_epochs_than_trained_is_refused(tmp_path):
+    spec = write_spec(tmp_path, epochs=4)
+    train(spec, out=tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match="has trained 4 epochs already; it cannot resume "
+                                            "to 2") as e:
+        train(spec, out=tmp_path / "run", resume=True, epochs=2, progress=False)
+    assert e.value.hint == "resume with --epochs 4 or more"
+
+
+def test_init_from_starts_from_the_trained_parameters(tmp_path, monkeypatch):
+    from graphspec_numpy.program import NumpyProgram
+
+    spec = write_spec(tmp_path, epochs=3, extra="  early_stopping: {monitor: val_loss}")
+    first = train(spec, out=tmp_path / "first", progress=False)
+    starts = []
+    real = NumpyProgram.trainer
+    monkeypatch.setattr(NumpyProgram, "trainer", lambda self, params, *a: (
+        starts.append({k: v.copy() for k, v in params.items()}), real(self, params, *a))[1])
+    for source in (tmp_path / "first", tmp_path / "first" / "checkpoint.npz"):
+        tuned = train(spec, out=tmp_path / "tuned" / source.name, init_from=source,
+                      progress=False)
+        assert tuned.epochs == 3 and tuned.info["init_from"] == str(tmp_path / "first" /
+                                                                    "checkpoint.npz")
+        # The first run's final (restored best) parameters, not a fresh initialization.
+        assert_params_equal(starts[-1], first.params)
+    fresh = train(spec, out=tmp_path / "fresh", progress=False)
+    assert not all(np.array_equal(starts[-1][k], first.params[k]) for k in first.params)
+    assert strip_time(fresh.history) == strip_time(first.history)
+
+
+def assert_params_equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_init_from_another_spec_lists_the_differences(tmp_path):
+    train(write_spec(tmp_path, epochs=1), out=tmp_path / "small", progress=False)
+    wide = write_spec(tmp_path, "wide.yaml", units=5, epochs=1)
+    with pytest.raises(CheckpointError) as e:
+        train(wide, out=tmp_path / "wide", init_from=tmp_path / "small", progress=False)
+    assert "do not fit spec 'mlp-test': 3 of another shape" in e.value.message
+    notes = [text for text, _ in e.value.notes]
+    assert notes == [
+        "shape: 'hidden.weight': the spec's shape is [2, 5], the checkpoint's [2, 8]",
+        "shape: 'hidden.bias': the spec's shape is [5], the checkpoint's [8]",
+        "shape: 'logit.weight': the spec's shape is [5, 1], the checkpoint's [8, 1]",
+    ]
+    assert not (tmp_path / "wide").exists()  # nothing was written: no empty run left behind
+
+
+def test_compare_params_names_missing_extra_shapes_and_dtypes(tmp_path):
+    ir = gs.build(gs.load(write_spec(tmp_path)))
+    params = gs.init_params(ir)
+    assert not checkpoint.compare_params(params, checkpoint.expected_shapes(ir))
+    params["hidden.weight"] = np.zeros((3, 8))
+    del params["logit.bias"]
+    params["other.weight"] = np.zeros(2)
+    params["hidden.bias"] = np.array(["a"] * 8)
+    m = checkpoint.compare_params(params, checkpoint.expected_shapes(ir))
+    assert m.missing == [("logit.bias", (1,))]
+    assert m.extra == [("other.weight", (2,))]
+    assert m.shapes == [("hidden.weight", (2, 8), (3, 8))]
+    assert m.dtypes == [("hidden.bias", "<U1")]
+    assert m.counts() == "1 missing, 1 extra, 1 of another shape, 1 not real numbers"
+
+
+# ---- run directories ----------------------------------------------------------------------------
+
+
+def test_a_finished_run_is_not_replaced_without_overwrite(tmp_path):
+    spec = write_spec(tmp_path, epochs=2)
+    train(spec, out=tmp_path / "run", progress=False)
+    before = (tmp_path / "run" / "checkpoint.npz").read_bytes()
+    with pytest.raises(TrainingError, match=r"already holds a run \(completed after 2 epochs\); "
+                                            "not replacing it") as e:
+        train(spec, out=tmp_path / "run", epochs=3, progress=False)
+    assert e.value.hint == ("continue it with --resume, start over with --overwrite, or choose "
+                            "another --out")
+    assert (tmp_path / "run" / "checkpoint.npz").read_bytes() == before
+    again = train(spec, out=tmp_path / "run", epochs=3, overwrite=True, progress=False)
+    assert again.epochs == 3 and len((tmp_path / "run" / "metrics.jsonl").read_text()
+                                     .splitlines()) == 3
+    with pytest.raises(TrainingError, match="cannot be combined with overwrite"):
+        train(spec, out=tmp_path / "run", resume=True, overwrite=True, progress=False)
+
+
+def test_default_run_directories_are_numbered(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(tmp_path, epochs=1)
+    a = train(spec, progress=False)
+    b = train(spec, progress=False)
+    assert a.run_dir == Path("runs/mlp-test/1") and b.run_dir == Path("runs/mlp-test/2")
+    resumed = train(spec, resume=True, epochs=2, progress=False)  # the latest run
+    assert resumed.run_dir == b.run_dir and resumed.epochs == 2
+    # A failure before anything is written leaves no numbered directory behind.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("{source: xor, samples: 160, noise: 0.2, "
+                                            "val_split: 0.25}", "{path: nowhere.csv}"))
+    with pytest.raises(DataError):
+        train(bad, progress=False)
+    assert sorted(p.name for p in Path("runs/mlp-test").iterdir()) == ["1", "2"]
+
+
+def test_next_version_skips_numbers_taken_meanwhile(tmp_path, monkeypatch):
+    from graphspec.train import rundir
+
+    (tmp_path / "3").mkdir()
+    (tmp_path / "notes").mkdir()
+    assert rundir.next_version(tmp_path) == tmp_path / "4"
+    # Another process took 5 and 6 after this one listed the folder: mkdir is the claim.
+    (tmp_path / "5").mkdir()
+    (tmp_path / "6").mkdir()
+    monkeypatch.setattr(rundir, "versions", lambda folder: [3, 4])
+    assert rundir.next_version(tmp_path) == tmp_path / "7"
+    assert rundir.latest_version(tmp_path) == tmp_path / "4"  # through the patched listing
+
+
+def test_the_run_lock_is_exclusive_and_released(tmp_path):
+    from graphspec.train.lock import RunLock
+
+    with RunLock(tmp_path):
+        with pytest.raises(TrainingError, match=rf"is in use: process {os.getpid()} on host "):
+            with RunLock(tmp_path):
+                pass
+    with RunLock(tmp_path):  # released on exit
+        pass
+
+
+# ---- non-finite validation losses, strict JSON --------------------------------------------
+
+# sqrt of the input: the training rows are >= 0, the validation rows are not.
+SQRT_OF_INPUT = """\
+graphspec: 1
+name: val-nan
+inputs:
+  x: [batch, 1]
+  t: [batch, 1]
+graph:
+  - {id: r, op: sqrt, in: x}
+  - {id: out, op: linear, units: 1}
+loss:
+  - {op: mse, in: [out, t]}
+train:
+  data: {path: train.csv, val_path: val.csv}
+  optimizer: {name: sgd, lr: 0.01}
+  epochs: 5
+  batch_size: 4
+"""
+
+
+def strict_json(text):
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_nan_validation_loss_fails_the_run(tmp_path, backend, monkeypatch):
+    monkeypatch.setattr(driver, "CHECKPOINT_EVERY_S", 0.0)
+    (tmp_path / "train.csv").write_text("x,t\n" + "".join(f"{i / 8},{i % 2}\n" for i in range(8)))
+    (tmp_path / "val.csv").write_text("x,t\n0.5,1\n-1.0,0\n")
+    (tmp_path / "spec.yaml").write_text(SQRT_OF_INPUT)
+    with pytest.raises(NonFiniteLoss) as e:
+        train(tmp_path / "spec.yaml", out=tmp_path / "run", backend=backend, device="cpu",
+              progress=False)
+    err = e.value
+    assert err.message.startswith("val loss is nan after epoch 1: first non-finite value on "
+                                  "the validation data: node 'r' (sqrt at "), err.message
+    assert err.message.endswith("no checkpoint had been written yet")
+    assert err.location is not None and err.location.line == 7  # the sqrt node
+    summary = strict_json((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == err.message
+
+
+def test_run_files_are_strict_json(tmp_path):
+    from graphspec.train.runlog import MetricsLog, read_metrics, write_json_atomic
+
+    run = train(write_spec(tmp_path, epochs=2), out=tmp_path / "run", progress=False)
+    for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines():
+        strict_json(line)
+    strict_json((tmp_path / "run" / "summary.json").read_text())
+    # Non-finite numbers (a metric that is NaN on some data) are written as null.
+    log = MetricsLog(tmp_path, [{"epoch": 1, "train_acc": float("nan")}])
+    log.append({"epoch": 2, "train_acc": float("inf"), "lr": 0.1})
+    log.close()
+    assert [strict_json(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        {"epoch": 1, "train_acc": None}, {"epoch": 2, "train_acc": None, "lr": 0.1}]
+    assert read_metrics(tmp_path)[1] == {"epoch": 2, "train_acc": None, "lr": 0.1}
+    write_json_atomic(tmp_path / "s.json", {"final": {"val_acc": -math.inf}, "n": run.epochs})
+    assert strict_json((tmp_path / "s.json").read_text()) == {"final": {"val_acc": None}, "n": 2}
+    # And a checkpoint whose history holds such a null still resumes.
+    ck = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
+    ck.meta["history"][0]["train_binary_accuracy"] = float("nan")
+    checkpoint.save(tmp_path / "run" / "checkpoint.npz", ck)
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.npz").meta["history"][0][
+        "train_binary_accuracy"] is None

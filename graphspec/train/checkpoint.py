@@ -271,7 +271,7 @@ def check_fits(params: Mapping[str, np.ndarray], ir: IR, source: str | Path) -> 
 def resolve(path: str | Path) -> Path:
     """A checkpoint file, given itself or the run directory holding it."""
     p = Path(path)
-    return p / FILENAME if p.is_dir() else p
+    return p / FILENAME if p.is_dir() and p.name != FILENAME else p
 
 
 def load_params_for(ir: IR, path: str | Path) -> Arrays:

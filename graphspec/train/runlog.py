@@ -99,8 +99,8 @@ def read_text(path: Path, limit: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise GraphspecError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})",
-                             where) from None
+        raise GraphspecError(f"cannot read {path}: not UTF-8 text ({e.reason} at byte "
+                             f"{e.start})", where) from None
 
 
 def _reject_constant(token: str) -> Any:
@@ -167,17 +167,22 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     for i, line in enumerate(read_text(path, MAX_METRICS_BYTES).split("\n")):
         if not line.strip():
             continue
-        row = parse_json(line, path, i + 1)
-        epoch = row.get("epoch") if isinstance(row, dict) else None
-        if not isinstance(row, dict) or not isinstance(epoch, int) or isinstance(epoch, bool):
-            problem = "not an object with an integer 'epoch'"
+        try:
+            row = json.loads(line, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            row = None
+        problem = ""
+        if not isinstance(row, dict):
+            problem = "is not a JSON object (one epoch's record)"
+        elif not isinstance(row.get("epoch"), int) or isinstance(row.get("epoch"), bool):
+            problem = "has no integer 'epoch'"
         else:
             bad = [k for k, v in row.items() if k != "epoch" and v is not None
                    and not _is_number(v)]
-            problem = f"'{bad[0][:100]}' is not a number" if bad else ""
+            if bad:
+                problem = f"is not one epoch's record: '{bad[0][:100]}' is not a number"
         if problem:
-            raise GraphspecError(f"line {i + 1} of {path} is not one epoch's record: {problem}",
-                                 Location(str(path), i + 1),
+            raise GraphspecError(f"line {i + 1} of {path} {problem}", Location(str(path), i + 1),
                                  hint="the file was damaged; a run writes one JSON object "
                                  "per line")
         rows.append(row)
