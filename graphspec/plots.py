@@ -42,10 +42,14 @@ def _colors(n: int) -> list[Any]:
 
 def _save(fig: Any, out: str | Path) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=DPI)
-    _plt().close(fig)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(out, dpi=DPI)
+    except OSError as e:  # a full disk or a read-only folder: say which file
+        raise GraphspecError(f"cannot write {out}: {e.strerror or e}", Location(str(out))) from None
+    finally:
+        _plt().close(fig)
     return out
 
 

@@ -78,7 +78,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
-    from graphspec.spec.variants import expand_variants, select
+    from graphspec.spec.variants import expand_variants, run_dir, select
     from graphspec.train import rundir
 
     spec = load_spec(args.file)
@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     train = require_attr(driver, "train", "training")
     if args.out:
         base = Path(args.out)
+        if not (args.resume or args.overwrite):  # refused before any variant trains
+            for v in variants.values():
+                rundir.prepare(run_dir(base, v), resume=False, overwrite=False)
     elif args.resume:
         base = rundir.latest_version(rundir.spec_root(spec.name))
     else:

@@ -198,7 +198,6 @@ class _Run:
         self.best_params: Arrays = {}
         self.elapsed = 0.0
         self.start_epoch = 0
-        self.status = "running"
 
     # ---- setup ---------------------------------------------------------------------------
     def _check_resume(self, seed: int | None) -> int | None:
@@ -242,7 +241,6 @@ class _Run:
         self.elapsed = float(meta.get("wall_time_s", 0.0))
         self.tracker.load(meta.get("tracker", {}))
         self.best_params = dict(ck.best)
-        self.status = str(meta.get("status", "running"))
 
     # ---- the run -------------------------------------------------------------------------
     def execute(self) -> RunResult:

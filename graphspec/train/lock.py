@@ -77,7 +77,8 @@ class RunLock:
         data = json.dumps(info).encode("utf-8")[:MAX_INFO_BYTES]
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, data)
         except OSError as e:
             raise TrainingError(f"cannot write the lock file {self.path}: {e.strerror or e}",
                                 Location(str(self.path))) from None
@@ -101,8 +102,8 @@ class RunLock:
 def read_holder(fd: int) -> dict[str, Any]:
     """What the lock's holder wrote about itself, or {} (it may not have written yet)."""
     try:
-        raw = os.pread(fd, MAX_INFO_BYTES, 0)
-        info = json.loads(raw.decode("utf-8"))
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, MAX_INFO_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(info, dict):
