@@ -27,7 +27,8 @@ expect:
 def _run(tmp_path: Path, claim: str, *flags: str, capsys) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     spec = tmp_path / "tiny.yaml"
     spec.write_text(SPEC.replace("{claim}", claim))
-    code = main(["train", str(spec), "--out", str(tmp_path / "run"), *flags])
+    # --overwrite: a test trains twice into one run directory
+    code = main(["train", str(spec), "--out", str(tmp_path / "run"), "--overwrite", *flags])
     return code, capsys.readouterr().out
 
 

@@ -112,32 +112,38 @@ def train(
         raise TrainingError("resume continues a run; it cannot be combined with "
                             + ("overwrite" if overwrite else "init_from"))
     run_dir, created = _run_dir(spec, out, resume)
+    lock = RunLock(run_dir)
+    lock.acquire()  # refused: the directory is another training's; leave it alone
     try:
-        with RunLock(run_dir):
-            rundir.prepare(run_dir, resume=resume, overwrite=overwrite)
-            run = _Run(spec, backend, run_dir, epochs, seed, resume, dtype, device, progress,
-                       backend_options, init_from)
-            return run.execute()
+        rundir.prepare(run_dir, resume=resume, overwrite=overwrite)
+        run = _Run(spec, backend, run_dir, epochs, seed, resume, dtype, device, progress,
+                   backend_options, init_from)
+        return run.execute()
     except BaseException:
-        if created:
-            rundir.discard_if_empty(run_dir)
+        for path in created:  # still under the lock: no other training is using them
+            rundir.discard_if_empty(path)
         raise
+    finally:
+        lock.release()
 
 
-def _run_dir(spec: Spec, out: Any, resume: bool) -> tuple[Path, bool]:
-    """The run directory, created; and whether this call created it."""
+def _run_dir(spec: Spec, out: Any, resume: bool) -> tuple[Path, list[Path]]:
+    """The run directory, created; and the directories this call created (deepest first)."""
+    created: list[Path] = []
     if out is None:
         root = rundir.spec_root(spec.name)
         if resume:
             path = rundir.latest_version(root)
-            return (path / spec.variant if spec.variant else path), False
+            return (path / spec.variant if spec.variant else path), created
         path = rundir.next_version(root)
+        created.append(path)
         if not spec.variant:
-            return path, True
+            return path, created
         path = path / spec.variant
     else:
         path = Path(out)
-    created = not path.exists()
+    if not path.exists():
+        created.insert(0, path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -33,14 +33,22 @@ MAX_INFO_BYTES = 4096  # what the holder writes, and what a refused process read
 
 
 class RunLock:
-    """``with RunLock(run_dir):`` -- hold ``run_dir``'s lock or raise a TrainingError
-    naming the process that holds it.  The directory must exist."""
+    """``with RunLock(run_dir):`` (or ``acquire()`` ... ``release()``) -- hold
+    ``run_dir``'s lock or raise a TrainingError naming the process that holds it.  The
+    directory must exist."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def acquire(self) -> None:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
@@ -58,9 +66,8 @@ class RunLock:
             os.close(fd)
             raise
         self.fd = fd
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def release(self) -> None:
         if self.fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, 0)  # the holder is gone; the lock goes with the close
