@@ -52,9 +52,11 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise TrainingError(f"cannot create the lock file {self.path}: {e.strerror or e}",
-                                Location(str(self.path)),
-                                hint="is the run directory writable?") from None
+            raise TrainingError(
+                f"cannot create the lock file {self.path}: {e.strerror or e}",
+                Location(str(self.path)),
+                hint="is the run directory writable?",
+            ) from None
         try:
             if fcntl is not None:
                 try:
@@ -87,8 +89,10 @@ class RunLock:
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, data)
         except OSError as e:
-            raise TrainingError(f"cannot write the lock file {self.path}: {e.strerror or e}",
-                                Location(str(self.path))) from None
+            raise TrainingError(
+                f"cannot write the lock file {self.path}: {e.strerror or e}",
+                Location(str(self.path)),
+            ) from None
 
     def _held(self, fd: int) -> TrainingError:
         holder = read_holder(fd)

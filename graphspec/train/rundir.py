@@ -64,16 +64,22 @@ def next_version(folder: Path) -> Path:
         except OSError as e:
             raise _cannot_create(path, e) from None
         return path
-    raise TrainingError(f"no free run number under {folder} after {MAX_TRIES} tries",
-                        Location(str(folder)), hint="choose a run directory with --out")
+    raise TrainingError(
+        f"no free run number under {folder} after {MAX_TRIES} tries",
+        Location(str(folder)),
+        hint="choose a run directory with --out",
+    )
 
 
 def latest_version(folder: Path) -> Path:
     """``folder/<n>`` of the latest run, for ``--resume`` without ``--out``."""
     found = versions(folder)
     if not found:
-        raise TrainingError(f"no run to resume in {folder}", Location(str(folder)),
-                            hint="pass the run directory with --out")
+        raise TrainingError(
+            f"no run to resume in {folder}",
+            Location(str(folder)),
+            hint="pass the run directory with --out",
+        )
     return folder / str(found[-1])
 
 
@@ -103,14 +109,18 @@ def prepare(path: Path, *, resume: bool, overwrite: bool) -> None:
         hint = "start over with --overwrite, or choose another --out"
         if (path / CHECKPOINT).exists():
             hint = "continue it with --resume, " + hint
-        raise TrainingError(f"{path} already holds a run{describe(path)}; not replacing it",
-                            Location(str(path)), hint=hint)
+        raise TrainingError(
+            f"{path} already holds a run{describe(path)}; not replacing it",
+            Location(str(path)),
+            hint=hint,
+        )
     for name in RUN_FILES:
         try:
             (path / name).unlink(missing_ok=True)
         except OSError as e:
-            raise TrainingError(f"cannot remove {path / name}: {e.strerror or e}",
-                                Location(str(path / name))) from None
+            raise TrainingError(
+                f"cannot remove {path / name}: {e.strerror or e}", Location(str(path / name))
+            ) from None
 
 
 def discard_if_empty(path: Path) -> None:
@@ -123,5 +133,8 @@ def discard_if_empty(path: Path) -> None:
 
 
 def _cannot_create(path: Path, e: OSError) -> TrainingError:
-    return TrainingError(f"cannot create the run directory {path}: {e.strerror or e}",
-                         Location(str(path)), hint="choose another --out")
+    return TrainingError(
+        f"cannot create the run directory {path}: {e.strerror or e}",
+        Location(str(path)),
+        hint="choose another --out",
+    )
