@@ -311,6 +311,37 @@ def test_train_resumes_a_finished_run_only_with_more_epochs(
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 5
 
 
+VARIANTS = """\
+graphspec: 1
+name: two
+inputs: {x: [batch, 2], y: [batch, 1]}
+graph:
+  - {id: logit, op: linear, in: x, units: 1}
+loss:
+  - {op: bce_with_logits, in: [logit, y]}
+train:
+  data: {source: blobs, samples: 32}
+  epochs: 1
+variants:
+  sgd: {}
+  adam: {train: {optimizer: {name: adam}}}
+"""
+
+
+def test_train_refuses_variants_before_training_any(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, out = write_spec(tmp_path, VARIANTS), tmp_path / "runs"
+    assert _cli(["train", spec, "--out", out], capsys)[0] == 0
+    (out / "sgd" / "metrics.jsonl").unlink()
+    (out / "sgd" / "summary.json").unlink()
+    (out / "sgd" / "checkpoint.npz").unlink()  # 'sgd' is free again, 'adam' still holds a run
+    rc, out_text, err = _cli(["train", spec, "--out", out], capsys)
+    assert rc == 1 and "variant sgd:" not in out_text
+    assert err.startswith(f"{out / 'adam'}: error: {out / 'adam'} already holds a run")
+    assert not (out / "sgd" / "metrics.jsonl").exists()
+
+
 def test_train_without_out_numbers_the_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

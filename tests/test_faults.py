@@ -545,3 +545,46 @@ def test_disk_full_before_any_checkpoint(
     assert err.splitlines()[-1] == ("hint: free some space or make the directory writable, then "
                                     "try again")
     assert not (run / "checkpoint.npz").exists()
+
+
+# ---- a non-finite validation loss ----------------------------------------------------------------
+
+SQRT_OF_INPUT = """\
+graphspec: 1
+name: val-nan
+inputs:
+  x: [batch, 1]
+  t: [batch, 1]
+graph:
+  - {id: r, op: sqrt, in: x}
+  - {id: out, op: linear, units: 1}
+loss:
+  - {op: mse, in: [out, t]}
+train:
+  data: {path: train.csv, val_path: val.csv}
+  optimizer: {name: sgd, lr: 0.01}
+  epochs: 50
+  batch_size: 4
+  early_stopping: {monitor: val_loss, patience: 2}
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_nan_validation_loss_is_an_error_not_early_stopping(
+    tmp_path: Path, backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The validation rows reach sqrt with negative values: before, NaN never 'improved',
+    patience ran out, and the run ended as early_stopped with exit 0 and NaN tokens in its
+    files."""
+    (tmp_path / "train.csv").write_text("x,t\n" + "".join(f"{i / 8},{i % 2}\n" for i in range(8)))
+    (tmp_path / "val.csv").write_text("x,t\n0.5,1\n-1.0,0\n")
+    spec, run = write(tmp_path, SQRT_OF_INPUT), tmp_path / "run"
+    rc, err = run_cli(["train", str(spec), "--out", str(run), *backend_args(backend)], capsys)
+    assert rc == 1
+    headline = err.splitlines()[0]
+    assert headline.startswith(f"{spec}:7:5: error: val loss is nan after epoch 1: first "
+                               "non-finite value on the validation data: node 'r' (sqrt at "), err
+    assert headline.endswith("; no checkpoint had been written yet")
+    summary = json.loads((run / "summary.json").read_text(),
+                         parse_constant=lambda token: pytest.fail(f"{token} in summary.json"))
+    assert summary["status"] == "failed" and summary["epochs"] == 0

@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     train = require_attr(driver, "train", "training")
     if args.out:
         base = Path(args.out)
-        if not (args.resume or args.overwrite):  # refused before any variant trains
-            for v in variants.values():
+        if len(variants) > 1 and not (args.resume or args.overwrite):
+            for v in variants.values():  # refused before any variant trains
                 rundir.prepare(run_dir(base, v), resume=False, overwrite=False)
     elif args.resume:
         base = rundir.latest_version(rundir.spec_root(spec.name))

@@ -20,14 +20,14 @@ from graphspec.train.checkpoint import FILENAME as CHECKPOINT
 from graphspec.train.lock import LOCK
 from graphspec.train.runlog import METRICS, SUMMARY, read_summary
 
-ROOT = Path("runs")
+DEFAULT_ROOT = Path("runs")
 # The files a run consists of; --overwrite removes these (and nothing else) first, so a
 # replaced run never leaves a summary or checkpoint of the old one beside the new log.
 RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, ANALYSIS)
 MAX_TRIES = 10_000  # versions tried before giving up (another process keeps taking them)
 
 
-def spec_root(name: str, root: str | os.PathLike[str] = ROOT) -> Path:
+def spec_root(name: str, root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:
     """The folder holding the numbered runs of the spec called ``name``."""
     return Path(root) / name
 
