@@ -449,6 +449,7 @@ def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> lis
         written.append(gn)
     # Group each analysis result by its name across runs: one figure per name.
     groups: dict[str, tuple[str, dict[str, Any]]] = {}
+    sources: dict[str, list[str]] = {}  # the files each figure is drawn from, for errors
     for label, d in zip(labels, dirs):
         for entry in read_index(d):
             result = _load_result(d, entry)
@@ -456,10 +457,19 @@ def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> lis
             if result is None or proc not in _DRAW:
                 continue
             groups.setdefault(entry["name"], (proc, {}))[1][label] = result
+            sources.setdefault(entry["name"], []).append(str(d / entry["files"][0]))
     for name, (proc, results) in groups.items():
         if len(dirs) == 1:
             results = {title or "run": next(iter(results.values()))}
-        written.append(_DRAW[proc](results, out_dir / f"{name}.png"))
+        try:
+            written.append(_DRAW[proc](results, out_dir / f"{name}.png"))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            # A result file that parses but is not what the procedure writes (damaged, or
+            # edited): an error naming it, not a crash inside matplotlib.
+            raise GraphspecError(
+                f"cannot draw '{name}': {', '.join(sources[name])} does not hold a {proc} "
+                f"result ({type(e).__name__}: {e})", Location(sources[name][0]),
+                hint="the file was damaged; rerun the training to write it again") from None
     return written
 
 

@@ -436,6 +436,30 @@ def test_report_on_a_damaged_summary(
     assert headline.startswith(f"{summary}") and message.format(s=summary) in headline, err
 
 
+def test_report_on_a_damaged_analysis_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        XOR.read_text().replace("train:", "analysis:\n  - {procedure: grad_norms}\ntrain:", 1),
+    )
+    run = tmp_path / "run"
+    assert _cli(["train", spec, "--epochs", "1", "--out", run], capsys)[0] == 0
+    (result,) = json.loads((run / "analysis.json").read_text())["entries"][0]["files"]
+    (run / result).write_text('{"norms": 3}')
+    rc, _, err = _cli(["report", run], capsys)
+    assert rc == 1
+    assert err.startswith(
+        f"{run / result}: error: cannot draw 'grad_norms': {run / result} does not hold a "
+        "grad_norms result (TypeError: "
+    ), err
+    # An index pointing outside the run directory is ignored, not followed.
+    index = {"entries": [{"name": "../x", "procedure": "grad_norms", "files": ["/etc/hostname"]}]}
+    (run / "analysis.json").write_text(json.dumps(index))
+    assert _cli(["report", run], capsys)[0] == 0
+    assert not (tmp_path / "x.png").exists()
+
+
 @pytest.mark.parametrize(
     "line, message",
     [

@@ -9,16 +9,16 @@ knows what to draw without the spec::
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from graphspec.analysis.context import Arrays, Context
 from graphspec.analysis.registry import Entry
+from graphspec.errors import GraphspecError
 from graphspec.ir.graph import IR
 from graphspec.spec.models import Spec
-from graphspec.train.runlog import write_json_atomic
+from graphspec.train.runlog import read_json, write_json_atomic
 
 INDEX = "analysis.json"
 
@@ -52,8 +52,8 @@ def read_index(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path)  # bounded and strict; a damaged index hides its entries
+    except GraphspecError:
         return []
     entries = data.get("entries", []) if isinstance(data, dict) else []
     return [e for e in entries if isinstance(entries, list) and _well_formed(e)]
@@ -62,11 +62,16 @@ def read_index(run_dir: Path) -> list[dict[str, Any]]:
 def _well_formed(entry: Any) -> bool:
     """An entry as run_stage writes it: names are strings, files plain names in the run
     directory (a damaged or hand-edited index must not point a reader elsewhere)."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+    if not isinstance(entry, dict) or not _plain_name(entry.get("name")):
         return False
     files = entry.get("files", [])
-    return isinstance(files, list) and all(
-        isinstance(f, str) and f and Path(f).name == f and f not in (".", "..") for f in files)
+    return isinstance(files, list) and all(_plain_name(f) for f in files)
+
+
+def _plain_name(name: Any) -> bool:
+    """A file name in the run directory (``report`` also writes ``<name>.png`` beside it)."""
+    return (isinstance(name, str) and bool(name) and Path(name).name == name
+            and not name.startswith(".") and "\\" not in name and "\0" not in name)
 
 
 def _update_index(run_dir: Path, records: list[dict[str, Any]]) -> None:
