@@ -292,7 +292,12 @@ def test_train_refuses_to_replace_a_run(
     rc, out, _ = _cli(["train", XOR, "--epochs", "4", "--out", run, "--overwrite"], capsys)
     assert rc == 0 and "after 4 epochs" in out
     rc, _, err = _cli(["train", XOR, "--out", run, "--resume", "--overwrite"], capsys)
-    assert rc == 2 and "not allowed with argument" in err
+    assert rc == 2 and "--resume continues a run; it cannot be combined with --overwrite" in err
+    rc, out, _ = _cli(
+        ["train", XOR, "--epochs", "1", "--out", run, "--overwrite", "--init-from", xor_run],
+        capsys,
+    )
+    assert rc == 0 and "after 1 epoch" in out
 
 
 def test_train_resumes_a_finished_run_only_with_more_epochs(

@@ -38,18 +38,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="run directory (default: runs/<spec name>/<n>, the next free n)",
     )
     p.add_argument("--seed", type=int, help="override the spec's seed")
-    start = p.add_mutually_exclusive_group()
-    start.add_argument(
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --out (default: the spec's latest run) from its checkpoint",
     )
-    start.add_argument(
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the run that --out holds",
     )
-    start.add_argument(
+    p.add_argument(
         "--init-from",
         metavar="RUN",
         help="start from the trained parameters of a run directory or checkpoint",
@@ -78,9 +77,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
+    from graphspec.errors import UsageError
     from graphspec.spec.variants import expand_variants, run_dir, select
     from graphspec.train import rundir
 
+    if args.resume and (args.overwrite or args.init_from):
+        other = "--overwrite" if args.overwrite else "--init-from"
+        raise UsageError(f"--resume continues a run; it cannot be combined with {other}")
     spec = load_spec(args.file)
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
