@@ -612,3 +612,20 @@ def test_run_files_are_strict_json(tmp_path):
     checkpoint.save(tmp_path / "run" / "checkpoint.npz", ck)
     assert checkpoint.load(tmp_path / "run" / "checkpoint.npz").meta["history"][0][
         "train_binary_accuracy"] is None
+
+
+def test_a_failed_append_to_the_metrics_log_names_the_file(tmp_path):
+    from graphspec.train.runlog import MetricsLog
+
+    class FullDisk(io.StringIO):
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+    log = MetricsLog(tmp_path, [])
+    log._f.close()
+    log._f = FullDisk()
+    with pytest.raises(WriteError) as e:
+        log.append({"epoch": 1, "train_loss": 0.5})
+    assert e.value.message == f"cannot write {tmp_path / 'metrics.jsonl'}: No space left on device"
+    assert e.value.location.file == str(tmp_path / "metrics.jsonl")
+    log.close()
