@@ -376,3 +376,8 @@ def _hold_out(
     for start, k in zip(starts, take):
         held[order[start:start + k]] = True
     return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+# Public names for readers of data beyond training (graphspec.train.apply_data).
+fit_input = _fit
+check_targets = _check_targets
