@@ -135,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
 
         for path in report(dirs, base):
             print(f"wrote {path}", file=sys.stderr)
+        from graphspec.cli.report import summary_table
+
+        print(summary_table(dirs))
     return 1 if failed else 0
 
 
