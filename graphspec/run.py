@@ -34,8 +34,12 @@ CHECKPOINTS = ("best", "last")
 MAX_SUMMARY_BYTES = 16 * 2**20
 MAX_METRICS_BYTES = 256 * 2**20
 # Losses that read an output as class scores, and how those scores become probabilities.
-CLASSIFIER_LOSSES = {"cross_entropy": "softmax", "bce_with_logits": "sigmoid",
-                     "bce": "probability", "nll": "log_softmax"}
+CLASSIFIER_LOSSES = {
+    "cross_entropy": "softmax",
+    "bce_with_logits": "sigmoid",
+    "bce": "probability",
+    "nll": "log_softmax",
+}
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
@@ -54,16 +58,22 @@ class Evaluation:
     confusion: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"rows": self.rows, "metrics": self.metrics,
-                "confusion": {k: v.tolist() for k, v in self.confusion.items()}}
+        return {
+            "rows": self.rows,
+            "metrics": self.metrics,
+            "confusion": {k: v.tolist() for k, v in self.confusion.items()},
+        }
 
 
 class Run:
     def __init__(self, path: Path) -> None:
         self.path = path
         if not path.is_dir():
-            raise GraphspecError(f"{path} is not a run directory", Location(str(path)),
-                                 hint="pass the --out directory of 'graphspec train'")
+            raise GraphspecError(
+                f"{path} is not a run directory",
+                Location(str(path)),
+                hint="pass the --out directory of 'graphspec train'",
+            )
         self.summary: dict[str, Any] = _read_summary(path)
         self.spec: Spec = self._load_spec()
         self._programs: dict[tuple[str, str, str], Any] = {}
@@ -77,9 +87,12 @@ class Run:
 
         file = self.path / SPEC
         if not file.is_file():
-            raise GraphspecError(f"{self.path} has no {SPEC}", Location(str(self.path)),
-                                 hint="runs record their spec since this version of "
-                                 "graphspec; train again to get one")
+            raise GraphspecError(
+                f"{self.path} has no {SPEC}",
+                Location(str(self.path)),
+                hint="runs record their spec since this version of "
+                "graphspec; train again to get one",
+            )
         name, text = read_text(file)
         # Relative data paths in the spec stay relative to the file it was trained from.
         origin = self.summary.get("spec")
@@ -89,8 +102,10 @@ class Run:
         if isinstance(variant, str):
             variants = expand_variants(spec)
             if variant not in variants:
-                raise GraphspecError(f"{file} has no variant '{variant}' (summary.json names it)",
-                                     Location(str(file)))
+                raise GraphspecError(
+                    f"{file} has no variant '{variant}' (summary.json names it)",
+                    Location(str(file)),
+                )
             spec = variants[variant]
         return spec
 
@@ -108,8 +123,9 @@ class Run:
         if not path.is_file():
             return []
         if path.stat().st_size > MAX_METRICS_BYTES:
-            raise GraphspecError(f"{path} is larger than {MAX_METRICS_BYTES // 2**20} MiB",
-                                 Location(str(path)))
+            raise GraphspecError(
+                f"{path} is larger than {MAX_METRICS_BYTES // 2**20} MiB", Location(str(path))
+            )
         from graphspec.plots import read_history
 
         return read_history(self.path)
@@ -125,15 +141,17 @@ class Run:
                 f"the checkpoint does not fit the run's spec: {'; '.join(problems[:8])}"
                 + (f" (and {len(problems) - 8} more)" if len(problems) > 8 else ""),
                 Location(str(self.path / checkpoint.FILENAME)),
-                hint="was it written by another spec?")
+                hint="was it written by another spec?",
+            )
         return ck
 
     def checkpoint_params(self, which: str = "best") -> Arrays:
         """``best``: what the run ended with (the restored best epoch's parameters with
         early stopping's restore_best, else the last epoch's); ``last``: the last epoch's."""
         if which not in CHECKPOINTS:
-            raise GraphspecError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, not "
-                                 f"{which!r}")
+            raise GraphspecError(
+                f"checkpoint must be one of {', '.join(CHECKPOINTS)}, not {which!r}"
+            )
         ck = self._checkpoint
         return dict(ck.last or ck.param) if which == "last" else dict(ck.param)
 
@@ -179,8 +197,13 @@ class Run:
         return from_arrays(self.spec, self.ir, data, targets=targets)
 
     def predict(
-        self, data: Any, *, checkpoint: str = "best", backend: str | None = None,
-        device: str = "auto", batch_size: int = 1024,
+        self,
+        data: Any,
+        *,
+        checkpoint: str = "best",
+        backend: str | None = None,
+        device: str = "auto",
+        batch_size: int = 1024,
     ) -> Arrays:
         """Each output for ``data`` (see :meth:`inputs_from`); for an output a classification
         loss reads, also ``<output>_class`` and ``<output>_prob`` (class probabilities; for a
@@ -194,7 +217,7 @@ class Run:
         n = len(next(iter(inputs.values())))
         chunks: list[Arrays] = []
         for start in range(0, n, max(int(batch_size), 1)):
-            batch = {k: inputs[k][start:start + batch_size] for k in features}
+            batch = {k: inputs[k][start : start + batch_size] for k in features}
             chunks.append({k: np.asarray(v) for k, v in prog.forward(params, batch).items()})
         out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
         for name, kind in classifier_outputs(self.ir).items():
@@ -203,7 +226,11 @@ class Run:
         return out
 
     def evaluate(
-        self, data: Any, *, checkpoint: str = "best", backend: str | None = None,
+        self,
+        data: Any,
+        *,
+        checkpoint: str = "best",
+        backend: str | None = None,
         device: str = "auto",
     ) -> Evaluation:
         """Loss, terms and metrics on labelled ``data``, computed as training computes them
@@ -230,7 +257,9 @@ class Run:
                 if target in inputs and f"{name}_class" in outputs:
                     confusion[name] = confusion_matrix(
                         true_classes(inputs[target], kind, outputs[f"{name}_prob"]),
-                        outputs[f"{name}_class"], _n_classes(outputs[f"{name}_prob"], kind))
+                        outputs[f"{name}_class"],
+                        _n_classes(outputs[f"{name}_prob"], kind),
+                    )
         return Evaluation(metrics, rows, confusion)
 
 
@@ -243,8 +272,11 @@ def classifier_outputs(ir: IR) -> dict[str, str]:
     for name, node in ir.outputs.items():
         for _, consumer in ir.graph.out_edges(node):
             d = ir.node(consumer)
-            if d.get("role") == "loss" and d.get("op") in CLASSIFIER_LOSSES and (
-                    d["inputs"] and d["inputs"][0] == node):
+            if (
+                d.get("role") == "loss"
+                and d.get("op") in CLASSIFIER_LOSSES
+                and (d["inputs"] and d["inputs"][0] == node)
+            ):
                 found.setdefault(name, CLASSIFIER_LOSSES[d["op"]])
     return found
 
@@ -310,14 +342,16 @@ def _read_summary(path: Path) -> dict[str, Any]:
     file = path / SUMMARY
     where = Location(str(file))
     if not file.is_file():
-        raise GraphspecError(f"{path} is not a finished run (no {SUMMARY})", where,
-                             hint="pass the --out directory of 'graphspec train'")
+        raise GraphspecError(
+            f"{path} is not a finished run (no {SUMMARY})",
+            where,
+            hint="pass the --out directory of 'graphspec train'",
+        )
     try:
         with open(file, "rb") as f:
             raw = f.read(MAX_SUMMARY_BYTES + 1)
         if len(raw) > MAX_SUMMARY_BYTES:
-            raise GraphspecError(f"{file} is larger than {MAX_SUMMARY_BYTES // 2**20} MiB",
-                                 where)
+            raise GraphspecError(f"{file} is larger than {MAX_SUMMARY_BYTES // 2**20} MiB", where)
         data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError) as e:
         raise GraphspecError(f"cannot read {file}: {e}", where) from None

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-FIT_ACCURACY = 0.99  # "fitted": the training accuracy first reaches this (fit_epoch)
+FIT_ACCURACY = 1.0  # "fitted": every training label right (fit_epoch, as Zhang et al.)
 MAX_SUMMARY_BYTES = 16 * 2**20
 Row = dict[str, Any]
 
@@ -47,8 +47,9 @@ def run_row(run_dir: Path, label: str, extra: dict[str, Any] | None = None) -> R
 def _shown(key: str) -> bool:
     """Final losses and metrics per split; loss terms are left to metrics.jsonl."""
     split, _, name = key.partition("_")
-    return split in ("train", "val", "test") and (name == "loss" or "accuracy" in name
-                                                 or name in ("mse", "mae"))
+    return split in ("train", "val", "test") and (
+        name == "loss" or "accuracy" in name or name in ("mse", "mae")
+    )
 
 
 def _summary(run_dir: Path) -> dict[str, Any] | None:
@@ -79,8 +80,11 @@ def _fit_epoch(run_dir: Path) -> int | None:
             return None
         if not isinstance(rec, dict):
             return None
-        accs = [v for k, v in rec.items() if k.startswith("train_") and "accuracy" in k
-                and isinstance(v, int | float)]
+        accs = [
+            v
+            for k, v in rec.items()
+            if k.startswith("train_") and "accuracy" in k and isinstance(v, int | float)
+        ]
         if accs and accs[0] >= FIT_ACCURACY:
             return int(rec.get("epoch", 0))
     return None
@@ -107,8 +111,7 @@ def text(rows: Sequence[Row]) -> str:
     cols = columns(rows)
     cells = [cols] + [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
-                     for line in cells)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells)
 
 
 def markdown(rows: Sequence[Row]) -> str:
@@ -134,6 +137,9 @@ def best_epochs(run_dirs: Sequence[Path]) -> list[int | None]:
     for d in run_dirs:
         s = _summary(Path(d))
         best = s.get("best") if s else None
-        out.append(int(best["epoch"]) if isinstance(best, dict) and isinstance(
-            best.get("epoch"), int) else None)
+        out.append(
+            int(best["epoch"])
+            if isinstance(best, dict) and isinstance(best.get("epoch"), int)
+            else None
+        )
     return out

@@ -122,7 +122,10 @@ def check(spec_file: str, members_: list[Member], base_overrides: list[str]) -> 
 
 
 def run(
-    spec_file: str, members_: list[Member], train_args: list[str], jobs: int,
+    spec_file: str,
+    members_: list[Member],
+    train_args: list[str],
+    jobs: int,
     echo: Any = None,
 ) -> None:
     """Train every member in its own process, ``jobs`` at a time; fills in each status."""
@@ -132,8 +135,16 @@ def run(
         while pending and len(running) < jobs:
             m = pending.pop(0)
             m.run_dir.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "graphspec", "train", spec_file, "--out",
-                   str(m.run_dir), *train_args]
+            cmd = [
+                sys.executable,
+                "-m",
+                "graphspec",
+                "train",
+                spec_file,
+                "--out",
+                str(m.run_dir),
+                *train_args,
+            ]
             for o in m.overrides:
                 cmd += ["--set", o]
             log = open(m.run_dir / LOG, "wb")  # noqa: SIM115 - closed when the process ends
@@ -164,8 +175,9 @@ def _tail(path: Path, lines: int = 3) -> str:
     except OSError:
         return ""
     found = [ln.strip() for ln in text.splitlines() if "error:" in ln]
-    return found[-1] if found else " / ".join(
-        ln.strip() for ln in text.strip().splitlines()[-lines:])
+    return (
+        found[-1] if found else " / ".join(ln.strip() for ln in text.strip().splitlines()[-lines:])
+    )
 
 
 def table(members_: list[Member]) -> list[runtable.Row]:
@@ -196,8 +208,7 @@ def write_outputs(out: Path, members_: list[Member], axes: list[Axis]) -> list[P
     if ok:
         from graphspec.plots import plot_curves, read_history
 
-        best = dict(zip([m.name for m in members_ if m.status == "ok"],
-                        runtable.best_epochs(ok)))
+        best = dict(zip([m.name for m in members_ if m.status == "ok"], runtable.best_epochs(ok)))
         histories = {m.name: read_history(m.run_dir) for m in members_ if m.status == "ok"}
         written.append(plot_curves(histories, out / "curves.png", best=best))
     return written
@@ -211,29 +222,43 @@ def plot_sweep(rows: list[runtable.Row], path: str, out: Path) -> Path | None:
     xs = [r.get(path) for r in rows]
     if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
         return None
-    metrics = [c for c in runtable.columns(rows)
-               if c.split("_", 1)[0] in ("train", "val", "test") and c != path]
+    metrics = [
+        c
+        for c in runtable.columns(rows)
+        if c.split("_", 1)[0] in ("train", "val", "test") and c != path
+    ]
     accuracy = [c for c in metrics if "accuracy" in c] or [c for c in metrics if "loss" in c]
-    panels = [("final " + (accuracy[0].split("_", 1)[1] if accuracy else "metric"), accuracy),
-              ("epochs", [c for c in ("fit_epoch", "epochs", "best_epoch")
-                          if any(isinstance(r.get(c), int) for r in rows)][:2])]
+    panels = [
+        ("final " + (accuracy[0].split("_", 1)[1] if accuracy else "metric"), accuracy),
+        (
+            "epochs",
+            [
+                c
+                for c in ("fit_epoch", "epochs", "best_epoch")
+                if any(isinstance(r.get(c), int) for r in rows)
+            ][:2],
+        ),
+    ]
     panels = [p for p in panels if p[1]]
     if not panels:
         return None
     fig, axes = _panels(len(panels))
     for ax, (title, cols) in zip(axes, panels):
         for col in cols:
-            pts = sorted((float(r[path]), float(r[col])) for r in rows
-                         if isinstance(r.get(col), int | float) and math.isfinite(float(r[col])))
+            pts = sorted(
+                (float(r[path]), float(r[col]))
+                for r in rows
+                if isinstance(r.get(col), int | float) and math.isfinite(float(r[col]))
+            )
             if not pts:
                 continue
             means: dict[float, list[float]] = {}
             for x, y in pts:
                 means.setdefault(x, []).append(y)
-            line = ax.plot(sorted(means), [sum(v) / len(v) for _, v in sorted(means.items())],
-                           "-", label=col)[0]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", ms=3,
-                    color=line.get_color())
+            line = ax.plot(
+                sorted(means), [sum(v) / len(v) for _, v in sorted(means.items())], "-", label=col
+            )[0]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", ms=3, color=line.get_color())
         ax.set_xlabel(path)
         ax.set_title(title)
         ax.grid(alpha=0.3)

@@ -30,8 +30,20 @@ from graphspec.cli import (
 from graphspec.cli.common import eprint
 from graphspec.errors import GraphspecError, UsageError
 
-COMMANDS = (validate, inspect, schema, ops, compile, train, verify, export, report, predict,
-            evaluate, sweep)
+COMMANDS = (
+    validate,
+    inspect,
+    schema,
+    ops,
+    compile,
+    train,
+    verify,
+    export,
+    report,
+    predict,
+    evaluate,
+    sweep,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 

@@ -21,8 +21,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     add_run_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--plot", metavar="PNG", nargs="?", const="",
-                   help="draw the confusion matrix (default: confusion.png)")
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        nargs="?",
+        const="",
+        help="draw the confusion matrix (default: confusion.png)",
+    )
     p.set_defaults(run=run)
 
 
@@ -30,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from graphspec.run import load_run
 
     result = load_run(args.run_dir).evaluate(
-        args.data, checkpoint=args.checkpoint, backend=args.backend, device=args.device)
+        args.data, checkpoint=args.checkpoint, backend=args.backend, device=args.device
+    )
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

@@ -9,7 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from graphspec.cli.common import add_max_params, add_overrides, load_ir, print_warnings, write_bytes, write_text
+from graphspec.cli.common import (
+    add_max_params,
+    add_overrides,
+    load_ir,
+    print_warnings,
+    write_bytes,
+    write_text,
+)
 from graphspec.errors import GraphspecError
 from graphspec.ir import serialize
 

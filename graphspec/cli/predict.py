@@ -18,11 +18,19 @@ OUT_TYPES = (".csv", ".npz")
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """What predict and evaluate share: the run, the data, the checkpoint, the backend."""
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory ('graphspec train --out')")
-    p.add_argument("--data", required=True, metavar="FILE", help="a .csv or .npz file, read with "
-                   "the training data's column mapping")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="best: the parameters the run ended with (restored best); last: the "
-                   "last epoch's (default: best)")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="a .csv or .npz file, read with the training data's column mapping",
+    )
+    p.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="best: the parameters the run ended with (restored best); last: the "
+        "last epoch's (default: best)",
+    )
     p.add_argument("-b", "--backend", help="backend (default: the one the run trained with)")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
 
@@ -37,10 +45,19 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "the probabilities (<output>_prob). The output format follows -o's extension.",
     )
     add_run_arguments(p)
-    p.add_argument("-o", "--output", metavar="OUT", help="a .csv or .npz file (default: CSV "
-                   "on standard output)")
-    p.add_argument("--batch-size", type=positive_int, default=1024, metavar="N",
-                   help="rows per forward pass (default: 1024)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="a .csv or .npz file (default: CSV on standard output)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=1024,
+        metavar="N",
+        help="rows per forward pass (default: 1024)",
+    )
     p.set_defaults(run=run)
 
 
@@ -51,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
     if out is not None and out.suffix.lower() not in OUT_TYPES:
         raise UsageError(f"-o {args.output}: the output file must end in .csv or .npz")
     result = load_run(args.run_dir).predict(
-        args.data, checkpoint=args.checkpoint, backend=args.backend, device=args.device,
-        batch_size=args.batch_size)
+        args.data,
+        checkpoint=args.checkpoint,
+        backend=args.backend,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
     if out is not None and out.suffix.lower() == ".npz":
         buf = io.BytesIO()
         np.savez(buf, **result)  # type: ignore[arg-type]

@@ -21,11 +21,22 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "epochs, time), sweep.png (metrics against the first swept path) and curves.png.",
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
-    p.add_argument("--grid", action="append", required=True, metavar="PATH=V1,V2,...",
-                   help="a spec path and its values (repeatable; the sweep is the product)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        metavar="PATH=V1,V2,...",
+        help="a spec path and its values (repeatable; the sweep is the product)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="the sweep's directory")
-    p.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="N",
-                   help="members trained at once (default: 1)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="members trained at once (default: 1)",
+    )
     p.add_argument("-b", "--backend", default="numpy", help="backend name (default: numpy)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
@@ -56,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     print(runtable.text(sweep.table(members)))
     failed = [m for m in members if m.status != "ok"]
     if failed:
-        eprint(f"error: {len(failed)} of {len(members)} runs failed: "
-               + ", ".join(m.name for m in failed))
+        eprint(
+            f"error: {len(failed)} of {len(members)} runs failed: "
+            + ", ".join(m.name for m in failed)
+        )
         return 1
     return 0

@@ -191,7 +191,8 @@ def _print_summary(run_result: Any, out: Path) -> None:
     if status is not None:
         head = f"{status} after {epochs} epoch{'s' * (epochs != 1)}" if epochs else str(status)
         shown = {k: v for k, v in final.items() if k.startswith("val_")} or {
-            k: v for k, v in final.items() if not k.startswith("test_")}
+            k: v for k, v in final.items() if not k.startswith("test_")
+        }
         figures = ", ".join(f"{k} {v:.4g}" for k, v in shown.items() if isinstance(v, float | int))
         print(head + (f": {figures}" if figures else ""))
         test = {k: v for k, v in final.items() if k.startswith("test_")}

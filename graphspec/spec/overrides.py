@@ -16,6 +16,7 @@ at the argument.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -50,26 +51,34 @@ def parse(text: str) -> Override:
     """``PATH=VALUE`` as an :class:`Override`; a SpecError at the argument when malformed."""
     where = argument_location(text)
     if len(text) > MAX_OVERRIDE_CHARS:
-        raise SpecError(f"the override is longer than {MAX_OVERRIDE_CHARS:,} characters", where,
-                        hint="put large values in the spec file")
+        raise SpecError(
+            f"the override is longer than {MAX_OVERRIDE_CHARS:,} characters",
+            where,
+            hint="put large values in the spec file",
+        )
     path, eq, value_text = text.partition("=")
     path = path.strip()
     if not eq or not path:
         raise SpecError("an override is PATH=VALUE, e.g. train.optimizer.lr=0.05", where)
     parts = tuple(p.strip() for p in path.split("."))
     if any(not p for p in parts):
-        raise SpecError(f"'{path}' has an empty part; parts are separated by single dots",
-                        where)
+        raise SpecError(f"'{path}' has an empty part; parts are separated by single dots", where)
     if len(parts) > MAX_PATH_PARTS:
         raise SpecError(f"the path has more than {MAX_PATH_PARTS} parts", where)
     if not value_text.strip():
-        raise SpecError(f"'{path}' has no value", where,
-                        hint="give a value after '=' (null for none)")
+        raise SpecError(
+            f"'{path}' has no value", where, hint="give a value after '=' (null for none)"
+        )
     try:
         value, vmap = parse_yaml(value_text, str(where))
     except SpecError as e:  # located inside the value text, which is not a file: say so
         raise SpecError(f"the value is not valid YAML: {e.message}", where, hint=e.hint) from None
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value_text.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-3 as a string; on a command line it is a number
     return Override(text, parts, value, vmap)
+
+
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def apply(data: dict[str, Any], smap: SourceMap, args: Iterable[str]) -> tuple[str, ...]:
@@ -102,7 +111,9 @@ def _apply_one(data: dict[str, Any], smap: SourceMap, ov: Override) -> None:
                 if key in node and node[key] is not None:
                     raise SpecError(
                         f"'{'.'.join(ov.parts[: i + 1])}' is {node[key]!r}, not a mapping, so "
-                        f"'{'.'.join(ov.parts)}' cannot be set", where)
+                        f"'{'.'.join(ov.parts)}' cannot be set",
+                        where,
+                    )
                 node[key] = {}  # a missing section: validation says whether it may exist
         else:  # pragma: no cover - the branches above never step into a scalar
             raise SpecError(f"'{'.'.join(ov.parts[:i])}' is not a mapping", where)
@@ -125,23 +136,28 @@ def _list_key(items: list[Any], path: PathKey, part: str, ov: Override) -> int:
     if part.lstrip("-").isdigit():
         index = int(part)
         if not -len(items) <= index < len(items):
-            raise SpecError(f"{dotted} has {len(items)} items; index {index} is out of range",
-                            where)
+            raise SpecError(
+                f"{dotted} has {len(items)} items; index {index} is out of range", where
+            )
         return index % len(items)
     if _is_node_list(path):
         names = [_node_name(n, path) for n in items]
         if part in names:
             return names.index(part)
         known = [n for n in names if n]
-        raise SpecError(f"{dotted} has no node '{part}'", where,
-                        hint=did_you_mean(part, known) or (
-                            "nodes: " + ", ".join(known) if known else "no node has an id"))
+        raise SpecError(
+            f"{dotted} has no node '{part}'",
+            where,
+            hint=did_you_mean(part, known)
+            or ("nodes: " + ", ".join(known) if known else "no node has an id"),
+        )
     raise SpecError(f"{dotted} is a list; address its items by index (0, 1, ...)", where)
 
 
 def _is_node_list(path: PathKey) -> bool:
     return path in (("graph",), ("loss",)) or (
-        len(path) == 3 and path[0] == "blocks" and path[2] == "graph")
+        len(path) == 3 and path[0] == "blocks" and path[2] == "graph"
+    )
 
 
 def _node_name(node: Any, path: PathKey) -> str | None:

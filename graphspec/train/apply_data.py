@@ -48,27 +48,38 @@ def from_arrays(spec: Spec, ir: IR, data: dict[str, Any], *, targets: bool | Non
     return _checked(ir, arrays, target_names, None, "the data")
 
 
-def _wanted(features: list[str], targets: list[str], have: set[str],
-            want_targets: bool | None) -> list[str]:
+def _wanted(
+    features: list[str], targets: list[str], have: set[str], want_targets: bool | None
+) -> list[str]:
     if want_targets is True or (want_targets is None and all(t in have for t in targets)):
         return features + targets
     return list(features)
 
 
-def _mismatch(what: str, have: set[str], wanted: list[str], allowed: set[str],
-              where: Location | None) -> None:
+def _mismatch(
+    what: str, have: set[str], wanted: list[str], allowed: set[str], where: Location | None
+) -> None:
     missing = [k for k in wanted if k not in have]
     extra = sorted(k for k in have if k not in allowed)
     if missing or extra:
         parts = ([f"missing {', '.join(repr(k) for k in missing)}"] if missing else []) + (
-            [f"unexpected {', '.join(repr(k) for k in extra)}"] if extra else [])
-        raise DataError(f"{what} does not match the spec's inputs: " + "; ".join(parts), where,
-                        hint="expected: " + ", ".join(wanted))
+            [f"unexpected {', '.join(repr(k) for k in extra)}"] if extra else []
+        )
+        raise DataError(
+            f"{what} does not match the spec's inputs: " + "; ".join(parts),
+            where,
+            hint="expected: " + ", ".join(wanted),
+        )
 
 
 def _columns(
-    spec: Spec, ir: IR, table: data_files.Table, features: list[str], targets: list[str],
-    want_targets: bool | None, where: Location,
+    spec: Spec,
+    ir: IR,
+    table: data_files.Table,
+    features: list[str],
+    targets: list[str],
+    want_targets: bool | None,
+    where: Location,
 ) -> dict[str, Any]:
     """Which columns (CSV) or arrays (npz) each input reads: the spec's ``columns``
     mapping, else arrays and header columns named like the inputs, else (a CSV whose
@@ -76,8 +87,9 @@ def _columns(
     target, the others the features."""
     mapping: dict[str, Any] = dict(spec.train.data.columns or {}) if spec.train else {}
     names = table.names()
-    by_name = not table.is_csv or (table.header is not None and any(
-        k in names for k in ir.inputs if k not in mapping))
+    by_name = not table.is_csv or (
+        table.header is not None and any(k in names for k in ir.inputs if k not in mapping)
+    )
     if mapping or by_name:
         cols = {k: mapping.get(k, k) for k in ir.inputs}
         named = {k: _names(cols[k]) for k in ir.inputs}
@@ -89,20 +101,25 @@ def _columns(
         _mismatch(str(table.name), set(names), need, allowed, where)
         return {k: cols[k] for k in wanted}
     if len(features) != 1 or len(targets) > 1:
-        raise DataError(f"{table.name} has no header naming the inputs "
-                        f"{', '.join(ir.inputs)}", where,
-                        hint="add a header row, or map inputs to columns in train.data.columns")
+        raise DataError(
+            f"{table.name} has no header naming the inputs {', '.join(ir.inputs)}",
+            where,
+            hint="add a header row, or map inputs to columns in train.data.columns",
+        )
     width = _static_width(ir, features[0])
     n = table.width
-    with_target = bool(targets) and (want_targets is True or (
-        want_targets is None and (width is None or n == width + 1)))
+    with_target = bool(targets) and (
+        want_targets is True or (want_targets is None and (width is None or n == width + 1))
+    )
     if want_targets is False and targets and width is not None and n == width + 1:
         with_target = True  # the target column is there: read past it
     expect = None if width is None else width + int(with_target)
     if expect is not None and n != expect:
         shown = f"{width} feature column{'s' * (width != 1)}" + (
-            " and 1 target column" if with_target else
-            (" (and optionally 1 target column)" if targets else ""))
+            " and 1 target column"
+            if with_target
+            else (" (and optionally 1 target column)" if targets else "")
+        )
         raise DataError(f"{table.name} has {n} columns; the model reads {shown}", where)
     cut = n - int(with_target)
     if cut < 1:
@@ -126,8 +143,9 @@ def _static_width(ir: IR, name: str) -> int | None:
     return math.prod(int(d) for d in rest)
 
 
-def _checked(ir: IR, arrays: Arrays, targets: list[str], where: Location | None,
-             display: str) -> Arrays:
+def _checked(
+    ir: IR, arrays: Arrays, targets: list[str], where: Location | None, display: str
+) -> Arrays:
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(f"{display}: inputs have different numbers of rows {lengths}", where)

@@ -110,6 +110,8 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
         test = {k: (clean.get(k, v))[held] for k, v in arrays.items()}
         arrays = {k: v[keep] for k, v in arrays.items()}
         strata = strata[keep] if strata is not None else None
+        # val_split stays a fraction of all the rows: 0.2 and 0.2 leave 60% for training.
+        data = data.model_copy(update={"val_split": min(data.val_split * n / len(keep), 0.99)})
     if data.val_path is not None:
         val = _from_file(spec, ir, data.val_path, ("val_path",), features, targets, loc)
         _check_targets(ir, val, targets, loc("val_path"))
@@ -162,11 +164,11 @@ def _synthetic(
             return _fit(tname, _target_form(y, syn.regression, classes, data, ir.type(tname),
                                             tname, loc), ir.type(tname), loc("source"))
 
+        if data.label_noise and syn.regression:
+            raise DataError(f"label_noise needs class labels; source '{source}' is a "
+                            "regression task", loc("label_noise"))
         arrays[tname] = formed(syn.y)
         if data.label_noise:
-            if syn.regression:
-                raise DataError(f"label_noise needs class labels; source '{source}' is a "
-                                "regression task", loc("label_noise"))
             clean[tname] = arrays[tname]
             arrays[tname] = formed(corrupt_labels(
                 syn.y, data.label_noise, classes, seeds.stream(seed, seeds.LABEL_NOISE)))

@@ -101,8 +101,10 @@ def require_tensorboard() -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as e:  # torch without the tensorboard package, or no torch
-        raise GraphspecError(f"--tensorboard needs the 'tensorboard' package ({e})",
-                             hint="pip install 'graphspec[tensorboard]'") from None
+        raise GraphspecError(
+            f"--tensorboard needs the 'tensorboard' package ({e})",
+            hint="pip install 'graphspec[tensorboard]'",
+        ) from None
     return SummaryWriter
 
 
@@ -110,7 +112,7 @@ def tag(key: str) -> str:
     """``train_loss`` -> ``loss/train``: TensorBoard groups a quantity's splits in one chart."""
     for split in ("train", "val"):
         if key.startswith(split + "_"):
-            return f"{key[len(split) + 1:]}/{split}"
+            return f"{key[len(split) + 1 :]}/{split}"
     return key
 
 
@@ -122,8 +124,15 @@ class Sinks:
 
     @classmethod
     def open(
-        cls, run_dir: Path, history: list[Record], total: int, *, lines: bool,
-        log_every: int | None, tensorboard: bool, shown: Any,
+        cls,
+        run_dir: Path,
+        history: list[Record],
+        total: int,
+        *,
+        lines: bool,
+        log_every: int | None,
+        tensorboard: bool,
+        shown: Any,
     ) -> Sinks:
         """``lines``: print epoch lines (progress wanted but stderr is no terminal)."""
         sinks: list[Any] = []

@@ -25,7 +25,8 @@ def effective_text(spec: Spec) -> str:
     head = ""
     if spec.overrides:
         head = "# the spec file with these overrides applied:\n" + "".join(
-            f"#   --set {_one_line(o)}\n" for o in spec.overrides)
+            f"#   --set {_one_line(o)}\n" for o in spec.overrides
+        )
     source = spec.source
     if spec.resolved is not None:
         return head + yaml.safe_dump(spec.resolved, sort_keys=False, allow_unicode=True)
