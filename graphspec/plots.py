@@ -507,3 +507,50 @@ def plot_confusion(matrices: dict[str, Any], out: str | Path, title: str = "") -
         ax.set_yticks(range(len(m)))
         ax.set_title(name)
     return _save(fig, out)
+
+
+def plot_sweep(rows: list[dict[str, Any]], path: str, out: Path) -> Path | None:
+    """Final metrics and epochs against the first swept path (mean over the other axes'
+    members, each member a dot): a picture like Zhang et al. (2017), Figure 1."""
+    from graphspec import runtable
+
+    xs = [r.get(path) for r in rows]
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
+        return None
+    metrics = [
+        c
+        for c in runtable.columns(rows)
+        if c.split("_", 1)[0] in ("train", "val", "test") and c != path
+    ]
+    accuracy = [c for c in metrics if "accuracy" in c] or [c for c in metrics if "loss" in c]
+    # Epochs to fit (Zhang et al.'s "time to overfit") when there is an accuracy, else the
+    # best epoch; the planned epochs say nothing.
+    epochs = [c for c in ("fit_epoch", "best_epoch")
+              if any(isinstance(r.get(c), int) for r in rows)][:1]
+    panels = [("final " + (accuracy[0].split("_", 1)[1] if accuracy else "metric"), accuracy),
+              ("epochs to fit" if epochs == ["fit_epoch"] else "best epoch", epochs)]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return None
+    fig, axes = _panels(len(panels))
+    for ax, (title, cols) in zip(axes, panels):
+        for col in cols:
+            pts = sorted(
+                (float(r[path]), float(r[col]))
+                for r in rows
+                if isinstance(r.get(col), int | float) and math.isfinite(float(r[col]))
+            )
+            if not pts:
+                continue
+            means: dict[float, list[float]] = {}
+            for x, y in pts:
+                means.setdefault(x, []).append(y)
+            line = ax.plot(
+                sorted(means), [sum(v) / len(v) for _, v in sorted(means.items())], "-", label=col
+            )[0]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", ms=3, color=line.get_color())
+        ax.set_xlabel(path)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, out)

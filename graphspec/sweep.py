@@ -12,7 +12,6 @@ the others go on.  The summary table (graphspec.runtable) goes to ``sweep.csv`` 
 from __future__ import annotations
 
 import itertools
-import math
 import re
 import subprocess
 import sys
@@ -201,6 +200,8 @@ def write_outputs(out: Path, members_: list[Member], axes: list[Axis]) -> list[P
         with atomic_open(out / name, "w", encoding="utf-8") as f:
             f.write(text)
         written.append(out / name)
+    from graphspec.plots import plot_sweep
+
     picture = plot_sweep(rows, axes[0].path, out / "sweep.png")
     if picture is not None:
         written.append(picture)
@@ -212,55 +213,3 @@ def write_outputs(out: Path, members_: list[Member], axes: list[Axis]) -> list[P
         histories = {m.name: read_history(m.run_dir) for m in members_ if m.status == "ok"}
         written.append(plot_curves(histories, out / "curves.png", best=best))
     return written
-
-
-def plot_sweep(rows: list[runtable.Row], path: str, out: Path) -> Path | None:
-    """Final metrics and epochs against the first swept path (mean over the other axes'
-    members, each member a dot): a picture like Zhang et al. (2017), Figure 1."""
-    from graphspec.plots import _panels, _save
-
-    xs = [r.get(path) for r in rows]
-    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
-        return None
-    metrics = [
-        c
-        for c in runtable.columns(rows)
-        if c.split("_", 1)[0] in ("train", "val", "test") and c != path
-    ]
-    accuracy = [c for c in metrics if "accuracy" in c] or [c for c in metrics if "loss" in c]
-    panels = [
-        ("final " + (accuracy[0].split("_", 1)[1] if accuracy else "metric"), accuracy),
-        (
-            "epochs",
-            [
-                c
-                for c in ("fit_epoch", "epochs", "best_epoch")
-                if any(isinstance(r.get(c), int) for r in rows)
-            ][:2],
-        ),
-    ]
-    panels = [p for p in panels if p[1]]
-    if not panels:
-        return None
-    fig, axes = _panels(len(panels))
-    for ax, (title, cols) in zip(axes, panels):
-        for col in cols:
-            pts = sorted(
-                (float(r[path]), float(r[col]))
-                for r in rows
-                if isinstance(r.get(col), int | float) and math.isfinite(float(r[col]))
-            )
-            if not pts:
-                continue
-            means: dict[float, list[float]] = {}
-            for x, y in pts:
-                means.setdefault(x, []).append(y)
-            line = ax.plot(
-                sorted(means), [sum(v) / len(v) for _, v in sorted(means.items())], "-", label=col
-            )[0]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", ms=3, color=line.get_color())
-        ax.set_xlabel(path)
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    return _save(fig, out)
