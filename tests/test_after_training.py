@@ -514,7 +514,8 @@ def test_epoch_lines_and_csv_without_a_terminal(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("epoch ")]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("epoch ")]
+    assert not [ln for ln in proc.stderr.splitlines() if ln.startswith("epoch ")]
     assert [ln.split()[1] for ln in lines] == ["2/5", "4/5", "5/5"]
     assert "train_loss" in lines[0] and "val_binary_accuracy" in lines[0]
     rows = (out / "metrics.csv").read_text().splitlines()

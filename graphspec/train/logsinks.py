@@ -21,12 +21,13 @@ Record = dict[str, Any]
 
 
 class EpochLines:
-    """One line per epoch (or every ``every`` epochs, and the last) on a stream that is
-    not a terminal, where the progress bar stays silent: CI and ``nohup`` logs show progress."""
+    """One line per epoch (or every ``every`` epochs, and the last) when stderr is not a
+    terminal, where the progress bar stays silent: CI and ``nohup`` logs show progress.
+    On stdout, with the run's summary: stderr stays diagnostics only."""
 
     def __init__(self, total: int, every: int, shown: Any, stream: TextIO | None = None) -> None:
         self.total, self.every, self.shown = total, max(int(every), 1), shown
-        self.stream = stream or sys.stderr
+        self.stream = stream or sys.stdout
 
     def append(self, record: Record) -> None:
         epoch = int(record.get("epoch", 0))
