@@ -26,7 +26,8 @@ from graphspec.spec.overrides import parse as parse_override
 
 MAX_MEMBERS = 1000
 MAX_VALUES = 100
-LOG = "train.log"
+LOGS = "logs"  # OUT/logs/<member>.log: each member's output, beside (not in) its run
+MAX_JOBS = 64
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class Member:
     returncode: int | None = None
     log_tail: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log(self) -> Path:
+        return self.run_dir.parent / LOGS / f"{self.name}.log"
 
 
 def parse_grid(text: str) -> Axis:
@@ -133,7 +138,7 @@ def run(
     while pending or running:
         while pending and len(running) < jobs:
             m = pending.pop(0)
-            m.run_dir.mkdir(parents=True, exist_ok=True)
+            m.log.parent.mkdir(parents=True, exist_ok=True)
             cmd = [
                 sys.executable,
                 "-m",
@@ -146,7 +151,7 @@ def run(
             ]
             for o in m.overrides:
                 cmd += ["--set", o]
-            log = open(m.run_dir / LOG, "wb")  # noqa: SIM115 - closed when the process ends
+            log = open(m.log, "wb")  # noqa: SIM115 - closed when the process ends
             running.append((m, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
             m.status = "running"
         for item in list(running):
@@ -158,7 +163,7 @@ def run(
             m.returncode = proc.returncode
             m.status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
             if proc.returncode != 0:
-                m.log_tail = _tail(m.run_dir / LOG)
+                m.log_tail = _tail(m.log)
             if echo:
                 echo(f"{m.name}: {m.status}")
         if running:

@@ -417,6 +417,20 @@ def test_set_errors_name_the_argument(
     assert not (tmp_path / "r").exists()
 
 
+def test_set_works_for_inspect_and_compile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["inspect", str(XOR), "--set", "graph.hidden.units=4"]) == 0
+    hidden = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("hidden"))
+    assert hidden.split()[3:5] == ["[batch,", "4]"] and hidden.split()[5] == "12"
+    assert (
+        main(["compile", str(XOR), "--set", "graph.hidden.units=4", "-o", str(tmp_path / "m.py")])
+        == 0
+    )
+    with np.load(tmp_path / "m.npz") as f:
+        assert f["param/hidden.weight"].shape == (2, 4)
+
+
 def test_set_unknown_path_suggests() -> None:
     with pytest.raises(gs.SpecError) as e:
         gs.load(XOR, ["train.optimiser.lr=1"])
@@ -467,6 +481,13 @@ def test_sweep_survives_a_failing_member(
     assert (out / "sweep.md").read_text().startswith("| run | train.optimizer.lr | seed |")
     assert (out / "sweep.png").is_file() and (out / "curves.png").is_file()
     assert "2 of 4 runs failed" in capsys.readouterr().err
+    assert "loss is inf" in (out / "logs" / "2_lr=1.0e300_seed=0.log").read_text()
+    assert sorted(p.name for p in out.iterdir() if p.name[0].isdigit()) == [
+        "0_lr=0.5_seed=0",
+        "1_lr=0.5_seed=1",
+        "2_lr=1.0e300_seed=0",
+        "3_lr=1.0e300_seed=1",
+    ]
 
 
 def test_sweep_bad_grid_value_trains_nothing(

@@ -16,9 +16,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         parents=parents,
         help="train a spec for every combination of values (a grid)",
         description="Train the spec once per combination of the --grid values, each in its "
-        "own process and run directory under --out; a failing member is recorded and the "
-        "others go on. Writes sweep.csv and sweep.md (swept values, best and final metrics, "
-        "epochs, time), sweep.png (metrics against the first swept path) and curves.png.",
+        "own process and run directory under --out (its output in OUT/logs/); a failing "
+        "member is recorded and the others go on. Writes sweep.csv and sweep.md (swept "
+        "values, best and final metrics, epochs, time), sweep.png (metrics against the first "
+        "swept path) and curves.png.",
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
     p.add_argument(
@@ -47,6 +48,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     from graphspec import runtable, sweep
 
+    if args.jobs > sweep.MAX_JOBS:
+        raise UsageError(f"--jobs {args.jobs}: at most {sweep.MAX_JOBS} runs at a time")
     axes = [sweep.parse_grid(g) for g in args.grid]
     paths = [a.path for a in axes]
     if len(set(paths)) < len(paths):
