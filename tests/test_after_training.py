@@ -582,3 +582,61 @@ def test_label_noise_needs_classes(tmp_path: Path) -> None:
     )
     with pytest.raises(gs.DataError, match="label_noise needs class labels"):
         load_data(spec, gs.build(spec), 0)
+
+
+# ---- the training column mapping, variants, the test split's isolation -----------------------
+
+CSV_SPEC = """\
+graphspec: 1
+name: from-csv
+inputs:
+  x: [batch, 2]
+  y: [batch, 1]
+graph:
+  - {id: logit, op: linear, in: x, units: 1}
+loss:
+  - {op: bce_with_logits, in: [logit, y]}
+train:
+  data: {path: train.csv, columns: {x: [a, b], y: label}, val_split: 0.25}
+  epochs: 3
+  metrics: [binary_accuracy]
+variants:
+  small: {}
+  large: {graph: {logit: {units: 1}}, train: {epochs: 2}}
+"""
+
+
+def test_predict_reads_the_training_column_mapping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    rows = ["a,b,label"] + [f"{p},{q},{int(p > q)}" for p, q in x]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(CSV_SPEC)
+    _train(spec, tmp_path / "runs")
+    run = load_run(tmp_path / "runs" / "large")
+    assert run.spec.variant == "large" and run.spec.train.epochs == 2
+    assert len(run.history) == 2
+    # header columns by the spec's names, in another order, without the label
+    (tmp_path / "new.csv").write_text("b,a\n" + "".join(f"{q},{p}\n" for p, q in x[:5]))
+    got = run.predict(tmp_path / "new.csv")["logit"]
+    want = gs.compile(run.ir, "numpy").forward(run.params, {"x": x[:5]})["logit"]
+    assert np.allclose(got, want, rtol=1e-12)
+    (tmp_path / "odd.csv").write_text("a,c\n1,2\n")
+    assert (
+        main(["predict", str(tmp_path / "runs" / "small"), "--data", str(tmp_path / "odd.csv")])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "missing 'b'" in err and "unexpected 'c'" in err
+
+
+def test_test_data_cannot_be_monitored(tmp_path: Path) -> None:
+    body = BLOBS.replace(
+        "  metrics: [accuracy]", "  metrics: [accuracy]\n  early_stopping: {monitor: test_accuracy}"
+    )
+    with pytest.raises(gs.SpecError, match="never used for early stopping"):
+        gs.train(gs.loads(body), out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
