@@ -17,6 +17,7 @@ writes into the run directory: predicting and evaluating leave it as it was.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -58,9 +59,11 @@ class Evaluation:
     confusion: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        # Strict JSON: a non-finite value (a diverged model's loss) becomes null.
+        metrics = {k: (v if math.isfinite(v) else None) for k, v in self.metrics.items()}
         return {
             "rows": self.rows,
-            "metrics": self.metrics,
+            "metrics": metrics,
             "confusion": {k: v.tolist() for k, v in self.confusion.items()},
         }
 
@@ -216,8 +219,9 @@ class Run:
         prog = self.program(backend, device)
         n = len(next(iter(inputs.values())))
         chunks: list[Arrays] = []
-        for start in range(0, n, max(int(batch_size), 1)):
-            batch = {k: inputs[k][start : start + batch_size] for k in features}
+        step = max(int(batch_size), 1)
+        for start in range(0, n, step):
+            batch = {k: inputs[k][start : start + step] for k in features}
             chunks.append({k: np.asarray(v) for k, v in prog.forward(params, batch).items()})
         out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
         for name, kind in classifier_outputs(self.ir).items():

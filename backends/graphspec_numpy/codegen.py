@@ -433,7 +433,8 @@ def _main(argv=None):
         for j in range(flat.shape[1]):
             cols[name if flat.shape[1] == 1 else f"{name}_{j}"] = flat[:, j]
     lines = [",".join(cols)]
-    lines += [",".join(repr(float(c[i])) for c in cols.values()) for i in range(len(flat))]
+    rows = len(next(iter(cols.values()))) if cols else 0
+    lines += [",".join(repr(float(c[i])) for c in cols.values()) for i in range(rows)]
     text = "\\n".join(lines) + "\\n"
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
