@@ -545,15 +545,30 @@ def test_epoch_lines_and_csv_without_a_terminal(tmp_path: Path) -> None:
     assert [float(r.split(",")[1]) for r in rows[1:]] == [h["train_loss"] for h in history]
 
 
-def test_tensorboard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tensorboard_missing_names_the_extra(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
     out = tmp_path / "run"
-    if importlib.util.find_spec("tensorboard") is None:
-        assert main(["train", str(XOR), "--out", str(out), "--tensorboard"]) == 1
-        err = capsys.readouterr().err
-        assert "graphspec[tensorboard]" in err and not out.exists()
-    else:
-        _train(XOR, out, "--epochs", "2", "--tensorboard")
-        assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert main(["train", str(XOR), "--out", str(out), "--tensorboard"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'graphspec[tensorboard]'" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_tensorboard_event_files_hold_the_metrics(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    _train(XOR, out, "--epochs", "3", "--tensorboard")
+    (events,) = (out / "tensorboard").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    history = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    got = [(e.step, e.value) for e in acc.Scalars("loss/val")]
+    assert got == [(h["epoch"], pytest.approx(h["val_loss"], rel=1e-6)) for h in history]
+    assert "binary_accuracy/train" in acc.Tags()["scalars"]
 
 
 # ---- 11. label corruption ----------------------------------------------------------------------
