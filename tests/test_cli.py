@@ -338,13 +338,11 @@ def test_train_refuses_variants_before_training_any(
 ) -> None:
     spec, out = write_spec(tmp_path, VARIANTS), tmp_path / "runs"
     assert _cli(["train", spec, "--out", out], capsys)[0] == 0
-    (out / "sgd" / "metrics.jsonl").unlink()
-    (out / "sgd" / "summary.json").unlink()
-    (out / "sgd" / "checkpoint.npz").unlink()  # 'sgd' is free again, 'adam' still holds a run
+    shutil.rmtree(out / "sgd")  # 'sgd' is free again, 'adam' still holds a run
     rc, out_text, err = _cli(["train", spec, "--out", out], capsys)
     assert rc == 1 and "variant sgd:" not in out_text
     assert err.startswith(f"{out / 'adam'}: error: {out / 'adam'} already holds a run")
-    assert not (out / "sgd" / "metrics.jsonl").exists()
+    assert not (out / "sgd").exists()
 
 
 def test_train_without_out_numbers_the_runs(

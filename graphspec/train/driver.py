@@ -44,10 +44,11 @@ from graphspec.ir.graph import IR
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
-from graphspec.train import checkpoint, rundir, seeds
+from graphspec.train import checkpoint, rundir, runspec, seeds
 from graphspec.train.atomic import WriteError
 from graphspec.train.data import Dataset, load_data
 from graphspec.train.lock import RunLock
+from graphspec.train.logsinks import Sinks
 from graphspec.train.runlog import SUMMARY, MetricsLog, Progress, write_json_atomic
 from graphspec.train.schedules import lr_factor, resolve
 from graphspec.train.stopping import Tracker, resolve_monitor
@@ -97,15 +98,18 @@ def train(
     out: str | os.PathLike[str] | None = None, epochs: int | None = None,
     seed: int | None = None, resume: bool = False, overwrite: bool = False,
     init_from: str | os.PathLike[str] | None = None, dtype: str = "float64",
-    device: str = "auto", progress: bool = True, **backend_options: Any,
+    device: str = "auto", progress: bool = True, log_every: int | None = None,
+    tensorboard: bool = False, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>/<n>``, the next free ``n``).  ``epochs`` and ``seed``
     override the spec's.  ``resume`` continues the run in ``out`` (default: the latest run
     of the spec) from its checkpoint, also past its end with more ``epochs``; a directory
     that holds a run is otherwise refused unless ``overwrite``.  ``init_from`` (a run
-    directory or a checkpoint) starts from trained parameters.  Other keyword arguments are
-    backend compile options (``amp``, ``compile``, ...)."""
+    directory or a checkpoint) starts from trained parameters.  Without a terminal,
+    ``progress`` prints a line every ``log_every`` epochs (default 1); ``tensorboard`` also
+    writes event files (graphspec.train.logsinks).  Other keyword arguments are backend
+    compile options (``amp``, ``compile``, ...)."""
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
     if resume and (overwrite or init_from is not None):
@@ -118,6 +122,7 @@ def train(
         rundir.prepare(run_dir, resume=resume, overwrite=overwrite)
         run = _Run(spec, backend, run_dir, epochs, seed, resume, dtype, device, progress,
                    backend_options, init_from)
+        run.log_every, run.tensorboard = log_every, tensorboard
         return run.execute()
     except BaseException:
         for path in created:  # still under the lock: no other training is using them
@@ -199,6 +204,9 @@ class _Run:
                                es.patience if es else None)
         self.keep_best = bool(es and es.restore_best)
         self.progress = Progress(self.n_epochs, progress, metrics=self.ir.metrics)
+        self.lines = progress and not self.progress.enabled  # no terminal: epoch lines
+        self.log_every: int | None = None
+        self.tensorboard = False
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
@@ -276,12 +284,17 @@ class _Run:
         # up to ``n_epochs``; one with nothing left to train (it finished, or a signal came
         # in its last epoch) goes straight to the ending, which is a function of that state:
         # the result equals the uninterrupted run's either way.
+        runspec.write(self.run_dir, self.spec)
+        self.sinks = Sinks.open(self.run_dir, self.history, self.n_epochs, lines=self.lines,
+                                log_every=self.log_every, tensorboard=self.tensorboard,
+                                shown=self.progress.shown)
         log = MetricsLog(self.run_dir, self.history)
         try:
             with _Signals(self.progress) as signals:
                 status = self._loop(log, signals)
         finally:
             log.close()
+            self.sinks.close()
             self.progress.close()
         if status == "interrupted":
             result = self._result("interrupted", final={})
@@ -328,6 +341,7 @@ class _Run:
                 self.best_params = self.trainer.params()
             self.history.append(record)
             log.append(record)
+            self.sinks.append(record)
             self.progress.update(epoch + 1, record)
             if self.tracker.should_stop:
                 return "early_stopped"
@@ -473,6 +487,9 @@ class _Run:
         final = {f"train_{k}": float(v) for k, v in self.trainer.evaluate("train").items()}
         if self.has_val:
             final.update({f"val_{k}": float(v) for k, v in self.trainer.evaluate("val").items()})
+        if "test" in self.data.splits:  # held out: read only here, on the final parameters
+            final.update({f"test_{k}": float(v)
+                          for k, v in self.trainer.evaluate("test").items()})
         return final
 
     def _finish(self, status: str, restored: bool, last: Arrays | None = None) -> RunResult:
@@ -521,6 +538,8 @@ class _Run:
             "samples": {k: self.data.rows(k) for k in self.data.splits},
             "wall_time_s": round(self.elapsed, 3), "final": result.final, "best": result.best,
             "restored_best": restored, "checkpoint": checkpoint.FILENAME,
+            "spec_file": runspec.SPEC, "variant": self.spec.variant,
+            "overrides": list(self.spec.overrides),
         }
         if self.data.note:
             summary["data_note"] = self.data.note

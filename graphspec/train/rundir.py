@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 from graphspec.analysis.runner import INDEX as ANALYSIS
 from graphspec.errors import GraphspecError, Location, TrainingError
 from graphspec.train.checkpoint import FILENAME as CHECKPOINT
 from graphspec.train.lock import LOCK
+from graphspec.train.logsinks import CSV, TENSORBOARD
 from graphspec.train.runlog import METRICS, SUMMARY, read_summary
+from graphspec.train.runspec import SPEC
 
 DEFAULT_ROOT = Path("runs")
-# The files a run consists of; --overwrite removes these (and nothing else) first, so a
-# replaced run never leaves a summary or checkpoint of the old one beside the new log.
-RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, ANALYSIS)
+# The files a run consists of; --overwrite removes these and the TensorBoard folder (and
+# nothing else) first, so a replaced run never leaves a summary, checkpoint or event file
+# of the old one beside the new log.
+RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, ANALYSIS, SPEC, CSV)
 MAX_TRIES = 10_000  # versions tried before giving up (another process keeps taking them)
 
 
@@ -114,6 +118,14 @@ def prepare(path: Path, *, resume: bool, overwrite: bool) -> None:
             Location(str(path)),
             hint=hint,
         )
+    events = path / TENSORBOARD
+    try:
+        if events.is_dir() and not events.is_symlink():  # event files of the old run
+            shutil.rmtree(events)
+    except OSError as e:
+        raise TrainingError(
+            f"cannot remove {events}: {e.strerror or e}", Location(str(events))
+        ) from None
     for name in RUN_FILES:
         try:
             (path / name).unlink(missing_ok=True)
