@@ -532,9 +532,15 @@ def test_a_finished_run_is_not_replaced_without_overwrite(tmp_path):
     assert e.value.hint == ("continue it with --resume, start over with --overwrite, or choose "
                             "another --out")
     assert (tmp_path / "run" / "checkpoint.npz").read_bytes() == before
+    (tmp_path / "run" / "tensorboard").mkdir()
+    (tmp_path / "run" / "tensorboard" / "events.old").write_text("the old run's")
+    (tmp_path / "run" / "notes.txt").write_text("mine")
     again = train(spec, out=tmp_path / "run", epochs=3, overwrite=True, progress=False)
     assert again.epochs == 3 and len((tmp_path / "run" / "metrics.jsonl").read_text()
                                      .splitlines()) == 3
+    assert len((tmp_path / "run" / "metrics.csv").read_text().splitlines()) == 1 + 3
+    assert not (tmp_path / "run" / "tensorboard").exists()  # the old run's event files
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # not a run file: kept
     with pytest.raises(TrainingError, match="cannot be combined with overwrite"):
         train(spec, out=tmp_path / "run", resume=True, overwrite=True, progress=False)
 
