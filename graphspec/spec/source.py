@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import functools
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,15 @@ class _Builder:
             return self.scalars.construct_object(node, deep=True)
         except yaml.YAMLError as e:
             raise SpecError(f"invalid YAML value: {e}", self.loc(node)) from None
+        except ValueError as e:
+            # int() of a literal past Python's digit limit (sys.get_int_max_str_digits)
+            digits = sum(c.isdigit() for c in str(node.value))
+            limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+            if limit and digits > limit:
+                message = (f"the integer has {digits:,} digits; integers are limited to "
+                           f"{limit:,} digits")
+            else:  # pragma: no cover - the resolver's patterns make other values valid
+                message = f"invalid number: {e}"
+            raise SpecError(
+                message, self.loc(node), hint="no setting needs a number that long"
+            ) from None
