@@ -394,6 +394,8 @@ class _Evaluator:
             return -x if isinstance(node.op, ast.USub) else x
         if isinstance(node, ast.BinOp):
             a, b = self.eval(node.left), self.eval(node.right)
+            if isinstance(node.op, ast.Div) and b == 0.0:  # whatever the run's numbers are
+                raise _Failed(f"{_short(ast.unparse(node))}: division by zero")
             if a is _UNKNOWN or b is _UNKNOWN:
                 return _UNKNOWN
             x, y = _number(a, ast.unparse(node.left)), _number(b, ast.unparse(node.right))
