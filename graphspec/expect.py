@@ -193,9 +193,7 @@ def evaluate(claim: str, values: Mapping[str, Any]) -> Outcome:
     ev = _Evaluator(values)
     try:
         operands = [_number(v, ast.unparse(n)) for v, n in zip(ev.operands(tree), _sides(tree))]
-        held = all(
-            _CMPOPS[type(op)](a, b) for op, a, b in zip(tree.ops, operands, operands[1:])
-        )
+        held = all(_CMPOPS[type(op)](a, b) for op, a, b in zip(tree.ops, operands, operands[1:]))
     except _Failed as e:
         return Outcome(claim, False, ev.read, str(e))
     return Outcome(claim, bool(held), ev.read)
@@ -441,10 +439,11 @@ class _Evaluator:
             return seq
         assert isinstance(node.slice, ast.Constant)
         i = node.slice.value
+        assert isinstance(i, int)  # checked by _check
         label = ast.unparse(node)
         if not isinstance(seq, list):
             raise _Failed(f"'{ast.unparse(node.value)}' is not a list")
-        if not isinstance(i, int) or not 0 <= i < len(seq):
+        if not 0 <= i < len(seq):
             raise _Failed(f"'{label}': no element {i} (the list has {len(seq)})")
         v = seq[i]
         if _numeric(v):

@@ -47,7 +47,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     import graphspec as gs
-
     from graphspec.ir.memory import check_memory
 
     spec, ir = load_ir(args.file, args.max_params)

@@ -84,8 +84,9 @@ class MemoryEstimate:
         return f"about {size_text(self.total)} ({shown})"
 
 
-def estimate(ir: IR, purpose: Purpose = "train", dtype: str = "float64",
-             backends: int = 1) -> MemoryEstimate:
+def estimate(
+    ir: IR, purpose: Purpose = "train", dtype: str = "float64", backends: int = 1
+) -> MemoryEstimate:
     """What ``purpose`` needs for ``ir`` in ``dtype`` (``backends``: how many ``verify``
     compares)."""
     size = _FLOAT_BYTES.get(dtype, 8)
@@ -141,8 +142,9 @@ def estimate(ir: IR, purpose: Purpose = "train", dtype: str = "float64",
     return MemoryEstimate(purpose, parts, where, rows)
 
 
-def check_memory(ir: IR, purpose: Purpose = "train", dtype: str = "float64",
-                 backends: int = 1) -> MemoryEstimate:
+def check_memory(
+    ir: IR, purpose: Purpose = "train", dtype: str = "float64", backends: int = 1
+) -> MemoryEstimate:
     """Refuse, with a located :class:`SpecError`, a ``purpose`` that needs more memory than
     the budget (:func:`budget`); call it before allocating parameters or data."""
     est = estimate(ir, purpose, dtype, backends)
@@ -150,8 +152,7 @@ def check_memory(ir: IR, purpose: Purpose = "train", dtype: str = "float64",
     if limit is not None and est.total > limit:
         what = {"train": "training", "compile": "compiling", "verify": "verifying"}[purpose]
         raise SpecError(
-            f"{what} this spec needs {est.describe()}, more than the {size_text(limit)} "
-            f"{source}",
+            f"{what} this spec needs {est.describe()}, more than the {size_text(limit)} {source}",
             est.where.get(est.largest),
             hint=_HINTS[est.largest] + f"; {ENV}=SIZE sets another budget ({ENV}=off: no check)",
         )
@@ -170,8 +171,11 @@ def memory_warning(ir: IR) -> tuple[str, Location | None] | None:
     if limit is None or est.total <= limit:
         return None
     what = "training" if purpose == "train" else "compiling"
-    return (f"{what} this spec needs {est.describe()}, more than the {size_text(limit)} "
-            f"{source}; it would be refused", est.where.get(est.largest))
+    return (
+        f"{what} this spec needs {est.describe()}, more than the {size_text(limit)} "
+        f"{source}; it would be refused",
+        est.where.get(est.largest),
+    )
 
 
 _HINTS = {
@@ -250,8 +254,10 @@ def _cgroup_room() -> int | None:
     """Bytes left under a cgroup memory limit (v2, then v1), or None without a limit."""
     for limit_file, usage_file in (
         ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-         "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
     ):
         limit, usage = _read_small(limit_file), _read_small(usage_file)
         if limit is None or not limit.strip().isdigit():
@@ -336,6 +342,12 @@ def _locate(spec: Any, path: tuple[Any, ...]) -> Location | None:
 
 
 __all__ = [
-    "ENV", "MemoryEstimate", "budget", "check_memory", "estimate", "memory_warning",
-    "parse_size", "size_text",
+    "ENV",
+    "MemoryEstimate",
+    "budget",
+    "check_memory",
+    "estimate",
+    "memory_warning",
+    "parse_size",
+    "size_text",
 ]

@@ -27,8 +27,11 @@ def run_dir_for(name: str, root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:
     leave ``root``."""
     problem = folder_name_problem(name) if isinstance(name, str) else "is not a string"
     if problem:
-        raise SpecError(f"name {name!r} {problem}", hint="names are folder names under the run "
-                        "directory: letters, digits, '_', '.' and '-'")
+        raise SpecError(
+            f"name {name!r} {problem}",
+            hint="names are folder names under the run "
+            "directory: letters, digits, '_', '.' and '-'",
+        )
     path = Path(root) / name
     # Belt and braces: whatever the name, the path must be exactly one level below root.
     if os.path.normpath(path.parent) != os.path.normpath(root) or path.name != name:
