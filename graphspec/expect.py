@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphspec.errors import did_you_mean
+from graphspec.errors import _printable, did_you_mean
 
 # A claim is one line a person reads; these bounds are far above any real one and keep
 # parsing, checking and evaluating it cheap and free of deep recursion.
@@ -78,9 +78,10 @@ class Outcome:
         if self.error:
             shown = f"{shown}; " if shown else ""
             shown += f"cannot be computed: {self.error}"
-        return f"{'ok  ' if self.held else 'FAIL'} {self.claim}" + (
+        line = f"{'ok  ' if self.held else 'FAIL'} {self.claim}" + (
             f"   ({shown})" if shown else ""
         )
+        return _printable(line)  # a claim may hold a '\r' or a form feed: never obeyed
 
 
 @dataclass(frozen=True)

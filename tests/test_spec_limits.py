@@ -487,3 +487,16 @@ def test_limits_hold_in_a_subprocess_too(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(f"{path}:13:5: error: expect[0]: 10 ** 10 ** 10")
+
+
+def test_the_counting_pass_never_replaces_the_parsers_own_error() -> None:
+    """libyaml cannot even encode a lone surrogate: its count gives up, and PyYAML's reader
+    reports the character, located, as before."""
+    with pytest.raises(SpecError, match="U\\+D800 is not allowed") as e:
+        gs.loads("graphspec: 1\nname: \ud800\n", "f.yaml")
+    assert e.value.location is not None and e.value.location.line == 2
+
+
+def test_a_claim_is_printed_without_its_control_characters() -> None:
+    line = evaluate("(val_loss >\r 1)", VALUES).render()  # '\r' is whitespace to Python
+    assert "\r" not in line and line.startswith("FAIL (val_loss >\ufffd 1)")
