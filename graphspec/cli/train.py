@@ -92,6 +92,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
     from graphspec.errors import UsageError
+    from graphspec.ir.memory import check_memory
     from graphspec.spec.variants import expand_variants, run_dir, select
     from graphspec.train import rundir
 
@@ -102,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
     for v in variants.values():
-        print_warnings(check_variant(v, args.max_params, training=True))
+        ir = check_variant(v, args.max_params, training=True)
+        check_memory(ir, "train", args.dtype)  # graphspec.ir.memory: before any variant trains
+        print_warnings(ir)
     if args.tensorboard:  # before any run directory is touched
         from graphspec.train.logsinks import require_tensorboard
 

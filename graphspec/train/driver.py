@@ -41,6 +41,7 @@ from graphspec.errors import (
 from graphspec.init import init_params
 from graphspec.ir.build import build
 from graphspec.ir.graph import IR
+from graphspec.ir.memory import check_memory
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
@@ -139,12 +140,12 @@ def _run_dir(spec: Spec, out: Any, resume: bool) -> tuple[Path, list[Path]]:
         root = rundir.spec_root(spec.name)
         if resume:
             path = rundir.latest_version(root)
-            return (path / spec.variant if spec.variant else path), created
+            return (rundir.run_dir_for(spec.variant, path) if spec.variant else path), created
         path = rundir.next_version(root)
         created.append(path)
         if not spec.variant:
             return path, created
-        path = path / spec.variant
+        path = rundir.run_dir_for(spec.variant, path)
     else:
         path = Path(out)
     if not path.exists():
@@ -186,6 +187,7 @@ class _Run:
                 f"resume to {self.n_epochs}", Location(str(self.ckpt_path)),
                 hint=f"resume with --epochs {done} or more")
         self.ir: IR = build(spec)
+        check_memory(self.ir, "train", dtype)  # before parameters and data are allocated
         # The spec's analysis entries, checked before any training (graphspec.analysis).
         self.analysis = analysis.plan(spec, self.ir)
         self.data: Dataset = load_data(spec, self.ir, self.seed)

@@ -2,7 +2,13 @@
 
 Without ``--out`` a run of spec ``NAME`` goes to ``runs/NAME/<n>``: the first free ``n``
 (1, 2, ...), claimed with ``mkdir`` so that two trainings started at once never share one
-(as Lightning's ``version_N``).  ``--resume`` without ``--out`` continues the latest.
+(as Lightning's ``version_N``).  ``--resume`` without ``--out`` continues the latest.  A
+spec's name and a variant's name become folders (``runs/<name>/<n>/<variant>``), kept
+inside their root: loading a spec already refuses names that are not one plain folder
+(:func:`graphspec.spec.models.folder_name_problem`), and :func:`run_dir_for` checks again
+where the path is built, so that a spec made any other way (``Spec.model_construct``, an
+edited object) cannot send checkpoints, metrics and summaries outside the root either: a
+name ``..`` made the current directory the run directory.
 
 A directory that holds a run (a checkpoint, a metrics log or a summary) is never trained
 into again unless the caller says how: ``resume`` continues it, ``overwrite`` replaces it.
@@ -16,7 +22,8 @@ import shutil
 from pathlib import Path
 
 from graphspec.analysis.runner import INDEX as ANALYSIS
-from graphspec.errors import GraphspecError, Location, TrainingError
+from graphspec.errors import GraphspecError, Location, SpecError, TrainingError
+from graphspec.spec.models import folder_name_problem
 from graphspec.train.checkpoint import FILENAME as CHECKPOINT
 from graphspec.train.lock import LOCK
 from graphspec.train.logsinks import CSV, TENSORBOARD
@@ -31,9 +38,29 @@ RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, ANALYSIS, SPEC, CSV)
 MAX_TRIES = 10_000  # versions tried before giving up (another process keeps taking them)
 
 
+def run_dir_for(name: str, root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:
+    """``root / name``, refusing a ``name`` that is not one folder directly below ``root``.
+
+    The check is on the path as written (not resolved): a run directory that is a symbolic
+    link to another disk stays allowed, while ``..``, ``a/../..`` or an absolute name never
+    leave ``root``."""
+    problem = folder_name_problem(name) if isinstance(name, str) else "is not a string"
+    if problem:
+        raise SpecError(
+            f"name {name!r} {problem}",
+            hint="names are folder names under the run "
+            "directory: letters, digits, '_', '.' and '-'",
+        )
+    path = Path(root) / name
+    # Belt and braces: whatever the name, the path must be exactly one level below root.
+    if os.path.normpath(path.parent) != os.path.normpath(root) or path.name != name:
+        raise SpecError(f"name {name!r} does not stay inside the run directory {root}")
+    return path
+
+
 def spec_root(name: str, root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:
-    """The folder holding the numbered runs of the spec called ``name``."""
-    return Path(root) / name
+    """The folder holding the numbered runs of the spec called ``name`` (inside ``root``)."""
+    return run_dir_for(name, root)
 
 
 def versions(folder: Path) -> list[int]:
