@@ -276,7 +276,7 @@ VariantName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)
 def folder_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a folder's name under the run root, or None.
 
-    A spec's name and a variant's name become folders (``runs/<name>/<variant>``): a name
+    A spec's name and a variant's name become folders (``runs/<name>/<n>/<variant>``): a name
     must stay one plain folder below the root, so no path separators, no control
     characters, and no leading '.' (which also rules out '.' and '..', the root itself and
     its parent).  The patterns above already refuse most of this; the function is also what

@@ -18,7 +18,7 @@ The merge rules (JSON Merge Patch, RFC 7386, plus node lists by id):
 * any other value, lists included, replaces the spec's value wholesale.
 
 With ``variants:`` the spec stands for its variants: ``graphspec train`` trains each one
-into ``runs/<name>/<variant>/``; an empty patch (``{}``) is the spec as written.
+into ``runs/<name>/<n>/<variant>/``; an empty patch (``{}``) is the spec as written.
 """
 
 from __future__ import annotations
