@@ -313,13 +313,13 @@ def _case(tmp_path: Path, name: str) -> tuple[str, str]:
                 "data for input 'x' has shape [n, 3], but it is declared [batch, 2]")
     if name == "label_out_of_range":
         return (f"{{path: {_npz(d / 'd.npz', x=GOOD_X, y=GOOD_Y * 5)}}}",
-                "label 5 in row 1 of 'y' is out of range")
+                "d.npz: row index 1: label 5 of 'y' is out of range")
     if name == "negative_label":
         return (f"{{path: {_npz(d / 'd.npz', x=GOOD_X, y=GOOD_Y - 1)}}}",
-                "label -1 in row 0 of 'y' is out of range")
+                "d.npz: row index 0: label -1 of 'y' is out of range")
     if name == "fractional_label":
         return (f"{{path: {_npz(d / 'd.npz', x=GOOD_X, y=GOOD_Y + 0.5)}}}",
-                "input 'y' is declared int, but row 0 holds")
+                "d.npz: row index 0: input 'y' is declared int, but the row holds")
     if name == "strings":
         return (f"{{path: {_npz(d / 'd.npz', x=GOOD_X.astype(str), y=GOOD_Y)}}}",
                 "non-numeric dtype")
