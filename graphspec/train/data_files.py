@@ -25,7 +25,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import numpy as np
 from numpy.lib import format as npy
@@ -260,7 +260,7 @@ def _read_member(table: Table, name: str, loc: Location | None) -> np.ndarray:
                 done += len(chunk)
     except _ZIP_ERRORS as e:
         raise DataError(f"{table.name}: array '{name}' cannot be read ({e})", loc) from None
-    order = "F" if entry.fortran_order else "C"
+    order: Literal["C", "F"] = "F" if entry.fortran_order else "C"
     if entry.nbytes == 0:
         return np.zeros(entry.shape, entry.dtype, order=order)
     flat = np.frombuffer(buf, dtype=entry.dtype, count=math.prod(entry.shape))
