@@ -77,7 +77,7 @@ def _case(tmp_path: Path, name: str) -> tuple[Path, str]:
         return write(tmp_path, npz(tmp_path, X, Y + 1)), "label 3 of 'y' is out of range"
     if name == "no_training_rows":
         npz(tmp_path, X[:1], Y[:1])
-        return write(tmp_path, "{path: d.npz, val_split: 0.9}"), "1 samples leave none for training"
+        return write(tmp_path, "{path: d.npz, val_split: 0.9}"), "1 sample leaves none for training"
     assert name == "no_data_section"
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC.format(data="", optimizer="", extra="").split("train:")[0])

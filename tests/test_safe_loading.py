@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import hostile_data
 import numpy as np
 import pytest
 
@@ -350,6 +351,19 @@ def _case(tmp_path: Path, name: str) -> tuple[str, str]:
     if name == "csv_escape_sequence":  # shown, but never sent to the terminal raw
         (d / "d.csv").write_text("a,b,label\n1,\x1b[2J\x1b]0;pwned\x07,0\n")
         return "{path: d.csv, columns: {x: [a, b], y: label}}", "b: '\ufffd[2J\ufffd]0;pwned"
+    if name == "fifo":  # would block forever
+        hostile_data.fifo(d / "d.csv")
+        return "{path: d.csv}", "d.csv is not a regular file (a named pipe)"
+    if name == "endless":  # /dev/zero: would be read without end
+        hostile_data.endless(d / "d.csv")
+        return "{path: d.csv}", "d.csv is not a regular file (a character device)"
+    if name == "forged_header":  # 64 GiB claimed in a few hundred bytes
+        hostile_data.forged_npz(d / "d.npz", (8 * hostile_data.GiB,), y=hostile_data.npy_bytes(
+            GOOD_Y))
+        return "{path: d.npz}", "declares shape (8589934592,) of float64 (64.0 GiB)"
+    if name == "zip_bomb":  # 3 GiB of zeros in 3 MB
+        hostile_data.zip_bomb(d / "d.npz", 3 * hostile_data.GiB)
+        return "{path: d.npz}", "data files are limited to 2.0 GiB"
     assert name == "csv_missing_value"
     (d / "d.csv").write_text("a,b,label\n1,,0\n")
     return "{path: d.csv, columns: {x: [a, b], y: label}}", "b is empty (a missing value)"
@@ -359,7 +373,8 @@ DATA_CASES = [
     "missing", "directory", "unsupported_type", "nan", "inf", "missing_array", "wrong_shape",
     "label_out_of_range", "negative_label", "fractional_label", "strings", "rows_differ",
     "empty_npz", "truncated_npz", "csv_ragged", "csv_not_a_number", "csv_empty", "csv_not_utf8",
-    "csv_header_only", "csv_missing_value", "csv_escape_sequence",
+    "csv_header_only", "csv_missing_value", "csv_escape_sequence", "fifo", "endless",
+    "forged_header", "zip_bomb",
 ]
 
 

@@ -332,7 +332,8 @@ def _split(
     if data.val_split > 0:
         n_val = max(n_val, 1)
     if n - n_val < 1:
-        raise DataError(f"{n} samples leave none for training with val_split {data.val_split}",
+        rows = f"{n} sample leaves" if n == 1 else f"{n} samples leave"
+        raise DataError(f"{rows} none for training with val_split {data.val_split}",
                         loc("val_split"))
     if n_val == 0:  # batches are reshuffled every epoch anyway
         return {"train": dict(arrays)}
