@@ -3,10 +3,11 @@ header name or index).  Errors name the file and, for CSV, the line.
 
 Every file is hostile until read: only a regular file is opened (a FIFO would block, a link
 to ``/dev/zero`` would never end), and nothing is read or allocated beyond what its own
-declarations allow and :data:`MAX_DATA_BYTES` bounds.  An ``.npz`` member's ``.npy`` header
-is parsed from a bounded prefix, and the size it declares (shape times item size) is checked
-against the member's stored size and the limit before the array is read: a 578-byte file
-claiming 64 GiB, or a zip bomb, is refused before any allocation.
+declarations allow and :data:`MAX_DATA_BYTES` bounds.  Only the arrays a spec selects are
+read: each one's ``.npy`` header is parsed from a bounded prefix of its member, and the size
+it declares (shape times item size) is checked against the member's stored size and the
+limit before the array is read: a 578-byte file claiming 64 GiB, or a zip bomb, is refused
+before any allocation.
 
 Rows are named one way in every error: a CSV row by its file line (1-based, the line where
 the record starts, as an editor shows it); an ``.npz`` row by its index along the first axis
@@ -70,8 +71,8 @@ class Table:
 
     name: str
     is_csv: bool = False
-    # npz
-    members: dict[str, NpyMember] = field(default_factory=dict)
+    # npz: arrays by name (the member's name without .npy), their headers parsed when selected
+    members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
     archive: zipfile.ZipFile | None = None
     file: IO[bytes] | None = None  # the archive's file (zipfile leaves it open)
     bytes_read: int = 0
@@ -133,7 +134,8 @@ def open_regular(path: Path, display: str, loc: Location | None) -> IO[bytes]:
     O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; the
     type is then checked on the opened file, so it cannot change between check and read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise DataError(f"data file not found: {display}", loc,
                         hint="paths in train.data are relative to the spec's folder") from None
@@ -185,27 +187,24 @@ def _read_npz(f: IO[bytes], display: str, loc: Location | None) -> Table:
     except _ZIP_ERRORS as e:
         raise DataError(f"{display} is not a readable .npz file ({e})", loc) from None
     table = Table(display, archive=archive, file=f)
-    try:
-        for info in archive.infolist():
-            if info.filename.endswith(".npy") and not info.is_dir():
-                table.members[info.filename[:-4]] = _npy_header(archive, info, display, loc)
-    except BaseException:
-        table.close()
-        raise
+    for info in archive.infolist():
+        if info.filename.endswith(".npy") and not info.is_dir():
+            table.members[info.filename[:-4]] = info
     if not table.members:
         table.close()
         raise DataError(f"{display} holds no arrays", loc)
     return table
 
 
-def _npy_header(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, display: str, loc: Location | None
-) -> NpyMember:
-    """The header of one member, parsed from a bounded prefix (a version 2 header may claim
-    4 GiB of header text, which numpy would read before checking its size)."""
-    name = info.filename[:-4]
+def _npy_header(table: Table, name: str, loc: Location | None) -> NpyMember:
+    """The header of array ``name``, parsed from a bounded prefix of its member (a version 2
+    header may claim 4 GiB of header text, which numpy would read before checking its
+    size), and checked: no objects, a valid shape, a size within the limit and within the
+    member."""
+    display, info = table.name, table.members[name]
+    assert table.archive is not None
     try:
-        with archive.open(info) as m:
+        with table.archive.open(info) as m:
             prefix = io.BytesIO(m.read(NPY_PREFIX_BYTES))
         version = npy.read_magic(prefix)
         if version == (1, 0):
@@ -230,6 +229,8 @@ def _npy_header(
             f"{display}: array '{name}' declares shape {entry.shape} of {dtype} "
             f"({_size(entry.nbytes)}); data files are limited to {_size(MAX_DATA_BYTES)}", loc,
             hint="train on a smaller sample of the data")
+    if math.prod(d for d in entry.shape if d) > MAX_DATA_BYTES:  # empty, yet numpy refuses
+        raise DataError(f"{display}: array '{name}' declares the invalid shape {shape}", loc)
     stored = info.file_size - entry.offset
     if entry.nbytes > stored:
         raise DataError(
@@ -239,12 +240,21 @@ def _npy_header(
     return entry
 
 
-def _read_member(table: Table, name: str, loc: Location | None) -> np.ndarray:
-    entry = table.members[name]
-    table.bytes_read += entry.nbytes
+def _read_npy(table: Table, names: list[str], loc: Location | None) -> list[np.ndarray]:
+    """Arrays ``names``, every header checked before any data is read."""
+    entries = [_npy_header(table, name, loc) for name in names]
+    if len(entries) > 1 and (any(len(e.shape) != 1 for e in entries)
+                             or len({e.shape for e in entries}) > 1):
+        raise DataError(f"{table.name}: arrays {names} must be 1-D and of one length to be "
+                        "stacked as columns", loc)
+    table.bytes_read += sum(e.nbytes for e in entries)
     if table.bytes_read > MAX_DATA_BYTES:
         raise DataError(f"{table.name}: the selected arrays hold more than "
                         f"{_size(MAX_DATA_BYTES)}, the limit for a data file", loc)
+    return [_read_member(table, name, entry, loc) for name, entry in zip(names, entries)]
+
+
+def _read_member(table: Table, name: str, entry: NpyMember, loc: Location | None) -> np.ndarray:
     assert table.archive is not None
     buf = bytearray(entry.nbytes)
     view = memoryview(buf)
@@ -391,13 +401,9 @@ def select(table: Table, columns: Columns, loc: Location | None) -> np.ndarray:
             raise DataError(f"{table.name} has no array '{name}'", loc,
                             hint=did_you_mean(str(name), table.members)
                             or "arrays: " + ", ".join(table.members))
+    picked = _read_npy(table, [str(n) for n in names], loc)
     if isinstance(columns, str):
-        return _numeric(table.name, columns, _read_member(table, columns, loc), loc)
-    shapes = [table.members[str(n)].shape for n in names]
-    if any(len(s) != 1 for s in shapes) or len(set(shapes)) > 1:
-        raise DataError(f"{table.name}: arrays {names} must be 1-D and of one length to be "
-                        "stacked as columns", loc)
-    picked = [_read_member(table, str(n), loc) for n in names]
+        return _numeric(table.name, columns, picked[0], loc)
     return _numeric(table.name, ",".join(map(str, names)), np.stack(picked, axis=1), loc)
 
 
