@@ -167,8 +167,8 @@ def test_header_declaring_more_than_the_member_holds(tmp_path: Path) -> None:
         (b"\x93NUMPY\x07\x00", "unsupported .npy format version"),
         (b"not an npy at all", "not a readable .npy array"),
         (npy_header((-3,)), r"invalid shape \(-3,\)"),
-    (npy_header((0, 2**63)), r"invalid shape \(0, 9223372036854775808\)"),
-    (npy_header((2**31, 2**31, 0)), r"invalid shape \(2147483648, 2147483648, 0\)"),
+        (npy_header((0, 2**63)), r"invalid shape \(0, 9223372036854775808\)"),
+        (npy_header((2**31, 2**31, 0)), r"invalid shape \(2147483648, 2147483648, 0\)"),
         (npy_header((2,), descr="|O"), "cannot load without pickle"),
     ],
 )

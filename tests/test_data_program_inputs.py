@@ -44,14 +44,16 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path.write_text(SPEC)
     ir = gs.build(gs.load(path))
     params = gs.init_params(ir, 0)
-    return {"path": path, "params": params,
-            **{b: gs.compile(ir, backend=b) for b in BACKENDS}}
+    return {"path": path, "params": params, **{b: gs.compile(ir, backend=b) for b in BACKENDS}}
 
 
 def good(n: int = 4, t: int = 6) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"x": rng.normal(size=(n, 3)), "seq": rng.normal(size=(n, t, 2)),
-            "y": rng.integers(0, 4, size=n)}
+    return {
+        "x": rng.normal(size=(n, 3)),
+        "seq": rng.normal(size=(n, t, 2)),
+        "y": rng.integers(0, 4, size=n),
+    }
 
 
 def call(compiled: dict[str, Any], backend: str, method: str, inputs: Any) -> Any:
@@ -74,24 +76,44 @@ def test_good_inputs_pass_and_unread_inputs_may_be_left_out(compiled, backend) -
 
 CASES = [
     # (method, change to the good inputs, message, hint or None)
-    ("forward", {"x": np.ones(3)},
-     r"input 'x' is declared \[batch, 3\] \(rank 2\) but has shape \(3,\)", "x[None]"),
-    ("forward", {"x": np.ones((4, 5))},
-     r"input 'x' is declared \[batch, 3\] but has shape \(4, 5\): axis 1 has size 5, not 3",
-     None),
-    ("loss_and_grads", {"y": None}, r"input 'y' is missing: loss_and_grads needs it for the "
-     r"loss \(declared \[batch\] int\)", None),
+    (
+        "forward",
+        {"x": np.ones(3)},
+        r"input 'x' is declared \[batch, 3\] \(rank 2\) but has shape \(3,\)",
+        "x[None]",
+    ),
+    (
+        "forward",
+        {"x": np.ones((4, 5))},
+        r"input 'x' is declared \[batch, 3\] but has shape \(4, 5\): axis 1 has size 5, not 3",
+        None,
+    ),
+    (
+        "loss_and_grads",
+        {"y": None},
+        r"input 'y' is missing: loss_and_grads needs it for the "
+        r"loss \(declared \[batch\] int\)",
+        None,
+    ),
     ("evaluate", {"seq": None}, "input 'seq' is missing: evaluate needs it", None),
-    ("evaluate", {"y": np.zeros(5, dtype=int)},
-     r"input 'y' is declared \[batch\] int but has shape \(5,\): its 'batch' axis has size 5, "
-     r"while input 'x' has 4", "same size"),
-    ("loss_and_grads", {"y": np.zeros(4)}, r"input 'y' is declared \[batch\] int but holds "
-     "floats", "np.int64"),
+    (
+        "evaluate",
+        {"y": np.zeros(5, dtype=int)},
+        r"input 'y' is declared \[batch\] int but has shape \(5,\): its 'batch' axis has size 5, "
+        r"while input 'x' has 4",
+        "same size",
+    ),
+    (
+        "loss_and_grads",
+        {"y": np.zeros(4)},
+        r"input 'y' is declared \[batch\] int but holds "
+        "floats",
+        "np.int64",
+    ),
     ("forward", {"x": np.full((4, 3), "a")}, r"input 'x' .* but holds strings", None),
     ("forward", {"x": np.ones((4, 3)) * 1j}, "holds complex numbers", None),
     ("forward", {"X": np.ones((4, 3))}, "'X' is not an input of 'inputs'", "did you mean 'x'"),
-    ("forward", {"seqs": np.ones((4, 2, 2))}, "'seqs' is not an input",
-     "did you mean 'seq'"),
+    ("forward", {"seqs": np.ones((4, 2, 2))}, "'seqs' is not an input", "did you mean 'seq'"),
     ("forward", {"unused": np.ones((4, 6))}, "input 'unused' is declared", None),
     ("forward", {"x": [[1.0, 2.0, 3.0], [1.0]]}, "input 'x' is not an array", None),
 ]
@@ -99,8 +121,7 @@ CASES = [
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method, change, message, hint", CASES)
-def test_bad_inputs_are_one_clear_error(compiled, backend, method, change, message,
-                                        hint) -> None:
+def test_bad_inputs_are_one_clear_error(compiled, backend, method, change, message, hint) -> None:
     inputs: dict[str, Any] = good()
     for k, v in change.items():
         if v is None:
@@ -120,8 +141,7 @@ def test_bad_inputs_are_one_clear_error(compiled, backend, method, change, messa
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_inputs_must_be_a_mapping(compiled, backend) -> None:
-    with pytest.raises(InputError, match="inputs must be a dict of arrays by input name, not "
-                       "list"):
+    with pytest.raises(InputError, match="inputs must be a dict of arrays by input name, not list"):
         call(compiled, backend, "forward", [np.ones((4, 3))])
 
 

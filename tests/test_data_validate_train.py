@@ -67,12 +67,19 @@ def _case(tmp_path: Path, name: str) -> tuple[Path, str]:
     if name == "missing_file":
         return write(tmp_path, "{path: nowhere.csv}"), "data file not found"
     if name == "monitor_typo":
-        return (write(tmp_path, npz(tmp_path, X, Y), extra="  early_stopping: {monitor: "
-                      "val_los}\n"), "early stopping monitors 'val_los'")
+        return (
+            write(tmp_path, npz(tmp_path, X, Y), extra="  early_stopping: {monitor: val_los}\n"),
+            "early stopping monitors 'val_los'",
+        )
     if name == "group_typo":
-        return (write(tmp_path, npz(tmp_path, X, Y), optimizer="{name: sgd, lr: 0.1, groups: "
-                      "[{params: ['hiden.*'], lr: 0.01}]}"),
-                "parameter group pattern 'hiden.*' matches no trainable parameter")
+        return (
+            write(
+                tmp_path,
+                npz(tmp_path, X, Y),
+                optimizer="{name: sgd, lr: 0.1, groups: [{params: ['hiden.*'], lr: 0.01}]}",
+            ),
+            "parameter group pattern 'hiden.*' matches no trainable parameter",
+        )
     if name == "label_out_of_range":
         return write(tmp_path, npz(tmp_path, X, Y + 1)), "label 3 of 'y' is out of range"
     if name == "no_training_rows":
@@ -84,8 +91,15 @@ def _case(tmp_path: Path, name: str) -> tuple[Path, str]:
     return path, "training needs a 'train' section"
 
 
-CASES = ["wrong_width", "missing_file", "monitor_typo", "group_typo", "label_out_of_range",
-         "no_training_rows", "no_data_section"]
+CASES = [
+    "wrong_width",
+    "missing_file",
+    "monitor_typo",
+    "group_typo",
+    "label_out_of_range",
+    "no_training_rows",
+    "no_data_section",
+]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -111,8 +125,11 @@ def test_validate_train_reports_the_rows_it_would_train_on(tmp_path: Path, capsy
 
 
 def test_a_variants_data_error_names_the_variant(tmp_path: Path, capsys) -> None:
-    spec = write(tmp_path, npz(tmp_path, X, Y),
-                 extra="variants:\n  good: {}\n  bad: {train: {data: {path: gone.npz}}}\n")
+    spec = write(
+        tmp_path,
+        npz(tmp_path, X, Y),
+        extra="variants:\n  good: {}\n  bad: {train: {data: {path: gone.npz}}}\n",
+    )
     rc, _, err = cli(["validate", "--train", spec], capsys)
     assert rc == 1 and "data file not found" in err and "in variant 'bad'" in err, err
 
@@ -142,8 +159,10 @@ def test_an_unused_input_is_a_warning_and_needs_no_data(tmp_path: Path, backend,
     spec.write_text(UNUSED)
     rows = "\n".join(f"{i % 3},{i % 2},{i % 2}" for i in range(12))
     (tmp_path / "d.csv").write_text(rows + "\n")  # no header: the last column is the target
-    warning = (f"{spec}:5:10: warning: input 'spare' is never used: no output, loss or metric "
-               "depends on it")
+    warning = (
+        f"{spec}:5:10: warning: input 'spare' is never used: no output, loss or metric "
+        "depends on it"
+    )
     for argv in (["validate", spec], ["validate", "--train", spec]):
         rc, out, err = cli(argv, capsys)
         assert rc == 0 and warning in err, err
@@ -158,10 +177,10 @@ def test_an_unused_input_is_a_warning_and_needs_no_data(tmp_path: Path, backend,
 
 
 @pytest.mark.parametrize("sep, name", [(";", "semicolon"), ("\t", "tab")])
-def test_a_csv_with_another_delimiter_gets_a_suggestion(tmp_path: Path, sep, name,
-                                                        capsys) -> None:
-    (tmp_path / "d.csv").write_text(sep.join(["a", "b", "label"]) + "\n"
-                                    + sep.join(["1", "2", "0"]) + "\n")
+def test_a_csv_with_another_delimiter_gets_a_suggestion(tmp_path: Path, sep, name, capsys) -> None:
+    (tmp_path / "d.csv").write_text(
+        sep.join(["a", "b", "label"]) + "\n" + sep.join(["1", "2", "0"]) + "\n"
+    )
     spec = write(tmp_path, "{path: d.csv}")
     rc, _, err = cli(["validate", "--train", spec], capsys)
     assert rc == 1
@@ -174,32 +193,41 @@ def line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith(needle))
 
 
-@pytest.mark.parametrize("edit, fragment", [
-    ("7,8,1", "d.csv:{line}: label 3 of 'y' is out of range"),
-    ("7,8,1.5", "d.csv:{line}: input 'y' is declared int, but the row holds [1.5]"),
-    ("7,x8,1", "d.csv:{line}: b: 'x8' is not a number"),
-    ("7,,1", "d.csv:{line}: b is empty"),
-    ("7,nan,1", "d.csv:{line}: b is nan"),
-])
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        ("7,8,1", "d.csv:{line}: label 3 of 'y' is out of range"),
+        ("7,8,1.5", "d.csv:{line}: input 'y' is declared int, but the row holds [1.5]"),
+        ("7,x8,1", "d.csv:{line}: b: 'x8' is not a number"),
+        ("7,,1", "d.csv:{line}: b is empty"),
+        ("7,nan,1", "d.csv:{line}: b is nan"),
+    ],
+)
 def test_csv_rows_are_named_by_their_file_line(tmp_path: Path, edit: str, fragment: str) -> None:
-    text = ("a,b,label\n\n1,2,0\n\"3\",4,1\n5,\"6\n\",2\n\n" + edit + "\n" + "9,9,0\n")
+    text = 'a,b,label\n\n1,2,0\n"3",4,1\n5,"6\n",2\n\n' + edit + "\n" + "9,9,0\n"
     if "label 3" in fragment:
         text = text.replace(edit, "7,8,3")
     (tmp_path / "d.csv").write_text(text)
     line = line_of(text, edit.split(",")[0] + ",")  # the edited row, as an editor numbers it
     assert line == 8
     with pytest.raises(DataError) as e:
-        train(write(tmp_path, "{path: d.csv, columns: {x: [a, b], y: label}}"),
-              out=tmp_path / "run", progress=False)
+        train(
+            write(tmp_path, "{path: d.csv, columns: {x: [a, b], y: label}}"),
+            out=tmp_path / "run",
+            progress=False,
+        )
     assert fragment.format(line=line) in e.value.message, e.value.message
 
 
 def test_a_multiline_record_is_named_by_its_first_line(tmp_path: Path) -> None:
-    text = "a,b,label\n1,2,0\n5,\"6\n7\",1\n"  # the record on lines 3-4 has b = '6\n7'
+    text = 'a,b,label\n1,2,0\n5,"6\n7",1\n'  # the record on lines 3-4 has b = '6\n7'
     (tmp_path / "d.csv").write_text(text)
     with pytest.raises(DataError, match=r"d.csv:3: b: '6\n7' is not a number"):
-        train(write(tmp_path, "{path: d.csv, columns: {x: [a, b], y: label}}"),
-              out=tmp_path / "run", progress=False)
+        train(
+            write(tmp_path, "{path: d.csv, columns: {x: [a, b], y: label}}"),
+            out=tmp_path / "run",
+            progress=False,
+        )
 
 
 def test_npz_rows_are_named_by_their_index(tmp_path: Path) -> None:

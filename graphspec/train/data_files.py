@@ -44,8 +44,14 @@ Columns = str | int | list[str] | list[int]
 
 # Errors a damaged archive raises from zipfile or its decompressors.
 _ZIP_ERRORS = (
-    OSError, EOFError, KeyError, ValueError, RuntimeError, NotImplementedError,
-    zipfile.BadZipFile, zlib.error,
+    OSError,
+    EOFError,
+    KeyError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
 )
 
 
@@ -121,8 +127,11 @@ def read(path: Path, display: str, loc: Location | None) -> Table:
         if suffix == ".csv":
             with f:
                 return _read_csv(f, display, loc)
-        raise DataError(f"unsupported data file type '{suffix}' ({display})", loc,
-                        hint="use a .npz or .csv file")
+        raise DataError(
+            f"unsupported data file type '{suffix}' ({display})",
+            loc,
+            hint="use a .npz or .csv file",
+        )
     except BaseException:
         f.close()
         raise
@@ -137,8 +146,11 @@ def open_regular(path: Path, display: str, loc: Location | None) -> IO[bytes]:
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise DataError(f"data file not found: {display}", loc,
-                        hint="paths in train.data are relative to the spec's folder") from None
+        raise DataError(
+            f"data file not found: {display}",
+            loc,
+            hint="paths in train.data are relative to the spec's folder",
+        ) from None
     except IsADirectoryError:  # pragma: no cover - Linux opens directories read-only
         raise DataError(f"data path is a directory: {display}", loc) from None
     except OSError as e:
@@ -152,14 +164,21 @@ def open_regular(path: Path, display: str, loc: Location | None) -> IO[bytes]:
         os.close(fd)
         if stat.S_ISDIR(mode):
             raise DataError(f"data path is a directory: {display}", loc)
-        raise DataError(f"{display} is not a regular file ({_kind(mode)})", loc,
-                        hint="train.data reads regular .npz or .csv files, not devices or pipes")
+        raise DataError(
+            f"{display} is not a regular file ({_kind(mode)})",
+            loc,
+            hint="train.data reads regular .npz or .csv files, not devices or pipes",
+        )
     return os.fdopen(fd, "rb")
 
 
 def _kind(mode: int) -> str:
-    for test, what in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, what in (
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return what
     return "not a file"  # pragma: no cover - no other kinds on POSIX
@@ -179,8 +198,11 @@ def _read_npz(f: IO[bytes], display: str, loc: Location | None) -> Table:
     magic = f.read(4)
     # np.load would take anything else for a pickle (PK\5\6 starts an archive of no arrays)
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
-        raise DataError(f"{display} is not an .npz archive", loc,
-                        hint="write it with numpy.savez or numpy.savez_compressed")
+        raise DataError(
+            f"{display} is not an .npz archive",
+            loc,
+            hint="write it with numpy.savez or numpy.savez_compressed",
+        )
     f.seek(0)
     try:
         archive = zipfile.ZipFile(f)
@@ -214,43 +236,57 @@ def _npy_header(table: Table, name: str, loc: Location | None) -> NpyMember:
         else:
             raise ValueError(f"unsupported .npy format version {version}")
     except _ZIP_ERRORS + (SyntaxError, RecursionError) as e:
-        raise DataError(f"{display}: array '{name}' is not a readable .npy array ({e})",
-                        loc) from None
+        raise DataError(
+            f"{display}: array '{name}' is not a readable .npy array ({e})", loc
+        ) from None
     if dtype.hasobject:
-        raise DataError(f"{display}: cannot load without pickle (array '{name}' holds Python "
-                        "objects)", loc,
-                        hint="save plain numeric arrays (np.savez with numeric dtypes)")
+        raise DataError(
+            f"{display}: cannot load without pickle (array '{name}' holds Python objects)",
+            loc,
+            hint="save plain numeric arrays (np.savez with numeric dtypes)",
+        )
     if any(d < 0 for d in shape):
         raise DataError(f"{display}: array '{name}' declares the invalid shape {shape}", loc)
-    entry = NpyMember(info.filename, tuple(int(d) for d in shape), dtype, bool(fortran),
-                      prefix.tell())
+    entry = NpyMember(
+        info.filename, tuple(int(d) for d in shape), dtype, bool(fortran), prefix.tell()
+    )
     if entry.nbytes > MAX_DATA_BYTES:
         raise DataError(
             f"{display}: array '{name}' declares shape {entry.shape} of {dtype} "
-            f"({_size(entry.nbytes)}); data files are limited to {_size(MAX_DATA_BYTES)}", loc,
-            hint="train on a smaller sample of the data")
+            f"({_size(entry.nbytes)}); data files are limited to {_size(MAX_DATA_BYTES)}",
+            loc,
+            hint="train on a smaller sample of the data",
+        )
     if math.prod(d for d in entry.shape if d) > MAX_DATA_BYTES:  # empty, yet numpy refuses
         raise DataError(f"{display}: array '{name}' declares the invalid shape {shape}", loc)
     stored = info.file_size - entry.offset
     if entry.nbytes > stored:
         raise DataError(
             f"{display}: array '{name}' declares shape {entry.shape} of {dtype} "
-            f"({_size(entry.nbytes)}) but its member holds {_size(max(stored, 0))}", loc,
-            hint="the file is truncated or was not written by numpy")
+            f"({_size(entry.nbytes)}) but its member holds {_size(max(stored, 0))}",
+            loc,
+            hint="the file is truncated or was not written by numpy",
+        )
     return entry
 
 
 def _read_npy(table: Table, names: list[str], loc: Location | None) -> list[np.ndarray]:
     """Arrays ``names``, every header checked before any data is read."""
     entries = [_npy_header(table, name, loc) for name in names]
-    if len(entries) > 1 and (any(len(e.shape) != 1 for e in entries)
-                             or len({e.shape for e in entries}) > 1):
-        raise DataError(f"{table.name}: arrays {names} must be 1-D and of one length to be "
-                        "stacked as columns", loc)
+    if len(entries) > 1 and (
+        any(len(e.shape) != 1 for e in entries) or len({e.shape for e in entries}) > 1
+    ):
+        raise DataError(
+            f"{table.name}: arrays {names} must be 1-D and of one length to be stacked as columns",
+            loc,
+        )
     table.bytes_read += sum(e.nbytes for e in entries)
     if table.bytes_read > MAX_DATA_BYTES:
-        raise DataError(f"{table.name}: the selected arrays hold more than "
-                        f"{_size(MAX_DATA_BYTES)}, the limit for a data file", loc)
+        raise DataError(
+            f"{table.name}: the selected arrays hold more than "
+            f"{_size(MAX_DATA_BYTES)}, the limit for a data file",
+            loc,
+        )
     return [_read_member(table, name, entry, loc) for name, entry in zip(names, entries)]
 
 
@@ -266,7 +302,7 @@ def _read_member(table: Table, name: str, entry: NpyMember, loc: Location | None
                 chunk = m.read(min(READ_CHUNK, entry.nbytes - done))
                 if not chunk:
                     raise EOFError(f"{entry.nbytes - done} bytes missing")
-                view[done:done + len(chunk)] = chunk
+                view[done : done + len(chunk)] = chunk
                 done += len(chunk)
     except _ZIP_ERRORS as e:
         raise DataError(f"{table.name}: array '{name}' cannot be read ({e})", loc) from None
@@ -298,16 +334,22 @@ def _bounded_lines(f: IO[str], display: str, loc: Location | None) -> Any:
             return
         left -= len(line)
         if left < 0:
-            raise DataError(f"{display} is larger than {_size(MAX_CSV_BYTES)}", loc,
-                            hint="convert large data to .npz")
+            raise DataError(
+                f"{display} is larger than {_size(MAX_CSV_BYTES)}",
+                loc,
+                hint="convert large data to .npz",
+            )
         yield line
 
 
 def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
     size = os.fstat(f.fileno()).st_size
     if size > MAX_CSV_BYTES:
-        raise DataError(f"{display} is larger than {_size(MAX_CSV_BYTES)}", loc,
-                        hint="convert large data to .npz")
+        raise DataError(
+            f"{display} is larger than {_size(MAX_CSV_BYTES)}",
+            loc,
+            hint="convert large data to .npz",
+        )
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")
     values = array.array("d")
     lines = array.array("q")
@@ -331,8 +373,9 @@ def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
                     header = row
                     continue
             if len(row) != width:
-                raise DataError(f"{display}:{line}: row has {len(row)} fields, expected {width}",
-                                loc)
+                raise DataError(
+                    f"{display}:{line}: row has {len(row)} fields, expected {width}", loc
+                )
             for j, cell in enumerate(row):
                 try:
                     value = float(cell)
@@ -343,9 +386,12 @@ def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
                 values.append(value)
             lines.append(line)
             if len(values) > max_cells:
-                raise DataError(f"{display} holds more than {max_cells:,} numbers "
-                                f"({_size(MAX_DATA_BYTES)} as float64)", loc,
-                                hint="train on a smaller sample of the data")
+                raise DataError(
+                    f"{display} holds more than {max_cells:,} numbers "
+                    f"({_size(MAX_DATA_BYTES)} as float64)",
+                    loc,
+                    hint="train on a smaller sample of the data",
+                )
     except UnicodeDecodeError:
         raise DataError(f"{display} is not UTF-8 text", loc) from None
     except OSError as e:
@@ -363,9 +409,14 @@ def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
             raise DataError(f"{display}: duplicate column name '{dup[0]}' in the header", loc)
     if not lines:
         raise DataError(f"{display} has a header but no data rows", loc)
-    return Table(display, is_csv=True, header=header,
-                 values=np.frombuffer(values, dtype=np.float64).reshape(len(lines), width),
-                 lines=np.frombuffer(lines, dtype=np.int64), problems=problems)
+    return Table(
+        display,
+        is_csv=True,
+        header=header,
+        values=np.frombuffer(values, dtype=np.float64).reshape(len(lines), width),
+        lines=np.frombuffer(lines, dtype=np.int64),
+        problems=problems,
+    )
 
 
 def _refuse_other_delimiters(
@@ -379,9 +430,10 @@ def _refuse_other_delimiters(
         if delimiter in row[0]:
             raise DataError(
                 f"{display}:{line}: the file has one column, but the line contains {shown}: "
-                f"it looks {name}-separated", loc,
-                hint="graphspec reads comma-separated files: save it with ',' as the "
-                "delimiter")
+                f"it looks {name}-separated",
+                loc,
+                hint="graphspec reads comma-separated files: save it with ',' as the delimiter",
+            )
 
 
 # ---- selecting an input's columns ----------------------------------------------------------
@@ -394,13 +446,19 @@ def select(table: Table, columns: Columns, loc: Location | None) -> np.ndarray:
         return _select_csv(table, columns, loc)
     names = [columns] if isinstance(columns, str) else columns
     if isinstance(names, int) or not all(isinstance(c, str) for c in names):
-        raise DataError(f"{table.name}: .npz arrays are selected by name, not index", loc,
-                        hint="arrays: " + ", ".join(table.members))
+        raise DataError(
+            f"{table.name}: .npz arrays are selected by name, not index",
+            loc,
+            hint="arrays: " + ", ".join(table.members),
+        )
     for name in names:
         if name not in table.members:
-            raise DataError(f"{table.name} has no array '{name}'", loc,
-                            hint=did_you_mean(str(name), table.members)
-                            or "arrays: " + ", ".join(table.members))
+            raise DataError(
+                f"{table.name} has no array '{name}'",
+                loc,
+                hint=did_you_mean(str(name), table.members)
+                or "arrays: " + ", ".join(table.members),
+            )
     picked = _read_npy(table, [str(n) for n in names], loc)
     if isinstance(columns, str):
         return _numeric(table.name, columns, picked[0], loc)
@@ -414,24 +472,34 @@ def _numeric(file: str, name: str, a: np.ndarray, loc: Location | None) -> np.nd
         raise DataError(f"{file}: array '{name}' has non-numeric dtype {a.dtype}", loc)
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
-        raise DataError(f"{file}: array '{name}' holds NaN or Inf (first at index "
-                        f"{tuple(int(i) for i in bad)})", loc, hint="clean the data first")
+        raise DataError(
+            f"{file}: array '{name}' holds NaN or Inf (first at index "
+            f"{tuple(int(i) for i in bad)})",
+            loc,
+            hint="clean the data first",
+        )
     return a
 
 
 def _column_index(table: Table, col: str | int, loc: Location | None) -> int:
     if isinstance(col, int) and not isinstance(col, bool):
         if not -table.width <= col < table.width:
-            raise DataError(f"{table.name} has {table.width} columns; index {col} is out of range",
-                            loc)
+            raise DataError(
+                f"{table.name} has {table.width} columns; index {col} is out of range", loc
+            )
         return col % table.width
     if table.header is None:
-        raise DataError(f"{table.name} has no header row, so column '{col}' cannot be found",
-                        loc, hint="select columns by index (0-based) or add a header row")
+        raise DataError(
+            f"{table.name} has no header row, so column '{col}' cannot be found",
+            loc,
+            hint="select columns by index (0-based) or add a header row",
+        )
     if col not in table.header:
-        raise DataError(f"{table.name} has no column '{col}'", loc,
-                        hint=did_you_mean(str(col), table.header)
-                        or "columns: " + ", ".join(table.header))
+        raise DataError(
+            f"{table.name} has no column '{col}'",
+            loc,
+            hint=did_you_mean(str(col), table.header) or "columns: " + ", ".join(table.header),
+        )
     return table.header.index(str(col))
 
 
@@ -445,11 +513,17 @@ def _select_csv(table: Table, columns: Columns, loc: Location | None) -> np.ndar
         label = table.header[ci] if table.header else f"column {ci}"
         where = f"{table.name}:{line}: {label}"
         if not cell:
-            raise DataError(f"{where} is empty (a missing value)", loc,
-                            hint="fill or drop rows with missing values")
+            raise DataError(
+                f"{where} is empty (a missing value)",
+                loc,
+                hint="fill or drop rows with missing values",
+            )
         if _is_number(cell):
-            raise DataError(f"{where} is {cell}", loc,
-                            hint="clean the data first: NaN and Inf cannot be trained on")
+            raise DataError(
+                f"{where} is {cell}",
+                loc,
+                hint="clean the data first: NaN and Inf cannot be trained on",
+            )
         raise DataError(f"{where}: '{cell[:40]}' is not a number", loc)
     out = table.values[:, idx]
     return out if isinstance(columns, list) else out[:, 0]
