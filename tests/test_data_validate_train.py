@@ -235,3 +235,16 @@ def test_npz_rows_are_named_by_their_index(tmp_path: Path) -> None:
     y[6] = 9
     with pytest.raises(DataError, match=r"d.npz: row index 6: label 9 of 'y' is out of range"):
         train(write(tmp_path, npz(tmp_path, X, y)), out=tmp_path / "run", progress=False)
+
+
+def test_a_spec_whose_inputs_are_all_unused_reads_no_data(tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "graphspec: 1\nname: t\ninputs: {x: [batch, 2]}\ngraph:\n"
+        "  - {id: w, op: param, shape: [2]}\nloss:\n  - {op: l2_penalty, in: [w]}\n"
+        "train:\n  data: {path: d.csv}\n"
+    )
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n3,4\n")
+    rc, _, err = cli(["validate", "--train", spec], capsys)
+    assert rc == 1
+    assert f"{spec}:9:16: error: no input of the spec reads data from" in err, err
