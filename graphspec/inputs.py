@@ -29,6 +29,11 @@ PURPOSES = {
 # Array kinds (numpy dtype.kind) each declared input dtype accepts: bool and integer arrays
 # are numbers for a float input; a float array for an int input would be truncated silently.
 ACCEPTS = {"float": "biuf", "int": "biu", "bool": "biu"}
+CONVERT = {
+    "float": "give numbers (float, int or bool arrays)",
+    "int": "convert whole numbers with np.asarray({name}, dtype=np.int64)",
+    "bool": "convert it with np.asarray({name}, dtype=bool)",
+}
 KINDS = {
     "f": "floats",
     "c": "complex numbers",
@@ -104,9 +109,7 @@ class InputCheck:
             raise InputError(
                 f"{where} but holds {what}",
                 notes=notes,
-                hint="convert it, e.g. np.asarray(a, dtype=np.int64)"
-                if t.dtype != "float"
-                else "give numbers (float, int or bool arrays)",
+                hint=CONVERT[t.dtype].format(name=name),
             )
         if len(shape) != t.rank:
             hint = None
