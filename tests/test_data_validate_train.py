@@ -248,3 +248,12 @@ def test_a_spec_whose_inputs_are_all_unused_reads_no_data(tmp_path: Path, capsys
     rc, _, err = cli(["validate", "--train", spec], capsys)
     assert rc == 1
     assert f"{spec}:9:16: error: no input of the spec reads data from" in err, err
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path: Path) -> None:
+    """Spreadsheets save 'CSV UTF-8' with a byte-order mark before the header."""
+    text = "a,b,label\n" + "".join(f"{i},{i + 1},{i % 3}\n" for i in range(10))
+    (tmp_path / "d.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    spec = write(tmp_path, "{path: d.csv, columns: {x: [a, b], y: label}}")
+    result = train(spec, out=tmp_path / "run", progress=False)
+    assert result.status == "completed"

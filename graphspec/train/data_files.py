@@ -350,7 +350,7 @@ def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
             loc,
             hint="convert large data to .npz",
         )
-    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")  # spreadsheets write a BOM
     values = array.array("d")
     lines = array.array("q")
     max_cells = MAX_DATA_BYTES // 8
