@@ -221,10 +221,19 @@ def _read_npz(f: IO[bytes], display: str, loc: Location | None) -> Table:
 def _npy_header(table: Table, name: str, loc: Location | None) -> NpyMember:
     """The header of array ``name``, parsed from a bounded prefix of its member (a version 2
     header may claim 4 GiB of header text, which numpy would read before checking its
-    size), and checked: no objects, a valid shape, a size within the limit and within the
-    member."""
+    size), and checked: the member's unpacked size, no objects, a valid shape, a size
+    within the limit and within the member."""
     display, info = table.name, table.members[name]
     assert table.archive is not None
+    # The size the archive declares, before inflating anything (zipfile stops there).
+    if info.file_size > MAX_DATA_BYTES + NPY_PREFIX_BYTES:
+        raise DataError(
+            f"{display}: array '{name}' unpacks to {_size(info.file_size)} "
+            f"(from {_size(info.compress_size)}); data files are limited to "
+            f"{_size(MAX_DATA_BYTES)}",
+            loc,
+            hint="train on a smaller sample of the data",
+        )
     try:
         with table.archive.open(info) as m:
             prefix = io.BytesIO(m.read(NPY_PREFIX_BYTES))
