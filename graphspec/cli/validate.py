@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from graphspec.cli.common import add_max_params, eprint, load_spec, print_warnings
+from graphspec.cli.common import add_max_params, add_overrides, eprint, load_spec, print_warnings
 from graphspec.errors import GraphspecError
 from graphspec.ir.graph import IR
 from graphspec.spec.models import Spec
@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="spec files (YAML)")
     add_max_params(p)
+    add_overrides(p)
     p.add_argument(
         "--train",
         action="store_true",
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            spec = load_spec(path)
+            spec = load_spec(path, args.overrides)
             # Each variant of the spec is checked as the spec it becomes (none: the spec).
             checked = []
             for v in expand_variants(spec).values():
