@@ -257,3 +257,20 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path: Path) 
     spec = write(tmp_path, "{path: d.csv, columns: {x: [a, b], y: label}}")
     result = train(spec, out=tmp_path / "run", progress=False)
     assert result.status == "completed"
+
+
+def test_data_for_a_trained_model_names_rows_and_refuses_hostile_files(tmp_path: Path) -> None:
+    """predict and evaluate read files with the same reader: rows named by file line, and
+    a FIFO refused at once."""
+    from hostile_data import fifo
+
+    import graphspec as gs
+    from graphspec.train.apply_data import read_file
+
+    spec = gs.load(write(tmp_path, npz(tmp_path, X, Y)))
+    ir = gs.build(spec)
+    (tmp_path / "new.csv").write_text("0.5,0.5,1\n\n0.1,0.2,5\n")  # no header: y is last
+    with pytest.raises(DataError, match=r"new.csv:3: label 5 of 'y' is out of range"):
+        read_file(spec, ir, tmp_path / "new.csv", targets=True)
+    with pytest.raises(DataError, match="is not a regular file"):
+        read_file(spec, ir, fifo(tmp_path / "pipe.csv"), targets=None)

@@ -144,7 +144,11 @@ def _static_width(ir: IR, name: str) -> int | None:
 
 
 def _checked(
-    ir: IR, arrays: Arrays, targets: list[str], where: Location | None, display: str,
+    ir: IR,
+    arrays: Arrays,
+    targets: list[str],
+    where: Location | None,
+    display: str,
     row: RowName | None = None,
 ) -> Arrays:
     lengths = {k: len(v) for k, v in arrays.items()}
