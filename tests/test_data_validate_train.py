@@ -274,3 +274,9 @@ def test_data_for_a_trained_model_names_rows_and_refuses_hostile_files(tmp_path:
         read_file(spec, ir, tmp_path / "new.csv", targets=True)
     with pytest.raises(DataError, match="is not a regular file"):
         read_file(spec, ir, fifo(tmp_path / "pipe.csv"), targets=None)
+
+
+def test_validate_train_counts_every_split(tmp_path: Path, capsys) -> None:
+    spec = write(tmp_path, "{source: blobs, samples: 100, val_split: 0.2, test_split: 0.1}")
+    rc, out, err = cli(["validate", "--train", spec], capsys)
+    assert rc == 0 and "70 training, 20 validation and 10 test rows" in out, out + err

@@ -87,6 +87,7 @@ def _check_training(spec: Spec, ir: IR) -> str:
         ready = prepare(spec, ir, spec.seed)
     except GraphspecError as e:  # a data error too: which variant's data it was
         raise note_variant(e, spec) from None  # type: ignore[arg-type]
-    rows = {k: ready.data.rows(k) for k in ready.data.splits}
-    val = f" and {rows['val']:,} validation" if "val" in rows else ""
-    return f", {rows['train']:,} training{val} rows"
+    names = {"train": "training", "val": "validation", "test": "test"}
+    parts = [f"{ready.data.rows(k):,} {names.get(k, k)}" for k in ready.data.splits]
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    return f", {listed} rows"
