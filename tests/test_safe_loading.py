@@ -421,7 +421,11 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str, str | None]:
         big.write_text("graphspec: 1\n" + ("# " + "x" * 1022 + "\n") * (10 * 1024))
         return big, ": error: ", "specs are limited to 4 MiB"
     if kind == "endless_device":
-        return Path("/dev/zero"), ": error: ", "specs are limited to 4 MiB"
+        return Path("/dev/zero"), ": error: ", "is not a regular file (a character device)"
+    if kind == "fifo":  # opening a pipe with no writer would block forever
+        fifo = tmp_path / "pipe.yaml"
+        os.mkfifo(fifo)
+        return fifo, ": error: ", "is not a regular file (a named pipe)"
     if kind == "nul_byte":
         path = tmp_path / "nul.yaml"
         path.write_bytes(b"graphspec: 1\nname: t\x00\n")
@@ -434,7 +438,8 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str, str | None]:
     return path, f"{where}" + (": error: " if where != ":" else ""), None
 
 
-BAD_FILES = ["directory", "missing", "ten_megabytes", "endless_device", "nul_byte", "non_utf8",
+BAD_FILES = ["directory", "missing", "ten_megabytes", "endless_device", "fifo", "nul_byte",
+             "non_utf8",
              "empty", "alias_bomb", "python_tag"]
 
 
@@ -454,7 +459,7 @@ def test_every_command_refuses_a_bad_file(
     assert err.startswith(f"{path}{after}"), err
     if fragment:
         assert fragment in err.splitlines()[0], err
-    assert elapsed < 1.0 or kind not in ("alias_bomb", "ten_megabytes", "endless_device"), elapsed
+    assert elapsed < 1.0 or kind not in ("alias_bomb", "ten_megabytes", "endless_device", "fifo")
     assert not list(tmp_path.glob("m.*")) and not (tmp_path / "run").exists()
 
 

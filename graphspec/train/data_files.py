@@ -21,7 +21,6 @@ import csv
 import io
 import math
 import os
-import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import IO, Any, Literal
 import numpy as np
 from numpy.lib import format as npy
 
+from graphspec import regular_file
 from graphspec.errors import DataError, Location, did_you_mean
 
 # The numbers one data file may hold once decoded (npz: the arrays a spec selects, as stored;
@@ -138,50 +138,25 @@ def read(path: Path, display: str, loc: Location | None) -> Table:
 
 
 def open_regular(path: Path, display: str, loc: Location | None) -> IO[bytes]:
-    """``path`` opened for reading if it is a regular file, else a DataError.
-
-    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; the
-    type is then checked on the opened file, so it cannot change between check and read."""
+    """``path`` opened for reading if it is a regular file, else a DataError."""
     try:
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags)
+        return regular_file.open_regular(path)
     except FileNotFoundError:
         raise DataError(
             f"data file not found: {display}",
             loc,
             hint="paths in train.data are relative to the spec's folder",
         ) from None
-    except IsADirectoryError:  # pragma: no cover - Linux opens directories read-only
-        raise DataError(f"data path is a directory: {display}", loc) from None
-    except OSError as e:
-        raise DataError(f"cannot read {display}: {e.strerror or e}", loc) from None
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError as e:  # pragma: no cover - fstat of an open descriptor
-        os.close(fd)
-        raise DataError(f"cannot read {display}: {e.strerror or e}", loc) from None
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise DataError(f"data path is a directory: {display}", loc)
+    except regular_file.NotARegularFile as e:
+        if e.kind == "a directory":
+            raise DataError(f"data path is a directory: {display}", loc) from None
         raise DataError(
-            f"{display} is not a regular file ({_kind(mode)})",
+            f"{display} is not a regular file ({e.kind})",
             loc,
             hint="train.data reads regular .npz or .csv files, not devices or pipes",
-        )
-    return os.fdopen(fd, "rb")
-
-
-def _kind(mode: int) -> str:
-    for test, what in (
-        (stat.S_ISFIFO, "a named pipe"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return what
-    return "not a file"  # pragma: no cover - no other kinds on POSIX
+        ) from None
+    except OSError as e:
+        raise DataError(f"cannot read {display}: {e.strerror or e}", loc) from None
 
 
 def _size(n: int) -> str:
