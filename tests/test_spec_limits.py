@@ -360,7 +360,7 @@ def test_the_driver_checks_before_drawing_parameters_or_data(
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("allocated before the memory check")
 
-    monkeypatch.setattr(driver, "load_data", forbidden)
+    monkeypatch.setattr(driver, "prepare", forbidden)  # reads the data
     monkeypatch.setattr(driver, "init_params", forbidden)
     monkeypatch.setenv(memory.ENV, "1G")
     text = TINY.replace("samples: 64", "samples: 100000000")  # the samples: 1e8
