@@ -44,7 +44,7 @@ from graphspec.ir.graph import IR
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
-from graphspec.train import checkpoint, seeds
+from graphspec.train import checkpoint, parallel, seeds
 from graphspec.train.data import Dataset, load_data
 from graphspec.train.runlog import SUMMARY, MetricsLog, Progress, write_json_atomic
 from graphspec.train.schedules import lr_factor, resolve
@@ -92,34 +92,61 @@ def train(
     spec: Spec | str | os.PathLike[str], *, backend: str = "numpy",
     out: str | os.PathLike[str] | None = None, epochs: int | None = None,
     seed: int | None = None, resume: bool = False, dtype: str = "float64",
-    device: str = "auto", progress: bool = True, **backend_options: Any,
+    device: str = "auto", progress: bool = True, nproc: int | None = None,
+    dist_backend: str = "auto", max_restarts: int = 0, dist_timeout: float | None = None,
+    **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>``).  ``epochs`` and ``seed`` override the spec's;
     ``resume`` continues from ``out/checkpoint.npz``.  Other keyword arguments are
-    backend compile options (``amp``, ``compile``, ...)."""
+    backend compile options (``amp``, ``compile``, ...).
+
+    ``nproc`` trains data-parallel with that many worker processes on this machine
+    (docs/distributed.md; ``dist_backend`` gloo, nccl or auto, ``max_restarts`` for
+    torchrun's elastic restarts, ``dist_timeout`` seconds for a collective); a process
+    that torchrun started joins its group by itself."""
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
-    run = _Run(spec, backend, out, epochs, seed, resume, dtype, device, progress,
-               backend_options)
-    return run.execute()
+    if nproc is not None:
+        kwargs = dict(backend=backend, out=_run_dir(spec, out), epochs=epochs, seed=seed,
+                      resume=resume, dtype=dtype, device=device, progress=progress,
+                      **backend_options)
+        return parallel.launch(backend, spec, kwargs, nproc, dist_backend, max_restarts,
+                               dist_timeout)
+    with parallel.join(backend, dist_backend, dist_timeout) as group:
+        run = _Run(spec, backend, out, epochs, seed, resume, dtype, device, progress,
+                   backend_options, group)
+        return run.execute()
+
+
+def _run_dir(spec: Spec, out: Any) -> Path:
+    return Path(out) if out is not None else Path("runs") / spec.name
 
 
 class _Run:
     def __init__(
         self, spec: Spec, backend: str, out: Any, epochs: int | None, seed: int | None,
         resume: bool, dtype: str, device: str, progress: bool, options: dict[str, Any],
+        group: Any = None,
     ) -> None:
         self.spec = spec
+        # The data-parallel group this process is a rank of (parallel.Solo when alone):
+        # rank 0 writes the run directory, the ranks decide together.
+        self.group = group if group is not None else parallel.Solo()
+        self.main = bool(self.group.is_main)
+        device = self.group.device or device
         require_training(spec)
         assert spec.train is not None
         self.tspec: TrainSpec = spec.train
         self.backend, self.dtype, self.device = backend, dtype, device
-        self.run_dir = Path(out) if out is not None else Path("runs") / spec.name
+        self.run_dir = _run_dir(spec, out)
         self.ckpt_path = self.run_dir / checkpoint.FILENAME
         self.ckpt: checkpoint.Checkpoint | None = None
+        if self.group.restarted:  # torchrun restarted the workers: go on from the checkpoint
+            resume = self.group.share(self.ckpt_path.exists)
         if resume:
-            self.ckpt = checkpoint.load(self.ckpt_path)
+            # Rank 0 reads the checkpoint for every rank (the others need no shared disk).
+            self.ckpt = self.group.share(lambda: checkpoint.load(self.ckpt_path))
             seed = self._check_resume(seed)
         self.seed = spec.seed if seed is None else int(seed)
         self.n_epochs = int(epochs) if epochs is not None else self.tspec.epochs
@@ -143,7 +170,7 @@ class _Run:
         self.tracker = Tracker(monitor, mode, es.min_delta if es else 0.0,
                                es.patience if es else None)
         self.keep_best = bool(es and es.restore_best)
-        self.progress = Progress(self.n_epochs, progress, metrics=self.ir.metrics)
+        self.progress = Progress(self.n_epochs, progress and self.main, metrics=self.ir.metrics)
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
@@ -202,19 +229,14 @@ class _Run:
 
     # ---- the run -------------------------------------------------------------------------
     def execute(self) -> RunResult:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TrainingError(f"cannot create the run directory {self.run_dir}: "
-                                f"{e.strerror or e}", hint="choose another --out") from None
-        for stale in self.run_dir.glob(f".{checkpoint.FILENAME}.*.tmp"):  # from killed writers
-            stale.unlink(missing_ok=True)
+        if self.main:
+            self._prepare_run_dir()
         program = self._compile()
         self.program = program
         params0 = init_params(self.ir, self.seed)
         if self.ckpt is None:  # a resumed run has done its ``at: init`` analysis already
             self._analyse("init", params0)
-        trainer = program.trainer(params0, self.train_spec, self.seed)
+        trainer = self.group.trainer(program, params0, self.train_spec, self.seed)
         for split, arrays in self.data.splits.items():
             trainer.set_data(split, arrays)
         if self.ckpt is not None:
@@ -225,7 +247,7 @@ class _Run:
             trainer.load_params(self.ckpt.param)  # the run's final parameters
             return self._finish(self.status if self.status != "running" else "completed",
                                 restored=bool(self.ckpt.last), save=False)
-        log = MetricsLog(self.run_dir, self.history)
+        log = MetricsLog(self.run_dir, self.history) if self.main else _NoLog()
         try:
             with _Signals(self.progress) as signals:
                 status = self._loop(log, signals)
@@ -249,7 +271,16 @@ class _Run:
             return self._finish(status, restored, last=last)
         return self._finish(status, restored)
 
-    def _loop(self, log: MetricsLog, signals: _Signals) -> str:
+    def _prepare_run_dir(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrainingError(f"cannot create the run directory {self.run_dir}: "
+                                f"{e.strerror or e}", hint="choose another --out") from None
+        for stale in self.run_dir.glob(f".{checkpoint.FILENAME}.*.tmp"):  # from killed writers
+            stale.unlink(missing_ok=True)
+
+    def _loop(self, log: MetricsLog | _NoLog, signals: _Signals) -> str:
         last_save = -math.inf  # the first epoch is always saved: a failure has a fallback
         # A trainer that cannot say where a non-finite value arose (it checks once per epoch,
         # after the later steps ran) gets its diagnosis from the numpy reference replaying
@@ -266,14 +297,19 @@ class _Run:
             record = self._record(epoch, stats)
             record["time"] = round(time.perf_counter() - t0, 6)
             self.elapsed += record["time"]
-            if self.tracker.update(record[self.tracker.monitor], epoch + 1) and self.keep_best:
+            improved = self.tracker.update(record[self.tracker.monitor], epoch + 1)
+            # Decided once for all ranks: rank 0's tracker, a signal that any rank received.
+            (improved, stop), (interrupted,) = self.group.decide(
+                [improved, self.tracker.should_stop], [signals.received is not None])
+            if improved and self.keep_best:
                 self.best_params = self.trainer.params()
             self.history.append(record)
             log.append(record)
             self.progress.update(epoch + 1, record)
-            if self.tracker.should_stop:
+            if stop:
                 return "early_stopped"
-            if signals.received is not None:
+            if interrupted:
+                signals.received = signals.received or signal.SIGTERM
                 self._save("interrupted")
                 return "interrupted"
             if epoch + 1 < self.n_epochs and time.perf_counter() - last_save >= CHECKPOINT_EVERY_S:
@@ -306,7 +342,7 @@ class _Run:
         self, e: NonFiniteLoss, batches: list[np.ndarray], start: tuple[Arrays, Arrays] | None
     ) -> NonFiniteLoss:
         message, node = e.message, e.node
-        if node is None and not hasattr(self.trainer, "locate_nonfinite"):
+        if node is None and self.main and not hasattr(self.trainer, "locate_nonfinite"):
             found = self._reference_diagnosis(batches, e, start)
             if found:
                 node = found[0]
@@ -374,11 +410,15 @@ class _Run:
         return result
 
     def _analyse(self, at: str, params: Arrays) -> None:
+        if not self.main:  # rank 0 analyses and writes; the others have the same parameters
+            return
         analysis.run_stage(self.analysis, at, spec=self.spec, ir=self.ir, program=self.program,
                            params=params, splits=self.data.splits, seed=self.seed,
                            run_dir=self.run_dir)
 
     def _save(self, status: str, last: Arrays | None = None) -> None:
+        if not self.main:
+            return
         meta = {
             "name": self.spec.name, "backend": self.backend, "dtype": self.dtype,
             "seed": self.seed, "epoch": len(self.history), "epochs": self.n_epochs,
@@ -415,8 +455,21 @@ class _Run:
             summary["data_note"] = self.data.note
         if error:
             summary["error"] = error
-        write_json_atomic(self.run_dir / SUMMARY, summary)
+        if self.group.world_size > 1:
+            summary["nproc"] = self.group.world_size
+        if self.main:
+            write_json_atomic(self.run_dir / SUMMARY, summary)
         return summary
+
+
+class _NoLog:
+    """The metrics log of a rank other than 0: rank 0 writes the run's."""
+
+    def append(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _Signals:
