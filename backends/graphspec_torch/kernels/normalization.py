@@ -26,19 +26,22 @@ def synced_batch_norm(x, gamma, beta, running_mean, running_var, momentum, eps, 
     Two all-reduces of (1 + features) and (features) numbers: the count and the sum give the
     mean, then the sum of squared deviations from it gives the variance (two passes, as
     accurate as the one-process variance; one pass of sum and sum of squares would cancel
-    badly when the mean is large against the spread).  The all-reduce of
-    torch.distributed.nn is differentiable: its backward all-reduces the gradients, so each
-    rank's rows receive the gradient of every rank's loss through the shared statistics.
+    badly when the mean is large against the spread).  torch's functional all-reduce is
+    differentiable: its backward all-reduces the gradients, so each rank's rows receive the
+    gradient of every rank's loss through the shared statistics.
     A rank with no rows (a batch smaller than the number of ranks) contributes zeros."""
-    from torch.distributed.nn.functional import all_reduce
+    from torch.distributed import _functional_collectives as funcol
+
+    def summed(t):  # over ranks; differentiable (its backward sums the gradients)
+        return funcol.wait_tensor(funcol.all_reduce(t, "sum", group))
 
     axes = tuple(range(x.dim() - 1))
     rows = x.new_full((1,), float(x.numel() // max(x.shape[-1], 1)))
-    total = all_reduce(torch.cat([rows, x.sum(axes)]), group=group)
+    total = summed(torch.cat([rows, x.sum(axes)]))
     n = total[0]
     mean = total[1:] / n
     centered = x - mean
-    var = all_reduce(centered.square().sum(axes), group=group) / n
+    var = summed(centered.square().sum(axes)) / n
     y = centered / torch.sqrt(var + eps) * gamma + beta
     with torch.no_grad():  # the running update uses the unbiased variance, as F.batch_norm
         new_mean = (1 - momentum) * running_mean + momentum * mean
