@@ -310,13 +310,45 @@ def _epochs_logged(run: Path) -> int:
         return 0
 
 
-def _start(spec: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*GRAPHSPEC, "train", str(spec), "--backend", "torch", "--nproc", "2",
-         "--out", str(out), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+@pytest.fixture
+def start() -> Any:
+    """Start ``graphspec train --nproc 2`` in the background; stopped after the test."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def run(spec: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [*GRAPHSPEC, "train", str(spec), "--backend", "torch", "--nproc", "2",
+             "--out", str(out), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        procs.append(proc)
+        return proc
+
+    yield run
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The launcher's stderr once it exits; a launcher still running after ``timeout`` is
+    a hang: stopped (with its workers, by SIGTERM then SIGKILL) and reported."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            err = proc.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = proc.communicate()[1]
+        pytest.fail(f"the run did not end within {timeout} s; stderr:\n{err}")
 
 
 def _wait_for_epochs(proc: subprocess.Popen[str], run: Path, n: int) -> None:
@@ -331,14 +363,15 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 
 
 @needs_proc
-def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path) -> None:
+def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path,
+                                                               start: Any) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
-    proc = _start(spec, run)
+    proc = start(spec, run)
     _wait_for_epochs(proc, run, 2)
     workers = _children(proc.pid)
     assert sorted(workers) == [0, 1]
     os.kill(workers[1], signal.SIGKILL)
-    _, err = proc.communicate(timeout=90)  # bounded: the others stop, nothing hangs
+    err = _finish(proc, 90)  # bounded: the others stop, nothing hangs
     assert proc.returncode == 1, err
     assert "worker rank 1" in err and "SIGKILL" in err and "--resume" in err
     assert "Traceback" not in err
@@ -359,12 +392,13 @@ def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path) -
 
 
 @needs_proc
-def test_sigterm_to_the_launcher_saves_and_prints_the_resume_command(tmp_path: Path) -> None:
+def test_sigterm_to_the_launcher_saves_and_prints_the_resume_command(tmp_path: Path,
+                                                                     start: Any) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
-    proc = _start(spec, run)
+    proc = start(spec, run)
     _wait_for_epochs(proc, run, 1)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=90)
+    err = _finish(proc, 90)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "interrupted by SIGTERM" in err and "Traceback" not in err
     assert "--resume" in err and "--nproc 2" in err
@@ -375,13 +409,13 @@ def test_sigterm_to_the_launcher_saves_and_prints_the_resume_command(tmp_path: P
 
 
 @needs_proc
-def test_max_restarts_resumes_a_restarted_group_by_itself(tmp_path: Path) -> None:
+def test_max_restarts_resumes_a_restarted_group_by_itself(tmp_path: Path, start: Any) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
-    proc = _start(spec, run, "--max-restarts", "1", "--epochs", "6")
+    proc = start(spec, run, "--max-restarts", "1", "--epochs", "6")
     _wait_for_epochs(proc, run, 2)
     first = _children(proc.pid)
     os.kill(first[1], signal.SIGKILL)
-    _, err = proc.communicate(timeout=180)
+    err = _finish(proc, 180)
     assert proc.returncode == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs"] == 6

@@ -149,8 +149,13 @@ class WorkerEnv:
     rank: int
     world_size: int
     local_rank: int
-    master: str
+    host: str
+    port: int
     restarts: int
+
+    @property
+    def master(self) -> str:
+        return f"{self.host}:{self.port}"
 
     @classmethod
     def read(cls) -> WorkerEnv:
@@ -164,9 +169,25 @@ class WorkerEnv:
         rank, world = num("RANK"), num("WORLD_SIZE")
         if world < 1 or rank >= world:
             raise UsageError(f"RANK {rank} does not fit WORLD_SIZE {world}")
-        master = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
-        return cls(rank, world, num("LOCAL_RANK", "0"), master[:200],
+        host = os.environ.get("MASTER_ADDR", "")
+        if not host or len(host) > 255 or not host.isprintable():
+            raise UsageError("the environment variable MASTER_ADDR must name the host of rank "
+                             "0 (torchrun sets it)")
+        port = num("MASTER_PORT")
+        if not 0 < port < 65536:
+            raise UsageError(f"MASTER_PORT must be a port number, got {port}")
+        return cls(rank, world, num("LOCAL_RANK", "0"), host, port,
                    num("TORCHELASTIC_RESTART_COUNT", "0"))
+
+    def store(self, timeout_s: float) -> Any:
+        """The key-value store the group meets in (torchrun's: its agent serves it; else
+        rank 0 does).  Keys live under the restart's prefix: a restarted group must not
+        read the addresses the previous one left there."""
+        agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+        store = dist.TCPStore(self.host, self.port, self.world_size,
+                              is_master=not agent and self.rank == 0,
+                              timeout=timedelta(seconds=timeout_s), multi_tenant=not agent)
+        return dist.PrefixStore(f"graphspec/attempt_{self.restarts}", store)
 
 
 class WorkerGroup:
@@ -297,7 +318,9 @@ def join(dist_backend: str = "auto", timeout: float | None = None) -> WorkerGrou
     if owns:
         _loopback_gloo(env.master)
         try:
-            dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
+            dist.init_process_group("gloo", store=env.store(timeout_s), rank=env.rank,
+                                    world_size=env.world_size,
+                                    timeout=timedelta(seconds=timeout_s))
         except (RuntimeError, ValueError) as e:  # DistStoreError, DistNetworkError, ...
             raise PeerLost(
                 f"rank {env.rank} of {env.world_size}: cannot join the process group at "
@@ -471,6 +494,8 @@ def launch(spec: Any, train_kwargs: dict[str, Any], nproc: int, dist_backend: st
         signum, message, result = rest
         raise TrainingInterrupted(message, result, signum,
                                   hint="continue with --resume (resume=True)")
+    if kind == "internal":
+        raise RuntimeError(f"in worker rank 0: {rest[0]}")
     rendered, usage = rest
     raise (WorkerUsageError if usage else WorkerError)(rendered)
 
@@ -535,14 +560,20 @@ def _checkpoint_note(run_dir: Path) -> str:
 
 
 def _failure(e: Any, run_dir: Path, max_restarts: int) -> TrainingError:
+    failures = sorted(e.failures.items())
+    # The agent stops the survivors of a failure with SIGTERM: name the cause, not them.
+    stopped = (-signal.SIGTERM, -signal.SIGINT)
+    causes = [(r, f) for r, f in failures if f.exitcode not in stopped] or failures
     parts = []
-    for rank, f in sorted(e.failures.items()):
-        how = (f"was killed by {f.signal_name()}" if f.exitcode < 0
-               else f"exited with status {f.exitcode}")
-        detail = f.message if isinstance(f.message, str) else ""
-        detail = detail.strip().splitlines()[-1][:300] if detail.strip() else ""
-        parts.append(f"worker rank {rank} (pid {f.pid}) {how}" + (f": {detail}" if detail
-                                                                   else ""))
+    for rank, f in causes:
+        if f.exitcode < 0:
+            how = f"was killed by {f.signal_name()}"
+        else:
+            text = f.message.strip() if isinstance(f.message, str) else ""
+            how = f"exited with status {f.exitcode}" + (
+                f" ({text.splitlines()[-1][:300]})" if text and "traceback" not in text
+                else "")
+        parts.append(f"worker rank {rank} (pid {f.pid}) {how}")
     tried = f" after {max_restarts} restart{'s' * (max_restarts != 1)}" if max_restarts else ""
     return TrainingError(
         f"{'; '.join(parts)}{tried}; the other workers were stopped. "
@@ -612,3 +643,8 @@ def _work(payload: dict[str, Any]) -> tuple[Any, ...]:
         if rank != 0 and isinstance(e, PeerLost):  # rank 0 speaks for the input's errors
             print(f"graphspec: {e.render()}", file=sys.stderr, flush=True)
         return ("error", e.render(), isinstance(e, UsageError))
+    except Exception as e:  # noqa: BLE001 - a bug: reported as one, by the launcher
+        text = f"{type(e).__name__}: {e}"
+        if rank != 0:
+            print(f"graphspec: rank {rank}: internal error: {text}", file=sys.stderr, flush=True)
+        return ("internal", text)
