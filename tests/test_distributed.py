@@ -174,24 +174,26 @@ def test_graphs_that_mix_examples_are_refused_with_the_node(
 ) -> None:
     text = MLP.replace(
         "  - {id: logit, op: linear, units: 1}",
-        f"  - {{id: h, op: linear, units: 1}}\n  - {node}\n"
-        "  - {id: logit, op: add, in: [h, m]}",
+        f"  - {{id: h, op: linear, units: 1}}\n  - {node}\n  - {{id: logit, op: add, in: [h, m]}}",
     )
     spec = gs.load(_spec(tmp_path, text))
     problems = problems_with_rows(gs.build(spec))
     assert problems and problems[0][0] == "m" and why in problems[0][1]
     with pytest.raises(SpecError) as e:
         gs.train(spec, backend="torch", out=tmp_path / "run", nproc=1, progress=False)
-    assert e.value.location is not None and e.value.location.line == text.splitlines().index(
-        f"  - {node}") + 1
+    assert (
+        e.value.location is not None
+        and e.value.location.line == text.splitlines().index(f"  - {node}") + 1
+    )
     assert "node 'm'" in e.value.message and not (tmp_path / "run").exists()
 
 
 @pytest.fixture
 def one_rank_group(tmp_path: Path) -> Any:
     """A gloo process group of one rank (a file store: no network) for kernel checks."""
-    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1),
-                            rank=0, world_size=1)
+    dist.init_process_group(
+        "gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1
+    )
     try:
         yield dist.group.WORLD
     finally:
@@ -210,23 +212,27 @@ def test_synced_batch_norm_matches_torch_in_values_gradients_and_running_stats(
     w = torch.randn(shape, generator=g, dtype=torch.float64)
     out = {}
     for group in (None, one_rank_group):
-        y, (m, v) = batch_norm(x, gamma, beta, rm, rv, momentum=0.1, eps=1e-5, training=True,
-                               group=group)
+        y, (m, v) = batch_norm(
+            x, gamma, beta, rm, rv, momentum=0.1, eps=1e-5, training=True, group=group
+        )
         grads = torch.autograd.grad((y * w).sum(), [x, gamma, beta])
         out[group is None] = (y.detach(), m, v, *grads)
     for ref, got in zip(out[True], out[False]):
         assert torch.allclose(ref, got, rtol=1e-12, atol=1e-12)
     xt = x.detach() if len(shape) == 2 else x.detach().movedim(-1, 1)
-    assert torch.allclose(out[True][0].movedim(-1, 1) if len(shape) == 3 else out[True][0],
-                          F.batch_norm(xt, rm.clone(), rv.clone(), gamma, beta, True, 0.1, 1e-5))
+    assert torch.allclose(
+        out[True][0].movedim(-1, 1) if len(shape) == 3 else out[True][0],
+        F.batch_norm(xt, rm.clone(), rv.clone(), gamma, beta, True, 0.1, 1e-5),
+    )
 
 
 def test_synced_batch_norm_in_evaluation_uses_running_stats(one_rank_group: Any) -> None:
     x = torch.randn(5, 3, dtype=torch.float64)
     rm, rv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
     one = torch.ones(3, dtype=torch.float64)
-    y, (m, v) = batch_norm(x, one, 0 * one, rm, rv, momentum=0.1, eps=0.0, training=False,
-                           group=one_rank_group)
+    y, (m, v) = batch_norm(
+        x, one, 0 * one, rm, rv, momentum=0.1, eps=0.0, training=False, group=one_rank_group
+    )
     assert torch.equal(y, x) and torch.equal(m, rm) and torch.equal(v, rv)
 
 
@@ -243,7 +249,10 @@ def test_two_processes_train_an_mlp_as_one(tmp_path: Path) -> None:
     assert two.final == pytest.approx(one.final, rel=TOL, abs=TOL)
     # Rank 0 alone wrote the run directory, and says how many processes trained.
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
-        "checkpoint.npz", "metrics.jsonl", "summary.json"]
+        "checkpoint.npz",
+        "metrics.jsonl",
+        "summary.json",
+    ]
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["nproc"] == 2 and summary["batch_size"] == 9
     lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
@@ -317,9 +326,21 @@ def start() -> Any:
 
     def run(spec: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [*GRAPHSPEC, "train", str(spec), "--backend", "torch", "--nproc", "2",
-             "--out", str(out), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                *GRAPHSPEC,
+                "train",
+                str(spec),
+                "--backend",
+                "torch",
+                "--nproc",
+                "2",
+                "--out",
+                str(out),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "OMP_NUM_THREADS": "1"},
         )
         procs.append(proc)
@@ -363,8 +384,7 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 
 
 @needs_proc
-def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path,
-                                                               start: Any) -> None:
+def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path, start: Any) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
     proc = start(spec, run)
     _wait_for_epochs(proc, run, 2)
@@ -381,9 +401,24 @@ def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path,
     for line in (run / "metrics.jsonl").read_text().splitlines():
         json.loads(line)
     again = subprocess.run(
-        [*GRAPHSPEC, "train", str(spec), "--backend", "torch", "--nproc", "2", "--out", str(run),
-         "--resume", "--epochs", str(done + 1)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            *GRAPHSPEC,
+            "train",
+            str(spec),
+            "--backend",
+            "torch",
+            "--nproc",
+            "2",
+            "--out",
+            str(run),
+            "--resume",
+            "--epochs",
+            str(done + 1),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert again.returncode == 0, again.stderr
     summary = json.loads((run / "summary.json").read_text())
@@ -392,8 +427,9 @@ def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path,
 
 
 @needs_proc
-def test_sigterm_to_the_launcher_saves_and_prints_the_resume_command(tmp_path: Path,
-                                                                     start: Any) -> None:
+def test_sigterm_to_the_launcher_saves_and_prints_the_resume_command(
+    tmp_path: Path, start: Any
+) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
     proc = start(spec, run)
     _wait_for_epochs(proc, run, 1)
@@ -434,19 +470,23 @@ def test_nproc_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[st
         gs.train(gs.load(spec), backend="torch", nproc=0, out=tmp_path / "r")
 
 
-def test_nproc_beyond_the_machine_is_refused(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_nproc_beyond_the_machine_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = _spec(tmp_path, MLP)
     many = str(max(64, 4 * (os.cpu_count() or 1)) + 1)
-    assert main(["train", str(spec), "--backend", "torch", "--nproc", many,
-                 "--dist-backend", "gloo"]) == 2
+    assert (
+        main(["train", str(spec), "--backend", "torch", "--nproc", many, "--dist-backend", "gloo"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"--nproc {many}" in err and "core" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
 
 
-def test_nproc_with_the_numpy_backend_says_why_not(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_nproc_with_the_numpy_backend_says_why_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = _spec(tmp_path, MLP)
     assert main(["train", str(spec), "--backend", "numpy", "--nproc", "2"]) == 2
     assert "single-process reference" in capsys.readouterr().err
@@ -455,17 +495,34 @@ def test_nproc_with_the_numpy_backend_says_why_not(tmp_path: Path,
 
 
 def test_max_restarts_needs_nproc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", str(_spec(tmp_path, MLP)), "--backend", "torch",
-                 "--max-restarts", "2"]) == 2
+    assert (
+        main(["train", str(_spec(tmp_path, MLP)), "--backend", "torch", "--max-restarts", "2"]) == 2
+    )
     assert "--max-restarts needs --nproc" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_nccl_without_gpus_is_a_clear_error(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_nccl_without_gpus_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = _spec(tmp_path, MLP)
-    assert main(["train", str(spec), "--backend", "torch", "--nproc", "1",
-                 "--dist-backend", "nccl", "--out", str(tmp_path / "r")]) == 1
+    assert (
+        main(
+            [
+                "train",
+                str(spec),
+                "--backend",
+                "torch",
+                "--nproc",
+                "1",
+                "--dist-backend",
+                "nccl",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "nccl needs a CUDA GPU" in err and "gloo" in err and "Traceback" not in err
 
@@ -478,12 +535,31 @@ def _closed_port() -> int:
 
 def test_an_unreachable_rendezvous_is_a_clear_error_in_bounded_time(tmp_path: Path) -> None:
     port = _closed_port()  # nothing listens there any more
-    env = {**os.environ, "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0",
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "RANK": "1",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "OMP_NUM_THREADS": "1",
+    }
     done = subprocess.run(
-        [*GRAPHSPEC, "train", str(_spec(tmp_path, MLP)), "--backend", "torch",
-         "--dist-timeout", "3", "--out", str(tmp_path / "r")],
-        capture_output=True, text=True, timeout=120, env=env,
+        [
+            *GRAPHSPEC,
+            "train",
+            str(_spec(tmp_path, MLP)),
+            "--backend",
+            "torch",
+            "--dist-timeout",
+            "3",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 1, done.stderr
     assert f"cannot join the process group at 127.0.0.1:{port} within 3 s" in done.stderr
@@ -495,7 +571,10 @@ def test_torchrun_environment_must_be_numbers(tmp_path: Path) -> None:
     env = {**os.environ, "RANK": "one", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
     done = subprocess.run(
         [*GRAPHSPEC, "train", str(_spec(tmp_path, MLP)), "--backend", "torch"],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 2 and "RANK must be a non-negative integer" in done.stderr
 
@@ -511,5 +590,4 @@ def test_nccl_ranks_train_as_one_process(tmp_path: Path) -> None:
     one = _train(spec, tmp_path / "one", device="cuda")
     many = _train(spec, tmp_path / "many", nproc=n, dist_backend="nccl")
     assert _max_diff(one.params, many.params) < 1e-9
-    assert json.loads((tmp_path / "many" / "summary.json").read_text())["device"].startswith(
-        "cuda")
+    assert json.loads((tmp_path / "many" / "summary.json").read_text())["device"].startswith("cuda")

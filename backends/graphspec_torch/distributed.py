@@ -162,8 +162,10 @@ class WorkerEnv:
         def num(key: str, default: str | None = None) -> int:
             raw = os.environ.get(key, default)
             if raw is None or not raw.isdigit() or len(raw) > 9:
-                raise UsageError(f"the environment variable {key} must be a non-negative "
-                                 f"integer (torchrun sets it), got {raw!r:.40}")
+                raise UsageError(
+                    f"the environment variable {key} must be a non-negative "
+                    f"integer (torchrun sets it), got {raw!r:.40}"
+                )
             return int(raw)
 
         rank, world = num("RANK"), num("WORLD_SIZE")
@@ -171,22 +173,30 @@ class WorkerEnv:
             raise UsageError(f"RANK {rank} does not fit WORLD_SIZE {world}")
         host = os.environ.get("MASTER_ADDR", "")
         if not host or len(host) > 255 or not host.isprintable():
-            raise UsageError("the environment variable MASTER_ADDR must name the host of rank "
-                             "0 (torchrun sets it)")
+            raise UsageError(
+                "the environment variable MASTER_ADDR must name the host of rank "
+                "0 (torchrun sets it)"
+            )
         port = num("MASTER_PORT")
         if not 0 < port < 65536:
             raise UsageError(f"MASTER_PORT must be a port number, got {port}")
-        return cls(rank, world, num("LOCAL_RANK", "0"), host, port,
-                   num("TORCHELASTIC_RESTART_COUNT", "0"))
+        return cls(
+            rank, world, num("LOCAL_RANK", "0"), host, port, num("TORCHELASTIC_RESTART_COUNT", "0")
+        )
 
     def store(self, timeout_s: float) -> Any:
         """The key-value store the group meets in (torchrun's: its agent serves it; else
         rank 0 does).  Keys live under the restart's prefix: a restarted group must not
         read the addresses the previous one left there."""
         agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-        store = dist.TCPStore(self.host, self.port, self.world_size,
-                              is_master=not agent and self.rank == 0,
-                              timeout=timedelta(seconds=timeout_s), multi_tenant=not agent)
+        store = dist.TCPStore(
+            self.host,
+            self.port,
+            self.world_size,
+            is_master=not agent and self.rank == 0,
+            timeout=timedelta(seconds=timeout_s),
+            multi_tenant=not agent,
+        )
         return dist.PrefixStore(f"graphspec/attempt_{self.restarts}", store)
 
 
@@ -207,7 +217,8 @@ class WorkerGroup:
         self.control: Any = None  # the default group
         self.data: Any = (
             dist.new_group(backend="nccl", timeout=timedelta(seconds=timeout_s))
-            if use_nccl else None
+            if use_nccl
+            else None
         )
         self.backend = "nccl" if use_nccl else "gloo"
         self.device = f"cuda:{env.local_rank}" if use_nccl else "cpu"
@@ -239,7 +250,7 @@ class WorkerGroup:
         t = torch.tensor(flags, dtype=torch.int64)
         dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.control)
         got = [bool(v) for v in t.tolist()]
-        return got[:len(main)], got[len(main):]
+        return got[: len(main)], got[len(main) :]
 
     def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
         """The sum over ranks of a host tensor (in place, returned)."""
@@ -260,8 +271,7 @@ class WorkerGroup:
                 f"rank {self.rank} of {self.world_size}: the process group failed "
                 f"({_first_line(exc)}); another rank stopped or stalled (collectives wait "
                 f"at most {self.timeout_s:g} s)",
-                hint="the run directory keeps the last complete checkpoint: continue with "
-                "--resume",
+                hint="the run directory keeps the last complete checkpoint: continue with --resume",
             ) from None
 
 
@@ -285,14 +295,16 @@ def has_gpu(local_rank: int) -> bool:
 
 def _check_backend(dist_backend: str, gpu: bool, who: str) -> None:
     if dist_backend not in DIST_BACKENDS:
-        raise UsageError(f"--dist-backend must be one of {', '.join(DIST_BACKENDS)}, "
-                         f"not {dist_backend!r:.40}")
+        raise UsageError(
+            f"--dist-backend must be one of {', '.join(DIST_BACKENDS)}, not {dist_backend!r:.40}"
+        )
     if dist_backend == "nccl" and not gpu:
         raise BackendError(
             f"--dist-backend nccl needs a CUDA GPU for every rank, and {who} has none "
             f"(torch {torch.__version__}, torch.cuda.is_available() is "
             f"{torch.cuda.is_available()})",
-            hint="use --dist-backend gloo (or auto) to train on CPUs")
+            hint="use --dist-backend gloo (or auto) to train on CPUs",
+        )
 
 
 def _loopback_gloo(master: str) -> None:
@@ -318,9 +330,13 @@ def join(dist_backend: str = "auto", timeout: float | None = None) -> WorkerGrou
     if owns:
         _loopback_gloo(env.master)
         try:
-            dist.init_process_group("gloo", store=env.store(timeout_s), rank=env.rank,
-                                    world_size=env.world_size,
-                                    timeout=timedelta(seconds=timeout_s))
+            dist.init_process_group(
+                "gloo",
+                store=env.store(timeout_s),
+                rank=env.rank,
+                world_size=env.world_size,
+                timeout=timedelta(seconds=timeout_s),
+            )
         except (RuntimeError, ValueError) as e:  # DistStoreError, DistNetworkError, ...
             raise PeerLost(
                 f"rank {env.rank} of {env.world_size}: cannot join the process group at "
@@ -355,8 +371,9 @@ class DistributedTrainer(TorchTrainer):
     """TorchTrainer for one rank: its share of every batch, gradients averaged by DDP
     (weighted as the module docstring says), records and evaluations summed over ranks."""
 
-    def __init__(self, program: Any, params: Any, train: Any, seed: int,
-                 group: WorkerGroup) -> None:
+    def __init__(
+        self, program: Any, params: Any, train: Any, seed: int, group: WorkerGroup
+    ) -> None:
         super().__init__(program, params, train, seed)
         self.group = group
         self.stream_keys = (group.rank,) if group.rank else ()
@@ -371,7 +388,8 @@ class DistributedTrainer(TorchTrainer):
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(wrapper, ignore)
         on_gpu = self.device.type == "cuda"
         self.ddp = DistributedDataParallel(
-            wrapper, process_group=group.data,
+            wrapper,
+            process_group=group.data,
             device_ids=[self.device.index or 0] if on_gpu else None,
             forward_sync_buffers=False,  # synchronized batch norm keeps the buffers equal
         )
@@ -391,8 +409,9 @@ class DistributedTrainer(TorchTrainer):
         self._rows = (len(next(iter(batch.values()))), next(self._step_sizes))
         return super()._step(batch)
 
-    def _objective(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _objective(
+        self, loss: torch.Tensor, terms: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         here, total = self._rows
         parts = []
         for lid, t in terms.items():
@@ -406,8 +425,9 @@ class DistributedTrainer(TorchTrainer):
         record = torch.stack([mine.detach(), *(p.detach() for p in parts)])
         return mine * self.group.world_size, record
 
-    def _epoch_summary(self, record: torch.Tensor, sizes: list[int], epoch: int
-                       ) -> dict[str, float]:
+    def _epoch_summary(
+        self, record: torch.Tensor, sizes: list[int], epoch: int
+    ) -> dict[str, float]:
         total = self.group.all_reduce_sum(record.to(torch.float64).contiguous())
         return super()._epoch_summary(total.to(record.dtype), self._global, epoch)
 
@@ -444,11 +464,18 @@ def check_launch(nproc: Any, dist_backend: str, max_restarts: Any) -> None:
         raise UsageError(
             f"--nproc {nproc} is more processes than this machine has room for: {what}",
             hint=f"use --nproc {bound} or fewer; for more, run torchrun on several machines "
-            "(docs/distributed.md)")
+            "(docs/distributed.md)",
+        )
 
 
-def launch(spec: Any, train_kwargs: dict[str, Any], nproc: int, dist_backend: str = "auto",
-           max_restarts: int = 0, timeout: float | None = None) -> Any:
+def launch(
+    spec: Any,
+    train_kwargs: dict[str, Any],
+    nproc: int,
+    dist_backend: str = "auto",
+    max_restarts: int = 0,
+    timeout: float | None = None,
+) -> Any:
     """Train ``spec`` with ``nproc`` workers on this machine; rank 0's RunResult."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -460,14 +487,25 @@ def launch(spec: Any, train_kwargs: dict[str, Any], nproc: int, dist_backend: st
     check_spec(build(spec))  # before any process starts: one message, not N
     run_dir = Path(train_kwargs["out"])
     config = LaunchConfig(
-        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"graphspec-{uuid.uuid4().hex}",
-        rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", local_addr="127.0.0.1",
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"graphspec-{uuid.uuid4().hex}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        local_addr="127.0.0.1",
         rdzv_configs={"timeout": int(timeout or DEFAULT_TIMEOUT_S)},
-        max_restarts=max_restarts, monitor_interval=0.1, start_method="spawn",
+        max_restarts=max_restarts,
+        monitor_interval=0.1,
+        start_method="spawn",
         shutdown_timeout=SHUTDOWN_S,
     )
-    payload = {"spec": spec, "kwargs": train_kwargs, "dist_backend": dist_backend,
-               "timeout": timeout}
+    payload = {
+        "spec": spec,
+        "kwargs": train_kwargs,
+        "dist_backend": dist_backend,
+        "timeout": timeout,
+    }
     # Workers are fresh interpreters (python -m graphspec_torch._worker DIR), not spawned
     # functions: spawning would re-run the caller's __main__.  The payload goes in, and
     # rank 0's outcome comes back, as pickles in a directory only this user can read.
@@ -492,8 +530,9 @@ def launch(spec: Any, train_kwargs: dict[str, Any], nproc: int, dist_backend: st
         from graphspec.train.driver import TrainingInterrupted
 
         signum, message, result = rest
-        raise TrainingInterrupted(message, result, signum,
-                                  hint="continue with --resume (resume=True)")
+        raise TrainingInterrupted(
+            message, result, signum, hint="continue with --resume (resume=True)"
+        )
     if kind == "internal":
         raise RuntimeError(f"in worker rank 0: {rest[0]}")
     rendered, usage = rest
@@ -555,8 +594,10 @@ def _checkpoint_note(run_dir: Path) -> str:
         meta = checkpoint.load(path).meta
     except GraphspecError:
         return f"no complete checkpoint is in {run_dir}"
-    return (f"{path} holds the last complete checkpoint (epoch {meta.get('epoch')} of "
-            f"{meta.get('epochs')})")
+    return (
+        f"{path} holds the last complete checkpoint (epoch {meta.get('epoch')} of "
+        f"{meta.get('epochs')})"
+    )
 
 
 def _failure(e: Any, run_dir: Path, max_restarts: int) -> TrainingError:
@@ -571,15 +612,15 @@ def _failure(e: Any, run_dir: Path, max_restarts: int) -> TrainingError:
         else:
             text = f.message.strip() if isinstance(f.message, str) else ""
             how = f"exited with status {f.exitcode}" + (
-                f" ({text.splitlines()[-1][:300]})" if text and "traceback" not in text
-                else "")
+                f" ({text.splitlines()[-1][:300]})" if text and "traceback" not in text else ""
+            )
         parts.append(f"worker rank {rank} (pid {f.pid}) {how}")
     tried = f" after {max_restarts} restart{'s' * (max_restarts != 1)}" if max_restarts else ""
     return TrainingError(
-        f"{'; '.join(parts)}{tried}; the other workers were stopped. "
-        f"{_checkpoint_note(run_dir)}",
+        f"{'; '.join(parts)}{tried}; the other workers were stopped. {_checkpoint_note(run_dir)}",
         hint="continue with the same command and --resume; --max-restarts N restarts the "
-        "workers from the last checkpoint by itself")
+        "workers from the last checkpoint by itself",
+    )
 
 
 def _interrupted(signum: int, run_dir: Path) -> Exception:
@@ -592,15 +633,20 @@ def _interrupted(signum: int, run_dir: Path) -> Exception:
     try:
         ck = checkpoint.load(path)
     except GraphspecError:
-        return TrainingError(f"training stopped by {signal.Signals(signum).name} before a "
-                             f"checkpoint was saved in {run_dir}")
+        return TrainingError(
+            f"training stopped by {signal.Signals(signum).name} before a "
+            f"checkpoint was saved in {run_dir}"
+        )
     meta = ck.meta
     history = list(meta.get("history", []))
     result = RunResult(run_dir, "interrupted", len(history), history, {}, None, dict(ck.param))
     return TrainingInterrupted(
         f"training interrupted by {signal.Signals(signum).name} after epoch "
         f"{meta.get('epoch')} of {meta.get('epochs')}; checkpoint saved to {path}",
-        result, signum, hint="continue with --resume (resume=True)")
+        result,
+        signum,
+        hint="continue with --resume (resume=True)",
+    )
 
 
 def _die_with_parent() -> None:
@@ -634,8 +680,12 @@ def _work(payload: dict[str, Any]) -> tuple[Any, ...]:
 
     rank = int(os.environ.get("RANK", "0"))
     try:
-        result = train(payload["spec"], dist_backend=payload["dist_backend"],
-                       dist_timeout=payload["timeout"], **payload["kwargs"])
+        result = train(
+            payload["spec"],
+            dist_backend=payload["dist_backend"],
+            dist_timeout=payload["timeout"],
+            **payload["kwargs"],
+        )
         return ("ok", result if rank == 0 else None)
     except TrainingInterrupted as e:
         return ("interrupted", int(e.signal), e.message, e.result if rank == 0 else None)

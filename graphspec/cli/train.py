@@ -53,24 +53,32 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="exit 1 when a claim of the spec's 'expect:' section does not hold",
     )
-    dist = p.add_argument_group(
-        "data-parallel training (torch backend; docs/distributed.md)")
+    dist = p.add_argument_group("data-parallel training (torch backend; docs/distributed.md)")
     dist.add_argument(
-        "--nproc", type=positive_int, metavar="N",
+        "--nproc",
+        type=positive_int,
+        metavar="N",
         help="train with N worker processes on this machine (torchrun's launcher); the "
         "spec's batch_size stays the global batch",
     )
     dist.add_argument(
-        "--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
+        "--dist-backend",
+        choices=("auto", "gloo", "nccl"),
+        default="auto",
         help="process group backend: nccl when every rank has a GPU, else gloo (auto)",
     )
     dist.add_argument(
-        "--max-restarts", type=non_negative_int, default=0, metavar="N",
+        "--max-restarts",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
         help="with --nproc: restart the workers up to N times after a failure; they resume "
         "from the last checkpoint (default: 0)",
     )
     dist.add_argument(
-        "--dist-timeout", type=_seconds, metavar="S",
+        "--dist-timeout",
+        type=_seconds,
+        metavar="S",
         help="seconds a collective (or joining the group) may wait before the run stops "
         "(default: 300)",
     )
@@ -82,7 +90,9 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r:.40}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {text!r:.40}"
+        ) from None
     if not 0 < value <= 86400:
         raise argparse.ArgumentTypeError(f"expected seconds in (0, 86400], got {text!r:.40}")
     return value
@@ -96,11 +106,14 @@ def _check_distributed(args: argparse.Namespace) -> None:
     if args.nproc is not None and args.backend == "numpy":
         raise UsageError(f"--nproc: {NUMPY_IS_SINGLE}")
     if args.max_restarts and args.nproc is None:
-        raise UsageError("--max-restarts needs --nproc (under torchrun, use torchrun's own "
-                         "--max-restarts)")
+        raise UsageError(
+            "--max-restarts needs --nproc (under torchrun, use torchrun's own --max-restarts)"
+        )
     if args.nproc is not None and in_worker():
-        raise UsageError("--nproc starts the workers itself; under torchrun leave it out "
-                         "(torchrun's --nproc-per-node says how many)")
+        raise UsageError(
+            "--nproc starts the workers itself; under torchrun leave it out "
+            "(torchrun's --nproc-per-node says how many)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -75,9 +75,14 @@ def _distributed(backend: str, what: str) -> Any:
     """The backend's data-parallel support, or a usage error saying why there is none."""
     impl = getattr(get_backend(backend), "distributed", None)
     if impl is None:
-        why = NUMPY_IS_SINGLE if backend == "numpy" else (
-            f"the {backend} backend trains in one process; data-parallel training runs on "
-            "--backend torch")
+        why = (
+            NUMPY_IS_SINGLE
+            if backend == "numpy"
+            else (
+                f"the {backend} backend trains in one process; data-parallel training runs on "
+                "--backend torch"
+            )
+        )
         raise UsageError(f"{what}: {why}")
     return impl
 
@@ -92,13 +97,21 @@ def join(backend: str, dist_backend: str = "auto", timeout: float | None = None)
     return _distributed(backend, "a torchrun worker").join(dist_backend, timeout)
 
 
-def launch(backend: str, spec: Any, train_kwargs: dict[str, Any], nproc: int,
-           dist_backend: str = "auto", max_restarts: int = 0,
-           timeout: float | None = None) -> Any:
+def launch(
+    backend: str,
+    spec: Any,
+    train_kwargs: dict[str, Any],
+    nproc: int,
+    dist_backend: str = "auto",
+    max_restarts: int = 0,
+    timeout: float | None = None,
+) -> Any:
     """Start ``nproc`` workers on this machine (torch.distributed.run's elastic agent) that
     train ``spec`` together; returns rank 0's RunResult."""
     if in_worker():
-        raise UsageError("--nproc starts the workers itself; under torchrun leave it out "
-                         "(torchrun's --nproc-per-node says how many)")
+        raise UsageError(
+            "--nproc starts the workers itself; under torchrun leave it out "
+            "(torchrun's --nproc-per-node says how many)"
+        )
     impl = _distributed(backend, "--nproc")
     return impl.launch(spec, train_kwargs, nproc, dist_backend, max_restarts, timeout)
