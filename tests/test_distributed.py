@@ -278,6 +278,36 @@ def test_two_processes_with_batch_norm_train_as_one(tmp_path: Path) -> None:
     _close_records(one.history, two.history)
 
 
+def test_early_stopping_restore_best_and_claims_are_decided_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No later epoch beats the first by min_delta: stop after epoch 2, restore epoch 1.
+    text = (
+        MLP.replace(
+            "  metrics: [binary_accuracy]",
+            "  metrics: [binary_accuracy]\n"
+            "  early_stopping: {monitor: val_loss, patience: 1, min_delta: 10.0, restore_best: true}",
+        )
+        + "expect:\n  - val_loss < 100\n"
+    )
+    spec, out = _spec(tmp_path, text), tmp_path / "two"
+    one = _train(spec, tmp_path / "one")
+    assert (
+        main(
+            ["train", str(spec), "--backend", "torch", "--nproc", "2", "--out", str(out), "--check"]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert printed.count("expected outcome:") == 1 and "early_stopped after 2 epochs" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == one.status == "early_stopped"
+    assert summary["epochs"] == one.epochs == 2 and summary["restored_best"] is True
+    assert summary["best"] == {**one.best, "value": pytest.approx(one.best["value"], rel=TOL)}
+    ck = checkpoint.load(out / checkpoint.FILENAME)
+    assert _max_diff(one.params, ck.param) < TOL  # the restored (epoch 1) parameters
+
+
 def test_dropout_runs_repeat_exactly_for_the_same_nproc_and_seed(tmp_path: Path) -> None:
     spec = _spec(tmp_path, DROPOUT)
     a = _train(spec, tmp_path / "a", nproc=2)
@@ -387,7 +417,7 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path, start: Any) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
     proc = start(spec, run)
-    _wait_for_epochs(proc, run, 2)
+    _wait_for_epochs(proc, run, 1)
     workers = _children(proc.pid)
     assert sorted(workers) == [0, 1]
     os.kill(workers[1], signal.SIGKILL)
@@ -447,16 +477,21 @@ def test_sigterm_to_the_launcher_saves_and_prints_the_resume_command(
 @needs_proc
 def test_max_restarts_resumes_a_restarted_group_by_itself(tmp_path: Path, start: Any) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
-    proc = start(spec, run, "--max-restarts", "1", "--epochs", "6")
-    _wait_for_epochs(proc, run, 2)
+    proc = start(spec, run, "--max-restarts", "1", "--epochs", "4")
+    _wait_for_epochs(proc, run, 1)
+    epoch1 = (run / "metrics.jsonl").read_text().splitlines()[0]
     first = _children(proc.pid)
     os.kill(first[1], signal.SIGKILL)
     err = _finish(proc, 180)
     assert proc.returncode == 0, err
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["epochs"] == 6
+    assert summary["status"] == "completed" and summary["epochs"] == 4
     epochs = [json.loads(s)["epoch"] for s in (run / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2, 3, 4, 5, 6]  # resumed from the checkpoint, not from scratch
+    assert epochs == [1, 2, 3, 4]
+    # Resumed from the checkpoint, not from scratch: epoch 1's record (its wall time too)
+    # comes from the checkpoint's history.
+    assert (run / "metrics.jsonl").read_text().splitlines()[0] == epoch1
+    assert "restarted" in err and "resuming from epoch" in err
 
 
 # ---- bad input -----------------------------------------------------------------------------

@@ -172,6 +172,15 @@ class WorkerEnv:
         if world < 1 or rank >= world:
             raise UsageError(f"RANK {rank} does not fit WORLD_SIZE {world}")
         host = os.environ.get("MASTER_ADDR", "")
+        if dist.is_initialized():  # the caller made the group: no store to meet in
+            return cls(
+                rank,
+                world,
+                num("LOCAL_RANK", "0"),
+                host[:255],
+                0,
+                num("TORCHELASTIC_RESTART_COUNT", "0"),
+            )
         if not host or len(host) > 255 or not host.isprintable():
             raise UsageError(
                 "the environment variable MASTER_ADDR must name the host of rank "
@@ -215,6 +224,8 @@ class WorkerGroup:
         self.timeout_s = timeout_s
         self.owns = owns  # whether leaving destroys the process group (gs.train made it)
         self.control: Any = None  # the default group
+        if use_nccl:
+            torch.cuda.set_device(env.local_rank)
         self.data: Any = (
             dist.new_group(backend="nccl", timeout=timedelta(seconds=timeout_s))
             if use_nccl
@@ -222,8 +233,6 @@ class WorkerGroup:
         )
         self.backend = "nccl" if use_nccl else "gloo"
         self.device = f"cuda:{env.local_rank}" if use_nccl else "cpu"
-        if use_nccl:
-            torch.cuda.set_device(env.local_rank)
 
     # ---- graphspec.train.parallel's interface ----
     def trainer(self, program: Any, params: Any, train: Any, seed: int) -> DistributedTrainer:

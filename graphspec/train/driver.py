@@ -37,6 +37,7 @@ from graphspec.errors import (
     Location,
     NonFiniteLoss,
     TrainingError,
+    UsageError,
 )
 from graphspec.init import init_params
 from graphspec.ir.build import build
@@ -134,6 +135,11 @@ class _Run:
         # rank 0 writes the run directory, the ranks decide together.
         self.group = group if group is not None else parallel.Solo()
         self.main = bool(self.group.is_main)
+        if self.group.device and device != "auto" and (
+                device.split(":")[0] != self.group.device.split(":")[0]):
+            raise UsageError(f"--device {device} does not fit the process group: its ranks "
+                             f"train on {self.group.device.split(':')[0]}",
+                             hint="leave --device out (auto), or choose --dist-backend")
         device = self.group.device or device
         require_training(spec)
         assert spec.train is not None
@@ -171,6 +177,9 @@ class _Run:
                                es.patience if es else None)
         self.keep_best = bool(es and es.restore_best)
         self.progress = Progress(self.n_epochs, progress and self.main, metrics=self.ir.metrics)
+        if self.group.restarted and self.ckpt is not None and self.main:
+            self.progress.message("the workers were restarted after a failure: resuming from "
+                                  f"epoch {self.ckpt.meta.get('epoch')} of the checkpoint")
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
