@@ -286,7 +286,8 @@ def test_early_stopping_restore_best_and_claims_are_decided_once(
         MLP.replace(
             "  metrics: [binary_accuracy]",
             "  metrics: [binary_accuracy]\n"
-            "  early_stopping: {monitor: val_loss, patience: 1, min_delta: 10.0, restore_best: true}",
+            "  early_stopping: {monitor: val_loss, patience: 1, min_delta: 10.0,\n"
+            "                   restore_best: true}",
         )
         + "expect:\n  - val_loss < 100\n"
     )
