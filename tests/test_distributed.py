@@ -259,14 +259,16 @@ def test_two_processes_train_an_mlp_as_one(tmp_path: Path) -> None:
     assert [json.loads(s)["epoch"] for s in lines] == [1, 2, 3, 4]
 
 
-def test_a_two_process_checkpoint_resumes_in_one_process(tmp_path: Path) -> None:
+def test_a_one_process_checkpoint_resumes_in_two_processes(tmp_path: Path) -> None:
     spec = _spec(tmp_path, MLP)
     reference = _train(spec, tmp_path / "one", epochs=5)
-    _train(spec, tmp_path / "run", epochs=3, nproc=2)
-    resumed = _train(spec, tmp_path / "run", epochs=5, resume=True)
+    _train(spec, tmp_path / "run", epochs=3)
+    resumed = _train(spec, tmp_path / "run", epochs=5, resume=True, nproc=2)
     assert resumed.epochs == 5
     assert _max_diff(reference.params, resumed.params) < TOL
     _close_records(reference.history, resumed.history)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["nproc"] == 2 and summary["epochs"] == 5
 
 
 def test_two_processes_with_batch_norm_train_as_one(tmp_path: Path) -> None:
