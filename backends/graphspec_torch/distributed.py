@@ -570,7 +570,7 @@ class _launch_env:
     def __init__(self, nproc: int) -> None:
         self.nproc = nproc
         self.saved: dict[str, str | None] = {}
-        self.level = logging.NOTSET
+        self.levels: dict[str, int] = {}
 
     def __enter__(self) -> None:
         want = {"OMP_NUM_THREADS": "1"} if self.nproc > 1 else {}
@@ -582,9 +582,12 @@ class _launch_env:
         _loopback_gloo("127.0.0.1:0")
         if before is None and "GLOO_SOCKET_IFNAME" in os.environ:
             self.saved["GLOO_SOCKET_IFNAME"] = None
-        log = logging.getLogger("torch.distributed.elastic")
-        self.level = log.level
-        log.setLevel(logging.CRITICAL)
+        # Each of the agent's modules sets its own logger's level: quiet them one by one.
+        for name in [*logging.root.manager.loggerDict, "torch.distributed.elastic"]:
+            if name.startswith("torch.distributed.elastic"):
+                log = logging.getLogger(name)
+                self.levels[name] = log.level
+                log.setLevel(logging.CRITICAL)
 
     def __exit__(self, *exc: Any) -> None:
         for key, value in self.saved.items():
@@ -592,7 +595,8 @@ class _launch_env:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        logging.getLogger("torch.distributed.elastic").setLevel(self.level)
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _checkpoint_note(run_dir: Path) -> str:

@@ -258,7 +258,7 @@ class _Run:
                                 restored=bool(self.ckpt.last), save=False)
         log = MetricsLog(self.run_dir, self.history) if self.main else _NoLog()
         try:
-            with _Signals(self.progress) as signals:
+            with _Signals(self.progress, announce=self.main) as signals:
                 status = self._loop(log, signals)
         finally:
             log.close()
@@ -486,8 +486,9 @@ class _Signals:
     a second SIGINT raises KeyboardInterrupt at once.  Only the main thread can install
     handlers; elsewhere signals keep their default behaviour."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, announce: bool = True) -> None:
         self.progress = progress
+        self.announce = announce  # say so on the terminal (one rank of several speaks)
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
 
@@ -495,6 +496,8 @@ class _Signals:
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = signum
+        if not self.announce:
+            return
         self.progress.message(
             f"received {signal.Signals(signum).name}: finishing this epoch, then saving a "
             "checkpoint (Ctrl-C again stops at once)")
