@@ -323,6 +323,45 @@ def test_dropout_runs_repeat_exactly_for_the_same_nproc_and_seed(tmp_path: Path)
     assert _max_diff(one.params, a.params) > 1e-6
 
 
+def test_torchrun_runs_the_unchanged_command(tmp_path: Path) -> None:
+    spec, out = _spec(tmp_path, MLP), tmp_path / "run"
+    one = _train(spec, tmp_path / "one")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "1",
+            "--nproc-per-node",
+            "2",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            f"127.0.0.1:{_closed_port()}",
+            "--local-addr",
+            "127.0.0.1",
+            "-m",
+            "graphspec",
+            "train",
+            str(spec),
+            "--backend",
+            "torch",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("run saved in") == 1  # rank 0 speaks for the run
+    saved = checkpoint.load(out / checkpoint.FILENAME)
+    assert _max_diff(one.params, saved.param) < TOL
+    assert json.loads((out / "summary.json").read_text())["nproc"] == 2
+
+
 # ---- faults ----------------------------------------------------------------------------------
 
 
