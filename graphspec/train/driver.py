@@ -45,8 +45,9 @@ from graphspec.ir.graph import IR
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
-from graphspec.train import checkpoint, parallel, seeds
+from graphspec.train import checkpoint, parallel, runspec, seeds
 from graphspec.train.data import Dataset, load_data
+from graphspec.train.logsinks import Sinks
 from graphspec.train.runlog import SUMMARY, MetricsLog, Progress, write_json_atomic
 from graphspec.train.schedules import lr_factor, resolve
 from graphspec.train.stopping import Tracker, resolve_monitor
@@ -93,14 +94,16 @@ def train(
     spec: Spec | str | os.PathLike[str], *, backend: str = "numpy",
     out: str | os.PathLike[str] | None = None, epochs: int | None = None,
     seed: int | None = None, resume: bool = False, dtype: str = "float64",
-    device: str = "auto", progress: bool = True, nproc: int | None = None,
-    dist_backend: str = "auto", max_restarts: int = 0, dist_timeout: float | None = None,
-    **backend_options: Any,
+    device: str = "auto", progress: bool = True, log_every: int | None = None,
+    tensorboard: bool = False, nproc: int | None = None, dist_backend: str = "auto",
+    max_restarts: int = 0, dist_timeout: float | None = None, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>``).  ``epochs`` and ``seed`` override the spec's;
-    ``resume`` continues from ``out/checkpoint.npz``.  Other keyword arguments are
-    backend compile options (``amp``, ``compile``, ...).
+    ``resume`` continues from ``out/checkpoint.npz``.  Without a terminal, ``progress``
+    prints a line every ``log_every`` epochs (default 1); ``tensorboard`` also writes
+    event files (graphspec.train.logsinks).  Other keyword arguments are backend compile
+    options (``amp``, ``compile``, ...).
 
     ``nproc`` trains data-parallel with that many worker processes on this machine
     (docs/distributed.md; ``dist_backend`` gloo, nccl or auto, ``max_restarts`` for
@@ -111,12 +114,13 @@ def train(
     if nproc is not None:
         kwargs = dict(backend=backend, out=_run_dir(spec, out), epochs=epochs, seed=seed,
                       resume=resume, dtype=dtype, device=device, progress=progress,
-                      **backend_options)
+                      log_every=log_every, tensorboard=tensorboard, **backend_options)
         return parallel.launch(backend, spec, kwargs, nproc, dist_backend, max_restarts,
                                dist_timeout)
     with parallel.join(backend, dist_backend, dist_timeout) as group:
         run = _Run(spec, backend, out, epochs, seed, resume, dtype, device, progress,
                    backend_options, group)
+        run.log_every, run.tensorboard = log_every, tensorboard
         return run.execute()
 
 
@@ -180,6 +184,10 @@ class _Run:
         if self.group.restarted and self.ckpt is not None and self.main:
             self.progress.message("the workers were restarted after a failure: resuming from "
                                   f"epoch {self.ckpt.meta.get('epoch')} of the checkpoint")
+        # No terminal: epoch lines (rank 0's alone)
+        self.lines = progress and self.main and not self.progress.enabled
+        self.log_every: int | None = None
+        self.tensorboard = False
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
@@ -242,6 +250,8 @@ class _Run:
             self._prepare_run_dir()
         program = self._compile()
         self.program = program
+        if self.main:
+            runspec.write(self.run_dir, self.spec)
         params0 = init_params(self.ir, self.seed)
         if self.ckpt is None:  # a resumed run has done its ``at: init`` analysis already
             self._analyse("init", params0)
@@ -256,12 +266,20 @@ class _Run:
             trainer.load_params(self.ckpt.param)  # the run's final parameters
             return self._finish(self.status if self.status != "running" else "completed",
                                 restored=bool(self.ckpt.last), save=False)
-        log = MetricsLog(self.run_dir, self.history) if self.main else _NoLog()
+        if self.main:
+            self.sinks: Sinks | _NoLog = Sinks.open(
+                self.run_dir, self.history, self.n_epochs, lines=self.lines,
+                log_every=self.log_every, tensorboard=self.tensorboard,
+                shown=self.progress.shown)
+            log: MetricsLog | _NoLog = MetricsLog(self.run_dir, self.history)
+        else:  # rank 0 writes the run's logs
+            self.sinks = log = _NoLog()
         try:
             with _Signals(self.progress, announce=self.main) as signals:
                 status = self._loop(log, signals)
         finally:
             log.close()
+            self.sinks.close()
             self.progress.close()
         if status == "interrupted":
             result = self._result("interrupted", final={})
@@ -314,6 +332,7 @@ class _Run:
                 self.best_params = self.trainer.params()
             self.history.append(record)
             log.append(record)
+            self.sinks.append(record)
             self.progress.update(epoch + 1, record)
             if stop:
                 return "early_stopped"
@@ -406,6 +425,9 @@ class _Run:
         final = {f"train_{k}": float(v) for k, v in self.trainer.evaluate("train").items()}
         if self.has_val:
             final.update({f"val_{k}": float(v) for k, v in self.trainer.evaluate("val").items()})
+        if "test" in self.data.splits:  # held out: read only here, on the final parameters
+            final.update({f"test_{k}": float(v)
+                          for k, v in self.trainer.evaluate("test").items()})
         return final
 
     def _finish(
@@ -459,6 +481,8 @@ class _Run:
             "samples": {k: self.data.rows(k) for k in self.data.splits},
             "wall_time_s": round(self.elapsed, 3), "final": result.final, "best": result.best,
             "restored_best": restored, "checkpoint": checkpoint.FILENAME,
+            "spec_file": runspec.SPEC, "variant": self.spec.variant,
+            "overrides": list(self.spec.overrides),
         }
         if self.data.note:
             summary["data_note"] = self.data.note
