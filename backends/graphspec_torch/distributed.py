@@ -62,6 +62,7 @@ DEFAULT_TIMEOUT_S = 300.0  # a collective (or joining the group) that waits long
 SHUTDOWN_S = 60  # the launcher's grace for workers to finish their epoch after a signal
 MAX_NPROC = 1024  # beyond any one machine; the machine's own bound is tighter
 PAYLOAD, OUTCOME = "payload.pkl", "outcome.pkl"  # the launcher's files for its workers
+EXIT_PEER_LOST = 75  # a worker whose group failed (EX_TEMPFAIL: a restart may succeed)
 SYNCED_OPS = {"batch_norm"}  # combine examples, but with statistics over every rank's rows
 
 
@@ -615,12 +616,15 @@ def _checkpoint_note(run_dir: Path) -> str:
 
 def _failure(e: Any, run_dir: Path, max_restarts: int) -> TrainingError:
     failures = sorted(e.failures.items())
-    # The agent stops the survivors of a failure with SIGTERM: name the cause, not them.
-    stopped = (-signal.SIGTERM, -signal.SIGINT)
+    # Survivors of a failure lose their peers or are stopped by the agent (SIGTERM): name
+    # the cause, not them.
+    stopped = (-signal.SIGTERM, -signal.SIGINT, EXIT_PEER_LOST)
     causes = [(r, f) for r, f in failures if f.exitcode not in stopped] or failures
     parts = []
     for rank, f in causes:
-        if f.exitcode < 0:
+        if f.exitcode == EXIT_PEER_LOST:
+            how = "lost the process group (its message is above)"
+        elif f.exitcode < 0:
             how = f"was killed by {f.signal_name()}"
         else:
             text = f.message.strip() if isinstance(f.message, str) else ""
@@ -680,12 +684,14 @@ def worker_main(tmp: str) -> int:
     with open(Path(tmp) / PAYLOAD, "rb") as f:
         payload = pickle.load(f)
     outcome = _work(payload)
+    if outcome[0] == "lost":  # the agent must stop the others (and may restart the group)
+        return EXIT_PEER_LOST
     if int(os.environ.get("RANK", "0")) == 0:
         write = Path(tmp) / f".{OUTCOME}.tmp"
         with open(write, "wb") as f:
             pickle.dump(outcome, f)
         os.replace(write, Path(tmp) / OUTCOME)
-    return 0
+    return 0  # input errors too: the outcome carries them, and a restart would not help
 
 
 def _work(payload: dict[str, Any]) -> tuple[Any, ...]:
@@ -702,9 +708,10 @@ def _work(payload: dict[str, Any]) -> tuple[Any, ...]:
         return ("ok", result if rank == 0 else None)
     except TrainingInterrupted as e:
         return ("interrupted", int(e.signal), e.message, e.result if rank == 0 else None)
-    except GraphspecError as e:
-        if rank != 0 and isinstance(e, PeerLost):  # rank 0 speaks for the input's errors
-            print(f"graphspec: {e.render()}", file=sys.stderr, flush=True)
+    except PeerLost as e:  # each rank says what it saw; the launcher names who failed
+        print(f"graphspec: {e.render()}", file=sys.stderr, flush=True)
+        return ("lost", e.render())
+    except GraphspecError as e:  # the same on every rank: rank 0 speaks for them
         return ("error", e.render(), isinstance(e, UsageError))
     except Exception as e:  # noqa: BLE001 - a bug: reported as one, by the launcher
         text = f"{type(e).__name__}: {e}"
