@@ -28,6 +28,7 @@ import ctypes
 import logging
 import os
 import pickle
+import re
 import signal
 import socket
 import sys
@@ -295,8 +296,12 @@ def _is_collective_failure(exc: BaseException) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    """The gist of a torch.distributed error: its first sentence, without the C++ source
+    location gloo puts first (``[.../pair.cc:537] Read error ...: Connection reset``)."""
+    lines = str(exc).strip().splitlines()
+    text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", lines[0] if lines else "")
+    text = text.split(". ", 1)[0]
+    return (text or type(exc).__name__)[:300]
 
 
 def has_gpu(local_rank: int) -> bool:
