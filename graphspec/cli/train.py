@@ -133,9 +133,11 @@ def _check_distributed(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
     from graphspec.errors import TrainingError
+    from graphspec.ir.memory import check_memory
     from graphspec.spec.variants import expand_variants, run_dir, select
     from graphspec.train.driver import TrainingInterrupted
     from graphspec.train.parallel import worker_rank
+    from graphspec.train.rundir import run_dir_for
 
     _check_distributed(args)
     # Under torchrun every rank runs this command; rank 0 speaks for the run.
@@ -145,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     # Check every variant first: spec errors and the parameter budget before any training.
     for v in variants.values():
         ir = check_variant(v, args.max_params, training=True)
+        check_memory(ir, "train", args.dtype)  # graphspec.ir.memory: before any variant trains
         if not quiet:
             print_warnings(ir)
     if args.tensorboard:  # before any run directory is touched
@@ -153,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         require_tensorboard()
     driver = import_feature("graphspec.train.driver", "training")
     train = require_attr(driver, "train", "training")
-    base = Path(args.out) if args.out else Path("runs") / spec.name
+    base = Path(args.out) if args.out else run_dir_for(spec.name)
     dirs = []
     failed = 0
     for v in variants.values():
