@@ -82,8 +82,11 @@ train:
   epochs: 3
   batch_size: 11
   metrics: [binary_accuracy]
+  adversarial: {epsilon: 0.05, input: x, mix: 0.5}
 """
 # 80 training rows in batches of 11: shares of 6 and 5 rows, and a last batch of 3 (2 + 1).
+# FGSM (adversarial) makes each step two passes, the second outside DDP's forward, and its
+# input gradient crosses the synchronized statistics.
 # SGD, not Adam: the bias before a batch norm has a gradient of exactly zero, computed as
 # rounding noise, which Adam's normalization would turn into steps of size lr.
 
@@ -269,7 +272,7 @@ def test_a_one_process_checkpoint_resumes_in_two_processes(tmp_path: Path) -> No
     assert summary["nproc"] == 2 and summary["epochs"] == 5
 
 
-def test_two_processes_with_batch_norm_train_as_one(tmp_path: Path) -> None:
+def test_two_processes_with_batch_norm_and_fgsm_train_as_one(tmp_path: Path) -> None:
     spec = _spec(tmp_path, BATCH_NORM)
     one = _train(spec, tmp_path / "one")
     two = _train(spec, tmp_path / "two", nproc=2)

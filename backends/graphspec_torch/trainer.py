@@ -177,8 +177,11 @@ class TorchTrainer:
         adv = self.train.adversarial
         x = batch[adv.input]
         # A scaled fp16 loss keeps small input gradients from flushing to zero; the sign is
-        # all FGSM takes from them.
-        scaled = self.scaler.scale(loss) if self.scaler is not None else loss
+        # all FGSM takes from them.  The objective, not the batch's loss: a data-parallel
+        # rank's objective is its weighted share, whose input gradient (through batch
+        # statistics shared by all ranks) points as the global batch's does.
+        objective, _ = self._objective(loss, terms)
+        scaled = self.scaler.scale(objective) if self.scaler is not None else objective
         (gx,) = torch.autograd.grad(scaled, x, retain_graph=True)
         x_adv = (x + adv.epsilon * gx.sign()).detach()
         with self._autocast():
