@@ -588,3 +588,22 @@ def test_a_nan_validation_loss_is_an_error_not_early_stopping(
     summary = json.loads((run / "summary.json").read_text(),
                          parse_constant=lambda token: pytest.fail(f"{token} in summary.json"))
     assert summary["status"] == "failed" and summary["epochs"] == 0
+
+
+@pytest.mark.slow  # three data-parallel launches: about half a minute
+def test_data_parallel_runs_claim_their_directory_like_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--nproc: the launcher numbers the run once for all ranks, and rank 0 refuses a
+    directory that holds a run as a single process does."""
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path, LONG.format(units=4, optimizer=SGD).replace("epochs: 100000",
+                                                                      "epochs: 2"))
+    argv = ["train", str(spec), "--backend", "torch", "--device", "cpu", "--nproc", "2"]
+    rc, _ = run_cli(argv, capsys)
+    assert rc == 0 and summary_of(Path("runs/long/1"))["nproc"] == 2
+    assert sorted(p.name for p in Path("runs/long").iterdir()) == ["1"]
+    rc, err = run_cli([*argv, "--out", "runs/long/1"], capsys)
+    assert rc == 1 and "runs/long/1 already holds a run (completed after 2 epochs)" in err, err
+    rc, _ = run_cli([*argv, "--out", "runs/long/1", "--resume", "--epochs", "3"], capsys)
+    assert rc == 0 and summary_of(Path("runs/long/1"))["epochs"] == 3

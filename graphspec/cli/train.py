@@ -14,6 +14,7 @@ from graphspec.cli.common import (
     eprint,
     import_feature,
     load_spec,
+    non_negative_int,
     positive_int,
     print_warnings,
     require_attr,
@@ -84,9 +85,68 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="also write TensorBoard event files to RUN_DIR/tensorboard "
         "(needs: pip install 'graphspec[tensorboard]')",
     )
+    dist = p.add_argument_group("data-parallel training (torch backend; docs/distributed.md)")
+    dist.add_argument(
+        "--nproc",
+        type=positive_int,
+        metavar="N",
+        help="train with N worker processes on this machine (torchrun's launcher); the "
+        "spec's batch_size stays the global batch",
+    )
+    dist.add_argument(
+        "--dist-backend",
+        choices=("auto", "gloo", "nccl"),
+        default="auto",
+        help="process group backend: nccl when every rank has a GPU, else gloo (auto)",
+    )
+    dist.add_argument(
+        "--max-restarts",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="with --nproc: restart the workers up to N times after a failure; they resume "
+        "from the last checkpoint (default: 0)",
+    )
+    dist.add_argument(
+        "--dist-timeout",
+        type=_seconds,
+        metavar="S",
+        help="seconds a collective (or joining the group) may wait before the run stops "
+        "(default: 300)",
+    )
     add_max_params(p)
     add_overrides(p)
     p.set_defaults(run=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {text!r:.40}"
+        ) from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds in (0, 86400], got {text!r:.40}")
+    return value
+
+
+def _check_distributed(args: argparse.Namespace) -> None:
+    """Flag combinations that cannot work, refused before anything is loaded (exit 2)."""
+    from graphspec.errors import UsageError
+    from graphspec.train.parallel import NUMPY_IS_SINGLE, in_worker
+
+    if args.nproc is not None and args.backend == "numpy":
+        raise UsageError(f"--nproc: {NUMPY_IS_SINGLE}")
+    if args.max_restarts and args.nproc is None:
+        raise UsageError(
+            "--max-restarts needs --nproc (under torchrun, use torchrun's own --max-restarts)"
+        )
+    if args.nproc is not None and in_worker():
+        raise UsageError(
+            "--nproc starts the workers itself; under torchrun leave it out "
+            "(torchrun's --nproc-per-node says how many)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,42 +155,62 @@ def run(args: argparse.Namespace) -> int:
     from graphspec.ir.memory import check_memory
     from graphspec.spec.variants import expand_variants, run_dir, select
     from graphspec.train import rundir
+    from graphspec.train.parallel import in_worker, worker_rank
 
+    _check_distributed(args)
     if args.resume and (args.overwrite or args.init_from):
         other = "--overwrite" if args.overwrite else "--init-from"
         raise UsageError(f"--resume continues a run; it cannot be combined with {other}")
+    # Under torchrun every rank runs this command; rank 0 speaks for the run.
+    quiet = worker_rank() != 0
     spec = load_spec(args.file, args.overrides)
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
     for v in variants.values():
         ir = check_variant(v, args.max_params, training=True)
         check_memory(ir, "train", args.dtype)  # graphspec.ir.memory: before any variant trains
-        print_warnings(ir)
+        if not quiet:
+            print_warnings(ir)
     if args.tensorboard:  # before any run directory is touched
         from graphspec.train.logsinks import require_tensorboard
 
         require_tensorboard()
     driver = import_feature("graphspec.train.driver", "training")
     train = require_attr(driver, "train", "training")
+    base: Path | None
     if args.out:
         base = Path(args.out)
         if len(variants) > 1 and not (args.resume or args.overwrite):
             for v in variants.values():  # refused before any variant trains
                 rundir.prepare(run_dir(base, v), resume=False, overwrite=False)
+    elif in_worker():  # every rank runs this: rank 0 picks the directory for all (the driver)
+        if spec.variants:
+            raise UsageError(
+                "under torchrun, a spec with variants needs --out: the ranks must agree on "
+                "one run directory before they train"
+            )
+        base = None
     elif args.resume:
         base = rundir.latest_version(rundir.spec_root(spec.name))
     else:
         base = rundir.next_version(rundir.spec_root(spec.name))
     try:
-        return _train_variants(args, spec, variants, base, train)
+        return _train_variants(args, spec, variants, base, train, quiet)
     finally:
-        if not args.out:
+        if not args.out and base is not None:
             rundir.discard_if_empty(base)  # nothing was trained: no empty run number left
 
 
 def _train_variants(
-    args: argparse.Namespace, spec: Any, variants: dict[str, Any], base: Path, train: Any
+    args: argparse.Namespace,
+    spec: Any,
+    variants: dict[str, Any],
+    base: Path | None,
+    train: Any,
+    quiet: bool,
 ) -> int:
+    """Train each variant into its folder under ``base`` (None: the driver chooses, under
+    torchrun without --out)."""
     from graphspec.errors import TrainingError
     from graphspec.spec.variants import run_dir
     from graphspec.train.atomic import WriteError
@@ -139,8 +219,8 @@ def _train_variants(
     dirs = []
     failed = 0
     for v in variants.values():
-        out = run_dir(base, v)
-        if v.variant is not None:
+        out = run_dir(base, v) if base is not None else None
+        if v.variant is not None and not quiet:
             print(f"variant {v.variant}:", flush=True)
         try:
             run_result = train(
@@ -157,18 +237,21 @@ def _train_variants(
                 progress=True,
                 log_every=args.log_every,
                 tensorboard=args.tensorboard,
+                **_distributed_options(args),
             )
         except TrainingInterrupted as e:
             if args.debug:
                 raise
-            eprint(f"graphspec: {e.message}\nhint: continue with: {resume_command(args, base)}")
+            if not quiet:  # under torchrun, rank 0 speaks for the run
+                again = resume_command(args, base or e.result.run_dir)
+                eprint(f"graphspec: {e.message}\nhint: continue with: {again}")
             # Not an error in the input: exit as a process stopped by that signal does.
             return 128 + int(e.signal)
         except WriteError as e:
             if e.checkpoint is not None:  # the run can go on once the disk has room again
                 e.hint = (
                     "free some space or make the directory writable, then continue with: "
-                    + resume_command(args, base)
+                    + resume_command(args, base or e.path.parent)
                 )
             raise
         except TrainingError as e:
@@ -178,8 +261,12 @@ def _train_variants(
                 raise
             eprint(e.render())
             failed += 1
-            dirs.append(out)
+            if out is not None:  # several variants: always under --out or a numbered base
+                dirs.append(out)
             continue
+        if quiet:
+            continue
+        out = run_result.run_dir
         _print_summary(run_result, out)
         if not _print_expectations(v, run_result) and args.check:
             failed += 1
@@ -189,7 +276,7 @@ def _train_variants(
 
             for path in plot_run(v, out):
                 print(f"wrote {path}", file=sys.stderr)
-    if spec.variants:  # the variants side by side: the point of having them
+    if spec.variants and not quiet:  # the variants side by side: the point of having them
         from graphspec.plots import report
 
         for path in report(dirs, base):
@@ -198,6 +285,13 @@ def _train_variants(
 
         print(summary_table(dirs))
     return 1 if failed else 0
+
+
+def _distributed_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"dist_backend": args.dist_backend, "dist_timeout": args.dist_timeout}
+    if args.nproc is not None:
+        opts.update(nproc=args.nproc, max_restarts=args.max_restarts)
+    return opts
 
 
 def resume_command(args: argparse.Namespace, base: Path) -> str:
@@ -220,6 +314,10 @@ def resume_command(args: argparse.Namespace, base: Path) -> str:
         again += ["--set", override]
     if args.tensorboard:
         again += ["--tensorboard"]
+    if args.nproc is not None:  # a different --nproc works too (the batch is global)
+        again += ["--nproc", str(args.nproc)]
+        if args.dist_backend != "auto":
+            again += ["--dist-backend", args.dist_backend]
     return shlex.join(again)
 
 

@@ -37,6 +37,7 @@ from graphspec.errors import (
     Location,
     NonFiniteLoss,
     TrainingError,
+    UsageError,
 )
 from graphspec.init import init_params
 from graphspec.ir.build import build
@@ -45,7 +46,7 @@ from graphspec.ir.memory import check_memory
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
-from graphspec.train import checkpoint, rundir, runspec, seeds
+from graphspec.train import checkpoint, parallel, rundir, runspec, seeds
 from graphspec.train.atomic import WriteError
 from graphspec.train.data import Dataset
 from graphspec.train.lock import RunLock
@@ -100,7 +101,8 @@ def train(
     seed: int | None = None, resume: bool = False, overwrite: bool = False,
     init_from: str | os.PathLike[str] | None = None, dtype: str = "float64",
     device: str = "auto", progress: bool = True, log_every: int | None = None,
-    tensorboard: bool = False, **backend_options: Any,
+    tensorboard: bool = False, nproc: int | None = None, dist_backend: str = "auto",
+    max_restarts: int = 0, dist_timeout: float | None = None, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>/<n>``, the next free ``n``).  ``epochs`` and ``seed``
@@ -110,27 +112,82 @@ def train(
     directory or a checkpoint) starts from trained parameters.  Without a terminal,
     ``progress`` prints a line every ``log_every`` epochs (default 1); ``tensorboard`` also
     writes event files (graphspec.train.logsinks).  Other keyword arguments are backend
-    compile options (``amp``, ``compile``, ...)."""
+    compile options (``amp``, ``compile``, ...).
+
+    ``nproc`` trains data-parallel with that many worker processes on this machine
+    (docs/distributed.md; ``dist_backend`` gloo, nccl or auto, ``max_restarts`` for
+    torchrun's elastic restarts, ``dist_timeout`` seconds for a collective); a process
+    that torchrun started joins its group by itself."""
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
     if resume and (overwrite or init_from is not None):
         raise TrainingError("resume continues a run; it cannot be combined with "
                             + ("overwrite" if overwrite else "init_from"))
-    run_dir, created = _run_dir(spec, out, resume)
-    lock = RunLock(run_dir)
-    lock.acquire()  # refused: the directory is another training's; leave it alone
-    try:
-        rundir.prepare(run_dir, resume=resume, overwrite=overwrite)
-        run = _Run(spec, backend, run_dir, epochs, seed, resume, dtype, device, progress,
-                   backend_options, init_from)
-        run.log_every, run.tensorboard = log_every, tensorboard
-        return run.execute()
-    except BaseException:
-        for path in created:  # still under the lock: no other training is using them
-            rundir.discard_if_empty(path)
-        raise
-    finally:
-        lock.release()
+    if nproc is not None:
+        # The launcher picks the run directory once (a new number, or the latest to resume);
+        # its rank 0 worker then locks and prepares it as a single process would.
+        run_dir, created = _run_dir(spec, out, resume)
+        kwargs = dict(backend=backend, out=run_dir, epochs=epochs, seed=seed, resume=resume,
+                      overwrite=overwrite, init_from=init_from, dtype=dtype, device=device,
+                      progress=progress, log_every=log_every, tensorboard=tensorboard,
+                      **backend_options)
+        try:
+            return parallel.launch(backend, spec, kwargs, nproc, dist_backend, max_restarts,
+                                   dist_timeout)
+        except BaseException:
+            for path in created:
+                rundir.discard_if_empty(path)
+            raise
+    with parallel.join(backend, dist_backend, dist_timeout) as group:
+        claim = _Claim(spec, out, resume or group.restarted, overwrite)
+        # Rank 0 (a single process: itself) creates, locks and checks the run directory;
+        # every rank learns where it is, or the error that refused it.
+        run_dir = group.share(claim.acquire)
+        try:
+            run = _Run(spec, backend, run_dir, epochs, seed, resume, dtype, device, progress,
+                       backend_options, init_from, group)
+            run.log_every, run.tensorboard = log_every, tensorboard
+            return run.execute()
+        except BaseException:
+            claim.discard()
+            raise
+        finally:
+            claim.release()
+
+
+class _Claim:
+    """A run directory held for one training: created if needed, locked, checked (refused
+    when it holds a run, unless resuming or overwriting)."""
+
+    def __init__(self, spec: Spec, out: Any, resume: bool, overwrite: bool) -> None:
+        self.spec, self.out, self.resume, self.overwrite = spec, out, resume, overwrite
+        self.lock: RunLock | None = None
+        self.created: list[Path] = []
+
+    def acquire(self) -> Path:
+        run_dir, self.created = _run_dir(self.spec, self.out, self.resume)
+        lock = RunLock(run_dir)
+        lock.acquire()  # refused: the directory is another training's; leave it alone
+        self.lock = lock
+        try:
+            rundir.prepare(run_dir, resume=self.resume, overwrite=self.overwrite)
+        except BaseException:
+            self.discard()
+            self.release()
+            raise
+        return run_dir
+
+    def discard(self) -> None:
+        """Remove the directories this claim created, if the run wrote nothing into them
+        (still under the lock: no other training is using them)."""
+        if self.lock is not None:
+            for path in self.created:
+                rundir.discard_if_empty(path)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def _run_dir(spec: Spec, out: Any, resume: bool) -> tuple[Path, list[Path]]:
@@ -162,9 +219,19 @@ class _Run:
     def __init__(
         self, spec: Spec, backend: str, run_dir: Path, epochs: int | None, seed: int | None,
         resume: bool, dtype: str, device: str, progress: bool, options: dict[str, Any],
-        init_from: str | os.PathLike[str] | None = None,
+        init_from: str | os.PathLike[str] | None = None, group: Any = None,
     ) -> None:
         self.spec = spec
+        # The data-parallel group this process is a rank of (parallel.Solo when alone):
+        # rank 0 writes the run directory, the ranks decide together.
+        self.group = group if group is not None else parallel.Solo()
+        self.main = bool(self.group.is_main)
+        if self.group.device and device != "auto" and (
+                device.split(":")[0] != self.group.device.split(":")[0]):
+            raise UsageError(f"--device {device} does not fit the process group: its ranks "
+                             f"train on {self.group.device.split(':')[0]}",
+                             hint="leave --device out (auto), or choose --dist-backend")
+        device = self.group.device or device
         require_training(spec)
         assert spec.train is not None
         self.tspec: TrainSpec = spec.train
@@ -173,8 +240,11 @@ class _Run:
         self.ckpt_path = self.run_dir / checkpoint.FILENAME
         self.ckpt: checkpoint.Checkpoint | None = None
         self.init_from = checkpoint.resolve(os.fspath(init_from)) if init_from is not None else None
+        if self.group.restarted:  # torchrun restarted the workers: go on from the checkpoint
+            resume = self.group.share(self.ckpt_path.exists)
         if resume:
-            self.ckpt = checkpoint.load(self.ckpt_path)
+            # Rank 0 reads the checkpoint for every rank (the others need no shared disk).
+            self.ckpt = self.group.share(lambda: checkpoint.load(self.ckpt_path))
             seed = self._check_resume(seed)
         self.seed = spec.seed if seed is None else int(seed)
         self.n_epochs = int(epochs) if epochs is not None else self.tspec.epochs
@@ -199,8 +269,12 @@ class _Run:
         es = self.tspec.early_stopping
         self.es = es
         self.keep_best = bool(es and es.restore_best)
-        self.progress = Progress(self.n_epochs, progress, metrics=self.ir.metrics)
-        self.lines = progress and not self.progress.enabled  # no terminal: epoch lines
+        self.progress = Progress(self.n_epochs, progress and self.main, metrics=self.ir.metrics)
+        if self.group.restarted and self.ckpt is not None and self.main:
+            self.progress.message("the workers were restarted after a failure: resuming from "
+                                  f"epoch {self.ckpt.meta.get('epoch')} of the checkpoint")
+        # No terminal: epoch lines (rank 0's alone)
+        self.lines = progress and self.main and not self.progress.enabled
         self.log_every: int | None = None
         self.tensorboard = False
         self.options = options
@@ -255,7 +329,7 @@ class _Run:
     # ---- the run -------------------------------------------------------------------------
     def execute(self) -> RunResult:
         # Temporary files of writers killed mid-write (the lock says none of them is alive).
-        for stale in self.run_dir.glob(".*.*.tmp"):
+        for stale in self.run_dir.glob(".*.*.tmp") if self.main else ():
             stale.unlink(missing_ok=True)
         try:
             return self._execute()
@@ -270,7 +344,7 @@ class _Run:
             params0 = self._initial_from(self.init_from, params0)
         if self.ckpt is None:  # a resumed run has done its ``at: init`` analysis already
             self._analyse("init", params0)
-        trainer = program.trainer(params0, self.train_spec, self.seed)
+        trainer = self.group.trainer(program, params0, self.train_spec, self.seed)
         for split, arrays in self.data.splits.items():
             trainer.set_data(split, arrays)
         if self.ckpt is not None:
@@ -280,13 +354,17 @@ class _Run:
         # up to ``n_epochs``; one with nothing left to train (it finished, or a signal came
         # in its last epoch) goes straight to the ending, which is a function of that state:
         # the result equals the uninterrupted run's either way.
-        runspec.write(self.run_dir, self.spec)
-        self.sinks = Sinks.open(self.run_dir, self.history, self.n_epochs, lines=self.lines,
-                                log_every=self.log_every, tensorboard=self.tensorboard,
-                                shown=self.progress.shown)
-        log = MetricsLog(self.run_dir, self.history)
+        if self.main:
+            runspec.write(self.run_dir, self.spec)
+            self.sinks: Sinks | _NoLog = Sinks.open(
+                self.run_dir, self.history, self.n_epochs, lines=self.lines,
+                log_every=self.log_every, tensorboard=self.tensorboard,
+                shown=self.progress.shown)
+            log: MetricsLog | _NoLog = MetricsLog(self.run_dir, self.history)
+        else:  # rank 0 writes the run's logs
+            self.sinks = log = _NoLog()
         try:
-            with _Signals(self.progress) as signals:
+            with _Signals(self.progress, announce=self.main) as signals:
                 status = self._loop(log, signals)
         finally:
             log.close()
@@ -310,10 +388,11 @@ class _Run:
     def _initial_from(self, path: Path, params0: Arrays) -> Arrays:
         """The parameters of a trained run (``param/``: its best after restore-best), which
         must match this spec's by name and shape."""
-        params = checkpoint.load_params_for(self.ir, path)
+        # Rank 0 reads the file for every rank, as it reads a checkpoint to resume.
+        params = self.group.share(lambda: checkpoint.load_params_for(self.ir, path))
         return {k: np.array(params[k], dtype=np.float64) for k in params0}
 
-    def _loop(self, log: MetricsLog, signals: _Signals) -> str:
+    def _loop(self, log: MetricsLog | _NoLog, signals: _Signals) -> str:
         if self.tracker.should_stop:  # resumed after early stopping: more epochs change nothing
             return "early_stopped"
         last_save = -math.inf  # the first epoch is always saved: a failure has a fallback
@@ -333,15 +412,20 @@ class _Run:
             self._check_validation(record, epoch)
             record["time"] = round(time.perf_counter() - t0, 6)
             self.elapsed += record["time"]
-            if self.tracker.update(record[self.tracker.monitor], epoch + 1) and self.keep_best:
+            improved = self.tracker.update(record[self.tracker.monitor], epoch + 1)
+            # Decided once for all ranks: rank 0's tracker, a signal that any rank received.
+            (improved, stop), (interrupted,) = self.group.decide(
+                [improved, self.tracker.should_stop], [signals.received is not None])
+            if improved and self.keep_best:
                 self.best_params = self.trainer.params()
             self.history.append(record)
             log.append(record)
             self.sinks.append(record)
             self.progress.update(epoch + 1, record)
-            if self.tracker.should_stop:
+            if stop:
                 return "early_stopped"
-            if signals.received is not None:
+            if interrupted:
+                signals.received = signals.received or signal.SIGTERM
                 self._save("interrupted")
                 return "interrupted"
             if epoch + 1 < self.n_epochs and time.perf_counter() - last_save >= CHECKPOINT_EVERY_S:
@@ -374,7 +458,7 @@ class _Run:
         self, e: NonFiniteLoss, batches: list[np.ndarray], start: tuple[Arrays, Arrays] | None
     ) -> NonFiniteLoss:
         message, node = e.message, e.node
-        if node is None and not hasattr(self.trainer, "locate_nonfinite"):
+        if node is None and self.main and not hasattr(self.trainer, "locate_nonfinite"):
             found = self._reference_diagnosis(batches, e, start)
             if found:
                 node = found[0]
@@ -496,11 +580,15 @@ class _Run:
         return result
 
     def _analyse(self, at: str, params: Arrays) -> None:
+        if not self.main:  # rank 0 analyses and writes; the others have the same parameters
+            return
         analysis.run_stage(self.analysis, at, spec=self.spec, ir=self.ir, program=self.program,
                            params=params, splits=self.data.splits, seed=self.seed,
                            run_dir=self.run_dir)
 
     def _save(self, status: str, last: Arrays | None = None) -> None:
+        if not self.main:
+            return
         meta = {
             "name": self.spec.name, "backend": self.backend, "dtype": self.dtype,
             "seed": self.seed, "epoch": len(self.history), "epochs": self.n_epochs,
@@ -543,8 +631,21 @@ class _Run:
             summary["init_from"] = str(self.init_from)
         if error:
             summary["error"] = error
-        write_json_atomic(self.run_dir / SUMMARY, summary)
+        if self.group.world_size > 1:
+            summary["nproc"] = self.group.world_size
+        if self.main:
+            write_json_atomic(self.run_dir / SUMMARY, summary)
         return summary
+
+
+class _NoLog:
+    """The metrics log of a rank other than 0: rank 0 writes the run's."""
+
+    def append(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _Signals:
@@ -552,8 +653,9 @@ class _Signals:
     a second SIGINT raises KeyboardInterrupt at once.  Only the main thread can install
     handlers; elsewhere signals keep their default behaviour."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, announce: bool = True) -> None:
         self.progress = progress
+        self.announce = announce  # say so on the terminal (one rank of several speaks)
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
 
@@ -561,6 +663,8 @@ class _Signals:
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = signum
+        if not self.announce:
+            return
         self.progress.message(
             f"received {signal.Signals(signum).name}: finishing this epoch, then saving a "
             "checkpoint (Ctrl-C again stops at once)")
