@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from graphspec.ops.registry import (
     Attrs,
+    Bound,
     Elementwise,
     Input,
     ParamDecl,
@@ -202,8 +203,8 @@ class Clip(_Unary):
     and 0 outside.
     """
 
-    min: float | None = None
-    max: float | None = None
+    min: Bound | None = None  # -.inf / .inf: no bound on that side
+    max: Bound | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> Clip:
