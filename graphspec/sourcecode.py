@@ -6,8 +6,8 @@ docstring or a ``#`` comment and run what follows.  So nothing is pasted into ge
 as it is: values become literals through :func:`literal`, text in comments through
 :func:`comment`, text in docstrings through :func:`docstring`.  All three write printable
 ASCII only and escape everything else (``\\n``, ``\\r``, U+2028, NUL, lone surrogates, ...),
-so no character can end the construct it sits in, and the generated module is plain ASCII
-whatever the file system's or the terminal's encoding.
+so no character can end the construct it sits in, and what user text adds to a module is
+plain ASCII whatever the file system's or the terminal's encoding.
 """
 
 from __future__ import annotations
