@@ -72,8 +72,9 @@ def test_large_logits_through_a_float32_program(tmp_path: Path) -> None:
     want = F.cross_entropy(torch.from_numpy(LARGE), torch.from_numpy(y)).item()
     for backend in ("numpy", "torch"):
         prog = gs.compile(ir, backend=backend, dtype="float32")
-        np.testing.assert_allclose(prog.forward({}, {"z": LARGE})["lp"], [EXPECTED, EXPECTED],
-                                   rtol=0, atol=TOL)
+        np.testing.assert_allclose(
+            prog.forward({}, {"z": LARGE})["lp"], [EXPECTED, EXPECTED], rtol=0, atol=TOL
+        )
         assert abs(prog.evaluate({}, {"z": LARGE, "y": y}).loss - want) <= TOL
 
 

@@ -14,59 +14,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from attr_specs import first_sample, float_attrs, infinity_allowed, spec_with
 
 import graphspec as gs
 from graphspec.cli import main
 from graphspec.errors import GraphspecError
 from graphspec.ops import REGISTRY
-from graphspec.ops.registry import allows_infinity
 
 BACKENDS = ["numpy", "torch"]
 
 
-def _float_attrs() -> list[tuple[str, str]]:
-    return [
-        (name, field)
-        for name, opdef in sorted(REGISTRY.items())
-        for field, info in opdef.attrs.model_fields.items()
-        if "float" in str(info.annotation)
-    ]
-
-
-FLOAT_ATTRS = _float_attrs()
-INFINITE_OK = [(op, f) for op, f in FLOAT_ATTRS if allows_infinity(REGISTRY[op].attrs, f)]
-
-
-def _first_sample(op: str) -> Any:
-    return next(iter(REGISTRY[op].attrs.samples(np.random.default_rng(0))))
-
-
-def _spec_with(op: str, field: str, value: str) -> tuple[str, int, int]:
-    """A spec using ``op`` with ``field: value`` on a line of its own, and the line and
-    column of ``value``."""
-    opdef = REGISTRY[op]
-    attrs = {k: v for k, v in _first_sample(op).attrs.items() if k != field}
-    n_in = sum(1 for i in opdef.inputs if not i.optional)
-    ins = [f"i{k}" for k in range(n_in)]
-    lines = ["graphspec: 1", "name: t", "inputs: {i0: [batch, 3], i1: [batch, 3], i2: [batch, 3]}"]
-    indent = "    "
-    if opdef.category == "op":
-        lines.append("graph:")
-    else:
-        lines += ["graph:", "  - {id: g, op: identity, in: i0}"]
-        if opdef.category == "loss":
-            lines.append("loss:")
-        else:
-            lines += ["loss:", "  - {op: l2_penalty, in: [g]}", "train:", "  data: {source: xor}",
-                      "  metrics:"]
-            indent = "      "
-    lines.append(indent[:-2] + "- id: n")
-    lines.append(f"{indent}op: {op}")
-    if ins:
-        lines.append(f"{indent}in: [{', '.join(ins)}]")
-    lines += [f"{indent}{k}: {json.dumps(v)}" for k, v in attrs.items()]
-    lines.append(f"{indent}{field}: {value}")
-    return "\n".join(lines) + "\n", len(lines), len(indent) + len(field) + 3
+FLOAT_ATTRS = float_attrs()
+INFINITE_OK = [(op, f) for op, f in FLOAT_ATTRS if infinity_allowed(op, f)]
 
 
 def _front_end(tmp_path: Path, text: str) -> Any:
@@ -93,15 +52,15 @@ def test_the_registry_has_float_attributes_and_clip_bounds_may_be_infinite() -> 
 
 @pytest.mark.parametrize("op, field", FLOAT_ATTRS, ids=[f"{o}.{f}" for o, f in FLOAT_ATTRS])
 def test_nan_is_refused_at_validate_where_written(op: str, field: str, tmp_path: Path) -> None:
-    text, line, col = _spec_with(op, field, ".nan")
+    text, line, col = spec_with(op, field, ".nan")
     _refused_at(tmp_path, text, line, col)
     # The same spec with a finite value is fine: it is the NaN that was refused.
-    ok, _, _ = _spec_with(op, field, json.dumps(_finite_value(op, field)))
+    ok, _, _ = spec_with(op, field, json.dumps(_finite_value(op, field)))
     _front_end(tmp_path, ok)
 
 
 def _finite_value(op: str, field: str) -> Any:
-    sample = _first_sample(op).attrs
+    sample = first_sample(op).attrs
     if field in sample:
         return sample[field]
     default = REGISTRY[op].attrs.model_fields[field].default
@@ -113,7 +72,7 @@ def _finite_value(op: str, field: str) -> Any:
 def test_inf_is_refused_where_meaningless_and_runs_where_allowed(
     op: str, field: str, sign: str, tmp_path: Path
 ) -> None:
-    text, line, col = _spec_with(op, field, f"{sign}.inf")
+    text, line, col = spec_with(op, field, f"{sign}.inf")
     if (op, field) not in INFINITE_OK:
         _refused_at(tmp_path, text, line, col)
         return
@@ -129,15 +88,17 @@ def test_inf_is_refused_where_meaningless_and_runs_where_allowed(
 def _runs_alike_on_both_backends(op: str, attrs: dict[str, Any], tmp_path: Path) -> None:
     """The op's first sample with ``attrs`` as a one-node spec: compiled for both backends,
     forward and gradients agree."""
-    sample = _first_sample(op)
+    sample = first_sample(op)
     opdef = REGISTRY[op]
     names = [i.name for i in opdef.inputs]
     assert set(sample.inputs) <= set(names), "extend this test to ops with parameters"
     node = {"id": "n", "op": op, "in": list(sample.inputs), **sample.attrs, **attrs}
     spec = {
-        "graphspec": 1, "name": "t",
+        "graphspec": 1,
+        "name": "t",
         "inputs": {k: list(np.shape(v)) for k, v in sample.inputs.items()},
-        "graph": [node], "outputs": ["n"],
+        "graph": [node],
+        "outputs": ["n"],
         "loss": [{"op": "l2_penalty", "in": ["n"]}],
     }
     # JSON is YAML; json.dumps writes an infinity as `Infinity`, YAML's is `.inf`.
@@ -222,16 +183,21 @@ def test_optimizer_options_must_be_finite(optimizer: str, key: str, tmp_path: Pa
 
 @pytest.mark.parametrize(
     "extra",
-    ["clip_grad_norm: .inf", "schedule: {name: step, gamma: .inf}",
-     "early_stopping: {min_delta: .inf}"],
+    [
+        "clip_grad_norm: .inf",
+        "schedule: {name: step, gamma: .inf}",
+        "early_stopping: {min_delta: .inf}",
+    ],
 )
 def test_training_options_must_be_finite(extra: str, tmp_path: Path) -> None:
     text = _base(extra=extra)
     _refused_at(tmp_path, text, 11, text.splitlines()[10].index(".inf") + 1)
 
 
-@pytest.mark.parametrize("init", ["{name: uniform, a: .nan}", "{name: normal, std: .inf}",
-                                  "{name: constant, value: -.inf}"])
+@pytest.mark.parametrize(
+    "init",
+    ["{name: uniform, a: .nan}", "{name: normal, std: .inf}", "{name: constant, value: -.inf}"],
+)
 def test_initializer_options_must_be_finite(init: str, tmp_path: Path) -> None:
     text = _base().replace("units: 1}", f"units: 1, init: {{weight: {init}}}}}")
     err = _refused_at(tmp_path, text, 5)
@@ -265,8 +231,11 @@ def test_validate_refuses_a_nan_attribute_with_exit_1(
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_train_with_an_infinite_clip_bound(backend: str, tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
-    path.write_text(_base().replace("units: 1}", "units: 1}\n  - {op: clip, min: -.inf, max: 2}")
-                    .replace("in: [h, y]", "in: [clip_0, y]"))
+    path.write_text(
+        _base()
+        .replace("units: 1}", "units: 1}\n  - {op: clip, min: -.inf, max: 2}")
+        .replace("in: [h, y]", "in: [clip_0, y]")
+    )
     out = tmp_path / "run"
     assert main(["train", str(path), "--backend", backend, "--epochs", "2", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
