@@ -297,7 +297,8 @@ def _backward_fn(plan: Plan, name: str, leaves: list[str], doc: str) -> list[str
     for leaf in leaves:  # leaves no loss reads still get (zero) gradients
         if plan.var(leaf) in missing:
             src = "inputs" if plan.g.nodes[leaf]["kind"] == "input" else "params"
-            stmts.insert(0, ([f"{plan.var(leaf)} = {src}[{literal(leaf)}]"], {plan.var(leaf)}, set()))
+            read = f"{plan.var(leaf)} = {src}[{literal(leaf)}]"
+            stmts.insert(0, ([read], {plan.var(leaf)}, set()))
     state = "{" + ", ".join(f"{literal(k)}: {v}" for k, v in new_state.items()) + "}"
     uses = {f"g_{plan.var(x)}" for x in leaves if x in has_g}
     uses |= set(new_state.values()) | {plan.var(x) for x in leaves if x not in has_g}

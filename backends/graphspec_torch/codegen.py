@@ -205,7 +205,9 @@ def _dict_expr(plan: Plan, mapping: dict[str, str]) -> str:
 def _loss_lines(plan: Plan) -> tuple[list[str], set[str]]:
     ir = plan.ir
     terms = ", ".join(f"{literal(lid)}: {plan.var(lid)}" for lid, _ in ir.losses)
-    parts = [plan.var(lid) if w == 1.0 else f"{literal(w)} * {plan.var(lid)}" for lid, w in ir.losses]
+    parts = [
+        plan.var(lid) if w == 1.0 else f"{literal(w)} * {plan.var(lid)}" for lid, w in ir.losses
+    ]
     total = " + ".join(parts) or "torch.zeros(())"
     return [f"terms = {{{terms}}}", f"loss = {total}"], {plan.var(lid) for lid, _ in ir.losses}
 
