@@ -197,7 +197,7 @@ class Abs(_Unary):
 
 @op("clip")
 class Clip(_Unary):
-    """``x`` limited to ``[min, max]`` (either bound may be left out).
+    """``x`` limited to ``[min, max]`` (either bound may be left out, or be ``-.inf``/``.inf``).
 
     The gradient is 1 where ``min <= x <= max`` (bounds included, like ``torch.clamp``)
     and 0 outside.
