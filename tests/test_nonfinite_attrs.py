@@ -215,6 +215,32 @@ def test_a_non_finite_block_argument_is_refused(tmp_path: Path) -> None:
     assert e.value.location is not None and e.value.location.line in (8, 10)
 
 
+@pytest.mark.parametrize(
+    "entry, value",
+    [
+        ("{procedure: decision_boundary, pad: .inf}", ".inf"),
+        ("{procedure: fgsm, epsilons: [0.5, .nan]}", ".nan"),
+        ("{procedure: fgsm, epsilons: [0.5], clip: [0, .nan]}", ".nan"),
+    ],
+)
+def test_analysis_options_must_be_finite(
+    entry: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.yaml"
+    text = _base(extra="metrics: [binary_accuracy]") + f"analysis:\n  - {entry}\n"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 1
+    col = text.splitlines()[12].index(value) + 1
+    assert capsys.readouterr().err.startswith(f"{path}:13:{col}: error: ")
+
+
+def test_an_fgsm_clip_bound_may_be_infinite(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    entry = "{procedure: fgsm, epsilons: [0.5], clip: [-.inf, 1.0]}"
+    path.write_text(_base(extra="metrics: [binary_accuracy]") + f"analysis:\n  - {entry}\n")
+    assert main(["validate", str(path)]) == 0
+
+
 # ---- through the command line: exit 1 with the location, or a run --------------------------
 
 

@@ -101,7 +101,7 @@ class Sample:
 
 def _not_nan(value: float) -> float:
     if math.isnan(value):
-        raise ValueError("NaN is not a number an op can use")
+        raise ValueError("must be a number or +-.inf, not NaN")
     return value
 
 
