@@ -287,3 +287,22 @@ def test_module_name_with_odd_characters_loads(tmp_path: Path) -> None:
     assert module.X == 1
     assert module.__file__ is not None and module.__file__.isascii()
     assert "\n" not in module.__file__ and "\x00" not in module.__file__
+
+
+def test_torch_kernel_constants_are_written_as_literals(tmp_path: Path) -> None:
+    """A kernel's non-finite module constant is copied as float('inf'), not a bare inf."""
+    from graphspec_torch import sources
+
+    (tmp_path / "inf_kernel.py").write_text(
+        "import torch\n\n_LIMIT = float('inf')\n\n\n"
+        "def clamp_above(x):\n    return torch.clamp(x, max=-_LIMIT)\n"
+    )
+    spec = importlib.util.spec_from_file_location("inf_kernel", tmp_path / "inf_kernel.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lib = sources.collect([module.clamp_above])
+    assert "_LIMIT = float('inf')" in lib.source
+    env: dict = {"torch": torch}
+    exec(compile(lib.source, "<lib>", "exec"), env)  # noqa: S102 - what a module runs
+    assert env["clamp_above"](torch.tensor([1.0])).item() == float("-inf")
