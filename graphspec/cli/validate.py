@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from graphspec.cli.common import add_max_params, eprint, load_spec, print_warnings
+from graphspec.cli.common import add_max_params, add_overrides, eprint, load_spec, print_warnings
 from graphspec.errors import GraphspecError
 
 
@@ -19,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="spec files (YAML)")
     add_max_params(p)
+    add_overrides(p)
     p.add_argument(
         "--train",
         action="store_true",
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            spec = load_spec(path)
+            spec = load_spec(path, args.overrides)
             # Each variant of the spec is checked as the spec it becomes (none: the spec).
             checked = [
                 (v, check_variant(v, args.max_params, training=args.train))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -9,23 +11,33 @@ from pydantic import BaseModel, ValidationError
 
 from graphspec.errors import SpecError, did_you_mean
 from graphspec.spec.models import Spec
+from graphspec.spec.overrides import apply as apply_overrides
 from graphspec.spec.source import SourceMap, parse_yaml, read_text
 
 
-def load(path: str | Path) -> Spec:
-    """Load and validate a spec file. Raises :class:`SpecError` with ``.location`` on bad input."""
+def load(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
+    """Load and validate a spec file. Raises :class:`SpecError` with ``.location`` on bad input.
+
+    ``overrides`` are ``PATH=VALUE`` strings (``--set``, graphspec.spec.overrides) applied
+    to the file's data before validation."""
     name, text = read_text(path)
-    return loads(text, name, base=Path(path))
+    return loads(text, name, base=Path(path), overrides=overrides)
 
 
-def loads(text: str, file: str = "<string>", base: Path | None = None) -> Spec:
+def loads(
+    text: str, file: str = "<string>", base: Path | None = None, overrides: Iterable[str] = ()
+) -> Spec:
     """Validate spec text; ``file`` names it in error messages."""
     data, smap = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise SpecError("a spec must be a YAML mapping (key: value pairs)", smap.locate(()))
+    applied = apply_overrides(data, smap, overrides)
+    resolved = copy.deepcopy(data) if applied else None  # before pydantic sees it
     spec = validate(Spec, data, smap)
     spec._source = smap
     spec._path = base
+    spec._overrides = applied
+    spec._resolved = resolved
     return spec
 
 

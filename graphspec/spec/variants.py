@@ -23,6 +23,7 @@ into ``runs/<name>/<variant>/``; an empty patch (``{}``) is the spec as written.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ def expand_variants(spec_or_path: Spec | str | os.PathLike[str]) -> dict[str, Sp
     out: dict[str, Spec] = {}
     for name in spec.variants:
         out[name] = _variant(data, smap, name, spec.path)
+        # A variant's run records the file it came from, overrides included.
+        out[name]._overrides, out[name]._resolved = spec.overrides, spec.resolved
     return out
 
 
@@ -130,6 +133,8 @@ def _untrack(v: _V, path: PathKey, old: SourceMap, new: SourceMap) -> Any:
 def _raw(spec: Spec) -> tuple[dict[str, Any], SourceMap]:
     """The spec's YAML data and source map (re-read from its text), or a dump of it."""
     smap = spec.source
+    if spec.resolved is not None and smap is not None:  # overridden on the command line
+        return copy.deepcopy(spec.resolved), smap
     if smap is not None and smap.text:
         data, smap = parse_yaml(smap.text, smap.file)
         return data, smap

@@ -26,7 +26,13 @@ from graphspec.ops import REGISTRY
 from graphspec.ops.registry import TensorType
 from graphspec.spec.models import DataSpec, Spec
 from graphspec.train import data_files, seeds
-from graphspec.train.data_sources import FIXED_CLASSES, FIXED_FEATURES, REGRESSION, generate
+from graphspec.train.data_sources import (
+    FIXED_CLASSES,
+    FIXED_FEATURES,
+    REGRESSION,
+    corrupt_labels,
+    generate,
+)
 
 Arrays = dict[str, np.ndarray]
 # Losses whose targets are probabilities: a label outside [0, 1] is a data error.
@@ -77,17 +83,44 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
     features, targets = input_roles(ir)
     note = ""
     strata = None
+    clean: Arrays = {}  # targets before label_noise: what the test split keeps
     if data.source is not None:
-        arrays, note, strata = _synthetic(data, ir, features, targets, data_seed, loc)
+        arrays, note, strata, clean = _synthetic(data, ir, features, targets, data_seed, loc)
     else:
         assert data.path is not None
+        if data.label_noise:
+            raise DataError("label_noise applies to synthetic classification sources",
+                            loc("label_noise"))
         arrays = _from_file(spec, ir, data.path, ("path",), features, targets, loc)
     _check_targets(ir, arrays, targets, loc("path" if data.path else "source"))
+    test: Arrays | None = None
+    if data.test_path is not None:
+        test = _from_file(spec, ir, data.test_path, ("test_path",), features, targets, loc)
+        _check_targets(ir, test, targets, loc("test_path"))
+    elif data.test_split > 0:
+        # The test rows are set aside first, from their own stream, so that the
+        # validation split of the rest is drawn as it would be without a test split.
+        n = len(next(iter(arrays.values())))
+        n_test = max(int(round(n * data.test_split)), 1)
+        keep, held = _hold_out(n, n_test, data.shuffle,
+                               seeds.stream(data_seed, seeds.TEST_SPLIT), strata)
+        if len(keep) < 1:
+            raise DataError(f"{n} samples leave none for training with test_split "
+                            f"{data.test_split}", loc("test_split"))
+        test = {k: (clean.get(k, v))[held] for k, v in arrays.items()}
+        arrays = {k: v[keep] for k, v in arrays.items()}
+        strata = strata[keep] if strata is not None else None
+        # val_split stays a fraction of all the rows: 0.2 and 0.2 leave 60% for training.
+        data = data.model_copy(update={"val_split": min(data.val_split * n / len(keep), 0.99)})
     if data.val_path is not None:
         val = _from_file(spec, ir, data.val_path, ("val_path",), features, targets, loc)
         _check_targets(ir, val, targets, loc("val_path"))
-        return Dataset({"train": arrays, "val": val}, note)
-    return Dataset(_split(arrays, data, data_seed, loc, strata), note)
+        splits = {"train": arrays, "val": val}
+    else:
+        splits = _split(arrays, data, data_seed, loc, strata)
+    if test is not None:
+        splits["test"] = test
+    return Dataset(splits, note)
 
 
 # ---- synthetic ---------------------------------------------------------------------------
@@ -95,7 +128,7 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
 
 def _synthetic(
     data: DataSpec, ir: IR, features: list[str], targets: list[str], seed: int, loc: Any
-) -> tuple[Arrays, str, np.ndarray | None]:
+) -> tuple[Arrays, str, np.ndarray | None, Arrays]:
     source = data.source
     assert source is not None
     if len(features) != 1 or len(targets) > 1:
@@ -123,12 +156,25 @@ def _synthetic(
     syn = generate(source, seeds.stream(seed, seeds.DATA), n=data.samples, features=n_features,
                    classes=classes, noise=data.noise, targets=k)
     arrays = {xname: _fit(xname, syn.x, xtype, loc("source"))}
+    clean: Arrays = {}
     if targets:
         tname = targets[0]
-        arrays[tname] = _fit(tname, _target_form(syn.y, syn.regression, classes, data,
-                                                 ir.type(tname), tname, loc),
-                             ir.type(tname), loc("source"))
-    return arrays, syn.note, syn.strata
+
+        def formed(y: np.ndarray) -> Any:
+            return _fit(tname, _target_form(y, syn.regression, classes, data, ir.type(tname),
+                                            tname, loc), ir.type(tname), loc("source"))
+
+        if data.label_noise and syn.regression:
+            raise DataError(f"label_noise needs class labels; source '{source}' is a "
+                            "regression task", loc("label_noise"))
+        arrays[tname] = formed(syn.y)
+        if data.label_noise:
+            clean[tname] = arrays[tname]
+            arrays[tname] = formed(corrupt_labels(
+                syn.y, data.label_noise, classes, seeds.stream(seed, seeds.LABEL_NOISE)))
+    elif data.label_noise:
+        raise DataError("label_noise needs a target input", loc("label_noise"))
+    return arrays, syn.note, syn.strata, clean
 
 
 def _classes(data: DataSpec, ir: IR, targets: list[str], source: str, loc: Any) -> int:
@@ -304,24 +350,36 @@ def _split(
                         loc("val_split"))
     if n_val == 0:  # batches are reshuffled every epoch anyway
         return {"train": dict(arrays)}
-    if not data.shuffle:
-        tr, va = np.arange(n - n_val), np.arange(n - n_val, n)
-    elif strata is None:
-        order = seeds.stream(seed, seeds.SPLIT).permutation(n)
-        tr, va = order[: n - n_val], order[n - n_val:]
-    else:
-        perm = seeds.stream(seed, seeds.SPLIT).permutation(n)
-        order = perm[np.argsort(strata[perm], kind="stable")]  # random within each stratum
-        counts = np.bincount(strata)[np.unique(strata)]
-        # n_val shared out in proportion to the strata (largest remainders round up)
-        quota = counts * n_val / n
-        take = np.floor(quota).astype(int)
-        for i in np.argsort(-(quota - take), kind="stable")[: n_val - int(take.sum())]:
-            take[i] += 1
-        val_mask = np.zeros(n, dtype=bool)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        for start, k in zip(starts, take):
-            val_mask[order[start:start + k]] = True
-        tr, va = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+    tr, va = _hold_out(n, n_val, data.shuffle, seeds.stream(seed, seeds.SPLIT), strata)
     return {"train": {k: v[tr] for k, v in arrays.items()},
             "val": {k: v[va] for k, v in arrays.items()}}
+
+
+def _hold_out(
+    n: int, n_held: int, shuffle: bool, rng: np.random.Generator, strata: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept rows, ``n_held`` held-out rows): the last rows without shuffling, else drawn
+    from ``rng``, per stratum in proportion when there are strata."""
+    if not shuffle:
+        return np.arange(n - n_held), np.arange(n - n_held, n)
+    if strata is None:
+        order = rng.permutation(n)
+        return order[: n - n_held], order[n - n_held:]
+    perm = rng.permutation(n)
+    order = perm[np.argsort(strata[perm], kind="stable")]  # random within each stratum
+    counts = np.bincount(strata)[np.unique(strata)]
+    # n_held shared out in proportion to the strata (largest remainders round up)
+    quota = counts * n_held / n
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take), kind="stable")[: n_held - int(take.sum())]:
+        take[i] += 1
+    held = np.zeros(n, dtype=bool)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for start, k in zip(starts, take):
+        held[order[start:start + k]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+# Public names for readers of data beyond training (graphspec.train.apply_data).
+fit_input = _fit
+check_targets = _check_targets

@@ -44,8 +44,9 @@ from graphspec.ir.graph import IR
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
-from graphspec.train import checkpoint, seeds
+from graphspec.train import checkpoint, runspec, seeds
 from graphspec.train.data import Dataset, load_data
+from graphspec.train.logsinks import Sinks
 from graphspec.train.runlog import SUMMARY, MetricsLog, Progress, write_json_atomic
 from graphspec.train.schedules import lr_factor, resolve
 from graphspec.train.stopping import Tracker, resolve_monitor
@@ -92,16 +93,20 @@ def train(
     spec: Spec | str | os.PathLike[str], *, backend: str = "numpy",
     out: str | os.PathLike[str] | None = None, epochs: int | None = None,
     seed: int | None = None, resume: bool = False, dtype: str = "float64",
-    device: str = "auto", progress: bool = True, **backend_options: Any,
+    device: str = "auto", progress: bool = True, log_every: int | None = None,
+    tensorboard: bool = False, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>``).  ``epochs`` and ``seed`` override the spec's;
-    ``resume`` continues from ``out/checkpoint.npz``.  Other keyword arguments are
-    backend compile options (``amp``, ``compile``, ...)."""
+    ``resume`` continues from ``out/checkpoint.npz``.  Without a terminal, ``progress``
+    prints a line every ``log_every`` epochs (default 1); ``tensorboard`` also writes
+    event files (graphspec.train.logsinks).  Other keyword arguments are backend compile
+    options (``amp``, ``compile``, ...)."""
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
     run = _Run(spec, backend, out, epochs, seed, resume, dtype, device, progress,
                backend_options)
+    run.log_every, run.tensorboard = log_every, tensorboard
     return run.execute()
 
 
@@ -144,6 +149,9 @@ class _Run:
                                es.patience if es else None)
         self.keep_best = bool(es and es.restore_best)
         self.progress = Progress(self.n_epochs, progress, metrics=self.ir.metrics)
+        self.lines = progress and not self.progress.enabled  # no terminal: epoch lines
+        self.log_every: int | None = None
+        self.tensorboard = False
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
@@ -211,6 +219,7 @@ class _Run:
             stale.unlink(missing_ok=True)
         program = self._compile()
         self.program = program
+        runspec.write(self.run_dir, self.spec)
         params0 = init_params(self.ir, self.seed)
         if self.ckpt is None:  # a resumed run has done its ``at: init`` analysis already
             self._analyse("init", params0)
@@ -225,12 +234,16 @@ class _Run:
             trainer.load_params(self.ckpt.param)  # the run's final parameters
             return self._finish(self.status if self.status != "running" else "completed",
                                 restored=bool(self.ckpt.last), save=False)
+        self.sinks = Sinks.open(self.run_dir, self.history, self.n_epochs, lines=self.lines,
+                                log_every=self.log_every, tensorboard=self.tensorboard,
+                                shown=self.progress.shown)
         log = MetricsLog(self.run_dir, self.history)
         try:
             with _Signals(self.progress) as signals:
                 status = self._loop(log, signals)
         finally:
             log.close()
+            self.sinks.close()
             self.progress.close()
         if status == "interrupted":
             result = self._result("interrupted", final={})
@@ -270,6 +283,7 @@ class _Run:
                 self.best_params = self.trainer.params()
             self.history.append(record)
             log.append(record)
+            self.sinks.append(record)
             self.progress.update(epoch + 1, record)
             if self.tracker.should_stop:
                 return "early_stopped"
@@ -361,6 +375,9 @@ class _Run:
         final = {f"train_{k}": float(v) for k, v in self.trainer.evaluate("train").items()}
         if self.has_val:
             final.update({f"val_{k}": float(v) for k, v in self.trainer.evaluate("val").items()})
+        if "test" in self.data.splits:  # held out: read only here, on the final parameters
+            final.update({f"test_{k}": float(v)
+                          for k, v in self.trainer.evaluate("test").items()})
         return final
 
     def _finish(
@@ -410,6 +427,8 @@ class _Run:
             "samples": {k: self.data.rows(k) for k in self.data.splits},
             "wall_time_s": round(self.elapsed, 3), "final": result.final, "best": result.best,
             "restored_best": restored, "checkpoint": checkpoint.FILENAME,
+            "spec_file": runspec.SPEC, "variant": self.spec.variant,
+            "overrides": list(self.spec.overrides),
         }
         if self.data.note:
             summary["data_note"] = self.data.note
