@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from graphspec.analysis.checks import check_variant
 from graphspec.cli import main
 from graphspec.errors import GraphspecError
+from graphspec.expect import ClaimError, evaluate, parse
 from graphspec.ops import REGISTRY
 from graphspec.spec.load import loads
 from graphspec.spec.variants import expand_variants
@@ -430,6 +431,77 @@ def test_every_op_on_inputs_of_every_rank(op: str, attrs: dict[str, Any], n_in: 
         else:
             spec["graph"] = [{"id": "n", **node}]
         assert_accepted_or_located(yaml.safe_dump(spec, sort_keys=False))
+
+
+# ---- expect: claims ---------------------------------------------------------------------------
+
+CLAIM_VALUES: dict[str, Any] = {
+    "val_loss": 0.25, "epochs": 3, "zero": 0, "acc": [0.5, 0.75], "label": "text",
+    "huge": 10**400, "inf": float("inf"), "nan": float("nan"), "nested": [[1.0]],
+}
+claim_atoms = st.one_of(
+    st.sampled_from([*CLAIM_VALUES, "nope", "val_los", "acc[1]", "acc[9]", "nested[0][0]",
+                     "grad_norms.first", "abs", "min"]),
+    st.integers(min_value=-(10**6), max_value=10**6).map(str),
+    st.sampled_from(["0", "0.0", "-0.5", "1e308", "1e999", "10", "400", "2**1000",
+                     "99999999999999999999", "True", "'s'", "None"]),
+)
+
+
+def _claim_tree(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    def wrap(parts: tuple[str, bool]) -> str:
+        return f"({parts[0]})" if parts[1] else parts[0]
+
+    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**", "%"]), children)
+    call = st.tuples(st.sampled_from(["abs", "min", "max", "log10", "sqrt", "__import__"]),
+                     st.lists(children, max_size=3))
+    return st.tuples(
+        st.one_of(
+            binary.map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
+            children.map(lambda c: f"-{c}"),
+            call.map(lambda t: f"{t[0]}({', '.join(t[1])})"),
+            st.tuples(children, st.integers(-2, 3)).map(lambda t: f"{t[0]}[{t[1]}]"),
+        ),
+        st.booleans(),
+    ).map(wrap)
+
+
+claim_exprs = st.recursive(claim_atoms, _claim_tree, max_leaves=25)
+claims = st.one_of(
+    st.tuples(
+        claim_exprs,
+        st.lists(st.tuples(st.sampled_from(["<", "<=", ">", ">=", "==", "!=", "in", "is"]),
+                           claim_exprs), min_size=1, max_size=2),
+    ).map(lambda t: t[0] + "".join(f" {op} {e}" for op, e in t[1])),
+    claim_exprs,
+    st.text(max_size=40),
+)
+
+
+@FUZZ
+@given(claims)
+def test_random_claims_are_refused_at_load_or_evaluate(claim: str) -> None:
+    """A claim is refused when the spec loads (a located error) or, checked against a
+    run, holds or fails -- with the reason when it cannot be computed.  Never an
+    exception, never a hang (``10**10**10`` used to compute for ever after training)."""
+    with alarm(HANG_S):
+        try:
+            parse(claim)
+        except ClaimError:
+            refused = True
+        else:
+            refused = False
+            outcome = evaluate(claim, CLAIM_VALUES)
+            assert isinstance(outcome.held, bool)
+            assert not (outcome.held and outcome.error)
+            assert outcome.render().startswith("ok  " if outcome.held else "FAIL")
+    spec = {"graphspec": 1, "name": "t", "inputs": {"x": ["batch", 2]},
+            "graph": [{"op": "tanh"}], "expect": [claim]}
+    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    if refused:
+        with pytest.raises(GraphspecError):
+            front_end(text)
+    assert_accepted_or_located(text)
 
 
 # ---- regressions found by fuzzing ------------------------------------------------------------

@@ -49,8 +49,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     import graphspec as gs
+    from graphspec.ir.memory import check_memory
 
     spec, ir = load_ir(args.file, args.max_params, args.overrides)
+    check_memory(ir, "compile", args.dtype)  # before the parameters are drawn
     print_warnings(ir)
     prog = gs.compile(ir, backend=args.backend, dtype=args.dtype, device=args.device)
     out = Path(args.output)

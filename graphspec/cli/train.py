@@ -73,21 +73,25 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
     from graphspec.errors import TrainingError
+    from graphspec.ir.memory import check_memory
     from graphspec.spec.variants import expand_variants, run_dir, select
     from graphspec.train.driver import TrainingInterrupted
+    from graphspec.train.rundir import run_dir_for
 
     spec = load_spec(args.file, args.overrides)
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
     for v in variants.values():
-        print_warnings(check_variant(v, args.max_params, training=True))
+        ir = check_variant(v, args.max_params, training=True)
+        check_memory(ir, "train", args.dtype)  # graphspec.ir.memory: before any variant trains
+        print_warnings(ir)
     if args.tensorboard:  # before any run directory is touched
         from graphspec.train.logsinks import require_tensorboard
 
         require_tensorboard()
     driver = import_feature("graphspec.train.driver", "training")
     train = require_attr(driver, "train", "training")
-    base = Path(args.out) if args.out else Path("runs") / spec.name
+    base = Path(args.out) if args.out else run_dir_for(spec.name)
     dirs = []
     failed = 0
     for v in variants.values():

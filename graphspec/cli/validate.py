@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
+    from graphspec.ir.memory import memory_warning
     from graphspec.spec.variants import expand_variants
 
     failed = 0
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         for v, ir in checked:
+            too_big = memory_warning(ir)  # validate warns; train, compile and verify refuse
+            if too_big is not None:
+                ir.warnings.append(too_big)
             print_warnings(ir)
             if args.werror and ir.warnings:
                 failed += 1

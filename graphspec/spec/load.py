@@ -112,8 +112,18 @@ def error_from_pydantic(
         pattern = (err.get("ctx") or {}).get("pattern", "")
         msg = _PATTERN_MEANINGS.get(pattern, msg)
     got = err.get("input")
-    shown = "" if isinstance(got, dict | list) or kind == "missing" else f" (got {got!r})"
+    shown = "" if isinstance(got, dict | list) or kind == "missing" else f" (got {_shown(got)})"
     return SpecError(f"{where}: {msg}{shown}" if where else msg, smap.locate(path))
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut short: the value is quoted in the source line below anyway, and
+    a 2 KB string (or a 4,000-digit number) would bury the message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return "a number too large to show"
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 def _data_path(loc: tuple, data: Any, kind: str) -> tuple:

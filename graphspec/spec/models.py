@@ -19,6 +19,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
+    field_validator,
     model_validator,
 )
 
@@ -274,6 +275,23 @@ Claim = Annotated[str, AfterValidator(_parse_claim)]
 VariantName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)]
 
 
+def folder_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a folder's name under the run root, or None.
+
+    A spec's name and a variant's name become folders (``runs/<name>/<variant>``): a name
+    must stay one plain folder below the root, so no path separators, no control
+    characters, and no leading '.' (which also rules out '.' and '..', the root itself and
+    its parent).  The patterns above already refuse most of this; the function is also what
+    :mod:`graphspec.train.rundir` checks where the path is built."""
+    if not name:
+        return "may not be empty"
+    if name.startswith("."):
+        return "may not start with '.' (it names a folder under the run directory)"
+    if any(c in name for c in "/\\") or not name.isprintable():
+        return "may not contain path separators or control characters"
+    return None
+
+
 class Spec(Strict):
     """A whole graphspec file."""
 
@@ -297,6 +315,14 @@ class Spec(Strict):
         default_factory=dict,
         description="named patches of this spec, deep-merged into it (graphspec.spec.variants)",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder(cls, name: str) -> str:
+        problem = folder_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
     # Where the spec came from, for error locations and relative data paths.
     _source: Any = PrivateAttr(default=None)

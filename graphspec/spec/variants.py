@@ -31,7 +31,7 @@ from typing import Any
 
 from graphspec.errors import Location, SpecError, UsageError, did_you_mean
 from graphspec.spec.load import load, validate
-from graphspec.spec.models import Spec
+from graphspec.spec.models import Spec, folder_name_problem
 from graphspec.spec.source import PathKey, SourceMap, parse_yaml
 
 KEY = "variants"
@@ -76,7 +76,9 @@ def select(variants: dict[str, Spec], names: list[str] | None) -> dict[str, Spec
 
 def run_dir(base: str | os.PathLike[str], spec: Spec) -> Path:
     """Where a run of ``spec`` goes under ``base``: a variant gets its own folder."""
-    return Path(base) / spec.variant if spec.variant else Path(base)
+    from graphspec.train.rundir import run_dir_for  # (the training package, lazily)
+
+    return run_dir_for(spec.variant, base) if spec.variant else Path(base)
 
 
 def variant_location(spec: Spec) -> Location | None:
@@ -144,8 +146,9 @@ def _raw(spec: Spec) -> tuple[dict[str, Any], SourceMap]:
 
 def _variant(data: dict[str, Any], smap: SourceMap, name: str, base: Any) -> Spec:
     where = smap.keys.get((KEY, name)) or smap.locate((KEY, name))
-    if name.startswith("."):
-        raise SpecError(f"variant name '{name}' may not start with '.'", where,
+    problem = folder_name_problem(name)
+    if problem:
+        raise SpecError(f"variant name '{name}' {problem}", where,
                         hint="variant names are folder names under the run directory")
     root = _track({k: v for k, v in data.items() if k != KEY}, ())
     patch = _track(data[KEY][name], (KEY, name))

@@ -41,12 +41,14 @@ from graphspec.errors import (
 from graphspec.init import init_params
 from graphspec.ir.build import build
 from graphspec.ir.graph import IR
+from graphspec.ir.memory import check_memory
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
 from graphspec.train import checkpoint, runspec, seeds
 from graphspec.train.data import Dataset, load_data
 from graphspec.train.logsinks import Sinks
+from graphspec.train.rundir import run_dir_for
 from graphspec.train.runlog import SUMMARY, MetricsLog, Progress, write_json_atomic
 from graphspec.train.schedules import lr_factor, resolve
 from graphspec.train.stopping import Tracker, resolve_monitor
@@ -120,7 +122,7 @@ class _Run:
         assert spec.train is not None
         self.tspec: TrainSpec = spec.train
         self.backend, self.dtype, self.device = backend, dtype, device
-        self.run_dir = Path(out) if out is not None else Path("runs") / spec.name
+        self.run_dir = Path(out) if out is not None else run_dir_for(spec.name)
         self.ckpt_path = self.run_dir / checkpoint.FILENAME
         self.ckpt: checkpoint.Checkpoint | None = None
         if resume:
@@ -131,6 +133,7 @@ class _Run:
         if self.n_epochs < 1:
             raise TrainingError(f"epochs must be at least 1, got {self.n_epochs}")
         self.ir: IR = build(spec)
+        check_memory(self.ir, "train", dtype)  # before parameters and data are allocated
         # The spec's analysis entries, checked before any training (graphspec.analysis).
         self.analysis = analysis.plan(spec, self.ir)
         self.data: Dataset = load_data(spec, self.ir, self.seed)
