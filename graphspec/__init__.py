@@ -22,6 +22,7 @@ from graphspec.errors import (
     CheckpointError,
     DataError,
     GraphspecError,
+    InputError,
     Location,
     SpecError,
     TrainingError,
@@ -64,6 +65,6 @@ def verify(spec: Any, backends: tuple[str, ...] = ("numpy", "torch"), **options:
 
 __all__ = [
     "BackendError", "CheckpointError", "CompileOptions", "DataError", "GraphspecError", "IR",
-    "Location", "Program", "SpecError", "TrainingError", "build", "compile", "get_backend",
-    "init_params", "load", "load_run", "loads", "verify", "train", "__version__",
+    "InputError", "Location", "Program", "SpecError", "TrainingError", "build", "compile",
+    "get_backend", "init_params", "load", "load_run", "loads", "verify", "train", "__version__",
 ]

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from graphspec import regular_file
 from graphspec.errors import Location, SpecError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -99,9 +100,11 @@ def read_text(path: str | Path) -> tuple[str, str]:
     if size > MAX_FILE_BYTES:
         raise SpecError(f"file is {size / 2**20:.1f} MiB; {limit}", Location(name), hint=hint)
     try:
-        # Bounded: a device or a pipe reports size 0 and may never end (/dev/zero).
-        with open(p, "rb") as f:
+        # Regular files only (a FIFO would block, /dev/zero never ends), and bounded.
+        with regular_file.open_regular(p) as f:
             raw = f.read(MAX_FILE_BYTES + 1)
+    except regular_file.NotARegularFile as e:
+        raise SpecError(f"{name} is not a regular file ({e.kind})", Location(name)) from None
     except OSError as e:
         raise SpecError(f"cannot read {name}: {e.strerror or e}", Location(name)) from None
     if len(raw) > MAX_FILE_BYTES:

@@ -19,7 +19,7 @@ from graphspec.errors import DataError, Location
 from graphspec.ir.graph import IR
 from graphspec.spec.models import Spec
 from graphspec.train import data_files
-from graphspec.train.data import check_targets, fit_input, input_roles
+from graphspec.train.data import RowName, check_targets, fit_input, input_roles
 
 Arrays = dict[str, np.ndarray]
 
@@ -29,14 +29,14 @@ def read_file(spec: Spec, ir: IR, path: Path, *, targets: bool | None) -> Arrays
     inputs, False ignores them, None reads them when the file has them."""
     display = str(path)
     where = Location(display)
-    table = data_files.read(path, display, where)
     features, target_names = input_roles(ir)
-    columns = _columns(spec, ir, table, features, target_names, targets, where)
-    arrays: Arrays = {}
-    for name, cols in columns.items():
-        raw = data_files.select(table, cols, where)
-        arrays[name] = fit_input(name, raw, ir.type(name), where, display)
-    return _checked(ir, arrays, target_names, where, display)
+    with data_files.read(path, display, where) as table:
+        columns = _columns(spec, ir, table, features, target_names, targets, where)
+        arrays: Arrays = {}
+        for name, cols in columns.items():
+            raw = data_files.select(table, cols, where)
+            arrays[name] = fit_input(name, raw, ir.type(name), where, display, row=table.row)
+    return _checked(ir, arrays, target_names, where, display, table.row)
 
 
 def from_arrays(spec: Spec, ir: IR, data: dict[str, Any], *, targets: bool | None) -> Arrays:
@@ -144,12 +144,17 @@ def _static_width(ir: IR, name: str) -> int | None:
 
 
 def _checked(
-    ir: IR, arrays: Arrays, targets: list[str], where: Location | None, display: str
+    ir: IR,
+    arrays: Arrays,
+    targets: list[str],
+    where: Location | None,
+    display: str,
+    row: RowName | None = None,
 ) -> Arrays:
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(f"{display}: inputs have different numbers of rows {lengths}", where)
     if not lengths or next(iter(lengths.values())) == 0:
         raise DataError(f"{display} has no rows", where)
-    check_targets(ir, arrays, [t for t in targets if t in arrays], where)
+    check_targets(ir, arrays, [t for t in targets if t in arrays], where, row)
     return arrays

@@ -46,12 +46,12 @@ from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
 from graphspec.train import checkpoint, runspec, seeds
-from graphspec.train.data import Dataset, load_data
+from graphspec.train.data import Dataset
 from graphspec.train.logsinks import Sinks
+from graphspec.train.prepare import prepare
 from graphspec.train.rundir import run_dir_for
 from graphspec.train.runlog import SUMMARY, MetricsLog, Progress, write_json_atomic
-from graphspec.train.schedules import lr_factor, resolve
-from graphspec.train.stopping import Tracker, resolve_monitor
+from graphspec.train.schedules import lr_factor
 
 CHECKPOINT_EVERY_S = 1.0  # at most this much work is lost to a kill; every epoch costs I/O
 Arrays = dict[str, np.ndarray]
@@ -136,20 +136,14 @@ class _Run:
         check_memory(self.ir, "train", dtype)  # before parameters and data are allocated
         # The spec's analysis entries, checked before any training (graphspec.analysis).
         self.analysis = analysis.plan(spec, self.ir)
-        self.data: Dataset = load_data(spec, self.ir, self.seed)
-        self.has_val = "val" in self.data.splits
-        self.n_train = self.data.rows("train")
-        bs = self.tspec.batch_size
-        self.batch_size = self.n_train if bs == "full" else min(int(bs), self.n_train)
-        self.steps = math.ceil(self.n_train / self.batch_size)
-        self.train_spec = resolve(self.tspec.model_copy(update={"epochs": self.n_epochs}),
-                                  self.steps)
+        # Data, batch size, schedule, parameter groups, monitor: what validate --train checks.
+        ready = prepare(spec, self.ir, self.seed, self.n_epochs)
+        self.data: Dataset = ready.data
+        self.has_val, self.n_train = ready.has_val, ready.n_train
+        self.batch_size, self.steps = ready.batch_size, ready.steps
+        self.train_spec, self.tracker = ready.train_spec, ready.tracker
         es = self.tspec.early_stopping
         self.es = es
-        monitor = es.monitor if es else ("val_loss" if self.has_val else "train_loss")
-        mode = resolve_monitor(self.ir, monitor, es.mode if es else "auto", self.has_val)
-        self.tracker = Tracker(monitor, mode, es.min_delta if es else 0.0,
-                               es.patience if es else None)
         self.keep_best = bool(es and es.restore_best)
         self.progress = Progress(self.n_epochs, progress, metrics=self.ir.metrics)
         self.lines = progress and not self.progress.enabled  # no terminal: epoch lines
