@@ -4,9 +4,9 @@
 Every spec and every variant of one trains on numpy and on torch; the run's numbers are
 checked against the spec's ``expect:`` claims (graphspec.expect).  The suite trains with a
 short budget where a spec's own is longer than the suite affords (``QUICK_EPOCHS``: the
-claims hold there already); the specs' full budgets are checked by the slow tests (opt in
-with ``-m slow``), which also train every spec and variant with other seeds (``SEEDS``):
-a claim is a lesson, so it holds whatever the initial parameters, data and noise.
+claims hold there already).  The slow tests (opt in with ``-m slow``) train every spec and
+variant at its full budget with each of ``SEEDS``: a claim is a lesson, so it holds
+whatever the initial parameters, data and noise.
 ``graphspec verify`` of each spec is tests/test_verify_gallery.py; the variants, which it
 does not see, are verified here.  docs/gallery.md must show every
 spec, and the pictures it shows must exist and stay small.
@@ -108,23 +108,6 @@ def _train_and_check(
 def test_spec_meets_its_outcome(path: Path, name: str, backend: str, tmp_path: Path) -> None:
     spec = _spec(path, name)
     _train_and_check(path, name, backend, tmp_path / "run", QUICK_EPOCHS.get(spec.name))
-
-
-QUICK_CASES = [
-    c
-    for c in CASES
-    if expand_variants(c.values[0])[c.values[1]].name  # type: ignore[attr-defined]
-    in QUICK_EPOCHS
-]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize(("path", "name"), QUICK_CASES)
-def test_spec_meets_its_outcome_full_budget(
-    path: Path, name: str, backend: str, tmp_path: Path, full_budget: None
-) -> None:
-    _train_and_check(path, name, backend, tmp_path / "run", None)
 
 
 @pytest.mark.slow
