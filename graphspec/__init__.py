@@ -22,6 +22,7 @@ from graphspec.errors import (
     CheckpointError,
     DataError,
     GraphspecError,
+    InputError,
     Location,
     SpecError,
     TrainingError,
@@ -47,6 +48,14 @@ def compile(
     return get_backend(backend).compile(ir, opts)
 
 
+def load_run(path: Any) -> Any:
+    """A finished run directory: ``.spec``, ``.params``, ``.history``, ``.summary``,
+    ``.predict(X)``, ``.evaluate(data)``, ``.program(backend=...)`` (graphspec.run)."""
+    from graphspec.run import load_run as _load_run
+
+    return _load_run(path)
+
+
 def verify(spec: Any, backends: tuple[str, ...] = ("numpy", "torch"), **options: Any) -> Any:
     """Compare backends on a spec: outputs, losses, gradients, steps (see graphspec.verify)."""
     from graphspec.verify import verify as _verify
@@ -56,6 +65,6 @@ def verify(spec: Any, backends: tuple[str, ...] = ("numpy", "torch"), **options:
 
 __all__ = [
     "BackendError", "CheckpointError", "CompileOptions", "DataError", "GraphspecError", "IR",
-    "Location", "Program", "SpecError", "TrainingError", "build", "compile", "get_backend",
-    "init_params", "load", "loads", "verify", "train", "__version__",
+    "InputError", "Location", "Program", "SpecError", "TrainingError", "build", "compile",
+    "get_backend", "init_params", "load", "load_run", "loads", "verify", "train", "__version__",
 ]

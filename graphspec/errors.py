@@ -79,6 +79,10 @@ class NonFiniteLoss(TrainingError):
         self.node = node
 
 
+class InputError(GraphspecError):
+    """Arrays given to a compiled program do not fit the spec's inputs (names, shapes, dtypes)."""
+
+
 class CheckpointError(GraphspecError):
     """A checkpoint is missing, truncated, tampered with or does not fit the spec."""
 

@@ -144,22 +144,27 @@ def _same_as_loss(histories: dict[str, History], name: str) -> bool:
     return True
 
 
-def plot_curves(histories: dict[str, History], out: str | Path, title: str = "") -> Path:
+def plot_curves(histories: dict[str, History], out: str | Path, title: str = "",
+                best: dict[str, int | None] | None = None) -> Path:
     """Loss and metric curves, one panel per quantity, every run overlaid (a color per run;
-    solid: training, dashed: validation)."""
+    solid: training, dashed: validation); ``best`` (by run) marks the best epoch, the one
+    restore-best restores, with a dotted line."""
     from matplotlib.lines import Line2D
 
     names = _metric_names(histories) or ["loss"]
     fig, axes = _panels(len(names), title)
     colors = _colors(len(histories))
     for ax, name in zip(axes, names):
-        for c, hist in zip(colors, histories.values()):
+        for c, (label, hist) in zip(colors, histories.items()):
             epochs = [r.get("epoch", j + 1) for j, r in enumerate(hist)]
             for split, style in (("train", "-"), ("val", "--")):
                 ys = [r.get(f"{split}_{name}") for r in hist]
                 if any(y is not None for y in ys):
                     ax.plot(epochs, [np.nan if y is None else y for y in ys], style, color=c,
                             lw=1.4, marker="o" if len(epochs) == 1 else None, ms=3)
+            mark = (best or {}).get(label)
+            if mark is not None:
+                ax.axvline(mark, color=c, ls=":", lw=1.0)
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(name)
@@ -168,6 +173,8 @@ def plot_curves(histories: dict[str, History], out: str | Path, title: str = "")
         ax.grid(alpha=0.3, which="both")
     handles = [Line2D([], [], color="0.3", ls="-", label="train"),
                Line2D([], [], color="0.3", ls="--", label="validation")]
+    if any(v is not None for v in (best or {}).values()):
+        handles.append(Line2D([], [], color="0.3", ls=":", label="best epoch"))
     if len(histories) > 1:
         handles = [Line2D([], [], color=c, lw=2, label=label)
                    for c, label in zip(colors, histories)] + handles
@@ -450,7 +457,10 @@ def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> lis
     labels = run_labels(dirs) if len(dirs) > 1 else ["run"]
     histories = {label: read_history(d) for label, d in zip(labels, dirs)}
     title = _title(dirs)
-    written = [plot_curves(histories, out_dir / "curves.png", title)]
+    from graphspec.runtable import best_epochs
+
+    best = dict(zip(labels, best_epochs(dirs)))
+    written = [plot_curves(histories, out_dir / "curves.png", title, best)]
     gn = plot_grad_norm_history(histories, out_dir / "grad_norm_history.png")
     if gn is not None:
         written.append(gn)
@@ -480,3 +490,67 @@ def _title(dirs: list[Path]) -> str:
             except (OSError, ValueError):
                 pass
     return names.pop() if len(names) == 1 else ""
+
+
+def plot_confusion(matrices: dict[str, Any], out: str | Path, title: str = "") -> Path:
+    """Each confusion matrix (rows: true class, columns: predicted) as a heat map with counts."""
+    fig, axes = _panels(len(matrices), title)
+    for ax, (name, m) in zip(axes, matrices.items()):
+        m = np.asarray(m)
+        ax.imshow(m, cmap="Blues")
+        for (i, j), c in np.ndenumerate(m):
+            ax.text(j, i, str(int(c)), ha="center", va="center",
+                    color="white" if c > m.max() / 2 else "black", fontsize=8)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_xticks(range(len(m)))
+        ax.set_yticks(range(len(m)))
+        ax.set_title(name)
+    return _save(fig, out)
+
+
+def plot_sweep(rows: list[dict[str, Any]], path: str, out: Path) -> Path | None:
+    """Final metrics and epochs against the first swept path (mean over the other axes'
+    members, each member a dot): a picture like Zhang et al. (2017), Figure 1."""
+    from graphspec import runtable
+
+    xs = [r.get(path) for r in rows]
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):
+        return None
+    metrics = [
+        c
+        for c in runtable.columns(rows)
+        if c.split("_", 1)[0] in ("train", "val", "test") and c != path
+    ]
+    accuracy = [c for c in metrics if "accuracy" in c] or [c for c in metrics if "loss" in c]
+    # Epochs to fit (Zhang et al.'s "time to overfit") when there is an accuracy, else the
+    # best epoch; the planned epochs say nothing.
+    epochs = [c for c in ("fit_epoch", "best_epoch")
+              if any(isinstance(r.get(c), int) for r in rows)][:1]
+    panels = [("final " + (accuracy[0].split("_", 1)[1] if accuracy else "metric"), accuracy),
+              ("epochs to fit" if epochs == ["fit_epoch"] else "best epoch", epochs)]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return None
+    fig, axes = _panels(len(panels))
+    for ax, (title, cols) in zip(axes, panels):
+        for col in cols:
+            pts = sorted(
+                (float(r[path]), float(r[col]))
+                for r in rows
+                if isinstance(r.get(col), int | float) and math.isfinite(float(r[col]))
+            )
+            if not pts:
+                continue
+            means: dict[float, list[float]] = {}
+            for x, y in pts:
+                means.setdefault(x, []).append(y)
+            line = ax.plot(
+                sorted(means), [sum(v) / len(v) for _, v in sorted(means.items())], "-", label=col
+            )[0]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", ms=3, color=line.get_color())
+        ax.set_xlabel(path)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, out)

@@ -36,6 +36,7 @@ from graphspec.backend import Program
 from graphspec.errors import UsageError
 from graphspec.init import init_params
 from graphspec.ir.graph import IR
+from graphspec.ir.memory import check_memory
 from graphspec.ops import REGISTRY
 from graphspec.verify_inputs import Arrays, batch_size, data_pool, draw_noise, perturb, take
 from graphspec.verify_report import Report, Row, Tol, compare, error_row, floored
@@ -102,6 +103,7 @@ def verify(
         raise UsageError("verify needs at least one backend")
     ir = _ir_of(spec)
     backends = tuple(backends)
+    check_memory(ir, "verify", dtype, len(backends))  # before parameters and data exist
     report = Report(_name_of(spec, ir), backends, dtype, steps)
     rng = np.random.default_rng(seed)
     params = init_params(ir)

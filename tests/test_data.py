@@ -173,12 +173,14 @@ def test_data_file_errors(tmp_path, setup, data, message):
 
 def test_labels_out_of_range_for_integer_targets(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 2)), y=np.array([0, 1, 3, 2]))
-    with pytest.raises(DataError, match=r"label 3 in row 2 of 'y' is out of range.*3 classes"):
+    with pytest.raises(DataError,
+                       match=r"d.npz: row index 2: label 3 of 'y' is out of range.*3 classes"):
         data_of(tmp_path, "{path: d.npz}", inputs="x: [batch, 2]\n  y: {shape: [batch], "
                 "dtype: int}", graph="- {id: logit, op: linear, in: x, units: 3}",
                 loss="- {op: l2_penalty}", extra="  metrics: [{op: accuracy, in: [logit, y]}]")
     np.savez(tmp_path / "d.npz", x=np.zeros((2, 2)), y=np.array([0.5, 1.0]))
-    with pytest.raises(DataError, match="declared int, but row 0"):
+    with pytest.raises(DataError,
+                       match="d.npz: row index 0: input 'y' is declared int, but the row holds"):
         data_of(tmp_path, "{path: d.npz}", inputs="x: [batch, 2]\n  y: {shape: [batch], "
                 "dtype: int}", graph="- {id: logit, op: linear, in: x, units: 3}",
                 loss="- {op: l2_penalty}", extra="  metrics: [{op: accuracy, in: [logit, y]}]")

@@ -70,9 +70,10 @@ def test_bad_claims_are_refused(claim: str) -> None:
         parse(claim)
 
 
-def test_unknown_name_suggests_the_closest() -> None:
-    with pytest.raises(ClaimError, match="did you mean 'val_accuracy'"):
-        evaluate("val_acuracy > 0.5", VALUES)
+def test_unknown_name_fails_the_claim_and_suggests_the_closest() -> None:
+    o = evaluate("val_acuracy > 0.5", VALUES)
+    assert not o.held and o.error is not None and "did you mean 'val_accuracy'" in o.error
+    assert o.render().startswith("FAIL val_acuracy > 0.5   (cannot be computed: the run has")
 
 
 def test_a_bad_claim_is_a_located_spec_error() -> None:

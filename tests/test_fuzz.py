@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from graphspec.analysis.checks import check_variant
 from graphspec.cli import main
 from graphspec.errors import GraphspecError
+from graphspec.expect import ClaimError, evaluate, parse
 from graphspec.ops import REGISTRY
 from graphspec.spec.load import loads
 from graphspec.spec.variants import expand_variants
@@ -430,6 +431,200 @@ def test_every_op_on_inputs_of_every_rank(op: str, attrs: dict[str, Any], n_in: 
         else:
             spec["graph"] = [{"id": "n", **node}]
         assert_accepted_or_located(yaml.safe_dump(spec, sort_keys=False))
+
+
+# ---- data files: mutated and forged archives, random CSV text -----------------------------
+
+DATA_SPEC = """\
+graphspec: 1
+name: fuzz-data
+inputs:
+  x: [batch, 2]
+  y: [batch, 1]
+graph:
+  - {{id: logit, op: linear, in: x, units: 1}}
+loss:
+  - {{op: bce_with_logits, in: [logit, y]}}
+train:
+  data: {{path: {file}}}
+"""
+DATA_LIMIT_BYTES = 64 * 2**20  # what the reader may allocate for files of a few KiB
+
+
+def _load_data_file(name: str, content: bytes) -> None:
+    """Training's data loading on one file: data, or a DataError located at train.data;
+    never another exception, a hang, or an allocation the file's size does not justify."""
+    import tempfile
+    import tracemalloc
+
+    from graphspec.errors import DataError
+    from graphspec.ir.build import build
+    from graphspec.spec.load import load
+    from graphspec.train.data import load_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / name).write_bytes(content)
+        spec_path = Path(tmp) / "spec.yaml"
+        spec_path.write_text(DATA_SPEC.format(file=name))
+        spec = load(spec_path)
+        ir = build(spec)
+        tracemalloc.start()
+        try:
+            with alarm(HANG_S):
+                load_data(spec, ir, 0)
+        except DataError as e:  # located at train.data (the file, its columns, val_split)
+            assert e.location is not None and e.location.file == str(spec_path), str(e)
+            assert e.location.line == 11, str(e)  # train.data or a key inside it
+            e.render()
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    assert peak < DATA_LIMIT_BYTES, f"{peak / 2**20:.0f} MiB for a {len(content)}-byte file"
+
+
+def _npz_bytes() -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez_compressed(buf, x=rng.normal(size=(16, 2)), y=(rng.random((16, 1)) < 0.5) * 1.0)
+    return buf.getvalue()
+
+
+NPZ = _npz_bytes()
+DESCRS = ["<f8", ">f4", "<i8", "|b1", "|u1", "|O", "<U3", "|S2", "<c16", "|V8", "<M8[s]",
+          "[('a', '<f8')]", "xyz", "<f8'", ""]
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 3, 1))
+@given(st.lists(st.tuples(st.integers(0, len(NPZ) - 1), st.integers(0, 255)), max_size=6),
+       st.integers(30, len(NPZ)))
+def test_mutated_npz_files(flips: list[tuple[int, int]], keep: int) -> None:
+    data = bytearray(NPZ[:keep])
+    for at, value in flips:
+        if at < len(data):
+            data[at] = value
+    _load_data_file("d.npz", bytes(data))
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 3, 1))
+@given(st.lists(st.integers(-3, 2**40) | st.sampled_from([0, 1, 2, 16, 2**31, 2**63]),
+                max_size=4),
+       st.sampled_from(DESCRS), st.booleans(), st.integers(0, 300), st.booleans())
+def test_forged_npy_headers(shape: list[int], descr: str, fortran: bool, body: int,
+                            compressed: bool) -> None:
+    """Headers declaring any shape and dtype over a body of any length."""
+    import zipfile
+
+    header = f"{{'descr': {descr!r}, 'fortran_order': {fortran}, 'shape': {tuple(shape)}, }}"
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1")
+    buf = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buf, "w", method) as z:
+        z.writestr("x.npy", npy + b"\x01" * body)
+        z.writestr("y.npy", NPZ_Y)
+    _load_data_file("d.npz", buf.getvalue())
+
+
+def _npy_of_y() -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((4, 1)))
+    return buf.getvalue()
+
+
+NPZ_Y = _npy_of_y()
+CSV_ALPHABET = st.sampled_from(list(",,,;\t\n\n\r\"0123456789.-+eE nanifxy#\x00\u2028"))
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 3, 1))
+@given(st.text(CSV_ALPHABET, max_size=200))
+def test_random_csv_text(text: str) -> None:
+    _load_data_file("d.csv", text.encode("utf-8"))
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 6, 1))
+@given(st.lists(st.tuples(st.floats(-5, 5), st.floats(-5, 5), st.sampled_from(["0", "1"])),
+                min_size=1, max_size=6),
+       st.sampled_from([",", ";", "\t"]), st.booleans())
+def test_small_csv_tables(rows: list[tuple[float, float, str]], sep: str, header: bool) -> None:
+    """Few rows, any delimiter, with and without a header: trained on or refused clearly."""
+    lines = ([sep.join(["a", "b", "label"])] if header else []) + [
+        sep.join([repr(a), repr(b), c]) for a, b, c in rows]
+    _load_data_file("d.csv", ("\n".join(lines) + "\n").encode())
+
+
+# ---- expect: claims ---------------------------------------------------------------------------
+
+CLAIM_VALUES: dict[str, Any] = {
+    "val_loss": 0.25, "epochs": 3, "zero": 0, "acc": [0.5, 0.75], "label": "text",
+    "huge": 10**400, "inf": float("inf"), "nan": float("nan"), "nested": [[1.0]],
+}
+claim_atoms = st.one_of(
+    st.sampled_from([*CLAIM_VALUES, "nope", "val_los", "acc[1]", "acc[9]", "nested[0][0]",
+                     "grad_norms.first", "abs", "min"]),
+    st.integers(min_value=-(10**6), max_value=10**6).map(str),
+    st.sampled_from(["0", "0.0", "-0.5", "1e308", "1e999", "10", "400", "2**1000",
+                     "99999999999999999999", "True", "'s'", "None"]),
+)
+
+
+def _claim_tree(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    def wrap(parts: tuple[str, bool]) -> str:
+        return f"({parts[0]})" if parts[1] else parts[0]
+
+    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**", "%"]), children)
+    call = st.tuples(st.sampled_from(["abs", "min", "max", "log10", "sqrt", "__import__"]),
+                     st.lists(children, max_size=3))
+    return st.tuples(
+        st.one_of(
+            binary.map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
+            children.map(lambda c: f"-{c}"),
+            call.map(lambda t: f"{t[0]}({', '.join(t[1])})"),
+            st.tuples(children, st.integers(-2, 3)).map(lambda t: f"{t[0]}[{t[1]}]"),
+        ),
+        st.booleans(),
+    ).map(wrap)
+
+
+claim_exprs = st.recursive(claim_atoms, _claim_tree, max_leaves=25)
+claims = st.one_of(
+    st.tuples(
+        claim_exprs,
+        st.lists(st.tuples(st.sampled_from(["<", "<=", ">", ">=", "==", "!=", "in", "is"]),
+                           claim_exprs), min_size=1, max_size=2),
+    ).map(lambda t: t[0] + "".join(f" {op} {e}" for op, e in t[1])),
+    claim_exprs,
+    st.text(max_size=40),
+)
+
+
+@FUZZ
+@given(claims)
+def test_random_claims_are_refused_at_load_or_evaluate(claim: str) -> None:
+    """A claim is refused when the spec loads (a located error) or, checked against a
+    run, holds or fails -- with the reason when it cannot be computed.  Never an
+    exception, never a hang (``10**10**10`` used to compute for ever after training)."""
+    with alarm(HANG_S):
+        try:
+            parse(claim)
+        except ClaimError:
+            refused = True
+        else:
+            refused = False
+            outcome = evaluate(claim, CLAIM_VALUES)
+            assert isinstance(outcome.held, bool)
+            assert not (outcome.held and outcome.error)
+            assert outcome.render().startswith("ok  " if outcome.held else "FAIL")
+    spec = {"graphspec": 1, "name": "t", "inputs": {"x": ["batch", 2]},
+            "graph": [{"op": "tanh"}], "expect": [claim]}
+    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    if refused:
+        with pytest.raises(GraphspecError):
+            front_end(text)
+    assert_accepted_or_located(text)
 
 
 # ---- regressions found by fuzzing ------------------------------------------------------------

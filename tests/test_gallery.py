@@ -38,6 +38,7 @@ SEEDS = range(5)
 # The suite's budget, in epochs, for specs whose own is longer (every variant of the spec).
 QUICK_EPOCHS: dict[str, int] = {
     "random-labels": 25,
+    "label-corruption": 30,
 }
 
 

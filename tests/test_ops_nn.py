@@ -623,7 +623,8 @@ def test_generated_module_with_erf_is_standalone():
     src = gs.compile(ir, "numpy").source()
     assert "def erfc(" in src
     imports = [ln.strip() for ln in src.splitlines() if ln.strip().startswith(("import ", "from "))]
-    assert imports == ["import numpy as np"], imports
+    # numpy, and the standard library's argparse and sys for running it as a script
+    assert imports == ["import numpy as np", "import argparse", "import sys"], imports
     namespace: dict = {}
     exec(compile(src, "<model>", "exec"), namespace)  # noqa: S102 - our own generated code
     x = np.array([[-3.0, 0.5, 2.0]])

@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import hostile_data
 import numpy as np
 import pytest
 
@@ -313,13 +314,13 @@ def _case(tmp_path: Path, name: str) -> tuple[str, str]:
                 "data for input 'x' has shape [n, 3], but it is declared [batch, 2]")
     if name == "label_out_of_range":
         return (f"{{path: {_npz(d / 'd.npz', x=GOOD_X, y=GOOD_Y * 5)}}}",
-                "label 5 in row 1 of 'y' is out of range")
+                "d.npz: row index 1: label 5 of 'y' is out of range")
     if name == "negative_label":
         return (f"{{path: {_npz(d / 'd.npz', x=GOOD_X, y=GOOD_Y - 1)}}}",
-                "label -1 in row 0 of 'y' is out of range")
+                "d.npz: row index 0: label -1 of 'y' is out of range")
     if name == "fractional_label":
         return (f"{{path: {_npz(d / 'd.npz', x=GOOD_X, y=GOOD_Y + 0.5)}}}",
-                "input 'y' is declared int, but row 0 holds")
+                "d.npz: row index 0: input 'y' is declared int, but the row holds")
     if name == "strings":
         return (f"{{path: {_npz(d / 'd.npz', x=GOOD_X.astype(str), y=GOOD_Y)}}}",
                 "non-numeric dtype")
@@ -350,6 +351,19 @@ def _case(tmp_path: Path, name: str) -> tuple[str, str]:
     if name == "csv_escape_sequence":  # shown, but never sent to the terminal raw
         (d / "d.csv").write_text("a,b,label\n1,\x1b[2J\x1b]0;pwned\x07,0\n")
         return "{path: d.csv, columns: {x: [a, b], y: label}}", "b: '\ufffd[2J\ufffd]0;pwned"
+    if name == "fifo":  # would block forever
+        hostile_data.fifo(d / "d.csv")
+        return "{path: d.csv}", "d.csv is not a regular file (a named pipe)"
+    if name == "endless":  # /dev/zero: would be read without end
+        hostile_data.endless(d / "d.csv")
+        return "{path: d.csv}", "d.csv is not a regular file (a character device)"
+    if name == "forged_header":  # 64 GiB claimed in a few hundred bytes
+        hostile_data.forged_npz(d / "d.npz", (8 * hostile_data.GiB,), y=hostile_data.npy_bytes(
+            GOOD_Y))
+        return "{path: d.npz}", "declares shape (8589934592,) of float64 (64.0 GiB)"
+    if name == "zip_bomb":  # 3 GiB of zeros in 3 MB
+        hostile_data.zip_bomb(d / "d.npz", 3 * hostile_data.GiB)
+        return "{path: d.npz}", "data files are limited to 2.0 GiB"
     assert name == "csv_missing_value"
     (d / "d.csv").write_text("a,b,label\n1,,0\n")
     return "{path: d.csv, columns: {x: [a, b], y: label}}", "b is empty (a missing value)"
@@ -359,7 +373,8 @@ DATA_CASES = [
     "missing", "directory", "unsupported_type", "nan", "inf", "missing_array", "wrong_shape",
     "label_out_of_range", "negative_label", "fractional_label", "strings", "rows_differ",
     "empty_npz", "truncated_npz", "csv_ragged", "csv_not_a_number", "csv_empty", "csv_not_utf8",
-    "csv_header_only", "csv_missing_value", "csv_escape_sequence",
+    "csv_header_only", "csv_missing_value", "csv_escape_sequence", "fifo", "endless",
+    "forged_header", "zip_bomb",
 ]
 
 
@@ -406,7 +421,11 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str, str | None]:
         big.write_text("graphspec: 1\n" + ("# " + "x" * 1022 + "\n") * (10 * 1024))
         return big, ": error: ", "specs are limited to 4 MiB"
     if kind == "endless_device":
-        return Path("/dev/zero"), ": error: ", "specs are limited to 4 MiB"
+        return Path("/dev/zero"), ": error: ", "is not a regular file (a character device)"
+    if kind == "fifo":  # opening a pipe with no writer would block forever
+        fifo = tmp_path / "pipe.yaml"
+        os.mkfifo(fifo)
+        return fifo, ": error: ", "is not a regular file (a named pipe)"
     if kind == "nul_byte":
         path = tmp_path / "nul.yaml"
         path.write_bytes(b"graphspec: 1\nname: t\x00\n")
@@ -419,7 +438,8 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str, str | None]:
     return path, f"{where}" + (": error: " if where != ":" else ""), None
 
 
-BAD_FILES = ["directory", "missing", "ten_megabytes", "endless_device", "nul_byte", "non_utf8",
+BAD_FILES = ["directory", "missing", "ten_megabytes", "endless_device", "fifo", "nul_byte",
+             "non_utf8",
              "empty", "alias_bomb", "python_tag"]
 
 
@@ -439,7 +459,7 @@ def test_every_command_refuses_a_bad_file(
     assert err.startswith(f"{path}{after}"), err
     if fragment:
         assert fragment in err.splitlines()[0], err
-    assert elapsed < 1.0 or kind not in ("alias_bomb", "ten_megabytes", "endless_device"), elapsed
+    assert elapsed < 1.0 or kind not in ("alias_bomb", "ten_megabytes", "endless_device", "fifo")
     assert not list(tmp_path.glob("m.*")) and not (tmp_path / "run").exists()
 
 

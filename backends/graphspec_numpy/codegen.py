@@ -30,7 +30,7 @@ _Stmt = tuple[list[str], set[str], set[str]]  # (lines, defines, uses)
 
 
 # Names the generated functions define besides the prelude's and the kernels'.
-GENERATED_NAMES = ["_draw", "_g"]
+GENERATED_NAMES = ["_draw", "_g", "_main"]
 
 
 def generate(ir: IR, spec_file: str | None = None) -> str:
@@ -71,6 +71,7 @@ def generate(ir: IR, spec_file: str | None = None) -> str:
     )
     out += _backward_entry()
     out += _loader()
+    out += _script_entry()
     return "\n".join(out) + "\n"
 
 
@@ -399,3 +400,48 @@ def _loader() -> list[str]:
         '    """The initial parameters written next to this module by `graphspec compile`."""',
         "    return load_checkpoint(path)",
     ]
+
+
+def _script_entry() -> list[str]:
+    # `python model.py --checkpoint ckpt.npz --data x.npz`: predictions without graphspec.
+    return '''
+
+def _main(argv=None):
+    """Print the outputs for the inputs in an .npz (arrays named like INPUTS) as CSV, or
+    write them to an .npz or .csv file (-o)."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(description="Outputs of this model for new data.")
+    p.add_argument("--checkpoint", required=True, help="graphspec checkpoint or parameters (.npz)")
+    p.add_argument("--data", required=True, help=".npz with one array per input, by name")
+    p.add_argument("-o", "--output", help="write to this .npz or .csv instead of printing")
+    args = p.parse_args(argv)
+    params = load_checkpoint(args.checkpoint)
+    with np.load(args.data, allow_pickle=False) as f:
+        data = {k: f[k] for k in f.files if k in INPUTS}
+    try:
+        outputs = forward(params, data)
+    except KeyError as e:
+        sys.exit(f"{args.data} lacks input {e}; inputs: {', '.join(INPUTS)}")
+    if args.output and args.output.endswith(".npz"):
+        np.savez(args.output, **outputs)
+        return
+    cols = {}
+    for name, value in outputs.items():
+        flat = np.asarray(value).reshape(len(value), -1)
+        for j in range(flat.shape[1]):
+            cols[name if flat.shape[1] == 1 else f"{name}_{j}"] = flat[:, j]
+    lines = [",".join(cols)]
+    rows = len(next(iter(cols.values()))) if cols else 0
+    lines += [",".join(repr(float(c[i])) for c in cols.values()) for i in range(rows)]
+    text = "\\n".join(lines) + "\\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    _main()'''.split("\n")

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from graphspec.backend import Arrays, CompileOptions, LossResult
+from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
 from graphspec.sourcecode import load_module
 from graphspec_numpy.codegen import generate
@@ -20,6 +21,7 @@ class NumpyProgram:
         spec_file = str(ir.spec.path) if ir.spec is not None and ir.spec.path else None
         self._source = generate(ir, spec_file)
         self.module = load_module(self._source, f"{ir.name}_numpy")
+        self.check_inputs = InputCheck(ir)  # at each entry point; never per training step
 
     def source(self) -> str:
         return self._source
@@ -48,6 +50,7 @@ class NumpyProgram:
         self, params: Arrays, inputs: Arrays, *, training: bool = False,
         noise: Arrays | None = None, rng: np.random.Generator | None = None,
     ) -> Arrays:
+        self.check_inputs(inputs, "forward")
         p, x, n = self._args(params, inputs, noise)
         return dict(self.module.forward(p, x, training, n, rng))
 
@@ -55,6 +58,7 @@ class NumpyProgram:
         self, params: Arrays, inputs: Arrays, *, training: bool = False,
         noise: Arrays | None = None, rng: np.random.Generator | None = None,
     ) -> LossResult:
+        self.check_inputs(inputs, "evaluate")
         p, x, n = self._args(params, inputs, noise)
         loss, terms, metrics, outputs, state = self.module.evaluate(p, x, training, n, rng)
         res = LossResult(float(loss), {k: float(v) for k, v in terms.items()}, {}, state,
@@ -66,6 +70,7 @@ class NumpyProgram:
         self, params: Arrays, inputs: Arrays, *, noise: Arrays | None = None,
         training: bool = True, rng: np.random.Generator | None = None,
     ) -> LossResult:
+        self.check_inputs(inputs, "loss_and_grads")
         p, x, n = self._args(params, inputs, noise)
         loss, terms, grads, state = self.module.loss_and_grads(p, x, training, n, rng)
         return LossResult(float(loss), {k: float(v) for k, v in terms.items()},

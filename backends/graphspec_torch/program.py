@@ -16,6 +16,7 @@ import torch
 
 from graphspec.backend import Arrays, CompileOptions, LossResult
 from graphspec.codegen import Plan
+from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
 from graphspec.ops import REGISTRY
 from graphspec.sourcecode import load_module
@@ -39,6 +40,7 @@ class TorchProgram:
         spec_file = str(ir.spec.path) if ir.spec is not None and ir.spec.path else None
         self._source = generate(ir, spec_file)
         self.module = load_module(self._source, f"{ir.name}_torch")
+        self.check_inputs = InputCheck(ir)  # at each entry point; never per training step
         self.model = self.new_model()
         self.int_inputs = set(self.module.INT_INPUTS)
         plan = Plan(ir)
@@ -111,6 +113,7 @@ class TorchProgram:
         self, params: Arrays, inputs: Arrays, *, training: bool = False,
         noise: Arrays | None = None, rng: Any = None,
     ) -> Arrays:
+        self.check_inputs(inputs, "forward")
         self._load(params, training, rng)
         x, nz = self.to_tensors(inputs, True), self.to_tensors(noise) if noise else None
         with torch.no_grad(), no_tf32(), autocast(self.device, self.amp_dtype):
@@ -121,6 +124,7 @@ class TorchProgram:
         self, params: Arrays, inputs: Arrays, *, training: bool = False,
         noise: Arrays | None = None, rng: Any = None,
     ) -> LossResult:
+        self.check_inputs(inputs, "evaluate")
         self._load(params, training, rng)
         x, nz = self.to_tensors(inputs, True), self.to_tensors(noise) if noise else None
         with torch.no_grad(), no_tf32(), autocast(self.device, self.amp_dtype):
@@ -136,6 +140,7 @@ class TorchProgram:
         self, params: Arrays, inputs: Arrays, *, noise: Arrays | None = None,
         training: bool = True, rng: Any = None,
     ) -> LossResult:
+        self.check_inputs(inputs, "loss_and_grads")
         self._load(params, training, rng)
         x, nz = self.to_tensors(inputs, True), self.to_tensors(noise) if noise else None
         leaf_inputs = [k for k in self.grad_leaves if k in x]

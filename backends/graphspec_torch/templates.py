@@ -92,10 +92,15 @@ _NPY_DTYPES = {
 
 
 def _read_npz(path):
+    """The arrays of an .npz; of a graphspec checkpoint only the `param/` entries (its
+    digest is a string, its metadata and optimizer state are not parameters)."""
     import zipfile
 
     with zipfile.ZipFile(path) as z:
-        return {n[:-4]: _parse_npy(z.read(n), n) for n in z.namelist() if n.endswith(".npy")}
+        names = [n for n in z.namelist() if n.endswith(".npy")]
+        if any(n.startswith("param/") for n in names):
+            names = [n for n in names if n.startswith("param/")]
+        return {n[:-4]: _parse_npy(z.read(n), n) for n in names}
 
 
 def _parse_npy(data, name):

@@ -21,6 +21,7 @@ import torch
 
 from graphspec.codegen import Plan
 from graphspec.errors import DataError, NonFiniteLoss
+from graphspec.ir.checks import unused_inputs
 from graphspec.train import seeds
 from graphspec_torch.device import autocast
 from graphspec_torch.optim import Optim
@@ -72,10 +73,12 @@ class TorchTrainer:
 
     # ---- data ----------------------------------------------------------------------------
     def set_data(self, split: str, arrays: Arrays) -> None:
-        missing = [i for i in self.ir.inputs if i not in arrays]
+        unused = unused_inputs(self.ir)  # nothing reads them: they need no data
+        missing = [i for i in self.ir.inputs if i not in arrays and i not in unused]
         if missing:
             raise DataError(f"the {split} data lacks input(s) {', '.join(missing)}")
-        tensors = self.program.to_tensors({i: arrays[i] for i in self.ir.inputs}, True)
+        tensors = self.program.to_tensors({i: arrays[i] for i in self.ir.inputs if i in arrays},
+                                          True)
         rows = {len(t) for t in tensors.values()}
         if len(rows) != 1:
             raise DataError(f"the {split} data's inputs differ in length: {sorted(rows)}")

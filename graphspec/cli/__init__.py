@@ -15,11 +15,14 @@ from collections.abc import Sequence
 
 from graphspec.cli import (
     compile,
+    evaluate,
     export,
     inspect,
     ops,
+    predict,
     report,
     schema,
+    sweep,
     train,
     validate,
     verify,
@@ -27,7 +30,20 @@ from graphspec.cli import (
 from graphspec.cli.common import eprint
 from graphspec.errors import GraphspecError, UsageError
 
-COMMANDS = (validate, inspect, schema, ops, compile, train, verify, export, report)
+COMMANDS = (
+    validate,
+    inspect,
+    schema,
+    ops,
+    compile,
+    train,
+    verify,
+    export,
+    report,
+    predict,
+    evaluate,
+    sweep,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 

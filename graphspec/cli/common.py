@@ -50,10 +50,10 @@ def print_warnings(ir: IR) -> None:
 # ---- loading ---------------------------------------------------------------------------
 
 
-def load_spec(path: str) -> Spec:
+def load_spec(path: str, overrides: list[str] | None = None) -> Spec:
     from graphspec.spec.load import load
 
-    return load(path)
+    return load(path, overrides or ())
 
 
 def build_ir(spec: Spec, max_params: int | None = None) -> IR:
@@ -66,8 +66,10 @@ def build_ir(spec: Spec, max_params: int | None = None) -> IR:
     return ir
 
 
-def load_ir(path: str, max_params: int | None = None) -> tuple[Spec, IR]:
-    spec = load_spec(path)
+def load_ir(
+    path: str, max_params: int | None = None, overrides: list[str] | None = None
+) -> tuple[Spec, IR]:
+    spec = load_spec(path, overrides)
     return spec, build_ir(spec, max_params)
 
 
@@ -80,6 +82,19 @@ def add_max_params(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         metavar="N",
         help="fail when the model has more than N trainable parameters",
+    )
+
+
+def add_overrides(p: argparse.ArgumentParser) -> None:
+    """``--set PATH=VALUE`` (repeatable): change the spec without editing the file."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a spec value, e.g. --set train.optimizer.lr=0.05 --set "
+        "graph.hidden.units=32 (dotted path, graph nodes by id, value in YAML; repeatable)",
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from graphspec.cli.common import (
     DTYPES,
     add_max_params,
+    add_overrides,
     load_ir,
     print_warnings,
     write_bytes,
@@ -42,13 +43,16 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, help="seed of the initial parameters (default: the spec's)")
     add_max_params(p)
+    add_overrides(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import graphspec as gs
+    from graphspec.ir.memory import check_memory
 
-    spec, ir = load_ir(args.file, args.max_params)
+    spec, ir = load_ir(args.file, args.max_params, args.overrides)
+    check_memory(ir, "compile", args.dtype)  # before the parameters are drawn
     print_warnings(ir)
     prog = gs.compile(ir, backend=args.backend, dtype=args.dtype, device=args.device)
     out = Path(args.output)

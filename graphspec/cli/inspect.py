@@ -9,7 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from graphspec.cli.common import add_max_params, load_ir, print_warnings, write_bytes, write_text
+from graphspec.cli.common import (
+    add_max_params,
+    add_overrides,
+    load_ir,
+    print_warnings,
+    write_bytes,
+    write_text,
+)
 from graphspec.errors import GraphspecError
 from graphspec.ir import serialize
 
@@ -46,11 +53,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="dot/png/svg: leave parameter nodes out of the drawing",
     )
     add_max_params(p)
+    add_overrides(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec, ir = load_ir(args.file, args.max_params)
+    spec, ir = load_ir(args.file, args.max_params, args.overrides)
     print_warnings(ir)
     fmt = args.format
     if fmt == "text":

@@ -42,4 +42,14 @@ def run(args: argparse.Namespace) -> int:
     report = require_attr(plots, "report", "reports")
     for path in report(runs, out) or []:
         print(f"wrote {path}", file=sys.stderr)
+    print(summary_table(runs))
     return 0
+
+
+def summary_table(runs: list[Path]) -> str:
+    """Best epoch, best and final metrics per run (graphspec.runtable)."""
+    from graphspec import runtable
+    from graphspec.plots import run_labels
+
+    labels = run_labels(runs) if len(runs) > 1 else [str(runs[0])]
+    return runtable.text([runtable.run_row(d, label) for d, label in zip(runs, labels)])

@@ -10,6 +10,7 @@ from typing import Any
 from graphspec.cli.common import (
     DTYPES,
     add_max_params,
+    add_overrides,
     eprint,
     import_feature,
     load_spec,
@@ -52,24 +53,45 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="exit 1 when a claim of the spec's 'expect:' section does not hold",
     )
+    p.add_argument(
+        "--log-every",
+        type=positive_int,
+        metavar="N",
+        help="without a terminal, print a progress line every N epochs (default: 1)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files to RUN_DIR/tensorboard "
+        "(needs: pip install 'graphspec[tensorboard]')",
+    )
     add_max_params(p)
+    add_overrides(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
     from graphspec.errors import TrainingError
+    from graphspec.ir.memory import check_memory
     from graphspec.spec.variants import expand_variants, run_dir, select
     from graphspec.train.driver import TrainingInterrupted
+    from graphspec.train.rundir import run_dir_for
 
-    spec = load_spec(args.file)
+    spec = load_spec(args.file, args.overrides)
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
     for v in variants.values():
-        print_warnings(check_variant(v, args.max_params, training=True))
+        ir = check_variant(v, args.max_params, training=True)
+        check_memory(ir, "train", args.dtype)  # graphspec.ir.memory: before any variant trains
+        print_warnings(ir)
+    if args.tensorboard:  # before any run directory is touched
+        from graphspec.train.logsinks import require_tensorboard
+
+        require_tensorboard()
     driver = import_feature("graphspec.train.driver", "training")
     train = require_attr(driver, "train", "training")
-    base = Path(args.out) if args.out else Path("runs") / spec.name
+    base = Path(args.out) if args.out else run_dir_for(spec.name)
     dirs = []
     failed = 0
     for v in variants.values():
@@ -87,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 dtype=args.dtype,
                 device=args.device,
                 progress=True,
+                log_every=args.log_every,
+                tensorboard=args.tensorboard,
             )
         except TrainingInterrupted as e:
             if args.debug:
@@ -115,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
 
         for path in report(dirs, base):
             print(f"wrote {path}", file=sys.stderr)
+        from graphspec.cli.report import summary_table
+
+        print(summary_table(dirs))
     return 1 if failed else 0
 
 
@@ -167,7 +194,12 @@ def _print_summary(run_result: Any, out: Path) -> None:
     final = getattr(run_result, "final", None) or {}
     if status is not None:
         head = f"{status} after {epochs} epoch{'s' * (epochs != 1)}" if epochs else str(status)
-        shown = {k: v for k, v in final.items() if k.startswith("val_")} or final
+        shown = {k: v for k, v in final.items() if k.startswith("val_")} or {
+            k: v for k, v in final.items() if not k.startswith("test_")
+        }
         figures = ", ".join(f"{k} {v:.4g}" for k, v in shown.items() if isinstance(v, float | int))
         print(head + (f": {figures}" if figures else ""))
+        test = {k: v for k, v in final.items() if k.startswith("test_")}
+        if test:  # the held-out data, read once, on the final (restored) parameters
+            print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
     print(f"run saved in {out}")

@@ -8,6 +8,7 @@ import json
 from graphspec.cli.common import (
     DTYPES,
     add_max_params,
+    add_overrides,
     import_feature,
     load_spec,
     parse_backends,
@@ -43,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_max_params(p)
+    add_overrides(p)
     p.set_defaults(run=run)
 
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from graphspec.analysis.checks import check_variant
     from graphspec.spec.variants import expand_variants
 
-    spec = load_spec(args.file)
+    spec = load_spec(args.file, args.overrides)
     variants = expand_variants(spec)
     for v in variants.values():  # every variant's spec errors before any verification
         print_warnings(check_variant(v, args.max_params))

@@ -1,4 +1,4 @@
-"""Whole-graph checks that warn rather than fail: unused parameters, dead nodes."""
+"""Whole-graph checks that warn rather than fail: unused inputs and parameters, dead nodes."""
 
 from __future__ import annotations
 
@@ -6,10 +6,24 @@ from graphspec.ir.graph import IR
 from graphspec.ir.traverse import ancestors
 
 
+def live_nodes(ir: IR) -> set[str]:
+    """Every node an output, a loss term or a metric depends on (one walk: linear time)."""
+    sinks = [f"output:{name}" for name in ir.outputs] + [lid for lid, _ in ir.losses] + ir.metrics
+    return ancestors(ir.graph, sinks, inclusive=True)
+
+
+def unused_inputs(ir: IR, live: set[str] | None = None) -> list[str]:
+    """Inputs nothing computed depends on: they need no data."""
+    live = live_nodes(ir) if live is None else live
+    return [name for name in ir.inputs if name not in live]
+
+
 def run_checks(ir: IR) -> None:
     g = ir.graph
-    sinks = [f"output:{name}" for name in ir.outputs] + [lid for lid, _ in ir.losses] + ir.metrics
-    live = ancestors(g, sinks, inclusive=True)  # one walk from every sink: linear time
+    live = live_nodes(ir)
+    for name in unused_inputs(ir, live):
+        ir.warnings.append((f"input '{name}' is never used: no output, loss or metric depends "
+                            "on it", g.nodes[name].get("src")))
     for nid in ir.order:
         node = g.nodes[nid]
         if node["kind"] == "op" and nid not in live:

@@ -200,6 +200,7 @@ def _drop_revived(
         live |= nx.ancestors(g, lid)
 
     def revived(msg: str) -> bool:
-        return msg.startswith("node '") and "never used" in msg and msg.split("'")[1] in live
+        return (msg.startswith(("node '", "input '")) and "never used" in msg
+                and msg.split("'")[1] in live)
 
     return [(msg, loc) for msg, loc in warnings if not revived(msg)]

@@ -24,6 +24,10 @@ Role = Literal["graph", "loss", "metric"]
 # bound keeps ``validate`` of any spec within seconds (``repeat: 99999999999`` is refused
 # at once) while a generated 1e5-node spec still loads.
 MAX_EXPANDED_NODES = 200_000
+# Blocks used inside blocks: expansion recurses once per level.  Real specs nest two or
+# three; a chain of thousands of blocks would exhaust Python's stack.
+MAX_BLOCK_DEPTH = 32
+MAX_USE_NOTES = 4  # "in block ... used here" notes on one error
 NODE_FIELDS = ["id", "op", "block", "in", "init", "params", "repeat", "weight", "doc"]
 
 
@@ -75,6 +79,7 @@ class Expander:
         self.aliases: dict[str, str] = {}
         self.counters: dict[str, itertools.count] = {}
         self.globals: dict[str, str] = {name: name for name in spec.inputs}
+        self.sizes: dict[str, int] = {}  # nodes one instance of a block expands to
 
     # ---- helpers ----------------------------------------------------------------
     def loc(self, path: tuple, key: bool = False) -> Location:
@@ -98,7 +103,8 @@ class Expander:
             )
         self.ids[full_id] = loc
         if len(self.ids) > MAX_EXPANDED_NODES:
-            raise SpecError(f"the spec expands to more than {MAX_EXPANDED_NODES:,} nodes", loc,
+            raise SpecError(f"the spec expands to more than {MAX_EXPANDED_NODES:,} nodes "
+                            "(the limit)", loc,
                             hint="check the 'repeat' counts of its blocks")
 
     def subst(self, value: Any, scope: _Scope, path: tuple) -> Any:
@@ -271,6 +277,13 @@ class Expander:
             )
         if bname in scope.block_path:
             raise SpecError(f"block '{bname}' uses itself", self.loc(path + ("block",)))
+        if len(scope.block_path) >= MAX_BLOCK_DEPTH:
+            raise SpecError(
+                f"blocks nest more than {MAX_BLOCK_DEPTH} deep here (the limit)",
+                self.loc(path + ("block",)),
+                notes=[("blocks used on the way: " + " > ".join(scope.block_path[:8])
+                        + (" > ..." if len(scope.block_path) > 8 else ""), None)],
+            )
         args = self.subst(node.attrs, scope, path)
         for k in args:
             if k not in block.params:
@@ -296,10 +309,22 @@ class Expander:
             raise SpecError(
                 f"repeat must be a positive integer, got {repeat!r}", self.loc(path + ("repeat",))
             )
-        if repeat * len(block.graph) > MAX_EXPANDED_NODES:
+        # Refused before expanding anything: the nodes this use adds, counted from the block
+        # definitions (nested blocks and their repeats included).
+        size = self.block_size(bname)
+        if repeat * size > MAX_EXPANDED_NODES:
             raise SpecError(
-                f"repeat {repeat:,} of block '{bname}' ({len(block.graph)} nodes) expands to "
-                f"more than {MAX_EXPANDED_NODES:,} nodes", self.loc(path + ("repeat",)),
+                f"repeat {repeat:,} of block '{bname}' ({size:,} nodes) expands to "
+                f"more than {MAX_EXPANDED_NODES:,} nodes (the limit)",
+                self.loc(path + ("repeat",)),
+            )
+        total = len(self.ids) + 1 + repeat * size  # + 1: the instance's own id
+        if total > MAX_EXPANDED_NODES:
+            raise SpecError(
+                f"repeat {repeat:,} of block '{bname}' ({size:,} nodes) would bring the spec "
+                f"to {total:,} nodes, more than "
+                f"{MAX_EXPANDED_NODES:,} (the limit)",
+                self.loc(path + ("repeat",)),
             )
         if node.in_ is not None:
             if isinstance(node.in_, list):
@@ -327,8 +352,10 @@ class Expander:
                     block.graph, ("blocks", bname, "graph"), inner, current, "graph"
                 )
             except SpecError as e:
-                # The error points into the block's definition; say which use led there.
-                e.notes.append((f"in block '{bname}' used here", self.loc(path)))
+                # The error points into the block's definition; say which use led there
+                # (the innermost few: nested blocks would otherwise add one note per level).
+                if len(e.notes) < MAX_USE_NOTES:
+                    e.notes.append((f"in block '{bname}' used here", self.loc(path)))
                 raise
             assert out is not None
             current = out
@@ -336,6 +363,26 @@ class Expander:
         if node.id:
             scope.names[node.id] = inst
         return current
+
+    def block_size(self, bname: str, depth: int = 0) -> int:
+        """The nodes one instance of block ``bname`` adds (its instance ids included),
+        capped just past the limit.  A ``$name`` repeat counts once, an unknown block or a
+        cycle as nothing: expansion reports those where they are."""
+        if bname in self.sizes:
+            return self.sizes[bname]
+        block = self.spec.blocks.get(bname)
+        if block is None or depth > MAX_BLOCK_DEPTH:
+            return 0
+        self.sizes[bname] = 0  # while counting: a block using itself adds nothing
+        total = 0
+        for node in block.graph:
+            total += 1
+            if node.block is not None:
+                times = node.repeat if isinstance(node.repeat, int) else 1
+                total += times * self.block_size(node.block, depth + 1)
+            total = min(total, MAX_EXPANDED_NODES + 1)
+        self.sizes[bname] = total
+        return total
 
     def expand_metric(self, m: Any, path: tuple, scope: _Scope) -> None:
         """A metric is a node, or a bare op name reading the first loss term's inputs."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -9,23 +11,33 @@ from pydantic import BaseModel, ValidationError
 
 from graphspec.errors import SpecError, did_you_mean
 from graphspec.spec.models import Spec
+from graphspec.spec.overrides import apply as apply_overrides
 from graphspec.spec.source import SourceMap, parse_yaml, read_text
 
 
-def load(path: str | Path) -> Spec:
-    """Load and validate a spec file. Raises :class:`SpecError` with ``.location`` on bad input."""
+def load(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
+    """Load and validate a spec file. Raises :class:`SpecError` with ``.location`` on bad input.
+
+    ``overrides`` are ``PATH=VALUE`` strings (``--set``, graphspec.spec.overrides) applied
+    to the file's data before validation."""
     name, text = read_text(path)
-    return loads(text, name, base=Path(path))
+    return loads(text, name, base=Path(path), overrides=overrides)
 
 
-def loads(text: str, file: str = "<string>", base: Path | None = None) -> Spec:
+def loads(
+    text: str, file: str = "<string>", base: Path | None = None, overrides: Iterable[str] = ()
+) -> Spec:
     """Validate spec text; ``file`` names it in error messages."""
     data, smap = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise SpecError("a spec must be a YAML mapping (key: value pairs)", smap.locate(()))
+    applied = apply_overrides(data, smap, overrides)
+    resolved = copy.deepcopy(data) if applied else None  # before pydantic sees it
     spec = validate(Spec, data, smap)
     spec._source = smap
     spec._path = base
+    spec._overrides = applied
+    spec._resolved = resolved
     return spec
 
 
@@ -100,8 +112,18 @@ def error_from_pydantic(
         pattern = (err.get("ctx") or {}).get("pattern", "")
         msg = _PATTERN_MEANINGS.get(pattern, msg)
     got = err.get("input")
-    shown = "" if isinstance(got, dict | list) or kind == "missing" else f" (got {got!r})"
+    shown = "" if isinstance(got, dict | list) or kind == "missing" else f" (got {_shown(got)})"
     return SpecError(f"{where}: {msg}{shown}" if where else msg, smap.locate(path))
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut short: the value is quoted in the source line below anyway, and
+    a 2 KB string (or a 4,000-digit number) would bury the message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return "a number too large to show"
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 def _data_path(loc: tuple, data: Any, kind: str) -> tuple:

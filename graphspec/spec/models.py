@@ -19,6 +19,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
+    field_validator,
     model_validator,
 )
 
@@ -107,6 +108,13 @@ class DataSpec(Strict):
     one_hot: bool = False
     val_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     val_path: str | None = None
+    # Held-out test data: never used for early stopping or selection, evaluated once on
+    # the final (restored) parameters (graphspec.train.data).
+    test_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    test_path: str | None = None
+    # Zhang et al. (2017): this fraction of the training and validation labels is replaced
+    # by a uniformly random class; test labels stay clean (synthetic classification).
+    label_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     shuffle: bool = True
     seed: int | None = None
 
@@ -114,6 +122,10 @@ class DataSpec(Strict):
     def _one_source(self) -> DataSpec:
         if (self.source is None) == (self.path is None):
             raise ValueError("data needs exactly one of 'source' (synthetic) or 'path' (a file)")
+        if self.test_path is not None and self.test_split > 0:
+            raise ValueError("give 'test_split' or 'test_path', not both")
+        if self.test_split + (0.0 if self.val_path else self.val_split) >= 1.0:
+            raise ValueError("test_split and val_split leave no rows for training")
         return self
 
 
@@ -261,6 +273,23 @@ Claim = Annotated[str, AfterValidator(_parse_claim)]
 VariantName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)]
 
 
+def folder_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a folder's name under the run root, or None.
+
+    A spec's name and a variant's name become folders (``runs/<name>/<variant>``): a name
+    must stay one plain folder below the root, so no path separators, no control
+    characters, and no leading '.' (which also rules out '.' and '..', the root itself and
+    its parent).  The patterns above already refuse most of this; the function is also what
+    :mod:`graphspec.train.rundir` checks where the path is built."""
+    if not name:
+        return "may not be empty"
+    if name.startswith("."):
+        return "may not start with '.' (it names a folder under the run directory)"
+    if any(c in name for c in "/\\") or not name.isprintable():
+        return "may not contain path separators or control characters"
+    return None
+
+
 class Spec(Strict):
     """A whole graphspec file."""
 
@@ -285,10 +314,22 @@ class Spec(Strict):
         description="named patches of this spec, deep-merged into it (graphspec.spec.variants)",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder(cls, name: str) -> str:
+        problem = folder_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
+
     # Where the spec came from, for error locations and relative data paths.
     _source: Any = PrivateAttr(default=None)
     _path: Any = PrivateAttr(default=None)
     _variant: str | None = PrivateAttr(default=None)
+    # Command-line overrides (--set) applied before validation, and the YAML data they
+    # produced (None without overrides: the file's text is the spec).
+    _overrides: tuple[str, ...] = PrivateAttr(default=())
+    _resolved: Any = PrivateAttr(default=None)
 
     @property
     def source(self) -> Any:
@@ -303,6 +344,16 @@ class Spec(Strict):
     def variant(self) -> str | None:
         """The name of the variant this spec is (graphspec.spec.variants), else None."""
         return self._variant
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The ``--set PATH=VALUE`` overrides applied to the file (graphspec.spec.overrides)."""
+        return self._overrides
+
+    @property
+    def resolved(self) -> Any:
+        """The YAML data after overrides, or None when the file's text is the spec as is."""
+        return self._resolved
 
     def input_specs(self) -> dict[str, InputSpec]:
         return {

@@ -23,6 +23,7 @@ into ``runs/<name>/<variant>/``; an empty patch (``{}``) is the spec as written.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 
 from graphspec.errors import Location, SpecError, UsageError, did_you_mean
 from graphspec.spec.load import load, validate
-from graphspec.spec.models import Spec
+from graphspec.spec.models import Spec, folder_name_problem
 from graphspec.spec.source import PathKey, SourceMap, parse_yaml
 
 KEY = "variants"
@@ -51,6 +52,8 @@ def expand_variants(spec_or_path: Spec | str | os.PathLike[str]) -> dict[str, Sp
     out: dict[str, Spec] = {}
     for name in spec.variants:
         out[name] = _variant(data, smap, name, spec.path)
+        # A variant's run records the file it came from, overrides included.
+        out[name]._overrides, out[name]._resolved = spec.overrides, spec.resolved
     return out
 
 
@@ -73,7 +76,9 @@ def select(variants: dict[str, Spec], names: list[str] | None) -> dict[str, Spec
 
 def run_dir(base: str | os.PathLike[str], spec: Spec) -> Path:
     """Where a run of ``spec`` goes under ``base``: a variant gets its own folder."""
-    return Path(base) / spec.variant if spec.variant else Path(base)
+    from graphspec.train.rundir import run_dir_for  # (the training package, lazily)
+
+    return run_dir_for(spec.variant, base) if spec.variant else Path(base)
 
 
 def variant_location(spec: Spec) -> Location | None:
@@ -130,6 +135,8 @@ def _untrack(v: _V, path: PathKey, old: SourceMap, new: SourceMap) -> Any:
 def _raw(spec: Spec) -> tuple[dict[str, Any], SourceMap]:
     """The spec's YAML data and source map (re-read from its text), or a dump of it."""
     smap = spec.source
+    if spec.resolved is not None and smap is not None:  # overridden on the command line
+        return copy.deepcopy(spec.resolved), smap
     if smap is not None and smap.text:
         data, smap = parse_yaml(smap.text, smap.file)
         return data, smap
@@ -139,8 +146,9 @@ def _raw(spec: Spec) -> tuple[dict[str, Any], SourceMap]:
 
 def _variant(data: dict[str, Any], smap: SourceMap, name: str, base: Any) -> Spec:
     where = smap.keys.get((KEY, name)) or smap.locate((KEY, name))
-    if name.startswith("."):
-        raise SpecError(f"variant name '{name}' may not start with '.'", where,
+    problem = folder_name_problem(name)
+    if problem:
+        raise SpecError(f"variant name '{name}' {problem}", where,
                         hint="variant names are folder names under the run directory")
     root = _track({k: v for k, v in data.items() if k != KEY}, ())
     patch = _track(data[KEY][name], (KEY, name))

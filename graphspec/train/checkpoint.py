@@ -178,3 +178,13 @@ def load(path: Path) -> Checkpoint:
         sections[section][name] = value
     return Checkpoint(meta, sections["param"], sections["opt"], sections["best"],
                       sections["last"])
+
+
+def param_mismatches(expected: dict[str, tuple[int, ...]], got: Arrays) -> list[str]:
+    """How the arrays ``got`` differ from the parameter shapes a spec ``expected``: one line
+    per parameter missing, not in the spec, or of another shape (empty: they fit)."""
+    out = [f"'{k}' {list(shape)} missing" for k, shape in expected.items() if k not in got]
+    out += [f"'{k}' {list(got[k].shape)} not in the spec" for k in got if k not in expected]
+    out += [f"'{k}' is {list(got[k].shape)}, the spec's is {list(shape)}"
+            for k, shape in expected.items() if k in got and tuple(got[k].shape) != shape]
+    return out

@@ -2,6 +2,7 @@
 
 The IR tells which inputs are *targets* (read only as non-differentiable arguments of loss
 terms and metrics, like ``y`` in ``bce_with_logits(logit, y)``) and which are *features*.
+An input nothing depends on is neither (it needs no data; validate warns about it).
 A synthetic source fills the one feature input and the one target input; a file fills
 each input from the columns ``train.data.columns`` names (default: arrays named like the
 inputs in a .npz; the last CSV column as the target and the others as features).
@@ -14,6 +15,7 @@ Every check that fails raises :class:`DataError` at the ``train.data`` key respo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,14 +23,22 @@ from typing import Any
 import numpy as np
 
 from graphspec.errors import DataError, Location
+from graphspec.ir.checks import unused_inputs
 from graphspec.ir.graph import IR
 from graphspec.ops import REGISTRY
 from graphspec.ops.registry import TensorType
 from graphspec.spec.models import DataSpec, Spec
 from graphspec.train import data_files, seeds
-from graphspec.train.data_sources import FIXED_CLASSES, FIXED_FEATURES, REGRESSION, generate
+from graphspec.train.data_sources import (
+    FIXED_CLASSES,
+    FIXED_FEATURES,
+    REGRESSION,
+    corrupt_labels,
+    generate,
+)
 
 Arrays = dict[str, np.ndarray]
+RowName = Callable[[int], str]  # row index -> where it is, for messages (data_files.Table.row)
 # Losses whose targets are probabilities: a label outside [0, 1] is a data error.
 PROBABILITY_TARGETS = {"bce_with_logits", "bce"}
 
@@ -43,10 +53,13 @@ class Dataset:
 
 
 def input_roles(ir: IR) -> tuple[list[str], list[str]]:
-    """(feature inputs, target inputs) in declaration order."""
+    """(feature inputs, target inputs) in declaration order; unused inputs are neither."""
     features: list[str] = []
     targets: list[str] = []
+    unused = set(unused_inputs(ir))
     for name in ir.inputs:
+        if name in unused:
+            continue
         uses = list(ir.graph.out_edges(name, data=True))
         is_target = bool(uses)
         for _, consumer, d in uses:
@@ -77,17 +90,41 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
     features, targets = input_roles(ir)
     note = ""
     strata = None
+    clean: Arrays = {}  # targets before label_noise: what the test split keeps
     if data.source is not None:
-        arrays, note, strata = _synthetic(data, ir, features, targets, data_seed, loc)
+        arrays, note, strata, clean = _synthetic(data, ir, features, targets, data_seed, loc)
     else:
         assert data.path is not None
+        if data.label_noise:
+            raise DataError("label_noise applies to synthetic classification sources",
+                            loc("label_noise"))
         arrays = _from_file(spec, ir, data.path, ("path",), features, targets, loc)
-    _check_targets(ir, arrays, targets, loc("path" if data.path else "source"))
+    test: Arrays | None = None
+    if data.test_path is not None:
+        test = _from_file(spec, ir, data.test_path, ("test_path",), features, targets, loc)
+    elif data.test_split > 0:
+        # The test rows are set aside first, from their own stream, so that the
+        # validation split of the rest is drawn as it would be without a test split.
+        n = len(next(iter(arrays.values())))
+        n_test = max(int(round(n * data.test_split)), 1)
+        keep, held = _hold_out(n, n_test, data.shuffle,
+                               seeds.stream(data_seed, seeds.TEST_SPLIT), strata)
+        if len(keep) < 1:
+            raise DataError(f"{n} samples leave none for training with test_split "
+                            f"{data.test_split}", loc("test_split"))
+        test = {k: (clean.get(k, v))[held] for k, v in arrays.items()}
+        arrays = {k: v[keep] for k, v in arrays.items()}
+        strata = strata[keep] if strata is not None else None
+        # val_split stays a fraction of all the rows: 0.2 and 0.2 leave 60% for training.
+        data = data.model_copy(update={"val_split": min(data.val_split * n / len(keep), 0.99)})
     if data.val_path is not None:
         val = _from_file(spec, ir, data.val_path, ("val_path",), features, targets, loc)
-        _check_targets(ir, val, targets, loc("val_path"))
-        return Dataset({"train": arrays, "val": val}, note)
-    return Dataset(_split(arrays, data, data_seed, loc, strata), note)
+        splits = {"train": arrays, "val": val}
+    else:
+        splits = _split(arrays, data, data_seed, loc, strata)
+    if test is not None:
+        splits["test"] = test
+    return Dataset(splits, note)
 
 
 # ---- synthetic ---------------------------------------------------------------------------
@@ -95,7 +132,7 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
 
 def _synthetic(
     data: DataSpec, ir: IR, features: list[str], targets: list[str], seed: int, loc: Any
-) -> tuple[Arrays, str, np.ndarray | None]:
+) -> tuple[Arrays, str, np.ndarray | None, Arrays]:
     source = data.source
     assert source is not None
     if len(features) != 1 or len(targets) > 1:
@@ -122,13 +159,36 @@ def _synthetic(
         k = tshape[-1] if len(tshape) >= 2 and isinstance(tshape[-1], int) else 1
     syn = generate(source, seeds.stream(seed, seeds.DATA), n=data.samples, features=n_features,
                    classes=classes, noise=data.noise, targets=k)
-    arrays = {xname: _fit(xname, syn.x, xtype, loc("source"))}
+    arrays = {xname: _fit(xname, syn.x, xtype, loc("source"), row=_sample)}
+    clean: Arrays = {}
     if targets:
         tname = targets[0]
-        arrays[tname] = _fit(tname, _target_form(syn.y, syn.regression, classes, data,
-                                                 ir.type(tname), tname, loc),
-                             ir.type(tname), loc("source"))
-    return arrays, syn.note, syn.strata
+
+        def formed(y: np.ndarray) -> Any:
+            return _fit(tname, _target_form(y, syn.regression, classes, data, ir.type(tname),
+                                            tname, loc), ir.type(tname), loc("source"), row=_sample)
+
+        if data.label_noise and syn.regression:
+            raise DataError(f"label_noise needs class labels; source '{source}' is a "
+                            "regression task", loc("label_noise"))
+        arrays[tname] = formed(syn.y)
+        if data.label_noise:
+            clean[tname] = arrays[tname]
+            arrays[tname] = formed(corrupt_labels(
+                syn.y, data.label_noise, classes, seeds.stream(seed, seeds.LABEL_NOISE)))
+    elif data.label_noise:
+        raise DataError("label_noise needs a target input", loc("label_noise"))
+    _check_targets(ir, arrays, targets, loc("source"), _sample)
+    return arrays, syn.note, syn.strata, clean
+
+
+def _sample(i: int) -> str:
+    return f"generated sample {i}"
+
+
+def _indexed(file: str) -> RowName:
+    """Rows of in-memory arrays named as data_files names an .npz's rows."""
+    return lambda i: f"{file}: row index {i}" if file else f"row index {i}"
 
 
 def _classes(data: DataSpec, ir: IR, targets: list[str], source: str, loc: Any) -> int:
@@ -195,16 +255,29 @@ def _from_file(
 ) -> Arrays:
     data = spec.train.data  # type: ignore[union-attr]
     file, display = _resolve(spec, path)
-    table = data_files.read(file, display, loc(*key))
-    columns: dict[str, Any] = dict(data.columns or {})
-    unknown = [k for k in columns if k not in ir.inputs]
+    with data_files.read(file, display, loc(*key)) as table:
+        arrays = _select_inputs(table, data.columns or {}, ir, key, features, targets, loc)
+    _check_targets(ir, arrays, targets, loc(*key), table.row)
+    return arrays
+
+
+def _select_inputs(
+    table: data_files.Table, given: dict[str, Any], ir: IR, key: tuple[str, ...],
+    features: list[str], targets: list[str], loc: Any,
+) -> Arrays:
+    """The used inputs' arrays from ``table``: the columns ``given`` names, else the
+    defaults (arrays or CSV columns named like the inputs; the CSV convention)."""
+    display = table.name
+    unknown = [k for k in given if k not in ir.inputs]
     if unknown:
         raise DataError(f"columns given for '{unknown[0]}', which is not an input",
                         loc("columns", unknown[0]), hint="inputs: " + ", ".join(ir.inputs))
-    for name in ir.inputs:
-        if name in columns:
-            continue
-        if not table.is_csv or (table.header and name in table.header):
+    used = [name for name in ir.inputs if name in features or name in targets]
+    columns: dict[str, Any] = {}
+    for name in used:
+        if name in given:
+            columns[name] = given[name]
+        elif not table.is_csv or (table.header and name in table.header):
             columns[name] = name
         elif len(features) == 1 and len(targets) <= 1 and table.width >= 1 + len(targets):
             # The CSV convention: the last column is the target, the others the features.
@@ -214,10 +287,13 @@ def _from_file(
             raise DataError(f"no columns for input '{name}' in {display}", loc("columns"),
                             hint="map each input to columns: columns: {x: [a, b], y: label}")
     arrays: Arrays = {}
-    for name in ir.inputs:
-        where = loc("columns", name) if name in (data.columns or {}) else loc(*key)
+    for name in used:
+        where = loc("columns", name) if name in given else loc(*key)
         raw = data_files.select(table, columns[name], where)
-        arrays[name] = _fit(name, raw, ir.type(name), where, display)
+        arrays[name] = _fit(name, raw, ir.type(name), where, display, row=table.row)
+    if not arrays:
+        raise DataError(f"no input of the spec reads data from {display}", loc(*key),
+                        hint="nothing depends on the inputs: connect them to the graph")
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise DataError(f"{display}: inputs have different numbers of rows {lengths}", loc(*key))
@@ -236,9 +312,14 @@ def _static_numel(t: TensorType) -> int | None:
     return math.prod(int(d) for d in rest)
 
 
-def _fit(name: str, a: np.ndarray, t: TensorType, loc: Location | None, file: str = "") -> Any:
-    """``a`` shaped and typed as input ``name`` is declared (batch first), or a DataError."""
+def _fit(
+    name: str, a: np.ndarray, t: TensorType, loc: Location | None, file: str = "",
+    row: RowName | None = None,
+) -> Any:
+    """``a`` shaped and typed as input ``name`` is declared (batch first), or a DataError;
+    ``row`` names a row for messages (default: its index)."""
     src = f"{file}: " if file else ""
+    row = row or _indexed(file)
     shape = t.shape
     a = np.asarray(a)
     if a.ndim == 0 or len(shape) == 0:
@@ -260,13 +341,17 @@ def _fit(name: str, a: np.ndarray, t: TensorType, loc: Location | None, file: st
             bad = a != np.round(a)
             if bad.any():
                 i = int(np.argwhere(bad)[0][0])
-                raise DataError(f"{src}input '{name}' is declared int, but row {i} holds "
+                raise DataError(f"{row(i)}: input '{name}' is declared int, but the row holds "
                                 f"{a.reshape(n, -1)[i][:4].tolist()}", loc)
         return a.astype(np.int64)
     return a.astype(np.float64)
 
 
-def _check_targets(ir: IR, arrays: Arrays, targets: list[str], loc: Location | None) -> None:
+def _check_targets(
+    ir: IR, arrays: Arrays, targets: list[str], loc: Location | None,
+    row: RowName | None = None,
+) -> None:
+    row = row or _indexed("")
     for name in targets:
         y = arrays[name]
         if ir.type(name).dtype == "int":
@@ -277,7 +362,7 @@ def _check_targets(ir: IR, arrays: Arrays, targets: list[str], loc: Location | N
             if bad.any():
                 i = int(np.argwhere(bad)[0][0])
                 raise DataError(
-                    f"label {int(y.reshape(len(y), -1)[i].max())} in row {i} of '{name}' is out "
+                    f"{row(i)}: label {int(y.reshape(len(y), -1)[i].max())} of '{name}' is out "
                     f"of range: the prediction has {classes} classes (labels 0..{classes - 1})",
                     loc)
             continue
@@ -285,8 +370,9 @@ def _check_targets(ir: IR, arrays: Arrays, targets: list[str], loc: Location | N
         if losses & PROBABILITY_TARGETS and ((y < 0) | (y > 1)).any():
             i = int(np.argwhere((y < 0) | (y > 1))[0][0])
             raise DataError(
-                f"target '{name}' must lie in [0, 1] for {sorted(losses & PROBABILITY_TARGETS)[0]}"
-                f"; row {i} holds {y.reshape(len(y), -1)[i][:4].tolist()}", loc)
+                f"{row(i)}: target '{name}' must lie in [0, 1] for "
+                f"{sorted(losses & PROBABILITY_TARGETS)[0]}, but the row holds "
+                f"{y.reshape(len(y), -1)[i][:4].tolist()}", loc)
 
 
 def _split(
@@ -300,28 +386,41 @@ def _split(
     if data.val_split > 0:
         n_val = max(n_val, 1)
     if n - n_val < 1:
-        raise DataError(f"{n} samples leave none for training with val_split {data.val_split}",
+        rows = f"{n} sample leaves" if n == 1 else f"{n} samples leave"
+        raise DataError(f"{rows} none for training with val_split {data.val_split}",
                         loc("val_split"))
     if n_val == 0:  # batches are reshuffled every epoch anyway
         return {"train": dict(arrays)}
-    if not data.shuffle:
-        tr, va = np.arange(n - n_val), np.arange(n - n_val, n)
-    elif strata is None:
-        order = seeds.stream(seed, seeds.SPLIT).permutation(n)
-        tr, va = order[: n - n_val], order[n - n_val:]
-    else:
-        perm = seeds.stream(seed, seeds.SPLIT).permutation(n)
-        order = perm[np.argsort(strata[perm], kind="stable")]  # random within each stratum
-        counts = np.bincount(strata)[np.unique(strata)]
-        # n_val shared out in proportion to the strata (largest remainders round up)
-        quota = counts * n_val / n
-        take = np.floor(quota).astype(int)
-        for i in np.argsort(-(quota - take), kind="stable")[: n_val - int(take.sum())]:
-            take[i] += 1
-        val_mask = np.zeros(n, dtype=bool)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        for start, k in zip(starts, take):
-            val_mask[order[start:start + k]] = True
-        tr, va = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+    tr, va = _hold_out(n, n_val, data.shuffle, seeds.stream(seed, seeds.SPLIT), strata)
     return {"train": {k: v[tr] for k, v in arrays.items()},
             "val": {k: v[va] for k, v in arrays.items()}}
+
+
+def _hold_out(
+    n: int, n_held: int, shuffle: bool, rng: np.random.Generator, strata: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept rows, ``n_held`` held-out rows): the last rows without shuffling, else drawn
+    from ``rng``, per stratum in proportion when there are strata."""
+    if not shuffle:
+        return np.arange(n - n_held), np.arange(n - n_held, n)
+    if strata is None:
+        order = rng.permutation(n)
+        return order[: n - n_held], order[n - n_held:]
+    perm = rng.permutation(n)
+    order = perm[np.argsort(strata[perm], kind="stable")]  # random within each stratum
+    counts = np.bincount(strata)[np.unique(strata)]
+    # n_held shared out in proportion to the strata (largest remainders round up)
+    quota = counts * n_held / n
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take), kind="stable")[: n_held - int(take.sum())]:
+        take[i] += 1
+    held = np.zeros(n, dtype=bool)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for start, k in zip(starts, take):
+        held[order[start:start + k]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+# Public names for readers of data beyond training (graphspec.train.apply_data).
+fit_input = _fit
+check_targets = _check_targets

@@ -1,79 +1,303 @@
 """Data files: ``.npz`` (arrays by name, loaded without pickle) and ``.csv`` (columns by
-header name or index).  Errors name the file and, for CSV, the line and column."""
+header name or index).  Errors name the file and, for CSV, the line.
+
+Every file is hostile until read: only a regular file is opened (a FIFO would block, a link
+to ``/dev/zero`` would never end), and nothing is read or allocated beyond what its own
+declarations allow and :data:`MAX_DATA_BYTES` bounds.  Only the arrays a spec selects are
+read: each one's ``.npy`` header is parsed from a bounded prefix of its member, and the size
+it declares (shape times item size) is checked against the member's stored size and the
+limit before the array is read: a 578-byte file claiming 64 GiB, or a zip bomb, is refused
+before any allocation.
+
+Rows are named one way in every error: a CSV row by its file line (1-based, the line where
+the record starts, as an editor shows it); an ``.npz`` row by its index along the first axis
+(0-based, as ``array[i]`` reads it).
+"""
 
 from __future__ import annotations
 
+import array
 import csv
+import io
 import math
+import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any, Literal
 
 import numpy as np
+from numpy.lib import format as npy
 
+from graphspec import regular_file
 from graphspec.errors import DataError, Location, did_you_mean
 
-MAX_CSV_BYTES = 512 * 1024 * 1024
+# The numbers one data file may hold once decoded (npz: the arrays a spec selects, as stored;
+# csv: 8 bytes a cell), and the size of a CSV file.  Larger data does not fit the in-memory
+# training loop anyway; the limit turns a forged header or a zip bomb into an error at once.
+MAX_DATA_BYTES = 2 * 2**30
+MAX_CSV_BYTES = 512 * 2**20
+NPY_PREFIX_BYTES = 64 * 1024  # the most of a member read to parse its .npy header
+READ_CHUNK = 16 * 2**20
 Columns = str | int | list[str] | list[int]
+
+# Errors a damaged archive raises from zipfile or its decompressors.
+_ZIP_ERRORS = (
+    OSError,
+    EOFError,
+    KeyError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+@dataclass
+class NpyMember:
+    """One array of an .npz, known from its header only until selected."""
+
+    member: str  # name inside the archive
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int  # where the data starts in the member
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 @dataclass
 class Table:
-    """A loaded file: named arrays (npz) or string cells with their line numbers (csv)."""
+    """An opened data file: arrays by name (npz, read when selected) or numbers by column
+    (csv, parsed at once, with each column's first unusable cell kept for its error)."""
 
     name: str
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    header: list[str] | None = None
-    rows: list[list[str]] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)  # file line of each row
     is_csv: bool = False
+    # npz: arrays by name (the member's name without .npy), their headers parsed when selected
+    members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
+    archive: zipfile.ZipFile | None = None
+    file: IO[bytes] | None = None  # the archive's file (zipfile leaves it open)
+    bytes_read: int = 0
+    # csv
+    header: list[str] | None = None
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [rows, width]
+    lines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # file line of a row
+    problems: dict[int, tuple[int, str]] = field(default_factory=dict)  # column -> (line, cell)
 
     @property
     def width(self) -> int:
-        return len(self.header) if self.header else (len(self.rows[0]) if self.rows else 0)
+        return int(self.values.shape[1])
 
     def names(self) -> list[str]:
-        return list(self.header or []) if self.is_csv else list(self.arrays)
+        return list(self.header or []) if self.is_csv else list(self.members)
+
+    def row(self, i: int) -> str:
+        """Where row ``i`` of this file's arrays is, for messages: ``d.csv:7`` (its file
+        line) or ``d.npz: row index 6``."""
+        if self.is_csv:
+            return f"{self.name}:{int(self.lines[i])}"
+        return f"{self.name}: row index {i}"
+
+    def close(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
+            self.archive = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def read(path: Path, display: str, loc: Location | None) -> Table:
-    if not path.exists():
-        raise DataError(f"data file not found: {display}", loc,
-                        hint="paths in train.data are relative to the spec's folder")
-    if path.is_dir():
-        raise DataError(f"data path is a directory: {display}", loc)
+    """Open ``path`` (npz or csv) as a :class:`Table`; close it after use (``with``)."""
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return _read_npz(path, display, loc)
-    if suffix == ".csv":
-        return _read_csv(path, display, loc)
-    raise DataError(f"unsupported data file type '{suffix}' ({display})", loc,
-                    hint="use a .npz or .csv file")
-
-
-def _read_npz(path: Path, display: str, loc: Location | None) -> Table:
-    arrays: dict[str, np.ndarray] = {}
+    f = open_regular(path, display, loc)
     try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
+        if suffix == ".npz":
+            return _read_npz(f, display, loc)  # the table keeps the file open until closed
+        if suffix == ".csv":
+            with f:
+                return _read_csv(f, display, loc)
+        raise DataError(
+            f"unsupported data file type '{suffix}' ({display})",
+            loc,
+            hint="use a .npz or .csv file",
+        )
+    except BaseException:
+        f.close()
+        raise
+
+
+def open_regular(path: Path, display: str, loc: Location | None) -> IO[bytes]:
+    """``path`` opened for reading if it is a regular file, else a DataError."""
+    try:
+        return regular_file.open_regular(path)
+    except FileNotFoundError:
+        raise DataError(
+            f"data file not found: {display}",
+            loc,
+            hint="paths in train.data are relative to the spec's folder",
+        ) from None
+    except regular_file.NotARegularFile as e:
+        if e.kind == "a directory":
+            raise DataError(f"data path is a directory: {display}", loc) from None
+        raise DataError(
+            f"{display} is not a regular file ({e.kind})",
+            loc,
+            hint="train.data reads regular .npz or .csv files, not devices or pipes",
+        ) from None
     except OSError as e:
         raise DataError(f"cannot read {display}: {e.strerror or e}", loc) from None
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+# ---- npz ---------------------------------------------------------------------------------
+
+
+def _read_npz(f: IO[bytes], display: str, loc: Location | None) -> Table:
+    magic = f.read(4)
     # np.load would take anything else for a pickle (PK\5\6 starts an archive of no arrays)
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
-        raise DataError(f"{display} is not an .npz archive", loc,
-                        hint="write it with numpy.savez or numpy.savez_compressed")
+        raise DataError(
+            f"{display} is not an .npz archive",
+            loc,
+            hint="write it with numpy.savez or numpy.savez_compressed",
+        )
+    f.seek(0)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            for key in f.files:
-                arrays[key] = np.asarray(f[key])
-    except ValueError as e:  # object arrays need pickle, which we never allow
-        raise DataError(f"{display}: cannot load without pickle ({e})", loc,
-                        hint="save plain numeric arrays (np.savez with numeric dtypes)") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        archive = zipfile.ZipFile(f)
+    except _ZIP_ERRORS as e:
         raise DataError(f"{display} is not a readable .npz file ({e})", loc) from None
-    if not arrays:
+    table = Table(display, archive=archive, file=f)
+    for info in archive.infolist():
+        if info.filename.endswith(".npy") and not info.is_dir():
+            table.members[info.filename[:-4]] = info
+    if not table.members:
+        table.close()
         raise DataError(f"{display} holds no arrays", loc)
-    return Table(display, arrays=arrays)
+    return table
+
+
+def _npy_header(table: Table, name: str, loc: Location | None) -> NpyMember:
+    """The header of array ``name``, parsed from a bounded prefix of its member (a version 2
+    header may claim 4 GiB of header text, which numpy would read before checking its
+    size), and checked: the member's unpacked size, no objects, a valid shape, a size
+    within the limit and within the member."""
+    display, info = table.name, table.members[name]
+    assert table.archive is not None
+    # The size the archive declares, before inflating anything (zipfile stops there).
+    if info.file_size > MAX_DATA_BYTES + NPY_PREFIX_BYTES:
+        raise DataError(
+            f"{display}: array '{name}' unpacks to {_size(info.file_size)} "
+            f"(from {_size(info.compress_size)}); data files are limited to "
+            f"{_size(MAX_DATA_BYTES)}",
+            loc,
+            hint="train on a smaller sample of the data",
+        )
+    try:
+        with table.archive.open(info) as m:
+            prefix = io.BytesIO(m.read(NPY_PREFIX_BYTES))
+        version = npy.read_magic(prefix)
+        if version == (1, 0):
+            shape, fortran, dtype = npy.read_array_header_1_0(prefix)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy.read_array_header_2_0(prefix)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except _ZIP_ERRORS + (SyntaxError, RecursionError) as e:
+        raise DataError(
+            f"{display}: array '{name}' is not a readable .npy array ({e})", loc
+        ) from None
+    if dtype.hasobject:
+        raise DataError(
+            f"{display}: cannot load without pickle (array '{name}' holds Python objects)",
+            loc,
+            hint="save plain numeric arrays (np.savez with numeric dtypes)",
+        )
+    if any(d < 0 for d in shape):
+        raise DataError(f"{display}: array '{name}' declares the invalid shape {shape}", loc)
+    entry = NpyMember(
+        info.filename, tuple(int(d) for d in shape), dtype, bool(fortran), prefix.tell()
+    )
+    if entry.nbytes > MAX_DATA_BYTES:
+        raise DataError(
+            f"{display}: array '{name}' declares shape {entry.shape} of {dtype} "
+            f"({_size(entry.nbytes)}); data files are limited to {_size(MAX_DATA_BYTES)}",
+            loc,
+            hint="train on a smaller sample of the data",
+        )
+    if math.prod(d for d in entry.shape if d) > MAX_DATA_BYTES:  # empty, yet numpy refuses
+        raise DataError(f"{display}: array '{name}' declares the invalid shape {shape}", loc)
+    stored = info.file_size - entry.offset
+    if entry.nbytes > stored:
+        raise DataError(
+            f"{display}: array '{name}' declares shape {entry.shape} of {dtype} "
+            f"({_size(entry.nbytes)}) but its member holds {_size(max(stored, 0))}",
+            loc,
+            hint="the file is truncated or was not written by numpy",
+        )
+    return entry
+
+
+def _read_npy(table: Table, names: list[str], loc: Location | None) -> list[np.ndarray]:
+    """Arrays ``names``, every header checked before any data is read."""
+    entries = [_npy_header(table, name, loc) for name in names]
+    if len(entries) > 1 and (
+        any(len(e.shape) != 1 for e in entries) or len({e.shape for e in entries}) > 1
+    ):
+        raise DataError(
+            f"{table.name}: arrays {names} must be 1-D and of one length to be stacked as columns",
+            loc,
+        )
+    table.bytes_read += sum(e.nbytes for e in entries)
+    if table.bytes_read > MAX_DATA_BYTES:
+        raise DataError(
+            f"{table.name}: the selected arrays hold more than "
+            f"{_size(MAX_DATA_BYTES)}, the limit for a data file",
+            loc,
+        )
+    return [_read_member(table, name, entry, loc) for name, entry in zip(names, entries)]
+
+
+def _read_member(table: Table, name: str, entry: NpyMember, loc: Location | None) -> np.ndarray:
+    assert table.archive is not None
+    buf = bytearray(entry.nbytes)
+    view = memoryview(buf)
+    try:
+        with table.archive.open(entry.member) as m:
+            m.read(entry.offset)
+            done = 0
+            while done < entry.nbytes:
+                chunk = m.read(min(READ_CHUNK, entry.nbytes - done))
+                if not chunk:
+                    raise EOFError(f"{entry.nbytes - done} bytes missing")
+                view[done : done + len(chunk)] = chunk
+                done += len(chunk)
+    except _ZIP_ERRORS as e:
+        raise DataError(f"{table.name}: array '{name}' cannot be read ({e})", loc) from None
+    order: Literal["C", "F"] = "F" if entry.fortran_order else "C"
+    if entry.nbytes == 0:
+        return np.zeros(entry.shape, entry.dtype, order=order)
+    flat = np.frombuffer(buf, dtype=entry.dtype, count=math.prod(entry.shape))
+    return flat.reshape(entry.shape, order=order)
+
+
+# ---- csv ---------------------------------------------------------------------------------
 
 
 def _is_number(text: str) -> bool:
@@ -84,39 +308,119 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _read_csv(path: Path, display: str, loc: Location | None) -> Table:
-    if path.stat().st_size > MAX_CSV_BYTES:
-        raise DataError(f"{display} is larger than {MAX_CSV_BYTES // 2**20} MiB", loc,
-                        hint="convert large data to .npz")
+def _bounded_lines(f: IO[str], display: str, loc: Location | None) -> Any:
+    """The file's lines, refusing to go past MAX_CSV_BYTES characters (the file may grow
+    while it is read)."""
+    left = MAX_CSV_BYTES
+    while True:
+        line = f.readline(left + 1)
+        if not line:
+            return
+        left -= len(line)
+        if left < 0:
+            raise DataError(
+                f"{display} is larger than {_size(MAX_CSV_BYTES)}",
+                loc,
+                hint="convert large data to .npz",
+            )
+        yield line
+
+
+def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_CSV_BYTES:
+        raise DataError(
+            f"{display} is larger than {_size(MAX_CSV_BYTES)}",
+            loc,
+            hint="convert large data to .npz",
+        )
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")  # spreadsheets write a BOM
+    values = array.array("d")
+    lines = array.array("q")
+    max_cells = MAX_DATA_BYTES // 8
+    header: list[str] | None = None
+    problems: dict[int, tuple[int, str]] = {}
+    width = -1
+    first: tuple[int, list[str]] | None = None
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            records = [(r.line_num, row) for r in [csv.reader(f)] for row in r]
+        reader = csv.reader(_bounded_lines(text, display, loc))
+        start = 1
+        for raw in reader:
+            line, start = start, reader.line_num + 1  # a record may span lines: its first
+            row = [c.strip() for c in raw]
+            if not any(row):
+                continue
+            if width < 0:
+                first = (line, row)
+                width = len(row)
+                if not all(_is_number(c) for c in row):
+                    header = row
+                    continue
+            if len(row) != width:
+                raise DataError(
+                    f"{display}:{line}: row has {len(row)} fields, expected {width}", loc
+                )
+            for j, cell in enumerate(row):
+                try:
+                    value = float(cell)
+                except ValueError:
+                    value = math.nan
+                if not math.isfinite(value):
+                    problems.setdefault(j, (line, cell))
+                values.append(value)
+            lines.append(line)
+            if len(values) > max_cells:
+                raise DataError(
+                    f"{display} holds more than {max_cells:,} numbers "
+                    f"({_size(MAX_DATA_BYTES)} as float64)",
+                    loc,
+                    hint="train on a smaller sample of the data",
+                )
     except UnicodeDecodeError:
         raise DataError(f"{display} is not UTF-8 text", loc) from None
     except OSError as e:
         raise DataError(f"cannot read {display}: {e.strerror or e}", loc) from None
     except csv.Error as e:
         raise DataError(f"{display}: malformed CSV ({e})", loc) from None
-    # csv.reader's line_num is read after the row, so it is the row's last line
-    records = [(ln, [c.strip() for c in row]) for ln, row in records if any(c.strip() for c in row)]
-    if not records:
+    finally:
+        text.detach()  # the caller closes the binary file
+    if first is None:
         raise DataError(f"{display} is empty", loc)
-    header = None
-    if not all(_is_number(c) for c in records[0][1]):
-        header = records[0][1]
-        records = records[1:]
+    _refuse_other_delimiters(display, first, width, loc)
+    if header is not None:
         dup = [h for i, h in enumerate(header) if h in header[:i]]
         if dup:
             raise DataError(f"{display}: duplicate column name '{dup[0]}' in the header", loc)
-    if not records:
+    if not lines:
         raise DataError(f"{display} has a header but no data rows", loc)
-    width = len(header) if header else len(records[0][1])
-    for ln, row in records:
-        if len(row) != width:
+    return Table(
+        display,
+        is_csv=True,
+        header=header,
+        values=np.frombuffer(values, dtype=np.float64).reshape(len(lines), width),
+        lines=np.frombuffer(lines, dtype=np.int64),
+        problems=problems,
+    )
+
+
+def _refuse_other_delimiters(
+    display: str, first: tuple[int, list[str]], width: int, loc: Location | None
+) -> None:
+    """One column whose first line holds ';' or tabs: the file is not comma-separated."""
+    if width != 1:
+        return
+    line, row = first
+    for delimiter, shown, name in ((";", "';'", "semicolon"), ("\t", "tabs", "tab")):
+        if delimiter in row[0]:
             raise DataError(
-                f"{display}:{ln}: row has {len(row)} fields, expected {width}", loc)
-    return Table(display, header=header, rows=[r for _, r in records],
-                 lines=[ln for ln, _ in records], is_csv=True)
+                f"{display}:{line}: the file has one column, but the line contains {shown}: "
+                f"it looks {name}-separated",
+                loc,
+                hint="graphspec reads comma-separated files: save it with ',' as the delimiter",
+            )
+
+
+# ---- selecting an input's columns ----------------------------------------------------------
 
 
 def select(table: Table, columns: Columns, loc: Location | None) -> np.ndarray:
@@ -126,20 +430,22 @@ def select(table: Table, columns: Columns, loc: Location | None) -> np.ndarray:
         return _select_csv(table, columns, loc)
     names = [columns] if isinstance(columns, str) else columns
     if isinstance(names, int) or not all(isinstance(c, str) for c in names):
-        raise DataError(f"{table.name}: .npz arrays are selected by name, not index", loc,
-                        hint="arrays: " + ", ".join(table.arrays))
-    picked = []
+        raise DataError(
+            f"{table.name}: .npz arrays are selected by name, not index",
+            loc,
+            hint="arrays: " + ", ".join(table.members),
+        )
     for name in names:
-        if name not in table.arrays:
-            raise DataError(f"{table.name} has no array '{name}'", loc,
-                            hint=did_you_mean(str(name), table.arrays)
-                            or "arrays: " + ", ".join(table.arrays))
-        picked.append(table.arrays[name])
+        if name not in table.members:
+            raise DataError(
+                f"{table.name} has no array '{name}'",
+                loc,
+                hint=did_you_mean(str(name), table.members)
+                or "arrays: " + ", ".join(table.members),
+            )
+    picked = _read_npy(table, [str(n) for n in names], loc)
     if isinstance(columns, str):
-        return _numeric(table.name, str(columns), picked[0], loc)
-    if any(a.ndim != 1 for a in picked) or len({len(a) for a in picked}) > 1:
-        raise DataError(f"{table.name}: arrays {names} must be 1-D and of one length to be "
-                        "stacked as columns", loc)
+        return _numeric(table.name, columns, picked[0], loc)
     return _numeric(table.name, ",".join(map(str, names)), np.stack(picked, axis=1), loc)
 
 
@@ -150,45 +456,58 @@ def _numeric(file: str, name: str, a: np.ndarray, loc: Location | None) -> np.nd
         raise DataError(f"{file}: array '{name}' has non-numeric dtype {a.dtype}", loc)
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
-        raise DataError(f"{file}: array '{name}' holds NaN or Inf (first at index "
-                        f"{tuple(int(i) for i in bad)})", loc, hint="clean the data first")
+        raise DataError(
+            f"{file}: array '{name}' holds NaN or Inf (first at index "
+            f"{tuple(int(i) for i in bad)})",
+            loc,
+            hint="clean the data first",
+        )
     return a
 
 
 def _column_index(table: Table, col: str | int, loc: Location | None) -> int:
     if isinstance(col, int) and not isinstance(col, bool):
         if not -table.width <= col < table.width:
-            raise DataError(f"{table.name} has {table.width} columns; index {col} is out of range",
-                            loc)
+            raise DataError(
+                f"{table.name} has {table.width} columns; index {col} is out of range", loc
+            )
         return col % table.width
     if table.header is None:
-        raise DataError(f"{table.name} has no header row, so column '{col}' cannot be found",
-                        loc, hint="select columns by index (0-based) or add a header row")
+        raise DataError(
+            f"{table.name} has no header row, so column '{col}' cannot be found",
+            loc,
+            hint="select columns by index (0-based) or add a header row",
+        )
     if col not in table.header:
-        raise DataError(f"{table.name} has no column '{col}'", loc,
-                        hint=did_you_mean(str(col), table.header)
-                        or "columns: " + ", ".join(table.header))
+        raise DataError(
+            f"{table.name} has no column '{col}'",
+            loc,
+            hint=did_you_mean(str(col), table.header) or "columns: " + ", ".join(table.header),
+        )
     return table.header.index(str(col))
 
 
 def _select_csv(table: Table, columns: Columns, loc: Location | None) -> np.ndarray:
     cols = columns if isinstance(columns, list) else [columns]
     idx = [_column_index(table, c, loc) for c in cols]
-    out = np.empty((len(table.rows), len(idx)))
-    for j, ci in enumerate(idx):
+    for ci in idx:
+        if ci not in table.problems:
+            continue
+        line, cell = table.problems[ci]
         label = table.header[ci] if table.header else f"column {ci}"
-        for i, row in enumerate(table.rows):
-            cell = row[ci]
-            if not cell:
-                raise DataError(f"{table.name}:{table.lines[i]}: {label} is empty (a missing "
-                                "value)", loc, hint="fill or drop rows with missing values")
-            try:
-                value = float(cell)
-            except ValueError:
-                raise DataError(f"{table.name}:{table.lines[i]}: {label}: '{cell[:40]}' is not a "
-                                "number", loc) from None
-            if not math.isfinite(value):
-                raise DataError(f"{table.name}:{table.lines[i]}: {label} is {cell}", loc,
-                                hint="clean the data first: NaN and Inf cannot be trained on")
-            out[i, j] = value
+        where = f"{table.name}:{line}: {label}"
+        if not cell:
+            raise DataError(
+                f"{where} is empty (a missing value)",
+                loc,
+                hint="fill or drop rows with missing values",
+            )
+        if _is_number(cell):
+            raise DataError(
+                f"{where} is {cell}",
+                loc,
+                hint="clean the data first: NaN and Inf cannot be trained on",
+            )
+        raise DataError(f"{where}: '{cell[:40]}' is not a number", loc)
+    out = table.values[:, idx]
     return out if isinstance(columns, list) else out[:, 0]

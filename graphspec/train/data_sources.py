@@ -107,3 +107,14 @@ def generate(
         x = x + noise * rng.standard_normal(x.shape)
     return Synthetic(np.asarray(x, dtype=np.float64), y, False, note,
                      y if strata is None else strata)
+
+
+def corrupt_labels(
+    y: np.ndarray, fraction: float, classes: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Zhang et al. (2017), "partially corrupted labels": each label independently, with
+    probability ``fraction``, replaced by a class drawn uniformly (which may be the true
+    one); ``fraction`` 1 gives labels independent of the inputs."""
+    hit = rng.random(len(y)) < fraction
+    noisy = rng.integers(0, classes, size=len(y)).astype(np.int64)
+    return np.where(hit, noisy, y)

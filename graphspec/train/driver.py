@@ -41,14 +41,17 @@ from graphspec.errors import (
 from graphspec.init import init_params
 from graphspec.ir.build import build
 from graphspec.ir.graph import IR
+from graphspec.ir.memory import check_memory
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
-from graphspec.train import checkpoint, seeds
-from graphspec.train.data import Dataset, load_data
+from graphspec.train import checkpoint, runspec, seeds
+from graphspec.train.data import Dataset
+from graphspec.train.logsinks import Sinks
+from graphspec.train.prepare import prepare
+from graphspec.train.rundir import run_dir_for
 from graphspec.train.runlog import SUMMARY, MetricsLog, Progress, write_json_atomic
-from graphspec.train.schedules import lr_factor, resolve
-from graphspec.train.stopping import Tracker, resolve_monitor
+from graphspec.train.schedules import lr_factor
 
 CHECKPOINT_EVERY_S = 1.0  # at most this much work is lost to a kill; every epoch costs I/O
 Arrays = dict[str, np.ndarray]
@@ -92,16 +95,20 @@ def train(
     spec: Spec | str | os.PathLike[str], *, backend: str = "numpy",
     out: str | os.PathLike[str] | None = None, epochs: int | None = None,
     seed: int | None = None, resume: bool = False, dtype: str = "float64",
-    device: str = "auto", progress: bool = True, **backend_options: Any,
+    device: str = "auto", progress: bool = True, log_every: int | None = None,
+    tensorboard: bool = False, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>``).  ``epochs`` and ``seed`` override the spec's;
-    ``resume`` continues from ``out/checkpoint.npz``.  Other keyword arguments are
-    backend compile options (``amp``, ``compile``, ...)."""
+    ``resume`` continues from ``out/checkpoint.npz``.  Without a terminal, ``progress``
+    prints a line every ``log_every`` epochs (default 1); ``tensorboard`` also writes
+    event files (graphspec.train.logsinks).  Other keyword arguments are backend compile
+    options (``amp``, ``compile``, ...)."""
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
     run = _Run(spec, backend, out, epochs, seed, resume, dtype, device, progress,
                backend_options)
+    run.log_every, run.tensorboard = log_every, tensorboard
     return run.execute()
 
 
@@ -115,7 +122,7 @@ class _Run:
         assert spec.train is not None
         self.tspec: TrainSpec = spec.train
         self.backend, self.dtype, self.device = backend, dtype, device
-        self.run_dir = Path(out) if out is not None else Path("runs") / spec.name
+        self.run_dir = Path(out) if out is not None else run_dir_for(spec.name)
         self.ckpt_path = self.run_dir / checkpoint.FILENAME
         self.ckpt: checkpoint.Checkpoint | None = None
         if resume:
@@ -126,24 +133,22 @@ class _Run:
         if self.n_epochs < 1:
             raise TrainingError(f"epochs must be at least 1, got {self.n_epochs}")
         self.ir: IR = build(spec)
+        check_memory(self.ir, "train", dtype)  # before parameters and data are allocated
         # The spec's analysis entries, checked before any training (graphspec.analysis).
         self.analysis = analysis.plan(spec, self.ir)
-        self.data: Dataset = load_data(spec, self.ir, self.seed)
-        self.has_val = "val" in self.data.splits
-        self.n_train = self.data.rows("train")
-        bs = self.tspec.batch_size
-        self.batch_size = self.n_train if bs == "full" else min(int(bs), self.n_train)
-        self.steps = math.ceil(self.n_train / self.batch_size)
-        self.train_spec = resolve(self.tspec.model_copy(update={"epochs": self.n_epochs}),
-                                  self.steps)
+        # Data, batch size, schedule, parameter groups, monitor: what validate --train checks.
+        ready = prepare(spec, self.ir, self.seed, self.n_epochs)
+        self.data: Dataset = ready.data
+        self.has_val, self.n_train = ready.has_val, ready.n_train
+        self.batch_size, self.steps = ready.batch_size, ready.steps
+        self.train_spec, self.tracker = ready.train_spec, ready.tracker
         es = self.tspec.early_stopping
         self.es = es
-        monitor = es.monitor if es else ("val_loss" if self.has_val else "train_loss")
-        mode = resolve_monitor(self.ir, monitor, es.mode if es else "auto", self.has_val)
-        self.tracker = Tracker(monitor, mode, es.min_delta if es else 0.0,
-                               es.patience if es else None)
         self.keep_best = bool(es and es.restore_best)
         self.progress = Progress(self.n_epochs, progress, metrics=self.ir.metrics)
+        self.lines = progress and not self.progress.enabled  # no terminal: epoch lines
+        self.log_every: int | None = None
+        self.tensorboard = False
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
@@ -211,6 +216,7 @@ class _Run:
             stale.unlink(missing_ok=True)
         program = self._compile()
         self.program = program
+        runspec.write(self.run_dir, self.spec)
         params0 = init_params(self.ir, self.seed)
         if self.ckpt is None:  # a resumed run has done its ``at: init`` analysis already
             self._analyse("init", params0)
@@ -225,12 +231,16 @@ class _Run:
             trainer.load_params(self.ckpt.param)  # the run's final parameters
             return self._finish(self.status if self.status != "running" else "completed",
                                 restored=bool(self.ckpt.last), save=False)
+        self.sinks = Sinks.open(self.run_dir, self.history, self.n_epochs, lines=self.lines,
+                                log_every=self.log_every, tensorboard=self.tensorboard,
+                                shown=self.progress.shown)
         log = MetricsLog(self.run_dir, self.history)
         try:
             with _Signals(self.progress) as signals:
                 status = self._loop(log, signals)
         finally:
             log.close()
+            self.sinks.close()
             self.progress.close()
         if status == "interrupted":
             result = self._result("interrupted", final={})
@@ -270,6 +280,7 @@ class _Run:
                 self.best_params = self.trainer.params()
             self.history.append(record)
             log.append(record)
+            self.sinks.append(record)
             self.progress.update(epoch + 1, record)
             if self.tracker.should_stop:
                 return "early_stopped"
@@ -361,6 +372,9 @@ class _Run:
         final = {f"train_{k}": float(v) for k, v in self.trainer.evaluate("train").items()}
         if self.has_val:
             final.update({f"val_{k}": float(v) for k, v in self.trainer.evaluate("val").items()})
+        if "test" in self.data.splits:  # held out: read only here, on the final parameters
+            final.update({f"test_{k}": float(v)
+                          for k, v in self.trainer.evaluate("test").items()})
         return final
 
     def _finish(
@@ -410,6 +424,8 @@ class _Run:
             "samples": {k: self.data.rows(k) for k in self.data.splits},
             "wall_time_s": round(self.elapsed, 3), "final": result.final, "best": result.best,
             "restored_best": restored, "checkpoint": checkpoint.FILENAME,
+            "spec_file": runspec.SPEC, "variant": self.spec.variant,
+            "overrides": list(self.spec.overrides),
         }
         if self.data.note:
             summary["data_note"] = self.data.note

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 DATA, SPLIT, SHUFFLE, NOISE, EVAL = 1, 2, 3, 4, 5
+TEST_SPLIT, LABEL_NOISE = 16, 17  # apart from the above: other purposes may be numbered 6...
 
 
 def stream(seed: int, purpose: int, *keys: int) -> np.random.Generator:

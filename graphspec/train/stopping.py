@@ -36,6 +36,8 @@ def resolve_monitor(ir: IR, monitor: str, mode: str, has_val: bool) -> str:
             if ir.spec is not None and ir.spec.source else None
         why = " (there is no validation split: set train.data.val_split > 0)" \
             if monitor.startswith("val_") and not has_val else ""
+        if monitor.startswith("test_"):  # held out: read once, at the end, never to select
+            why = " (test data is never used for early stopping or selection; monitor val_*)"
         raise SpecError(f"early stopping monitors '{monitor}', which this run does not log{why}",
                         loc, hint=did_you_mean(monitor, keys) or "logged: " + ", ".join(keys))
     return keys[monitor] if mode == "auto" else mode
