@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 import pytest
 import yaml
@@ -241,6 +241,28 @@ def test_documented_defaults_are_the_models(doc: Path) -> None:
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+
+
+def _set_defaults(cls: Any, prefix: str = "") -> list[str]:
+    """Every key under ``train`` whose default is a value (not None, not required), nested
+    sections included; the optimizer's options are the optimizers table's."""
+    out = []
+    for key, field in cls.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if key == "name" and prefix:
+            continue  # a section with a default is documented by its name (`schedule`)
+        if default is not None and default is not PydanticUndefined:
+            out.append(prefix + key)
+        models = [a for a in _flat_args(field.annotation) if _is_model(a)]
+        if key != "optimizer" and len(models) == 1 and get_origin(field.annotation) is not list:
+            out += _set_defaults(models[0], f"{prefix}{key}.")
+    return out
+
+
+def test_training_md_states_every_default() -> None:
+    documented = {k.strip("`") for _, k, _ in defaults_tables(TRAINING_MD)}
+    missing = [k for k in _set_defaults(TrainSpec) if k not in documented]
+    assert not missing, f"training.md's defaults table lacks {', '.join(missing)}"
 
 
 def test_documented_optimizer_defaults_are_the_models() -> None:
