@@ -11,6 +11,7 @@ from typing import Any, get_args, get_origin
 
 import pytest
 import yaml
+from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 import graphspec as gs
@@ -161,6 +162,8 @@ def test_doc_example_meets_its_claims_every_seed(
 
 # ---- the documented defaults are the model's ----------------------------------------------
 
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+
 
 def defaults_tables(path: Path) -> list[tuple[int, str, str]]:
     """(line, first cell, second cell) of each row of the tables headed ``| key | default |``
@@ -191,8 +194,6 @@ def _model_default(path: str) -> object:
     """The default of ``train.<path>`` (``data.samples``, ``optimizer.lr``...): a nested
     section without a default is read from its own model's defaults; a section that has
     one (``optimizer``, ``schedule``) is shown by its ``name``."""
-    from pydantic import BaseModel
-
     cls: Any = TrainSpec
     value: Any = None
     for key in path.split("."):
@@ -215,8 +216,6 @@ def _model_default(path: str) -> object:
 
 
 def _is_model(t: Any) -> bool:
-    from pydantic import BaseModel
-
     return isinstance(t, type) and issubclass(t, BaseModel)
 
 
@@ -238,9 +237,6 @@ def test_documented_defaults_are_the_models(doc: Path) -> None:
             assert model in (None, []), f"{doc.name}:{line}: {key} defaults to {model!r}"
         else:
             assert documented == model, f"{doc.name}:{line}: {key} defaults to {model!r}"
-
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 
 
 def _set_defaults(cls: Any, prefix: str = "") -> list[str]:
