@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from graphspec.backend import CompileOptions
 from graphspec.ir.graph import IR
@@ -18,6 +18,14 @@ class TorchBackend:
         from graphspec_torch.program import TorchProgram
 
         return TorchProgram(ir, options or CompileOptions())
+
+    @property
+    def distributed(self) -> Any:
+        """Data-parallel training (torchrun, DistributedDataParallel): graphspec.train.parallel
+        calls ``launch`` and ``join``; imported only when asked for."""
+        from graphspec_torch import distributed
+
+        return distributed
 
 
 backend = TorchBackend()

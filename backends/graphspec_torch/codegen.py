@@ -15,6 +15,7 @@ produce the same numbers by construction.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -38,6 +39,7 @@ MODULE_NAMES = [
 # Parameter attributes must not shadow nn.Module's API or the methods the Model adds.
 MODEL_ATTRS = set(dir(nn.Module)) | {
     "losses", "evaluate", "load_params", "spec_state_dict", "save_params", "generator",
+    "sync_group",
 }
 
 
@@ -139,6 +141,9 @@ def _model(ir: IR, plan: Plan, fn_of: dict[str, str]) -> list[str]:
         "        super().__init__()",
         "        # A torch.Generator for dropout and sampling; None draws from torch's global RNG.",
         "        self.generator = None",
+        "        # A torch.distributed process group: batch statistics are then taken over every",
+        "        # rank's rows (SyncBatchNorm semantics); None keeps them local.",
+        "        self.sync_group = None",
         "        kw = {'dtype': dtype, 'device': device}",
     ]
     for p in ir.params:
@@ -261,6 +266,8 @@ def _statements(plan: Plan, fn_of: dict[str, str], ops: list[str]) -> list[_Stmt
         parts += [f"{k}={literal(v)}" for k, v in c.kwargs.items()]
         if c.opdef.uses_training:
             parts.append("training=self.training")
+        if "group" in inspect.signature(KERNELS[c.opdef.name]).parameters:
+            parts.append("group=self.sync_group")  # the kernel takes statistics over ranks
         nz = g.nodes[nid]["attrs"].noise() if c.opdef.stochastic else None
         if nz is not None:
             nv = fresh(f"noise_{c.var}")

@@ -65,6 +65,11 @@ class TorchTrainer:
         self._losses = self.model.losses
         if program.options.compile:
             self._losses = torch.compile(self.model.losses)
+        self._again = self._losses  # FGSM's second pass in a step (a data-parallel subclass
+        # sends the first through DistributedDataParallel, and only the first)
+        # Keys added to the noise streams' (seed, purpose, epoch): () for a single process
+        # and for rank 0, (rank,) for the other ranks of a data-parallel run.
+        self.stream_keys: tuple[int, ...] = ()
         self.data: dict[str, dict[str, torch.Tensor]] = {}
         self.on_device: dict[str, bool] = {}
         self.noise: dict[str, torch.Tensor] | None = None
@@ -114,7 +119,7 @@ class TorchTrainer:
         if not batches:
             return {}
         self.model.train()
-        self.generator.manual_seed(_seed(self.seed, seeds.NOISE, epoch))
+        self.generator.manual_seed(_seed(self.seed, seeds.NOISE, epoch, *self.stream_keys))
         sizes = [len(b) for b in batches]
         index_device = self.device if self.on_device["train"] else torch.device("cpu")
         flat = torch.from_numpy(np.concatenate(batches).astype(np.int64, copy=False))
@@ -136,6 +141,7 @@ class TorchTrainer:
             loss, terms = self._losses(batch, self.noise)
         if adv is not None:
             loss, terms = self._adversarial(batch, loss, terms)
+        loss, record = self._objective(loss, terms)
         opt.zero_grad(set_to_none=True)
         for p, zero in self._unreached:
             p.grad = zero
@@ -156,7 +162,13 @@ class TorchTrainer:
             self.scaler.update()
         else:
             opt.step()
-        return torch.stack([loss.detach(), *(t.detach() for t in terms.values())]).to(self.dtype)
+        return record.to(self.dtype)
+
+    def _objective(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(what to differentiate, the step's record [loss, *terms]): the batch's loss here;
+        a data-parallel trainer weighs its shard's share."""
+        return loss, torch.stack([loss.detach(), *(t.detach() for t in terms.values())])
 
     def _adversarial(self, batch: dict[str, torch.Tensor], loss: torch.Tensor,
                      terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -165,12 +177,15 @@ class TorchTrainer:
         adv = self.train.adversarial
         x = batch[adv.input]
         # A scaled fp16 loss keeps small input gradients from flushing to zero; the sign is
-        # all FGSM takes from them.
-        scaled = self.scaler.scale(loss) if self.scaler is not None else loss
+        # all FGSM takes from them.  The objective, not the batch's loss: a data-parallel
+        # rank's objective is its weighted share, whose input gradient (through batch
+        # statistics shared by all ranks) points as the global batch's does.
+        objective, _ = self._objective(loss, terms)
+        scaled = self.scaler.scale(objective) if self.scaler is not None else objective
         (gx,) = torch.autograd.grad(scaled, x, retain_graph=True)
         x_adv = (x + adv.epsilon * gx.sign()).detach()
         with self._autocast():
-            loss_a, terms_a = self._losses({**batch, adv.input: x_adv}, self.noise)
+            loss_a, terms_a = self._again({**batch, adv.input: x_adv}, self.noise)
         m = adv.mix
         mixed = {k: (1 - m) * v + m * terms_a[k] for k, v in terms.items()}
         return (1 - m) * loss + m * loss_a, mixed
@@ -192,25 +207,34 @@ class TorchTrainer:
 
     # ---- evaluation ----------------------------------------------------------------------
     def evaluate(self, split: str) -> dict[str, float]:
-        data = self.data[split]
-        n = len(next(iter(data.values())))
-        self.model.eval()
-        self.generator.manual_seed(_seed(self.seed, seeds.EVAL))
-        names: list[str] = []
-        total: torch.Tensor | None = None
-        with torch.no_grad(), self._autocast():
-            for start in range(0, n, EVAL_CHUNK):
-                x = {k: v[start:start + EVAL_CHUNK].to(self.device, non_blocking=True)
-                     for k, v in data.items()}
-                rows = min(EVAL_CHUNK, n - start)
-                loss, terms, metrics, _ = self.model.evaluate(x, None)
-                names = ["loss", *terms, *metrics]
-                values = torch.stack([loss, *terms.values(), *metrics.values()])
-                part = values.to(torch.float64) * rows
-                total = part if total is None else total + part
-        if total is None:
+        n = self.rows(split)
+        if n == 0:
             return {}
-        return dict(zip(names, (total / n).tolist()))
+        return dict(zip(self.eval_names, (self._eval_sums(split, 0, n) / n).tolist()))
+
+    def rows(self, split: str) -> int:
+        return len(next(iter(self.data[split].values())))
+
+    @property
+    def eval_names(self) -> list[str]:
+        return ["loss", *self.terms, *self.ir.metrics]
+
+    def _eval_sums(self, split: str, lo: int, hi: int) -> torch.Tensor:
+        """Rows ``lo:hi``' loss, terms and metrics, each summed over the rows (float64, on
+        the host): every one is a mean over rows, so chunks (and ranks) add up."""
+        data = self.data[split]
+        self.model.eval()
+        self.generator.manual_seed(_seed(self.seed, seeds.EVAL, *self.stream_keys))
+        total = torch.zeros(len(self.eval_names), dtype=torch.float64, device=self.device)
+        with torch.no_grad(), self._autocast():
+            for start in range(lo, hi, EVAL_CHUNK):
+                stop = min(start + EVAL_CHUNK, hi)
+                x = {k: v[start:stop].to(self.device, non_blocking=True)
+                     for k, v in data.items()}
+                loss, terms, metrics, _ = self.model.evaluate(x, None)
+                values = torch.stack([loss, *terms.values(), *metrics.values()])
+                total += values.to(torch.float64) * (stop - start)
+        return total.cpu()  # the one sync
 
     # ---- parameters and state ------------------------------------------------------------
     def params(self) -> Arrays:

@@ -14,6 +14,7 @@ from graphspec.cli.common import (
     eprint,
     import_feature,
     load_spec,
+    non_negative_int,
     positive_int,
     print_warnings,
     require_attr,
@@ -65,9 +66,68 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="also write TensorBoard event files to RUN_DIR/tensorboard "
         "(needs: pip install 'graphspec[tensorboard]')",
     )
+    dist = p.add_argument_group("data-parallel training (torch backend; docs/distributed.md)")
+    dist.add_argument(
+        "--nproc",
+        type=positive_int,
+        metavar="N",
+        help="train with N worker processes on this machine (torchrun's launcher); the "
+        "spec's batch_size stays the global batch",
+    )
+    dist.add_argument(
+        "--dist-backend",
+        choices=("auto", "gloo", "nccl"),
+        default="auto",
+        help="process group backend: nccl when every rank has a GPU, else gloo (auto)",
+    )
+    dist.add_argument(
+        "--max-restarts",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="with --nproc: restart the workers up to N times after a failure; they resume "
+        "from the last checkpoint (default: 0)",
+    )
+    dist.add_argument(
+        "--dist-timeout",
+        type=_seconds,
+        metavar="S",
+        help="seconds a collective (or joining the group) may wait before the run stops "
+        "(default: 300)",
+    )
     add_max_params(p)
     add_overrides(p)
     p.set_defaults(run=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {text!r:.40}"
+        ) from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds in (0, 86400], got {text!r:.40}")
+    return value
+
+
+def _check_distributed(args: argparse.Namespace) -> None:
+    """Flag combinations that cannot work, refused before anything is loaded (exit 2)."""
+    from graphspec.errors import UsageError
+    from graphspec.train.parallel import NUMPY_IS_SINGLE, in_worker
+
+    if args.nproc is not None and args.backend == "numpy":
+        raise UsageError(f"--nproc: {NUMPY_IS_SINGLE}")
+    if args.max_restarts and args.nproc is None:
+        raise UsageError(
+            "--max-restarts needs --nproc (under torchrun, use torchrun's own --max-restarts)"
+        )
+    if args.nproc is not None and in_worker():
+        raise UsageError(
+            "--nproc starts the workers itself; under torchrun leave it out "
+            "(torchrun's --nproc-per-node says how many)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,15 +136,20 @@ def run(args: argparse.Namespace) -> int:
     from graphspec.ir.memory import check_memory
     from graphspec.spec.variants import expand_variants, run_dir, select
     from graphspec.train.driver import TrainingInterrupted
+    from graphspec.train.parallel import worker_rank
     from graphspec.train.rundir import run_dir_for
 
+    _check_distributed(args)
+    # Under torchrun every rank runs this command; rank 0 speaks for the run.
+    quiet = worker_rank() != 0
     spec = load_spec(args.file, args.overrides)
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
     for v in variants.values():
         ir = check_variant(v, args.max_params, training=True)
         check_memory(ir, "train", args.dtype)  # graphspec.ir.memory: before any variant trains
-        print_warnings(ir)
+        if not quiet:
+            print_warnings(ir)
     if args.tensorboard:  # before any run directory is touched
         from graphspec.train.logsinks import require_tensorboard
 
@@ -96,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for v in variants.values():
         out = run_dir(base, v)
-        if v.variant is not None:
+        if v.variant is not None and not quiet:
             print(f"variant {v.variant}:", flush=True)
         try:
             run_result = train(
@@ -111,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=True,
                 log_every=args.log_every,
                 tensorboard=args.tensorboard,
+                **_distributed_options(args),
             )
         except TrainingInterrupted as e:
             if args.debug:
@@ -125,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             dirs.append(out)
             continue
+        if quiet:
+            continue
         _print_summary(run_result, out)
         if not _print_expectations(v, run_result) and args.check:
             failed += 1
@@ -134,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
             for path in plot_run(v, out):
                 print(f"wrote {path}", file=sys.stderr)
-    if spec.variants:  # the variants side by side: the point of having them
+    if spec.variants and not quiet:  # the variants side by side: the point of having them
         from graphspec.plots import report
 
         for path in report(dirs, base):
@@ -143,6 +211,13 @@ def run(args: argparse.Namespace) -> int:
 
         print(summary_table(dirs))
     return 1 if failed else 0
+
+
+def _distributed_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"dist_backend": args.dist_backend, "dist_timeout": args.dist_timeout}
+    if args.nproc is not None:
+        opts.update(nproc=args.nproc, max_restarts=args.max_restarts)
+    return opts
 
 
 def _interrupted(e: Any, args: argparse.Namespace) -> int:
@@ -164,7 +239,14 @@ def _interrupted(e: Any, args: argparse.Namespace) -> int:
         again += ["--epochs", str(args.epochs)]
     for name in args.variant or []:
         again += ["--variant", name]
-    eprint(f"graphspec: {e.message}\nhint: continue with: {shlex.join(again)}")
+    if args.nproc is not None:  # a different --nproc works too (the batch is global)
+        again += ["--nproc", str(args.nproc)]
+        if args.dist_backend != "auto":
+            again += ["--dist-backend", args.dist_backend]
+    from graphspec.train.parallel import worker_rank
+
+    if worker_rank() == 0:  # under torchrun, rank 0 speaks for the run
+        eprint(f"graphspec: {e.message}\nhint: continue with: {shlex.join(again)}")
     return 128 + int(e.signal)
 
 

@@ -37,6 +37,7 @@ from graphspec.errors import (
     Location,
     NonFiniteLoss,
     TrainingError,
+    UsageError,
 )
 from graphspec.init import init_params
 from graphspec.ir.build import build
@@ -45,7 +46,7 @@ from graphspec.ir.memory import check_memory
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec
 from graphspec.spec.requirements import require_training
-from graphspec.train import checkpoint, runspec, seeds
+from graphspec.train import checkpoint, parallel, runspec, seeds
 from graphspec.train.data import Dataset
 from graphspec.train.logsinks import Sinks
 from graphspec.train.prepare import prepare
@@ -96,37 +97,68 @@ def train(
     out: str | os.PathLike[str] | None = None, epochs: int | None = None,
     seed: int | None = None, resume: bool = False, dtype: str = "float64",
     device: str = "auto", progress: bool = True, log_every: int | None = None,
-    tensorboard: bool = False, **backend_options: Any,
+    tensorboard: bool = False, nproc: int | None = None, dist_backend: str = "auto",
+    max_restarts: int = 0, dist_timeout: float | None = None, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>``).  ``epochs`` and ``seed`` override the spec's;
     ``resume`` continues from ``out/checkpoint.npz``.  Without a terminal, ``progress``
     prints a line every ``log_every`` epochs (default 1); ``tensorboard`` also writes
     event files (graphspec.train.logsinks).  Other keyword arguments are backend compile
-    options (``amp``, ``compile``, ...)."""
+    options (``amp``, ``compile``, ...).
+
+    ``nproc`` trains data-parallel with that many worker processes on this machine
+    (docs/distributed.md; ``dist_backend`` gloo, nccl or auto, ``max_restarts`` for
+    torchrun's elastic restarts, ``dist_timeout`` seconds for a collective); a process
+    that torchrun started joins its group by itself."""
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
-    run = _Run(spec, backend, out, epochs, seed, resume, dtype, device, progress,
-               backend_options)
-    run.log_every, run.tensorboard = log_every, tensorboard
-    return run.execute()
+    if nproc is not None:
+        kwargs = dict(backend=backend, out=_run_dir(spec, out), epochs=epochs, seed=seed,
+                      resume=resume, dtype=dtype, device=device, progress=progress,
+                      log_every=log_every, tensorboard=tensorboard, **backend_options)
+        return parallel.launch(backend, spec, kwargs, nproc, dist_backend, max_restarts,
+                               dist_timeout)
+    with parallel.join(backend, dist_backend, dist_timeout) as group:
+        run = _Run(spec, backend, out, epochs, seed, resume, dtype, device, progress,
+                   backend_options, group)
+        run.log_every, run.tensorboard = log_every, tensorboard
+        return run.execute()
+
+
+def _run_dir(spec: Spec, out: Any) -> Path:
+    return Path(out) if out is not None else run_dir_for(spec.name)
 
 
 class _Run:
     def __init__(
         self, spec: Spec, backend: str, out: Any, epochs: int | None, seed: int | None,
         resume: bool, dtype: str, device: str, progress: bool, options: dict[str, Any],
+        group: Any = None,
     ) -> None:
         self.spec = spec
+        # The data-parallel group this process is a rank of (parallel.Solo when alone):
+        # rank 0 writes the run directory, the ranks decide together.
+        self.group = group if group is not None else parallel.Solo()
+        self.main = bool(self.group.is_main)
+        if self.group.device and device != "auto" and (
+                device.split(":")[0] != self.group.device.split(":")[0]):
+            raise UsageError(f"--device {device} does not fit the process group: its ranks "
+                             f"train on {self.group.device.split(':')[0]}",
+                             hint="leave --device out (auto), or choose --dist-backend")
+        device = self.group.device or device
         require_training(spec)
         assert spec.train is not None
         self.tspec: TrainSpec = spec.train
         self.backend, self.dtype, self.device = backend, dtype, device
-        self.run_dir = Path(out) if out is not None else run_dir_for(spec.name)
+        self.run_dir = _run_dir(spec, out)
         self.ckpt_path = self.run_dir / checkpoint.FILENAME
         self.ckpt: checkpoint.Checkpoint | None = None
+        if self.group.restarted:  # torchrun restarted the workers: go on from the checkpoint
+            resume = self.group.share(self.ckpt_path.exists)
         if resume:
-            self.ckpt = checkpoint.load(self.ckpt_path)
+            # Rank 0 reads the checkpoint for every rank (the others need no shared disk).
+            self.ckpt = self.group.share(lambda: checkpoint.load(self.ckpt_path))
             seed = self._check_resume(seed)
         self.seed = spec.seed if seed is None else int(seed)
         self.n_epochs = int(epochs) if epochs is not None else self.tspec.epochs
@@ -145,8 +177,12 @@ class _Run:
         es = self.tspec.early_stopping
         self.es = es
         self.keep_best = bool(es and es.restore_best)
-        self.progress = Progress(self.n_epochs, progress, metrics=self.ir.metrics)
-        self.lines = progress and not self.progress.enabled  # no terminal: epoch lines
+        self.progress = Progress(self.n_epochs, progress and self.main, metrics=self.ir.metrics)
+        if self.group.restarted and self.ckpt is not None and self.main:
+            self.progress.message("the workers were restarted after a failure: resuming from "
+                                  f"epoch {self.ckpt.meta.get('epoch')} of the checkpoint")
+        # No terminal: epoch lines (rank 0's alone)
+        self.lines = progress and self.main and not self.progress.enabled
         self.log_every: int | None = None
         self.tensorboard = False
         self.options = options
@@ -207,20 +243,16 @@ class _Run:
 
     # ---- the run -------------------------------------------------------------------------
     def execute(self) -> RunResult:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TrainingError(f"cannot create the run directory {self.run_dir}: "
-                                f"{e.strerror or e}", hint="choose another --out") from None
-        for stale in self.run_dir.glob(f".{checkpoint.FILENAME}.*.tmp"):  # from killed writers
-            stale.unlink(missing_ok=True)
+        if self.main:
+            self._prepare_run_dir()
         program = self._compile()
         self.program = program
-        runspec.write(self.run_dir, self.spec)
+        if self.main:
+            runspec.write(self.run_dir, self.spec)
         params0 = init_params(self.ir, self.seed)
         if self.ckpt is None:  # a resumed run has done its ``at: init`` analysis already
             self._analyse("init", params0)
-        trainer = program.trainer(params0, self.train_spec, self.seed)
+        trainer = self.group.trainer(program, params0, self.train_spec, self.seed)
         for split, arrays in self.data.splits.items():
             trainer.set_data(split, arrays)
         if self.ckpt is not None:
@@ -231,12 +263,16 @@ class _Run:
             trainer.load_params(self.ckpt.param)  # the run's final parameters
             return self._finish(self.status if self.status != "running" else "completed",
                                 restored=bool(self.ckpt.last), save=False)
-        self.sinks = Sinks.open(self.run_dir, self.history, self.n_epochs, lines=self.lines,
-                                log_every=self.log_every, tensorboard=self.tensorboard,
-                                shown=self.progress.shown)
-        log = MetricsLog(self.run_dir, self.history)
+        if self.main:
+            self.sinks: Sinks | _NoLog = Sinks.open(
+                self.run_dir, self.history, self.n_epochs, lines=self.lines,
+                log_every=self.log_every, tensorboard=self.tensorboard,
+                shown=self.progress.shown)
+            log: MetricsLog | _NoLog = MetricsLog(self.run_dir, self.history)
+        else:  # rank 0 writes the run's logs
+            self.sinks = log = _NoLog()
         try:
-            with _Signals(self.progress) as signals:
+            with _Signals(self.progress, announce=self.main) as signals:
                 status = self._loop(log, signals)
         finally:
             log.close()
@@ -259,7 +295,16 @@ class _Run:
             return self._finish(status, restored, last=last)
         return self._finish(status, restored)
 
-    def _loop(self, log: MetricsLog, signals: _Signals) -> str:
+    def _prepare_run_dir(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrainingError(f"cannot create the run directory {self.run_dir}: "
+                                f"{e.strerror or e}", hint="choose another --out") from None
+        for stale in self.run_dir.glob(f".{checkpoint.FILENAME}.*.tmp"):  # from killed writers
+            stale.unlink(missing_ok=True)
+
+    def _loop(self, log: MetricsLog | _NoLog, signals: _Signals) -> str:
         last_save = -math.inf  # the first epoch is always saved: a failure has a fallback
         # A trainer that cannot say where a non-finite value arose (it checks once per epoch,
         # after the later steps ran) gets its diagnosis from the numpy reference replaying
@@ -276,15 +321,20 @@ class _Run:
             record = self._record(epoch, stats)
             record["time"] = round(time.perf_counter() - t0, 6)
             self.elapsed += record["time"]
-            if self.tracker.update(record[self.tracker.monitor], epoch + 1) and self.keep_best:
+            improved = self.tracker.update(record[self.tracker.monitor], epoch + 1)
+            # Decided once for all ranks: rank 0's tracker, a signal that any rank received.
+            (improved, stop), (interrupted,) = self.group.decide(
+                [improved, self.tracker.should_stop], [signals.received is not None])
+            if improved and self.keep_best:
                 self.best_params = self.trainer.params()
             self.history.append(record)
             log.append(record)
             self.sinks.append(record)
             self.progress.update(epoch + 1, record)
-            if self.tracker.should_stop:
+            if stop:
                 return "early_stopped"
-            if signals.received is not None:
+            if interrupted:
+                signals.received = signals.received or signal.SIGTERM
                 self._save("interrupted")
                 return "interrupted"
             if epoch + 1 < self.n_epochs and time.perf_counter() - last_save >= CHECKPOINT_EVERY_S:
@@ -317,7 +367,7 @@ class _Run:
         self, e: NonFiniteLoss, batches: list[np.ndarray], start: tuple[Arrays, Arrays] | None
     ) -> NonFiniteLoss:
         message, node = e.message, e.node
-        if node is None and not hasattr(self.trainer, "locate_nonfinite"):
+        if node is None and self.main and not hasattr(self.trainer, "locate_nonfinite"):
             found = self._reference_diagnosis(batches, e, start)
             if found:
                 node = found[0]
@@ -388,11 +438,15 @@ class _Run:
         return result
 
     def _analyse(self, at: str, params: Arrays) -> None:
+        if not self.main:  # rank 0 analyses and writes; the others have the same parameters
+            return
         analysis.run_stage(self.analysis, at, spec=self.spec, ir=self.ir, program=self.program,
                            params=params, splits=self.data.splits, seed=self.seed,
                            run_dir=self.run_dir)
 
     def _save(self, status: str, last: Arrays | None = None) -> None:
+        if not self.main:
+            return
         meta = {
             "name": self.spec.name, "backend": self.backend, "dtype": self.dtype,
             "seed": self.seed, "epoch": len(self.history), "epochs": self.n_epochs,
@@ -431,8 +485,21 @@ class _Run:
             summary["data_note"] = self.data.note
         if error:
             summary["error"] = error
-        write_json_atomic(self.run_dir / SUMMARY, summary)
+        if self.group.world_size > 1:
+            summary["nproc"] = self.group.world_size
+        if self.main:
+            write_json_atomic(self.run_dir / SUMMARY, summary)
         return summary
+
+
+class _NoLog:
+    """The metrics log of a rank other than 0: rank 0 writes the run's."""
+
+    def append(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _Signals:
@@ -440,8 +507,9 @@ class _Signals:
     a second SIGINT raises KeyboardInterrupt at once.  Only the main thread can install
     handlers; elsewhere signals keep their default behaviour."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, announce: bool = True) -> None:
         self.progress = progress
+        self.announce = announce  # say so on the terminal (one rank of several speaks)
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
 
@@ -449,6 +517,8 @@ class _Signals:
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = signum
+        if not self.announce:
+            return
         self.progress.message(
             f"received {signal.Signals(signum).name}: finishing this epoch, then saving a "
             "checkpoint (Ctrl-C again stops at once)")

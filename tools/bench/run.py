@@ -354,8 +354,18 @@ def main() -> None:
     print()
     print(text)
     if not args.no_write:
-        Path(args.output).write_text(text)
+        Path(args.output).write_text(text + kept_sections(Path(args.output)))
         print(f"wrote {args.output}")
+
+
+def kept_sections(path: Path) -> str:
+    """Sections other benchmark scripts maintain in the file (between ``<!-- begin: NAME
+    -->`` and ``<!-- end: NAME -->``, e.g. bench_ddp.py's): kept when this one rewrites it."""
+    import re
+
+    old = path.read_text() if path.exists() else ""
+    blocks = re.findall(r"<!-- begin: [\w.-]+ -->.*?<!-- end: [\w.-]+ -->\n?", old, re.S)
+    return "".join("\n" + b.rstrip("\n") + "\n" for b in blocks)
 
 
 if __name__ == "__main__":
