@@ -1,6 +1,6 @@
 """Write a standalone NumPy module for an IR: kernels, ``forward``, ``evaluate``, the backward.
 
-The backward pass is the lecture's algorithm spelled out line by line: walk the op nodes in
+The backward pass is reverse-mode differentiation spelled out line by line: walk the op nodes in
 reverse topological order (only those between the differentiable leaves and the loss), call
 each op's hand-written VJP with the cotangent ``g_<node>``, undo broadcasting, and add the
 result into the cotangent of each argument (a value read twice gets two contributions).
