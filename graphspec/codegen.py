@@ -17,6 +17,7 @@ from typing import Any
 from graphspec.ir.graph import IR
 from graphspec.ir.traverse import ancestors, descendants
 from graphspec.ops import REGISTRY, OpDef
+from graphspec.sourcecode import comment
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Call:
     n_inputs: int
     n_state: int
     kwargs: dict[str, Any]
-    comment: str
+    comment: str  # safe to print after '#' (graphspec.sourcecode.comment)
 
     @property
     def has_state(self) -> bool:
@@ -46,7 +47,9 @@ class Plan:
         # Kernel function names and backend helpers must not be shadowed by node variables.
         used: set[str] = set(reserved) | set(REGISTRY) | {f"{n}_vjp" for n in REGISTRY}
         for nid in ir.order:
-            base = re.sub(r"\W", "_", nid)
+            # ASCII only: Python folds Unicode identifiers (NFKC), so two distinct non-ASCII
+            # ids could name one variable.
+            base = re.sub(r"[^0-9A-Za-z_]", "_", nid)
             if not base or base[0].isdigit() or keyword.iskeyword(base) or base.startswith("_"):
                 base = "v_" + base
             name, k = base, 1
@@ -70,7 +73,7 @@ class Plan:
         return Call(
             node=nid, var=self.names[nid], opdef=opdef, args=tuple(self.names[a] for a in args),
             arg_nodes=args, n_inputs=node["n_inputs"], n_state=len(node.get("state", [])),
-            kwargs=kw, comment=f"{node['op']} -> [{shape}]{where}",
+            kwargs=kw, comment=comment(f"{node['op']} -> [{shape}]{where}"),
         )
 
     def needed(self, targets: Iterable[str]) -> list[str]:
@@ -125,21 +128,6 @@ def last_uses(sequence: list[tuple[str, Iterable[str]]]) -> dict[int, list[str]]
     for name, i in last.items():
         out.setdefault(i, []).append(name)
     return out
-
-
-def literal(value: Any) -> str:
-    """Python source for an attribute value."""
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, tuple):
-        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in value.items()) + "}"
-    if hasattr(value, "model_dump"):
-        return literal(value.model_dump())
-    return repr(value)
 
 
 _RESERVED = {

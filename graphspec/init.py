@@ -139,11 +139,26 @@ def check(init: str | dict[str, Any]) -> str | None:
         hint = did_you_mean(name, INITIALIZERS)
         return f"unknown initializer '{name}'" + (f"; {hint}" if hint else "")
     allowed = _options(name)
-    for k in opts:
+    for k, v in opts.items():
         if k not in allowed:
             takes = ", ".join(allowed) or "none"
             return f"initializer '{name}' has no option '{k}' (it takes: {takes})"
+        if not _finite(v):
+            return f"initializer '{name}': option '{k}' must be finite, got {v!r}"
     return None
+
+
+def _finite(value: Any) -> bool:
+    """False for a float (or one in a nested list) that is inf or NaN, or an int too large to
+    be a float; other values are left to the initializer's own checks."""
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @functools.cache

@@ -14,8 +14,10 @@ where it starts; when a gradient does, each op on the gradient path is checked a
 reference from parameters a rounding away sets a floor under the tolerance of tensors
 that are rounding-sensitive (:func:`graphspec.verify_report.floored`).
 
-Tolerances follow DESIGN.md; an op may loosen them for itself with a ``tolerances`` class
-attribute next to its definition, giving the reason (see :func:`op_tolerance`).
+Tolerances (:data:`TOLERANCES`, ``FD_*``): float64 results agree to a few roundings, float32
+to what single precision can hold after a chain of ops; an op may loosen them for itself
+with a ``tolerances`` class attribute next to its definition, giving the reason (see
+:func:`op_tolerance`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import numpy as np
 from graphspec.ops import REGISTRY, OpDef, Sample, TensorType
 from graphspec.ops.registry import Attrs
 
-# Tolerances from DESIGN.md (float64).
+# The float64 tolerances, as graphspec.verify.TOLERANCES and FD_EPS state them.
 FORWARD_RTOL = 1e-12
 FORWARD_ATOL = 1e-12
 GRAD_RTOL = 1e-9
@@ -246,7 +246,7 @@ def all_cases(filter_fn: Callable[[OpDef], bool] = lambda d: True) -> list[Case]
 
 
 # ---- dtypes and per-op tolerances --------------------------------------------------------
-# The numbers live in graphspec.verify (DESIGN.md's table); an op loosens them for itself with
+# The numbers live in graphspec.verify (TOLERANCES); an op loosens them for itself with
 # a ``tolerances`` class attribute next to its definition, giving the reason.
 
 

@@ -86,7 +86,7 @@ def test_numpy_vjp_matches_finite_differences(case):
         assert err < t.rtol * 10, f"{case.id}: Jacobian of {name} off by {err:.2e}"
 
 
-# ---- float32: both backends in single precision, DESIGN.md's float32 tolerances ------------
+# ---- float32: both backends in single precision, graphspec.verify's float32 tolerances ----
 
 
 def _has_float(case):

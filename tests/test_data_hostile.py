@@ -9,10 +9,8 @@ naming the file; the in-process tests cover the other limits on small files by l
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 import tracemalloc
 from pathlib import Path
 
@@ -53,26 +51,32 @@ def write_spec(tmp_path: Path, file: str) -> Path:
     return spec
 
 
+# Linux carries a process's peak resident memory across fork and exec, so a child forked from
+# this (large) pytest process would report the parent's peak. A small wrapper interpreter
+# starts the command instead and reports its child's own peak (KiB) on stdout.
+_MEASURE = """
+import os, resource, subprocess, sys
+try:
+    rc = subprocess.run(sys.argv[2:], timeout=float(sys.argv[1])).returncode
+except subprocess.TimeoutExpired:
+    rc = 124
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(rc)
+"""
+
+
 def run_cli(args: list[str], cwd: Path) -> tuple[int, str, int]:
     """(exit status, stderr, peak resident memory in MiB) of ``graphspec ARGS`` in a child."""
-    err_path = cwd / "stderr.txt"
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NO_COLOR="1")
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "graphspec", *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    guard = threading.Timer(HANG_S, lambda: os.kill(proc.pid, signal.SIGKILL))
-    guard.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
-    finally:
-        guard.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err_path.read_text(), usage.ru_maxrss // 1024  # KiB on Linux
+    command = [sys.executable, "-m", "graphspec", *args]
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(HANG_S), *command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return proc.returncode, proc.stderr, int(proc.stdout.split()[-1]) // 1024
 
 
 def _hostile(tmp_path: Path, kind: str) -> tuple[str, str]:
@@ -120,12 +124,21 @@ def test_hostile_file_through_the_cli(tmp_path: Path, kind: str, command: list[s
 
 def test_the_bound_would_catch_a_reader_that_allocates(tmp_path: Path) -> None:
     """The memory assertion above means something: it measures the child, and a child that
-    allocates 768 MiB peaks above the bound."""
-    code = "import numpy as np; a = np.ones(96 * 2**20); print(a.sum())"  # 768 MiB
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0
-    assert usage.ru_maxrss // 1024 > MAX_RSS_MIB
+    allocates 768 MiB peaks above the bound, while a child that allocates nothing does not."""
+    big = "import numpy as np; a = np.ones(96 * 2**20); print(a.sum())"  # 768 MiB
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    sizes = []
+    for code in (big, "pass"):
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURE, str(HANG_S), sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sizes.append(int(proc.stdout.split()[-1]) // 1024)
+    assert sizes[0] > MAX_RSS_MIB > sizes[1] * 4, sizes
 
 
 # ---- the same files and the other limits, in-process ---------------------------------------

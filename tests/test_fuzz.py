@@ -660,3 +660,131 @@ def test_locations_count_lines_as_editors_do() -> None:
     loc = e.value.location
     assert loc is not None and (loc.line, loc.col) == (6, 35)
     assert "  6 |   - {op: linear, in: x, units: 4, unist: 1}" in e.value.render(source=text)
+
+
+# ---- hostile names and docs, non-finite attributes: into generated code, through the CLI --------
+
+# Pieces that would end a string, a docstring or a comment, and payloads that would leave a
+# file PWNED behind if they ran.  Surrogates U+DC80..U+DCFF are the undecodable bytes a Linux
+# file name can hold; a file name has no NUL and no '/'.
+_BREAKERS = ['"""', "'''", '"', "'", "\\", "\n", "\r", "\r\n", "\u2028", "\x85", "\x0c", "#"]
+_PAYLOADS = ["open('PWNED', 'w')", 'open("PWNED", "w")', ";import os;os.system('touch PWNED')"]
+_name_piece = st.one_of(
+    st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
+    st.sampled_from(_BREAKERS + _PAYLOADS + ["\udc80", "\udcff"]),
+)
+hostile_file_names = (
+    st.lists(_name_piece, min_size=1, max_size=12)
+    .map(lambda parts: "".join(parts) + ".yaml")
+    .filter(lambda n: len(os.fsencode(n)) < 250)
+)
+hostile_docs = st.lists(
+    st.one_of(
+        st.characters(blacklist_categories=()),  # every code point: NUL, lone surrogates
+        st.sampled_from(_BREAKERS + _PAYLOADS),
+    ),
+    max_size=12,
+).map("".join)
+
+HOSTILE_SPEC = """\
+graphspec: 1
+name: hostile
+doc: {doc}
+inputs:
+  x: [batch, 2]
+graph:
+  - {{id: h, op: linear, in: x, units: 3, doc: {doc}}}
+  - {{id: a, op: clip, min: -.inf, max: 2.5}}
+outputs: [a]
+"""
+
+
+def _cli(argv: list[str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), alarm(HANG_S):
+        rc = main(argv)
+    shown = out.getvalue() + err.getvalue()
+    assert "Traceback" not in shown and "internal error" not in shown, shown
+    return rc, err.getvalue()
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 25, 1))  # a torch compile each: ~0.5 s
+@given(hostile_file_names, hostile_docs, st.sampled_from(["numpy", "torch"]))
+def test_hostile_names_and_docs_never_run_and_compile(name: str, doc: str, backend: str) -> None:
+    """Whatever the spec file is called and whatever its docs hold, `graphspec compile`
+    writes a module that imports, computes, and runs nothing of the user's."""
+    import importlib.util
+    import json
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = os.getcwd()
+        os.chdir(tmp)  # a payload that ran would write PWNED here
+        try:
+            Path(name).write_text(
+                HOSTILE_SPEC.format(doc=json.dumps(doc)), encoding="utf-8"
+            )
+            rc, err = _cli(["compile", "./" + name, "--backend", backend, "-o", "m.py"])
+            assert rc == 0, err
+            spec = importlib.util.spec_from_file_location("hostile_module", "m.py")
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            assert not Path("PWNED").exists()
+            x = np.array([[1.0, -2.0], [30.0, 4.0]])
+            if backend == "numpy":
+                params = module.load_initial_params("m.npz")
+                y = module.forward(params, {"x": x})["a"]
+            else:
+                import torch
+
+                model = module.Model(dtype=torch.float64)
+                model.load_params("m.pt")
+                y = model({"x": torch.tensor(x)})["a"].detach().numpy()
+            assert y.shape == (2, 3) and (y <= 2.5).all()
+            assert not Path("PWNED").exists()
+        finally:
+            os.chdir(cwd)
+
+
+def _float_attr_cases() -> list[tuple[str, str]]:
+    from attr_specs import float_attrs
+
+    return float_attrs()
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 6, 1))
+@given(
+    st.sampled_from(_float_attr_cases()),
+    st.sampled_from([".nan", ".NaN", ".inf", "-.inf", "+.Inf", "1.0e+999", "-1.0e+400"]),
+)
+def test_non_finite_attributes_are_refused_where_written_or_compile(
+    case: tuple[str, str], value: str
+) -> None:
+    """A non-finite value of any float attribute: `validate` refuses it with the value's
+    location (exit 1), or (a clip bound) it validates and compiles on both backends."""
+    import tempfile
+
+    from attr_specs import infinity_allowed, spec_with
+
+    op, field = case
+    text, line, col = spec_with(op, field, value)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "attr.yaml"
+        path.write_text(text, encoding="utf-8")
+        rc, err = _cli(["validate", str(path)])
+        nan = "nan" in value.lower()
+        if nan or not infinity_allowed(op, field):
+            assert rc == 1 and err.startswith(f"{path}:{line}:{col}: error: "), err
+            return
+        assert rc in (0, 1), err  # an infinite bound may contradict the other bound
+        if rc == 1:
+            assert re.match(rf"{re.escape(str(path))}:\d+:\d+: error: ", err), err
+            return
+        for backend in ("numpy", "torch"):
+            module = Path(tmp) / f"{backend}.py"
+            rc, err = _cli(["compile", str(path), "--backend", backend, "-o", str(module)])
+            assert rc == 0, err
+            assert "float('" in module.read_text(encoding="utf-8")

@@ -200,7 +200,9 @@ def _watch_dtypes(module: Any, seen: dict[str, set[str]]) -> None:
     names = {f.__name__ for f in (*KERNELS.values(), *VJPS.values())}
     names -= {KERNELS[n].__name__ for n, d in REGISTRY.items()
               if d.category == "metric" and n in KERNELS}
-    names |= {"unbroadcast", "stable_sigmoid", "stable_softplus", "logsumexp", "softmax_along"}
+    names |= {
+        "unbroadcast", "stable_sigmoid", "stable_softplus", "log_softmax_along", "softmax_along"
+    }
 
     def record(name: str, value: Any) -> None:
         if isinstance(value, (tuple, list)):

@@ -1,5 +1,5 @@
 """Property: for random valid graphs built from registry ops, numpy and torch agree on the
-outputs, the loss terms and every gradient (float64, DESIGN.md's tolerances).
+outputs, the loss terms and every gradient (float64, graphspec.verify's tolerances).
 
 The graphs mix what single-op conformance cannot reach: values read twice (cotangents that
 add up), broadcasting against parameters and [batch, 1] columns (gradients that must be

@@ -83,7 +83,9 @@ class TorchProgram:
         int64, on the device."""
         out: dict[str, torch.Tensor] = {}
         for k, v in (arrays or {}).items():
-            a = np.ascontiguousarray(v)
+            # C order (torch refuses negative strides); np.ascontiguousarray would also turn
+            # a 0-d array into shape (1,).
+            a = np.asarray(v, order="C")
             if inputs and k in self.int_inputs:
                 out[k] = torch.as_tensor(a.astype(np.int64, copy=False), device=self.device)
             elif a.dtype.kind in "fc" or (inputs and k in self.ir.inputs):

@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from graphspec.errors import BackendError
+from graphspec.sourcecode import literal
 
 HEADER_MODULES = {"torch": torch, "F": F, "nn": nn, "math": math}
 KERNEL_PACKAGE = "graphspec_torch.kernels"
@@ -86,7 +87,7 @@ def collect(kernels: Iterable[types.FunctionType]) -> Library:
 
     for k in kernels:
         visit(k)
-    parts = [f"{k} = {v!r}" for k, v in consts.items()]
+    parts = [f"{k} = {literal(v)}" for k, v in consts.items()]  # float('inf'), not inf
     parts += [function_source(f) for f in funcs.values()]
     return Library("\n\n\n".join(parts), list(consts) + list(funcs))
 

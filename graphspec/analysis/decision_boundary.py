@@ -1,6 +1,6 @@
 """``decision_boundary``: a 2-D classifier's scores over a grid covering its data.
 
-As in the lecture's figures: the plane of the two input features, the classifier's
+The classic picture: the plane of the two input features, the classifier's
 decision regions and the data on top.  Writes ``<name>.npz`` (``boundary.npz``): the grid
 axes ``gx`` and ``gy``, ``scores`` ``[len(gy), len(gx), k]``, ``kind`` (``logit`` for one
 logit, ``probability`` for one probability, ``classes`` for k class scores) and the data

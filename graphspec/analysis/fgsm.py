@@ -20,6 +20,7 @@ from pydantic import Field, NonNegativeFloat
 from graphspec.analysis.context import CHUNK, CheckContext, Context
 from graphspec.analysis.registry import Entry, Procedure, procedure
 from graphspec.errors import TrainingError, did_you_mean
+from graphspec.ops.registry import Bound
 
 
 @procedure("fgsm")
@@ -32,7 +33,7 @@ class Fgsm(Procedure):
     input: str | None = None
     metric: str | None = None
     split: Literal["val", "train"] = "val"
-    clip: tuple[float, float] | None = None
+    clip: tuple[Bound, Bound] | None = None  # -.inf / .inf: no bound on that side
 
     def check(self, ctx: CheckContext) -> Procedure:
         x_name = ctx.differentiable_input(self.input)

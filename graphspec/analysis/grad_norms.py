@@ -1,6 +1,6 @@
 """``grad_norms``: the gradient norm of each parameter on one batch.
 
-At initialization (``at: init``) this is the lecture's picture of vanishing gradients: in
+At initialization (``at: init``) this shows vanishing gradients: in
 a deep sigmoid network the norms shrink layer by layer towards the input, in a ReLU
 network they do not.  Writes ``<name>.json`` (``grad_norms.json``)::
 

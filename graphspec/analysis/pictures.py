@@ -1,7 +1,7 @@
 """What ``graphspec train --plot`` adds to a finished run beyond the spec's own analysis.
 
 A 2-D classifier gets its decision boundary drawn even when its spec lists no
-``decision_boundary`` entry (the lecture's figure is the first thing one wants to see).
+``decision_boundary`` entry (the first picture one wants of a 2-D classifier).
 The run directory is all it needs: the final parameters from the checkpoint, the seed
 from ``summary.json``.  The scores come from the numpy reference backend: a picture of
 the function does not depend on the backend that trained it beyond rounding.

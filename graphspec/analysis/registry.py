@@ -25,7 +25,9 @@ class Procedure(BaseModel):
     """Base of each procedure's keys (the entry's own keys; ``procedure``, ``at``, ``name``
     and ``doc`` are shared and live on the spec's ``AnalysisSpec``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Finite numbers only (a budget or a margin at infinity is a typo); a bound that may be
+    # infinite is declared graphspec.ops.registry.Bound.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     stem: ClassVar[str]  # the default stem of the files it writes (robustness -> .json)
 

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from graphspec.ops.registry import (
     Attrs,
+    Bound,
     Elementwise,
     Input,
     ParamDecl,
@@ -196,14 +197,14 @@ class Abs(_Unary):
 
 @op("clip")
 class Clip(_Unary):
-    """``x`` limited to ``[min, max]`` (either bound may be left out).
+    """``x`` limited to ``[min, max]`` (either bound may be left out, or be ``-.inf``/``.inf``).
 
     The gradient is 1 where ``min <= x <= max`` (bounds included, like ``torch.clamp``)
     and 0 outside.
     """
 
-    min: float | None = None
-    max: float | None = None
+    min: Bound | None = None  # -.inf / .inf: no bound on that side
+    max: Bound | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> Clip:

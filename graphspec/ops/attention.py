@@ -168,7 +168,7 @@ class HardAttention(_Scored):
     over the ``n`` positions (``k: 1``: one-hot of the argmax).  The scores are
     ``soft_attention``'s: ``x @ weight + bias`` for ``x: [batch, n]``, ``x_i · weight`` per
     position for ``x: [batch, n, d]`` (the mask then covers each kept position's features).
-    ``y`` keeps ``x``'s shape: the lecture's extraction ``x[a]`` of one entry is ``sum`` of
+    ``y`` keeps ``x``'s shape: extracting the one entry ``x[a]`` (``k: 1``) is ``sum`` of
     ``y`` over the ``n`` axis.
 
     The gradient reaches ``x`` through the selected entries.  Selection has no derivative

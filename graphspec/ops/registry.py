@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict
 
 Dim = int | str  # a str is a symbolic dimension, e.g. "batch"
 DType = Literal["float", "int", "bool"]
@@ -99,10 +99,39 @@ class Sample:
     note: str = ""
 
 
-class Attrs(BaseModel):
-    """Base of every op's attribute model."""
+def _not_nan(value: float) -> float:
+    if math.isnan(value):
+        raise ValueError("must be a number or +-.inf, not NaN")
+    return value
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+Bound = Annotated[float, AllowInfNan(True), AfterValidator(_not_nan)]
+"""A float attribute where an infinity means something: a bound (``clip``'s ``min: -.inf``
+is no lower bound).  Every other float attribute of every op is finite: :class:`Attrs`
+refuses inf and NaN, which no weight, scale, slope, exponent or eps can use."""
+
+
+def allows_infinity(attrs: type[Attrs], name: str) -> bool:
+    """Whether attribute ``name`` of ``attrs`` is declared :data:`Bound` (may be +-inf)."""
+
+    def walk(tp: Any) -> bool:
+        if any(isinstance(m, AllowInfNan) and m.allow_inf_nan for m in getattr(
+                tp, "__metadata__", ())):
+            return True
+        return any(walk(a) for a in get_args(tp))
+
+    info = attrs.model_fields[name]
+    return walk(info.annotation) or any(
+        isinstance(m, AllowInfNan) and m.allow_inf_nan for m in info.metadata
+    )
+
+
+class Attrs(BaseModel):
+    """Base of every op's attribute model.  Float attributes are finite unless declared
+    :data:`Bound` (``allow_inf_nan=False``: ``.inf`` and ``.nan`` are refused at validation,
+    located at the value, instead of failing inside generated code)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # Attributes used only to build the graph (shapes, parameters), not passed to kernels.
     graph_only: ClassVar[frozenset[str]] = frozenset()

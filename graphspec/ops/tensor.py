@@ -451,7 +451,7 @@ class PolynomialFeatures(Attrs):
     Order (scikit-learn's): the bias column 1 if ``include_bias``, then degree 1 (the
     inputs, unless ``include_linear: false``), then each higher degree in turn, its
     monomials in lexicographic order of their index tuples (i <= j <= ...). With degree 2
-    this is the lecture's "option 1": XOR and circles become linearly separable.
+    XOR and circles become linearly separable (specs/polynomial_features.yaml).
     """
 
     degree: int = Field(default=2, ge=1, le=10)

@@ -8,6 +8,7 @@ implicit: every node has an id, every input is named.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -238,6 +239,10 @@ class Expander:
             raise SpecError(
                 f"weight must be a number, got {weight!r}", self.loc(path + ("weight",))
             )
+        if not _finite(weight):
+            raise SpecError(
+                f"weight must be a finite number, got {weight!r}", self.loc(path + ("weight",))
+            )
         flat = FlatNode(
             id=full, op=opname, inputs=refs, attrs=attrs, role=role, init=init, shared=shared,
             weight=float(weight), src=self.loc(path), in_locs=in_locs,
@@ -428,3 +433,11 @@ def expand(spec: Spec) -> Expanded:
         for i, m in enumerate(spec.train.metrics):
             ex.expand_metric(m, ("train", "metrics", i), top)
     return Expanded(dict(spec.inputs), ex.nodes, outputs, output_locs, ex.aliases)
+
+
+def _finite(x: int | float) -> bool:
+    """Whether ``x`` is a finite float (an int too large for a float is not)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False

@@ -32,7 +32,9 @@ Dim = Annotated[int, Field(ge=1, le=1_000_000_000)] | Annotated[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No training option can use an infinity or a NaN (a learning rate, a decay, a
+    # probability): refused where written, not as a NaN loss in the first step.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class InputSpec(Strict):

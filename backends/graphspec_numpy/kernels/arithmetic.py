@@ -110,8 +110,9 @@ def log(x, *, eps):
 
 @vjp("log")
 def log_vjp(g, y, x, *, eps):
-    # dL/dx = g / x where x >= eps, else 0 (the clamp is flat there)
-    return (g / np.maximum(x, eps) * (x >= eps),)
+    # dL/dx = g / x where x >= eps, else 0 (the clamp is flat there): chosen by np.where,
+    # as torch's clamp does, not by multiplying with the mask (inf * 0 is NaN when eps = 0)
+    return (np.where(x >= eps, g / np.maximum(x, eps), 0),)
 
 
 @kernel("square")

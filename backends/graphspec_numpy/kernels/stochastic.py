@@ -9,7 +9,7 @@ import numpy as np
 
 from graphspec_numpy.kernels import kernel, vjp
 from graphspec_numpy.kernels._prelude import (
-    logsumexp,
+    log_softmax_along,
     normal_log_sigma,
     stable_sigmoid,
     stable_softplus,
@@ -86,7 +86,7 @@ def log_prob(z, theta, scale=None, *, dist, parameterization, logits):
         else:
             lp = z * np.log(theta) + (1 - z) * np.log1p(-theta)
     else:
-        lp = z * (theta - logsumexp(theta, -1, keepdims=True))
+        lp = z * log_softmax_along(theta, -1)
     return lp.sum(axis=-1)
 
 
