@@ -260,6 +260,8 @@ def test_two_processes_train_an_mlp_as_one(tmp_path: Path) -> None:
     assert [json.loads(s)["epoch"] for s in lines] == [1, 2, 3, 4]
 
 
+# slow (~10-40 s on 2 cores): the default run keeps the equality, kill and bad-input tests
+@pytest.mark.slow
 def test_a_one_process_checkpoint_resumes_in_two_processes(tmp_path: Path) -> None:
     spec = _spec(tmp_path, MLP)
     reference = _train(spec, tmp_path / "one", epochs=5)
@@ -281,6 +283,8 @@ def test_two_processes_with_batch_norm_and_fgsm_train_as_one(tmp_path: Path) -> 
     _close_records(one.history, two.history)
 
 
+# slow (~10-40 s on 2 cores): the default run keeps the equality, kill and bad-input tests
+@pytest.mark.slow
 def test_early_stopping_restore_best_and_claims_are_decided_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -324,6 +328,8 @@ def test_dropout_runs_repeat_exactly_for_the_same_nproc_and_seed(tmp_path: Path)
     assert _max_diff(one.params, a.params) > 1e-6
 
 
+# slow (~10-40 s on 2 cores): the default run keeps the equality, kill and bad-input tests
+@pytest.mark.slow
 def test_torchrun_runs_the_unchanged_command(tmp_path: Path) -> None:
     spec, out = _spec(tmp_path, MLP), tmp_path / "run"
     one = _train(spec, tmp_path / "one")
@@ -499,6 +505,8 @@ def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path, s
     assert _epochs_logged(run) == done + 1
 
 
+# slow (~10-40 s on 2 cores): the default run keeps the equality, kill and bad-input tests
+@pytest.mark.slow
 @needs_proc
 def test_sigterm_to_the_launcher_saves_and_prints_the_resume_command(
     tmp_path: Path, start: Any
@@ -517,6 +525,8 @@ def test_sigterm_to_the_launcher_saves_and_prints_the_resume_command(
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
 
 
+# slow (~10-40 s on 2 cores): the default run keeps the equality, kill and bad-input tests
+@pytest.mark.slow
 @needs_proc
 def test_max_restarts_resumes_a_restarted_group_by_itself(tmp_path: Path, start: Any) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
