@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from graphspec import regular_file
 from graphspec.errors import GraphspecError, Location
 
 History = list[dict[str, Any]]
@@ -417,6 +418,10 @@ def _load_result(run_dir: Path, entry: dict[str, Any]) -> Any:
     path = run_dir / files[0]
     if path.suffix == ".npz":
         try:
+            too_large = regular_file.npz_too_large(path)
+            if too_large is not None:
+                raise ValueError(f"it unpacks to {too_large:,} bytes, over the "
+                                 f"{regular_file.MAX_NPZ_BYTES:,}-byte limit")
             with np.load(path, allow_pickle=False) as f:
                 return {k: f[k] for k in f.files}
         except Exception as e:  # noqa: BLE001 - zip, header and pickle errors alike

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
+import zipfile
 from typing import IO
+
+# What np.load may unpack from a checkpoint or an analysis result: far above any model this
+# project trains, far below what a small crafted archive could otherwise make it allocate.
+MAX_NPZ_BYTES = 2 * 2**30
 
 
 class NotARegularFile(OSError):
@@ -50,3 +55,13 @@ def _kind(mode: int) -> str:
         if test(mode):
             return what
     return "not a file"  # pragma: no cover - no other kinds on POSIX
+
+
+def npz_too_large(path: str | os.PathLike[str]) -> int | None:
+    """The bytes an .npz archive's directory says its members unpack to, when over
+    MAX_NPZ_BYTES;
+    None when within it. zipfile stops reading a member at its declared size, so the
+    directory bounds what np.load can allocate."""
+    with zipfile.ZipFile(path) as z:
+        total = sum(i.file_size for i in z.infolist())
+    return total if total > MAX_NPZ_BYTES else None

@@ -223,7 +223,6 @@ class Run:
     ) -> Evaluation:
         """Loss, terms and metrics on labelled ``data``, computed as training computes them
         for the validation split; a confusion matrix per classifier output."""
-        from graphspec.train.data import input_roles
         from graphspec.train.schedules import resolve
 
         inputs = self.inputs_from(data, targets=True)
@@ -239,7 +238,6 @@ class Run:
         kinds = classifier_outputs(self.ir)
         if kinds:
             outputs = self.predict(inputs, checkpoint=checkpoint, backend=backend, device=device)
-            _, targets = input_roles(self.ir)
             for name, kind in kinds.items():
                 target = _target_of(self.ir, name)
                 if target in inputs and f"{name}_class" in outputs:

@@ -408,7 +408,8 @@ class DistributedTrainer(TorchTrainer):
             device_ids=[self.device.index or 0] if on_gpu else None,
             forward_sync_buffers=False,  # synchronized batch norm keeps the buffers equal
         )
-        self._again = self._losses  # FGSM's second pass: DDP's hooks expect one forward
+        # FGSM's second pass keeps TorchTrainer's _again (the bare module): DDP's hooks
+        # expect one forward per backward.
         self._losses = self.ddp
         self._rows = (0, 1)  # this step's (rows here, rows in the global batch)
         self._global: list[int] = []
@@ -575,19 +576,19 @@ class _launch_env:
 
     def __init__(self, nproc: int) -> None:
         self.nproc = nproc
-        self.saved: dict[str, str | None] = {}
+        self.saved: set[str] = set()  # variables this context set, removed on exit
         self.levels: dict[str, int] = {}
 
     def __enter__(self) -> None:
         want = {"OMP_NUM_THREADS": "1"} if self.nproc > 1 else {}
         for key, value in want.items():
             if key not in os.environ:
-                self.saved[key] = None
+                self.saved.add(key)
                 os.environ[key] = value
         before = os.environ.get("GLOO_SOCKET_IFNAME")
         _loopback_gloo("127.0.0.1:0")
         if before is None and "GLOO_SOCKET_IFNAME" in os.environ:
-            self.saved["GLOO_SOCKET_IFNAME"] = None
+            self.saved.add("GLOO_SOCKET_IFNAME")
         # Each of the agent's modules sets its own logger's level: quiet them one by one.
         for name in [*logging.root.manager.loggerDict, "torch.distributed.elastic"]:
             if name.startswith("torch.distributed.elastic"):
@@ -596,11 +597,8 @@ class _launch_env:
                 log.setLevel(logging.CRITICAL)
 
     def __exit__(self, *exc: Any) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        for key in self.saved:
+            os.environ.pop(key, None)
         for name, level in self.levels.items():
             logging.getLogger(name).setLevel(level)
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graphspec import regular_file
 from graphspec.errors import CheckpointError, Location
 from graphspec.train.atomic import atomic_open
 from graphspec.train.runlog import to_json
@@ -128,6 +129,11 @@ def _read_arrays(path: Path, missing_hint: str | None = None) -> Arrays:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt (not an .npz archive)",
                               where)
     try:
+        too_large = regular_file.npz_too_large(path)
+        if too_large is not None:
+            raise CheckpointError(
+                f"checkpoint {path} unpacks to {too_large:,} bytes, over the "
+                f"{regular_file.MAX_NPZ_BYTES:,}-byte limit", where)
         with np.load(path, allow_pickle=False) as f:
             return {k: np.asarray(f[k]) for k in f.files}
     except ValueError as e:  # pickled objects inside, or a malformed array header

@@ -210,8 +210,7 @@ def _run_dir(spec: Spec, out: Any, resume: bool) -> tuple[Path, list[Path]]:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise TrainingError(f"cannot create the run directory {path}: {e.strerror or e}",
-                            Location(str(path)), hint="choose another --out") from None
+        raise rundir.cannot_create(path, e) from None
     return path, created
 
 

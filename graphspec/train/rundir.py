@@ -83,7 +83,7 @@ def next_version(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise _cannot_create(folder, e) from None
+        raise cannot_create(folder, e) from None
     n = max(versions(folder), default=0) + 1
     for _ in range(MAX_TRIES):
         path = folder / str(n)
@@ -93,7 +93,7 @@ def next_version(folder: Path) -> Path:
             n += 1
             continue
         except OSError as e:
-            raise _cannot_create(path, e) from None
+            raise cannot_create(path, e) from None
         return path
     raise TrainingError(
         f"no free run number under {folder} after {MAX_TRIES} tries",
@@ -171,7 +171,7 @@ def discard_if_empty(path: Path) -> None:
             path.rmdir()
 
 
-def _cannot_create(path: Path, e: OSError) -> TrainingError:
+def cannot_create(path: Path, e: OSError) -> TrainingError:
     return TrainingError(
         f"cannot create the run directory {path}: {e.strerror or e}",
         Location(str(path)),

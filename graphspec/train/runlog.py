@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from graphspec import regular_file
 from graphspec.errors import GraphspecError, Location
 from graphspec.train.atomic import atomic_open, write_error
 
@@ -90,8 +91,10 @@ def read_text(path: Path, limit: int) -> str:
                                                      else ""), where,
                              hint="pass the --out directory of 'graphspec train'")
     try:
-        with open(path, "rb") as f:
+        with regular_file.open_regular(path) as f:
             raw = f.read(limit + 1)
+    except regular_file.NotARegularFile as e:
+        raise GraphspecError(f"{path} is not a regular file ({e.kind})", where) from None
     except OSError as e:
         raise GraphspecError(f"cannot read {path}: {e.strerror or e}", where) from None
     if len(raw) > limit:
