@@ -1,10 +1,12 @@
-"""A third backend, small: an interpreter over ``ir.order`` running the numpy kernels.
+"""A third backend, small: the core's reference interpreter running the numpy kernels.
 
 It is what docs/backends.md describes, written as a plugin would be: it imports only the
 core and a kernel table, registers through the ``graphspec.backends`` entry-point group
 (tests/backends/test_backend_plugin.py does that with a temporary dist-info), and is verified
-against the reference with ``verify(spec, backends=("numpy", "mini"))``.  No code is generated: each
-call walks the graph, and the backward pass walks it back with the registered VJPs.
+against the reference with ``verify(spec, backends=("numpy", "mini"))``.  No code is
+generated: each call walks the graph with ``graphspec.ir.interpret.Interpreter``, and the
+backward pass walks it back with the table's VJPs.  Another kernel table (any object with
+``VJPS``, ``forward``, ``backward`` and ``unbroadcast``) makes another backend.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ import numpy as np
 
 from graphspec.backend import Arrays, CompileOptions, LossResult
 from graphspec.ir.graph import IR
-from graphspec.ir.plan import Plan
-from graphspec.ops import REGISTRY
+from graphspec.ir.interpret import Interpreter
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
-from graphspec_numpy.kernels import KERNELS, VJPS
-from graphspec_numpy.kernels._prelude import unbroadcast
+from graphspec_numpy import kernels
 from graphspec_numpy.optim import clip_grad_norm, make_optimizer
 
 
@@ -28,7 +28,7 @@ class MiniProgram:
     def __init__(self, ir: IR, options: CompileOptions) -> None:
         self.ir, self.options = ir, options
         self.dtype = np.dtype(options.dtype)
-        self.plan = Plan(ir)
+        self.interpreter = Interpreter(ir, kernels)
 
     def source(self) -> str:
         return "# the mini backend interprets the IR; it generates no code\n"
@@ -40,81 +40,20 @@ class MiniProgram:
             out[k] = a.astype(self.dtype) if a.dtype.kind == "f" else a
         return out
 
-    def _run(self, params: Arrays, inputs: Arrays, training: bool, noise: Arrays,
-             targets: list[str]) -> tuple[Arrays, Arrays]:
-        """Every value the targets need, and the new state buffers.  Noise drawn here is
-        added to ``noise``, so the backward pass sees the same draws."""
-        values = {**self._cast(params), **self._cast(inputs)}
-        new_state: Arrays = {}
-        for nid in self.plan.needed(targets):
-            node = self.ir.node(nid)
-            opdef = REGISTRY[node["op"]]
-            args, kw = self._call(nid, values, training, noise)
-            out = KERNELS[opdef.name](*args, **kw)
-            if opdef.has_state:
-                out, state = out
-                new_state.update(zip(node["inputs"][-len(state):], state))
-            values[nid] = np.asarray(out)
-        return values, new_state
-
-    def _call(self, nid: str, values: Arrays, training: bool,
-              noise: Arrays) -> tuple[list[Any], dict[str, Any]]:
-        node = self.ir.node(nid)
-        opdef = REGISTRY[node["op"]]
-        kw = node["attrs"].kernel_attrs()
-        if opdef.uses_training:
-            kw["training"] = training
-        nz = node["attrs"].noise() if opdef.stochastic else None
-        args = [values[a] for a in node["inputs"]]
-        if nz is not None:
-            like = args[nz.like]
-            if nid not in noise:  # training: draw natively
-                rng = np.random.default_rng()
-                noise[nid] = (rng.random(like.shape) if nz.kind == "uniform"
-                              else rng.standard_normal(like.shape)).astype(self.dtype)
-            kw["noise"] = noise[nid]
-        return args, kw
-
     def forward(self, params: Arrays, inputs: Arrays, *, training: bool = False,
                 noise: Arrays | None = None) -> Arrays:
-        values, _ = self._run(params, inputs, training, self._cast(noise),
-                              [f"output:{k}" for k in self.ir.outputs])
-        return {k: values[v] for k, v in self.ir.outputs.items()}
+        return self.interpreter.forward(self._cast(params), self._cast(inputs),
+                                        training=training, noise=self._cast(noise))
 
     def evaluate(self, params: Arrays, inputs: Arrays, *, training: bool = False,
                  noise: Arrays | None = None) -> LossResult:
-        targets = [f"output:{k}" for k in self.ir.outputs] + self.plan.loss_targets()
-        values, state = self._run(params, inputs, training, self._cast(noise),
-                                  targets + self.ir.metrics)
-        terms = {lid: float(values[lid]) for lid, _ in self.ir.losses}
-        loss = sum(w * terms[lid] for lid, w in self.ir.losses)
-        return LossResult(float(loss), terms, {}, state,
-                          {m: float(values[m]) for m in self.ir.metrics})
+        return self.interpreter.evaluate(self._cast(params), self._cast(inputs),
+                                         training=training, noise=self._cast(noise))
 
     def loss_and_grads(self, params: Arrays, inputs: Arrays, *, noise: Arrays | None = None,
                        training: bool = True) -> LossResult:
-        noise = self._cast(noise)
-        values, state = self._run(params, inputs, training, noise, self.plan.loss_targets())
-        path = self.plan.grad_path()
-        cot: Arrays = {lid: np.asarray(w, self.dtype) for lid, w in self.ir.losses if lid in path}
-        for nid in reversed(self.plan.needed(self.plan.loss_targets())):
-            node = self.ir.node(nid)
-            opdef = REGISTRY[node["op"]]
-            if nid not in cot or opdef.name not in VJPS:
-                continue
-            args, kw = self._call(nid, values, training, noise)
-            n_state = len(node.get("state", []))
-            flags = opdef.differentiable(len(args) - n_state, node["n_inputs"]) + [False] * n_state
-            grads = VJPS[opdef.name](cot[nid], values[nid], *args, **kw)
-            for a, flag, g in zip(node["inputs"], flags, grads):
-                if flag and a in path and g is not None:  # a value read twice adds up
-                    g = unbroadcast(np.asarray(g), np.shape(values[a]))
-                    cot[a] = cot[a] + g if a in cot else g
-        grads = {leaf: cot.get(leaf, np.zeros_like(values[leaf]))
-                 for leaf in self.plan.grad_leaves()}
-        terms = {lid: float(values[lid]) for lid, _ in self.ir.losses}
-        loss = sum(w * terms[lid] for lid, w in self.ir.losses)
-        return LossResult(float(loss), terms, grads, state)
+        return self.interpreter.loss_and_grads(self._cast(params), self._cast(inputs),
+                                               training=training, noise=self._cast(noise))
 
     def trainer(self, params: Arrays, train: Any, seed: int) -> MiniTrainer:
         return MiniTrainer(self, params, train)

@@ -17,15 +17,22 @@ Rules for kernel modules (the code generator copies kernels into standalone modu
   input), and the VJP may skip computing those and return None in their place;
 * generated code passes None for any argument a VJP never reads (``y`` of ``linear``), so
   activations are freed as soon as the backward pass no longer needs them.
+
+:func:`forward`, :func:`backward` and ``unbroadcast`` make this package a kernel table for
+the reference interpreter (``graphspec.ir.interpret.Interpreter(ir, graphspec_numpy.kernels)``).
 """
 
 from __future__ import annotations
 
 import builtins
 import importlib
+import inspect
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+# Re-exported: the interpreter undoes broadcasting with the kernels' own helper.
+from graphspec_numpy.kernels._prelude import unbroadcast as unbroadcast
 
 KERNELS: dict[str, Callable[..., Any]] = {}
 VJPS: dict[str, Callable[..., Any]] = {}
@@ -68,6 +75,24 @@ def _check_name(fn: Callable[..., Any]) -> None:
     for other in (*KERNELS.values(), *VJPS.values()):
         if other.__name__ == fn.__name__ and other is not fn:
             raise ValueError(f"two numpy kernel functions are named '{fn.__name__}'")
+
+
+def forward(op: str, args: Sequence[Any], kwargs: dict[str, Any], save: bool = False) -> Any:
+    """Call ``op``'s kernel as generated code does; with ``save``: ``(out, None)`` (no op
+    keeps residuals for its VJP yet)."""
+    out = KERNELS[op](*args, **kwargs)
+    return (out, None) if save else out
+
+
+def backward(
+    op: str, g: Any, y: Any, args: Sequence[Any], kwargs: dict[str, Any], res: Any = None,
+    needs: Sequence[bool] | None = None,
+) -> tuple[Any, ...]:
+    """Call ``op``'s VJP as generated code does, with ``needs`` when given and taken."""
+    fn = VJPS[op]
+    p = inspect.signature(fn).parameters.get("needs")
+    extra = {"needs": tuple(needs)} if needs is not None and p is not None else {}
+    return tuple(fn(g, y, *args, **kwargs, **extra))
 
 
 for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
