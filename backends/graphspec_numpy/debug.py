@@ -1,9 +1,9 @@
-"""A node-by-node interpreter of the forward pass, to find where a NaN or Inf first appears.
+"""Where a NaN or Inf first appears, by the core's interpreter of the forward pass.
 
 The generated module computes the whole loss in one call; when that loss is non-finite we
-replay the same forward pass here, op by op through the same kernels (and, given the same
-generator state, the same noise draws in the same order), and stop at the first value that
-is not finite.  Slow and only used after a failure.
+replay the same forward pass with ``graphspec.ir.interpret.Interpreter``, op by op through
+the same kernels (and, given the same generator state, the same noise draws in the same
+order), and stop at the first value that is not finite.  Slow and only used after a failure.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from graphspec.ir.graph import IR
-from graphspec.ir.plan import Plan
-from graphspec.ops import REGISTRY
-from graphspec_numpy.kernels import KERNELS
+from graphspec.ir.interpret import Interpreter
+from graphspec_numpy import kernels
 
 
 @dataclass(frozen=True)
@@ -53,41 +52,20 @@ def first_nonfinite(
 
     ``params`` and ``inputs`` must already have the program's dtypes; ``rng`` in the state
     the generated ``loss_and_grads`` saw reproduces its noise draws."""
-    plan = Plan(ir)
-    rng = rng if rng is not None else np.random.default_rng()
-    values: dict[str, Any] = {}
-    checked: set[str] = set()
-    for nid in plan.needed(plan.loss_targets()):
-        node = ir.node(nid)
-        for arg in node["inputs"]:
-            if arg in values or arg in checked:
-                continue
-            kind = ir.node(arg)["kind"]
-            value = inputs[arg] if kind == "input" else params[arg]
-            checked.add(arg)
-            if not _finite(value):
-                what = "parameter" if kind == "param" else "input"
-                hint = "the previous update diverged" if kind == "param" else "bad data"
-                return Culprit(arg, what, f"holds {_count(value)} ({hint})")
-            values[arg] = value
-        opdef = REGISTRY[node["op"]]
-        args = [values[a] for a in node["inputs"]]
-        kwargs = node["attrs"].kernel_attrs()
-        if opdef.uses_training:
-            kwargs["training"] = training
-        if opdef.stochastic:
-            nz = node["attrs"].noise()
-            if nz is not None:  # drawn exactly as the generated _draw does
-                like = np.asarray(args[nz.like])
-                kwargs["noise"] = (
-                    rng.random(like.shape, dtype=like.dtype) if nz.kind == "uniform"
-                    else rng.standard_normal(like.shape, dtype=like.dtype)
-                )
-        with np.errstate(all="ignore"):
-            out = KERNELS[node["op"]](*args, **kwargs)
-        if opdef.has_state:
-            out = out[0]
-        if not _finite(out):
-            return Culprit(nid, "op", f"produced {_count(out)} from finite inputs")
-        values[nid] = out
-    return None
+
+    def nonfinite(nid: str, value: Any) -> bool:  # stops the walk at the first one
+        return not _finite(value)
+
+    interpreter = Interpreter(ir, kernels)
+    with np.errstate(all="ignore"):
+        walk = interpreter.run(params, inputs, interpreter.plan.loss_targets(),
+                               training=training, rng=rng, on_value=nonfinite)
+    if walk.stopped is None:
+        return None
+    value = walk.values[walk.stopped]
+    kind = ir.node(walk.stopped)["kind"]
+    if kind == "op":
+        return Culprit(walk.stopped, "op", f"produced {_count(value)} from finite inputs")
+    what = "parameter" if kind == "param" else "input"
+    hint = "the previous update diverged" if kind == "param" else "bad data"
+    return Culprit(walk.stopped, what, f"holds {_count(value)} ({hint})")
