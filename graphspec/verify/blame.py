@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from graphspec.ir.graph import IR
+from graphspec.ir.one_op import TARGET, Arg, one_op_ir, with_outputs
 from graphspec.ir.plan import Plan
 from graphspec.ops import REGISTRY, TensorType
 from graphspec.verify.finite_differences import gradient_cuts
@@ -29,8 +29,6 @@ from graphspec.verify.locate import message, where
 from graphspec.verify.report import Report, Row, compare
 from graphspec.verify.tolerances import FD_EPS, tolerance
 
-TARGET = "__blame_target"
-LOSS = "__blame_loss"
 FD_MAX_ELEMS = 512
 
 
@@ -56,7 +54,7 @@ def blame_rows(
     rows: list[Row] = []
     skipped: list[str] = []
     for nid in reversed(path):
-        mini, mini_params, mini_inputs, diff = one_op_ir(ir, nid, values, dims)
+        mini, mini_params, mini_inputs, diff = one_op(ir, nid, values, dims)
         y = np.asarray(values[nid], dtype=np.float64)
         # |g| ~ 1/n keeps the one-op loss near 1/4, so finite differences of it stay exact.
         g = rng.standard_normal(y.shape) / max(y.size, 1)
@@ -158,25 +156,13 @@ def node_values(
     with every one of them made an output."""
     import graphspec as gs
 
-    g = ir.graph.copy()
-    outputs = dict(ir.outputs)
-    for i, nid in enumerate(nodes):
-        name = f"__value_{i}"
-        oid = f"output:{name}"
-        g.add_node(oid, kind="output", op=None, inputs=[nid], type=ir.type(nid), src=None,
-                   block=(), cluster=())
-        g.add_edge(nid, oid, key=0, arg=0)
-        outputs[name] = nid
-    probe = IR(graph=g, name=ir.name, seed=ir.seed,
-               order=list(nx.lexicographical_topological_sort(g)), inputs=list(ir.inputs),
-               params=list(ir.params), state=list(ir.state), outputs=outputs,
-               losses=list(ir.losses), metrics=list(ir.metrics), spec=ir.spec)
+    probe, names = with_outputs(ir, nodes)
     out = gs.compile(probe, backend, dtype=dtype, device=device).forward(
         params, inputs, training=True, noise=noise)
-    return {nid: np.asarray(out[f"__value_{i}"]) for i, nid in enumerate(nodes)}
+    return {nid: np.asarray(out[names[nid]]) for nid in nodes}
 
 
-def one_op_ir(
+def one_op(
     ir: IR, nid: str, values: Arrays, dims: dict[str, int]
 ) -> tuple[IR, Arrays, Arrays, list[str]]:
     """Node ``nid`` alone, its output into ``mse`` against TARGET.  Its parameters and state
@@ -188,45 +174,30 @@ def one_op_ir(
     args = list(node["inputs"])
     n_state = len(node.get("state", []))
     flags = opdef.differentiable(len(args) - n_state, node["n_inputs"]) + [False] * n_state
-    g = nx.MultiDiGraph()
     params: Arrays = {}
     inputs: Arrays = {}
     diff: list[str] = []
+    leaves: dict[str, Arg] = {}
     for a in dict.fromkeys(args):  # ``mul(x, x)``: one value read twice
         value = np.asarray(values[a])
         kind = ir.type(a).dtype
         differentiable = kind == "float" and any(f for b, f in zip(args, flags) if b == a)
-        if ir.node(a)["kind"] == "param":
-            g.add_node(a, **ir.node(a))
+        leaf = ir.node(a)
+        if leaf["kind"] == "param":
             params[a] = value
             differentiable = differentiable and a in ir.params
+            leaves[a] = Arg(a, leaf["type"], "param" if a in ir.params else "state",
+                            decl=leaf.get("decl"), init=leaf.get("init", "zeros"))
         else:
-            g.add_node(a, kind="input", op=None, inputs=[], type=TensorType(value.shape, kind),
-                       src=None, block=(), cluster=(), differentiable=differentiable)
             inputs[a] = value
+            leaves[a] = Arg(a, TensorType(value.shape, kind), "input", differentiable)
         if differentiable:
             diff.append(a)
     y_type = TensorType(tuple(d if isinstance(d, int) else dims.get(d, 1)
                               for d in ir.type(nid).shape), ir.type(nid).dtype)
-    g.add_node(nid, **{**node, "type": y_type, "role": "graph"})
-    for k, a in enumerate(args):
-        g.add_edge(a, nid, key=k, arg=k)
-    g.add_node(TARGET, kind="input", op=None, inputs=[], type=y_type, src=None, block=(),
-               cluster=(), differentiable=False)
-    g.add_node(LOSS, kind="op", op="mse", attrs=REGISTRY["mse"].attrs(), inputs=[nid, TARGET],
-               n_inputs=2, state=[], type=TensorType(()), src=None, role="loss", block=(),
-               cluster=(), weight=1.0)
-    g.add_edge(nid, LOSS, key=0, arg=0)
-    g.add_edge(TARGET, LOSS, key=1, arg=1)
-    g.add_node("output:y", kind="output", op=None, inputs=[nid], type=y_type, src=None,
-               block=(), cluster=())
-    g.add_edge(nid, "output:y", key=0, arg=0)
-    mini = IR(graph=g, name=f"{ir.name}_{nid}", seed=ir.seed,
-              order=list(nx.lexicographical_topological_sort(g)),
-              inputs=list(inputs) + [TARGET],
-              params=[a for a in params if a in ir.params],
-              state=[a for a in params if a in ir.state], outputs={"y": nid},
-              losses=[(LOSS, 1.0)], metrics=[], spec=None)
+    mini = one_op_ir(f"{ir.name}_{nid}", nid, node["op"], node["attrs"],
+                     [leaves[a] for a in args], node["n_inputs"], y_type, loss="mse",
+                     seed=ir.seed, src=node.get("src"))
     return mini, params, inputs, diff
 
 
