@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import types
 from typing import Any
 
 import numpy as np
@@ -14,13 +16,20 @@ from graphspec_numpy.codegen import generate
 
 
 class NumpyProgram:
-    def __init__(self, ir: IR, options: CompileOptions) -> None:
+    def __init__(
+        self, ir: IR, options: CompileOptions, module: types.ModuleType | None = None
+    ) -> None:
+        """``module``: the generated module, already imported (from the file it was written
+        to); by default generated here and run in-process."""
         self.ir = ir
         self.options = options
         self.dtype = np.dtype(options.dtype)
         spec_file = str(ir.spec.path) if ir.spec is not None and ir.spec.path else None
-        self._source = generate(ir, spec_file)
-        self.module = load_module(self._source, f"{ir.name}_numpy")
+        if module is None:
+            self._source = generate(ir, spec_file)
+            self.module = load_module(self._source, f"{ir.name}_numpy")
+        else:
+            self._source, self.module = inspect.getsource(module), module
         self.check_inputs = InputCheck(ir)  # at each entry point; never per training step
 
     def source(self) -> str:

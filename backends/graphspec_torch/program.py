@@ -8,6 +8,8 @@ which keeps everything on the device.
 
 from __future__ import annotations
 
+import inspect
+import types
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +33,22 @@ from graphspec_torch.device import (
 
 
 class TorchProgram:
-    def __init__(self, ir: IR, options: CompileOptions) -> None:
+    def __init__(
+        self, ir: IR, options: CompileOptions, module: types.ModuleType | None = None
+    ) -> None:
+        """``module``: the generated module, already imported (from the file it was written
+        to); by default generated here and run in-process."""
         self.ir = ir
         self.options = options
         self.device = resolve_device(options.device)
         self.dtype = resolve_dtype(options.dtype)
         self.amp_dtype = resolve_amp(options.amp, self.dtype)
         spec_file = str(ir.spec.path) if ir.spec is not None and ir.spec.path else None
-        self._source = generate(ir, spec_file)
-        self.module = load_module(self._source, f"{ir.name}_torch")
+        if module is None:
+            self._source = generate(ir, spec_file)
+            self.module = load_module(self._source, f"{ir.name}_torch")
+        else:
+            self._source, self.module = inspect.getsource(module), module
         self.check_inputs = InputCheck(ir)  # at each entry point; never per training step
         self.model = self.new_model()
         self.int_inputs = set(self.module.INT_INPUTS)
