@@ -44,8 +44,14 @@ class Kernels(Protocol):
     ) -> Any: ...
 
     def backward(
-        self, op: str, g: Any, y: Any, args: Sequence[Any], kwargs: dict[str, Any],
-        res: Any = None, needs: Sequence[bool] | None = None,
+        self,
+        op: str,
+        g: Any,
+        y: Any,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        res: Any = None,
+        needs: Sequence[bool] | None = None,
     ) -> tuple[Any, ...]: ...
 
     def unbroadcast(self, g: Any, shape: tuple[int, ...]) -> Any: ...
@@ -78,9 +84,16 @@ class Interpreter:
 
     # ---- the forward pass -----------------------------------------------------------------
     def run(
-        self, params: Arrays, inputs: Arrays, targets: Iterable[str], *, training: bool,
-        noise: Arrays | None = None, rng: np.random.Generator | None = None,
-        on_value: OnValue | None = None, save: Collection[str] = (),
+        self,
+        params: Arrays,
+        inputs: Arrays,
+        targets: Iterable[str],
+        *,
+        training: bool,
+        noise: Arrays | None = None,
+        rng: np.random.Generator | None = None,
+        on_value: OnValue | None = None,
+        save: Collection[str] = (),
     ) -> Values:
         """Compute the op nodes ``targets`` need, in order.  Noise a node is not given is
         drawn from ``rng`` like the generated ``_draw`` (none for ``uses_training`` ops in
@@ -101,8 +114,9 @@ class Interpreter:
                 return out
         return out
 
-    def _keywords(self, nid: str, values: Values, training: bool,
-                  rng: np.random.Generator) -> dict[str, Any]:
+    def _keywords(
+        self, nid: str, values: Values, training: bool, rng: np.random.Generator
+    ) -> dict[str, Any]:
         """The kernel's keywords: attributes, ``training``, ``noise`` (recorded in ``values``
         so the backward pass sees the same draws)."""
         node = self.ir.node(nid)
@@ -118,13 +132,17 @@ class Interpreter:
             return kw
         if nid not in values.noise:
             like = np.asarray(values.values[node["inputs"][nz.like]])
-            values.noise[nid] = (rng.random(like.shape, dtype=like.dtype) if nz.kind == "uniform"
-                                 else rng.standard_normal(like.shape, dtype=like.dtype))
+            values.noise[nid] = (
+                rng.random(like.shape, dtype=like.dtype)
+                if nz.kind == "uniform"
+                else rng.standard_normal(like.shape, dtype=like.dtype)
+            )
         kw["noise"] = values.noise[nid]
         return kw
 
-    def _forward(self, nid: str, values: Values, training: bool, rng: np.random.Generator,
-                 save: bool) -> Any:
+    def _forward(
+        self, nid: str, values: Values, training: bool, rng: np.random.Generator, save: bool
+    ) -> Any:
         node = self.ir.node(nid)
         args = [values.values[a] for a in node["inputs"]]
         kw = self._keywords(nid, values, training, rng)
@@ -134,12 +152,16 @@ class Interpreter:
         if not REGISTRY[node["op"]].has_state:
             return out
         y, new = out
-        values.state.update(zip(node["inputs"][len(args) - len(node.get("state", [])):], new))
+        values.state.update(zip(node["inputs"][len(args) - len(node.get("state", [])) :], new))
         return y
 
     # ---- the backward pass ----------------------------------------------------------------
     def backward(
-        self, fwd: Values, seeds: Mapping[str, Any], path: Collection[str], training: bool,
+        self,
+        fwd: Values,
+        seeds: Mapping[str, Any],
+        path: Collection[str],
+        training: bool,
     ) -> Arrays:
         """Cotangents by reverse-mode accumulation from ``seeds`` (node id -> dL/d node),
         through the op nodes of ``fwd`` that lie on ``path`` (``Plan.grad_path``): each VJP
@@ -162,13 +184,19 @@ class Interpreter:
             if not any(wanted):
                 continue
             grads = self.kernels.backward(
-                node["op"], cot[nid], fwd.values[nid], [fwd.values[a] for a in args],
-                self._keywords(nid, fwd, training, self.rng), res=fwd.residuals.get(nid),
+                node["op"],
+                cot[nid],
+                fwd.values[nid],
+                [fwd.values[a] for a in args],
+                self._keywords(nid, fwd, training, self.rng),
+                res=fwd.residuals.get(nid),
                 needs=None if all(wanted) else wanted,
             )
             if len(grads) != len(args):
-                raise ValueError(f"the VJP of '{node['op']}' returned {len(grads)} gradients "
-                                 f"for {len(args)} arguments")
+                raise ValueError(
+                    f"the VJP of '{node['op']}' returned {len(grads)} gradients "
+                    f"for {len(args)} arguments"
+                )
             for a, want, g in zip(args, wanted, grads):
                 if want and g is not None:  # a value read twice adds up
                     g = self.kernels.unbroadcast(np.asarray(g), np.shape(fwd.values[a]))
@@ -176,40 +204,75 @@ class Interpreter:
         return cot
 
     # ---- what a Program computes ----------------------------------------------------------
-    def forward(self, params: Arrays, inputs: Arrays, *, training: bool = False,
-                noise: Arrays | None = None, rng: np.random.Generator | None = None) -> Arrays:
+    def forward(
+        self,
+        params: Arrays,
+        inputs: Arrays,
+        *,
+        training: bool = False,
+        noise: Arrays | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> Arrays:
         """The outputs, by name."""
-        fwd = self.run(params, inputs, [f"output:{k}" for k in self.ir.outputs],
-                       training=training, noise=noise, rng=rng)
+        fwd = self.run(
+            params,
+            inputs,
+            [f"output:{k}" for k in self.ir.outputs],
+            training=training,
+            noise=noise,
+            rng=rng,
+        )
         return {k: self._value(fwd, v, params, inputs) for k, v in self.ir.outputs.items()}
 
-    def evaluate(self, params: Arrays, inputs: Arrays, *, training: bool = False,
-                 noise: Arrays | None = None, rng: np.random.Generator | None = None
-                 ) -> LossResult:
+    def evaluate(
+        self,
+        params: Arrays,
+        inputs: Arrays,
+        *,
+        training: bool = False,
+        noise: Arrays | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> LossResult:
         """Loss, terms, metrics and new state, without gradients."""
         targets = [f"output:{k}" for k in self.ir.outputs] + self.plan.loss_targets()
-        fwd = self.run(params, inputs, targets + list(self.ir.metrics), training=training,
-                       noise=noise, rng=rng)
+        fwd = self.run(
+            params, inputs, targets + list(self.ir.metrics), training=training, noise=noise, rng=rng
+        )
         res = self._losses(fwd, {}, fwd.state)
         res.metrics = {m: float(fwd.values[m]) for m in self.ir.metrics}
         return res
 
     def loss_and_grads(
-        self, params: Arrays, inputs: Arrays, *, training: bool = True,
-        noise: Arrays | None = None, rng: np.random.Generator | None = None,
+        self,
+        params: Arrays,
+        inputs: Arrays,
+        *,
+        training: bool = True,
+        noise: Arrays | None = None,
+        rng: np.random.Generator | None = None,
         leaves: Sequence[str] | None = None,
     ) -> LossResult:
         """Loss, terms, the gradient of each of ``leaves`` (by default ``Plan.grad_leaves``:
         zeros for one the loss does not reach) and the new state."""
         leaves = self.plan.grad_leaves() if leaves is None else list(leaves)
         path = self.plan.grad_path([v for v in self.plan.leaves() if v in set(leaves)])
-        fwd = self.run(params, inputs, self.plan.loss_targets(), training=training,
-                       noise=noise, rng=rng, save=path)
+        fwd = self.run(
+            params,
+            inputs,
+            self.plan.loss_targets(),
+            training=training,
+            noise=noise,
+            rng=rng,
+            save=path,
+        )
         # The loss's coefficients are the cotangents of its terms, as generated code writes.
-        cot = self.backward(fwd, {lid: w for lid, w in self.ir.losses if lid in path}, path,
-                            training)
-        grads = {v: cot[v] if v in cot else np.zeros_like(self._value(fwd, v, params, inputs))
-                 for v in leaves}
+        cot = self.backward(
+            fwd, {lid: w for lid, w in self.ir.losses if lid in path}, path, training
+        )
+        grads = {
+            v: cot[v] if v in cot else np.zeros_like(self._value(fwd, v, params, inputs))
+            for v in leaves
+        }
         return self._losses(fwd, grads, fwd.state)
 
     def _losses(self, fwd: Values, grads: Arrays, state: Arrays) -> LossResult:
