@@ -34,7 +34,9 @@ from graphspec.ir.interpret import Interpreter
 from graphspec.ir.one_op import TARGET, Arg, one_op_ir
 from graphspec.ops import REGISTRY, OpDef, Sample, TensorType
 from graphspec.ops.registry import Attrs
+from graphspec_numpy import codegen as numpy_codegen
 from graphspec_numpy import kernels
+from graphspec_numpy.program import NumpyProgram
 
 NODE = "result"  # the op's node in a case's one-op IR
 
@@ -365,19 +367,19 @@ def loss_leaves(case: Case) -> tuple[Arrays, Arrays]:
 def generated_program(case: Case, backend: str, directory: Path) -> Any:
     """The backend's Program running the module its code generator writes for the case's
     one-op IR, written to ``directory`` and imported from that file."""
-    if backend == "numpy":
-        from graphspec_numpy.codegen import generate
-        from graphspec_numpy.program import NumpyProgram as Program
-    else:
-        from graphspec_torch.codegen import generate  # deferred: torch is heavy
-        from graphspec_torch.program import TorchProgram as Program  # type: ignore[assignment]
+    generate, program = numpy_codegen.generate, NumpyProgram
+    if backend == "torch":
+        from graphspec_torch import codegen as generate_torch  # deferred: torch is heavy
+        from graphspec_torch.program import TorchProgram  # deferred: torch is heavy
+
+        generate, program = generate_torch.generate, TorchProgram
     path = directory / f"{case.ir.name}_{backend}.py"
     path.write_text(generate(case.ir, path.name))
     spec = importlib.util.spec_from_file_location(f"generated_{case.ir.name}_{backend}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return Program(case.ir, CompileOptions(dtype="float64", device="cpu"), module=module)
+    return program(case.ir, CompileOptions(dtype="float64", device="cpu"), module=module)
 
 
 def results(program: Any, case: Case) -> tuple[Arrays, LossResult, LossResult]:
