@@ -5,10 +5,9 @@ from a generator in the same state."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from paths import GALLERY, XOR
 
 import graphspec as gs
 from graphspec.backend import CompileOptions
@@ -17,8 +16,6 @@ from graphspec.verify.inputs import draw_noise, random_inputs
 from graphspec_numpy import kernels
 from graphspec_numpy.program import NumpyProgram
 
-SPEC_DIR = Path(__file__).parents[2] / "specs"
-SPECS = sorted(SPEC_DIR.glob("*.yaml"))
 BATCH = 4
 
 
@@ -34,7 +31,7 @@ def same(what: str, got, ref) -> None:
     np.testing.assert_array_equal(got, ref, err_msg=what)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("path", GALLERY, ids=[p.stem for p in GALLERY])
 def test_the_generated_numpy_module_computes_what_the_interpreter_does(path):
     ir = gs.build(gs.load(path))
     rng = np.random.default_rng(0)
@@ -74,7 +71,7 @@ def test_the_generated_numpy_module_computes_what_the_interpreter_does(path):
 def test_the_check_sees_a_difference(monkeypatch):
     """A VJP changed after the module was generated: the interpreter (which calls the
     table) and the module (which copied the old source) part, and the check says where."""
-    ir = gs.build(gs.load(SPEC_DIR / "xor.yaml"))
+    ir = gs.build(gs.load(XOR))
     params = gs.init_params(ir, seed=0)
     inputs = random_inputs(ir, BATCH, np.random.default_rng(0))
     module = NumpyProgram(ir, CompileOptions()).module
@@ -88,7 +85,7 @@ def test_the_check_sees_a_difference(monkeypatch):
 def test_the_walk_stops_where_the_hook_says():
     """``on_value`` sees each leaf as an op first reads it and each op's output, in order,
     and stops the walk when it returns True."""
-    ir = gs.build(gs.load(SPEC_DIR / "xor.yaml"))
+    ir = gs.build(gs.load(XOR))
     params = gs.init_params(ir, seed=0)
     inputs = random_inputs(ir, BATCH, np.random.default_rng(0))
     interp = Interpreter(ir, kernels)
