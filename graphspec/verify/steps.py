@@ -6,10 +6,11 @@ same fixed index batches.  Step k is one ``train_epoch([batch_k], epoch=k)`` cal
 epoch-unit schedule advances every step too and K steps exercise warm-up and decay; a cosine
 schedule without ``t_max`` is resolved to span the K steps.
 
-Stochastic specs need the same noise on every backend at every step.  A trainer that can
-take it exposes ``set_noise(arrays_or_None)`` (arrays keyed by node id, used by every
-following step until changed; None: sample natively); without it the trajectory of a
-stochastic spec is not compared, and the report says so.
+Stochastic specs need the same noise on every backend at every step.  A backend that can
+take it declares ``Capabilities(noise_injection=True)``, and its trainers implement
+``set_noise(arrays_or_None)`` (arrays keyed by node id, used by every following step until
+changed; None: sample natively); when a backend does not, the trajectory of a stochastic
+spec is not compared, and the report says so.
 
 Per tensor the report keeps one row: the first step at which it disagreed, else the step
 with the largest error.
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.backend import Program
+from graphspec.backend import Program, capabilities, get_backend
 from graphspec.ir.graph import IR
 from graphspec.verify.inputs import Arrays, draw_noise, perturb, take
 from graphspec.verify.locate import message
@@ -74,12 +75,13 @@ def trajectory_rows(
             return [error_row("step", "trainer", name, message(e))]
         trainers[name] = t
     if stochastic:
-        lacking = [k for k, t in trainers.items()
-                   if k not in SHADOWS and not hasattr(t, "set_noise")]
+        lacking = [name for name in programs
+                   if not capabilities(get_backend(name)).noise_injection]
         if lacking:
             report.notes.append(
                 "optimizer steps not compared: the spec is stochastic and the trainer of "
-                + ", ".join(lacking) + " takes no injected noise (Trainer.set_noise)")
+                + ", ".join(lacking) + " takes no injected noise (Trainer.set_noise, "
+                "declared by Capabilities.noise_injection)")
             report.steps = 0  # the verdict must not claim steps it did not compare
             return []
 
