@@ -10,8 +10,8 @@ from graphspec.ir.graph import IR
 from graphspec.ops import REGISTRY
 from graphspec.verify.inputs import Arrays
 from graphspec.verify.locate import node_of, where
-from graphspec.verify.report import Report, Row, Tol, compare
-from graphspec.verify.tolerances import FD_EPS, FULL_FD_MAX, ops_behind, tolerance
+from graphspec.verify.report import Report, Row, compare
+from graphspec.verify.tolerances import FD_EPS, FULL_FD_MAX, fd_tolerance, ops_behind
 
 
 def fd_rows(
@@ -25,8 +25,7 @@ def fd_rows(
         return float(prog.evaluate(p, x, training=True, noise=noise).loss)
 
     base = loss(params, inputs)
-    tol = tolerance("fd", "float64", ops_behind(ir, "grad", ""))
-    tol = Tol(tol.rtol, tol.atol * max(1.0, abs(base)))
+    tol = fd_tolerance(ops_behind(ir, "grad", ""), base)
     rows: list[Row] = []
     against = f"{ref}~finite differences"
     for leaf, g in grads.items():
