@@ -25,7 +25,6 @@ def add_backend(p: argparse.ArgumentParser) -> None:
     p.add_argument("-b", "--backend", default=DEFAULT_BACKEND, help=help)
 
 
-
 # ---- color -----------------------------------------------------------------------------
 
 _COLORS = {"error": "1;31", "warning": "1;35", "note": "1;36", "hint": "1;32"}

@@ -32,6 +32,8 @@ from graphspec.errors import BackendError, UsageError
 
 T = TypeVar("T")
 WORKER_ENV = ("RANK", "WORLD_SIZE")  # set by torchrun (and torch.distributed.run) per worker
+
+
 def in_worker() -> bool:
     """True inside a process that torchrun (or ``--nproc``) started as one rank of a group."""
     return all(k in os.environ for k in WORKER_ENV)
@@ -75,8 +77,11 @@ def single_process(backend: str) -> str:
     and which installed backend can."""
     note = capabilities(get_backend(backend)).single_process
     able = [name for name in sorted(available_backends()) if _declares_distributed(name)]
-    where = (f"runs on --backend {able[0]}" if able
-             else "needs a backend that declares it (none is installed)")
+    where = (
+        f"runs on --backend {able[0]}"
+        if able
+        else "needs a backend that declares it (none is installed)"
+    )
     return f"the {backend} backend {note}; data-parallel training {where}"
 
 
