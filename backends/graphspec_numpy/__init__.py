@@ -37,7 +37,7 @@ class NumpyBackend:
     )
 
     def compile(self, ir: IR, options: CompileOptions | None = None) -> NumpyProgram:
-        # Deferred: the program imports the kernels and the code generator.
+        # deferred: the program imports the kernels and the code generator
         from graphspec_numpy.program import NumpyProgram
 
         return NumpyProgram(ir, options or CompileOptions())

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def write_initial_params(ir: IR, params: Arrays, module_path: Path) -> Path:
     """``graphspec compile``: the parameters beside the module as ``<module>.pt``."""
-    from graphspec_torch import codegen  # imports torch: only when asked
+    from graphspec_torch import codegen  # deferred: imports torch, only when asked
 
     return codegen.write_initial_params(ir, params, module_path)
 
@@ -22,7 +22,7 @@ def write_initial_params(ir: IR, params: Arrays, module_path: Path) -> Path:
 def data_parallel() -> DistributedTraining:
     """Data-parallel training (torchrun, DistributedDataParallel): graphspec.train.parallel
     calls ``launch`` and ``join``."""
-    from graphspec_torch import distributed  # imports torch: only for data-parallel runs
+    from graphspec_torch import distributed  # deferred: torch, only for data-parallel runs
 
     return distributed
 
@@ -36,7 +36,7 @@ class TorchBackend:
     )
 
     def compile(self, ir: IR, options: CompileOptions | None = None) -> TorchProgram:
-        from graphspec_torch.program import TorchProgram
+        from graphspec_torch.program import TorchProgram  # deferred: imports torch
 
         return TorchProgram(ir, options or CompileOptions())
 
