@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphspec.backend import Backend, capabilities
+from graphspec.backend import Backend, capabilities, get_backend
 from graphspec.cli.common import (
     DTYPES,
     add_backend,
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     write_text(out, source)
     print(f"wrote {out} ({source.count(chr(10))} lines)", file=sys.stderr)
     params = gs.init_params(ir, seed=args.seed)
-    written = write_initial_params(gs.get_backend(args.backend), ir, params, out)
+    written = write_initial_params(get_backend(args.backend), ir, params, out)
     if written is not None:
         print(f"wrote {written} ({ir.param_count():,} parameters)", file=sys.stderr)
     else:

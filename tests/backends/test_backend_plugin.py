@@ -146,6 +146,10 @@ def test_compile_writes_initial_params_only_where_declared(mini, tmp_path, capsy
     assert sorted(p.name for p in out.iterdir()) == ["m.py"]
     assert main(["compile", xor, "--backend", "numpy", "-o", str(out / "n.py")]) == 0
     assert f"wrote {out / 'n.npz'}" in capsys.readouterr().err
+    # The backend's writer fails: a located error naming the file, not a traceback.
+    (out / "d.npz").mkdir()
+    assert main(["compile", xor, "--backend", "numpy", "-o", str(out / "d.py")]) == 1
+    assert f"error: cannot write {out / 'd.npz'}: Is a directory" in capsys.readouterr().err
 
 
 def test_data_parallel_training_is_refused_where_not_declared(mini):
