@@ -190,7 +190,7 @@ def _run(prog: Program, ir: IR, params: Arrays, inputs: Arrays, noise: Arrays) -
 
 
 def _uses_training(ir: IR) -> bool:
-    return any(REGISTRY[ir.node(n)["op"]].uses_training for n in ir.op_nodes())
+    return any(REGISTRY[ir.node(n).op].uses_training for n in ir.op_nodes())
 
 
 def _compare_runs(
@@ -224,7 +224,7 @@ def _node_of(ir: IR, check: str, tensor: str) -> str | None:
 def _where(ir: IR, node: str | None) -> str | None:
     if node is None or node not in ir.graph:
         return None
-    src = ir.node(node).get("src")
+    src = ir.node(node).src
     return str(src) if src else None
 
 
@@ -239,7 +239,7 @@ def _ops_behind(ir: IR, check: str, tensor: str) -> list[Any]:
     nodes: set[str] = set()
     for s in sinks:
         nodes |= nx.ancestors(ir.graph, s) | {s}
-    return [ir.node(n)["attrs"] for n in nodes if ir.node(n)["kind"] == "op"]
+    return [ir.node(n).attrs for n in nodes if ir.node(n).kind == "op"]
 
 
 # ---- finite differences --------------------------------------------------------------------
@@ -308,7 +308,7 @@ def fd_exempt(ir: IR, leaf: str) -> str | None:
     cuts = gradient_cuts(ir, leaf)
     if cuts:
         a, n = cuts[0]
-        return (f"it reaches the loss through '{a}', an argument '{n}' ({ir.node(n)['op']}) "
+        return (f"it reaches the loss through '{a}', an argument '{n}' ({ir.node(n).op}) "
                 "declares non-differentiable")
     return None
 

@@ -60,9 +60,9 @@ def blame_rows(
         g = rng.standard_normal(y.shape) / max(y.size, 1)
         mini_inputs[TARGET] = y - g * (y.size / 2.0)
         mini_noise = {nid: noise[nid]} if nid in noise else {}
-        tol = tolerance("grad", dtype, [ir.node(nid)["attrs"]])
+        tol = tolerance("grad", dtype, [ir.node(nid).attrs])
         where = _where(ir, nid)
-        label = f"{nid} ({ir.node(nid)['op']})"
+        label = f"{nid} ({ir.node(nid).op})"
         try:
             grads = {}
             for name in (backends[:1] if fd_only else backends):
@@ -72,7 +72,7 @@ def blame_rows(
             if fd_only:
                 grads["finite differences"] = _fd_grads(
                     gs.compile(mini, ref), mini_params, mini_inputs, mini_noise, diff, FD_EPS)
-                tol = tolerance("fd", "float64", [ir.node(nid)["attrs"]])
+                tol = tolerance("fd", "float64", [ir.node(nid).attrs])
         except Exception as e:
             skipped.append(f"{label}: {_message(e)}")
             continue
@@ -110,7 +110,7 @@ def _cut_hints(ir: IR, report: Report) -> list[str]:
         if cuts:
             a, n = cuts[0]
             hints.append(
-                f"'{leaf}' also reaches '{n}' ({ir.node(n)['op']}) through '{a}', an argument "
+                f"'{leaf}' also reaches '{n}' ({ir.node(n).op}) through '{a}', an argument "
                 "declared non-differentiable: a backend that lets gradient through it there "
                 "disagrees with the reference")
     return hints
@@ -196,7 +196,7 @@ def one_op_ir(
         value = np.asarray(values[a])
         kind = ir.type(a).dtype
         differentiable = kind == "float" and any(f for b, f in zip(args, flags) if b == a)
-        if ir.node(a)["kind"] == "param":
+        if ir.node(a).kind == "param":
             g.add_node(a, **ir.node(a))
             params[a] = value
             differentiable = differentiable and a in ir.params

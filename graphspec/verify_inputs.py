@@ -75,7 +75,7 @@ def _consumers(ir: IR, nid: str) -> list[tuple[str, int]]:
     """(op node, argument position) for every read of ``nid``."""
     out = []
     for _, dst, data in ir.graph.out_edges(nid, data=True):
-        if ir.node(dst)["kind"] == "op":
+        if ir.node(dst).kind == "op":
             out.append((dst, int(data.get("arg", 0))))
     return out
 

@@ -83,7 +83,7 @@ def trajectory_rows(
             report.steps = 0  # the verdict must not claim steps it did not compare
             return []
 
-    tol = tolerance("grad", dtype, [ir.node(o)["attrs"] for o in ir.op_nodes()])
+    tol = tolerance("grad", dtype, [ir.node(o).attrs for o in ir.op_nodes()])
     kept: dict[tuple[str, str, str], Row] = {}
     one_sided: set[str] = set()
     for k in range(steps):

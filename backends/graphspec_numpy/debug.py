@@ -62,7 +62,7 @@ def first_nonfinite(
         for arg in node["inputs"]:
             if arg in values or arg in checked:
                 continue
-            kind = ir.node(arg)["kind"]
+            kind = ir.node(arg).kind
             value = inputs[arg] if kind == "input" else params[arg]
             checked.add(arg)
             if not _finite(value):

@@ -45,13 +45,13 @@ MODEL_ATTRS = set(dir(nn.Module)) | {
 
 
 def generate(ir: IR, spec_file: str | None = None) -> str:
-    ops_used = sorted({ir.node(n)["op"] for n in ir.op_nodes()})
+    ops_used = sorted({ir.node(n).op for n in ir.op_nodes()})
     missing = [o for o in ops_used if o not in KERNELS]
     if missing:
         raise BackendError(
             "the torch backend has no kernel for op" + ("s " if len(missing) > 1 else " ")
             + ", ".join(f"'{o}'" for o in missing),
-            ir.node(next(n for n in ir.op_nodes() if ir.node(n)["op"] == missing[0])).get("src"),
+            ir.node(next(n for n in ir.op_nodes() if ir.node(n).op == missing[0])).get("src"),
         )
     lib = sources.collect([KERNELS[o] for o in ops_used])
     plan = Plan(ir, reserved=MODULE_NAMES + lib.names + sorted(MODEL_ATTRS))
@@ -185,7 +185,7 @@ def _model(ir: IR, plan: Plan, fn_of: dict[str, str]) -> list[str]:
 
 
 def _where(ir: IR, nid: str) -> str:
-    src = ir.node(nid).get("src")
+    src = ir.node(nid).src
     return f"  ({comment(src)})" if src else ""
 
 

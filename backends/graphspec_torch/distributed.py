@@ -79,7 +79,7 @@ def check_spec(ir: IR) -> None:
         raise SpecError(
             f"node '{node}' {why}: data-parallel training computes it on each rank's share of "
             "the batch, so the result would depend on the number of processes",
-            ir.node(node).get("src"),
+            ir.node(node).src,
             hint="train this spec in one process (leave out --nproc)",
         )
 

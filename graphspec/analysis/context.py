@@ -86,7 +86,7 @@ class CheckContext:
 
     def stochastic(self, training: bool) -> bool:
         """Whether forward passes differ between noise draws (dropout only in training)."""
-        return any(self.ir.node(n)["op"] != "dropout" or training
+        return any(self.ir.node(n).op != "dropout" or training
                    for n in self.ir.stochastic_nodes)
 
 

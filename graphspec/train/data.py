@@ -366,7 +366,7 @@ def _check_targets(
                     f"of range: the prediction has {classes} classes (labels 0..{classes - 1})",
                     loc)
             continue
-        losses = {ir.node(c)["op"] for _, c in ir.graph.out_edges(name)}
+        losses = {ir.node(c).op for _, c in ir.graph.out_edges(name)}
         if losses & PROBABILITY_TARGETS and ((y < 0) | (y > 1)).any():
             i = int(np.argwhere((y < 0) | (y > 1))[0][0])
             raise DataError(
