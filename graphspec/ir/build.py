@@ -12,7 +12,7 @@ from typing import Any
 import networkx as nx
 
 from graphspec.errors import Location, SpecError, did_you_mean
-from graphspec.init import check as check_init
+from graphspec.ir.initializers import check as check_init
 from graphspec.ir.checks import check_warnings
 from graphspec.ir.estimators import add_reinforce_surrogates
 from graphspec.ir.graph import IR
