@@ -144,13 +144,13 @@ def _reads(plan: Plan, ops: list[str]) -> list[_Stmt]:
     """Bind the leaves (inputs, params, state) that ``ops`` read."""
     needed: set[str] = set()
     for n in ops:
-        needed.update(plan.g.nodes[n]["inputs"])
+        needed.update(plan.ir.node(n).inputs)
     stmts: list[_Stmt] = []
     for nid in plan.ir.order:
-        node = plan.g.nodes[nid]
-        if nid not in needed or node["kind"] not in ("input", "param"):
+        kind = plan.ir.node(nid).kind
+        if nid not in needed or kind not in ("input", "param"):
             continue
-        src = "inputs" if node["kind"] == "input" else "params"
+        src = "inputs" if kind == "input" else "params"
         stmts.append(([f"{plan.var(nid)} = {src}[{literal(nid)}]"], {plan.var(nid)}, set()))
     return stmts
 
@@ -173,7 +173,7 @@ def _forward_stmts(plan: Plan, ops: list[str]) -> tuple[list[_Stmt], dict[str, s
         noise_var = None
         uses = set(c.args)
         if c.opdef.stochastic:
-            nz = plan.g.nodes[nid]["attrs"].noise()
+            nz = plan.ir.op(nid).attrs.noise()
             if nz is not None:
                 noise_var = f"noise_{c.var}"
                 like = c.args[nz.like]
@@ -272,7 +272,7 @@ def _backward_fn(plan: Plan, name: str, leaves: list[str], doc: str) -> list[str
             has_g.add(lid)
     noise_of = {
         n: f"noise_{plan.var(n)}" for n in ops
-        if plan.call(n).opdef.stochastic and plan.g.nodes[n]["attrs"].noise() is not None
+        if plan.call(n).opdef.stochastic and plan.ir.op(n).attrs.noise() is not None
     }
     for nid in reversed(ops):
         if nid not in path or nid not in has_g:
@@ -280,9 +280,8 @@ def _backward_fn(plan: Plan, name: str, leaves: list[str], doc: str) -> list[str
         c = plan.call(nid)
         if c.opdef.name not in VJPS:
             continue
-        flags = c.opdef.differentiable(len(c.args) - c.n_state, c.n_inputs) + [False] * c.n_state
         targets = [
-            i for i, a in enumerate(c.arg_nodes) if flags[i] and a in path
+            i for i, a in enumerate(c.arg_nodes) if c.grad_flags[i] and a in path
         ]
         if targets:
             stmts.append(_vjp_stmt(plan, c, targets, has_g, noise_of.get(nid)))
@@ -297,7 +296,7 @@ def _backward_fn(plan: Plan, name: str, leaves: list[str], doc: str) -> list[str
     missing = leaf_vars - {d for _, defs, _ in read_leaves for d in defs}
     for leaf in leaves:  # leaves no loss reads still get (zero) gradients
         if plan.var(leaf) in missing:
-            src = "inputs" if plan.g.nodes[leaf]["kind"] == "input" else "params"
+            src = "inputs" if plan.ir.node(leaf).kind == "input" else "params"
             read = f"{plan.var(leaf)} = {src}[{literal(leaf)}]"
             stmts.insert(0, ([read], {plan.var(leaf)}, set()))
     state = "{" + ", ".join(f"{literal(k)}: {v}" for k, v in new_state.items()) + "}"
@@ -360,8 +359,8 @@ def _same_shape(plan: Plan, c: Call, i: int) -> bool:
     at run time (one data input, or no symbolic dimension)."""
     if c.opdef.name in INPUT_SHAPED:
         return True
-    arg = plan.g.nodes[c.arg_nodes[i]]["type"].shape
-    out = plan.g.nodes[c.node]["type"].shape
+    arg = plan.ir.type(c.arg_nodes[i]).shape
+    out = plan.ir.type(c.node).shape
     if tuple(arg) != tuple(out):
         return False
     return c.n_inputs == 1 or all(isinstance(d, int) for d in out)

@@ -12,10 +12,10 @@ from typing import Any
 import networkx as nx
 
 from graphspec.errors import Location, SpecError, did_you_mean
-from graphspec.ir.initializers import check as check_init
 from graphspec.ir.checks import check_warnings
 from graphspec.ir.estimators import add_reinforce_surrogates
 from graphspec.ir.graph import IR
+from graphspec.ir.initializers import check as check_init
 from graphspec.ir.node import InputNode, Node, OpNode, OutputNode, ParamNode, node_of
 from graphspec.ir.traverse import has_cycle, lex_topo_order
 from graphspec.ops import REGISTRY, OpDef

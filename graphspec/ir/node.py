@@ -103,9 +103,7 @@ class OpNode:
     def grad_flags(self) -> list[bool]:
         """Per argument, whether a gradient flows through it: as the op declares for its
         inputs and parameters; never through a state buffer."""
-        n_state = self.n_state
-        flags = self.opdef.differentiable(len(self.inputs) - n_state, self.n_inputs)
-        return flags + [False] * n_state
+        return self.opdef.grad_flags(len(self.inputs), self.n_inputs, self.n_state)
 
 
 @dataclass(frozen=True, slots=True)

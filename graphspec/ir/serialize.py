@@ -8,6 +8,7 @@ included, so tools can read an inspected graph without graphspec's YAML front en
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -80,14 +81,14 @@ def _node_json(node: Node) -> dict[str, Any]:
 def graph_from_json(data: dict[str, Any]) -> nx.MultiDiGraph:
     """The ``MultiDiGraph`` of :func:`ir_to_json` output, its typed nodes rebuilt."""
     linked = nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
-    g = nx.MultiDiGraph()
+    g = nx.MultiDiGraph(**linked.graph)
     for nid, attrs in linked.nodes(data=True):
         cls = _NODE_CLASSES[attrs["kind"]]
         op = attrs.get("op")
-        # Keys a class holds as a constant (an input's empty ``inputs``) are not arguments.
-        fields = {
-            k: _decode(k, v, op) for k, v in attrs.items() if k in cls.__dataclass_fields__
-        }
+        # Keys a class holds as a constant (``kind``, an input's empty ``inputs``) are not
+        # constructor arguments.
+        names = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: _decode(k, v, op) for k, v in attrs.items() if k in names}
         g.add_node(nid, node=cls(id=nid, **fields))
     g.add_edges_from(linked.edges(keys=True, data=True))
     return g

@@ -32,7 +32,7 @@ def _sampled(ir: gs.IR) -> set[str]:
     out = set()
     for name in ir.outputs:
         for n in plan.needed([f"output:{name}"]):
-            opdef = REGISTRY[ir.node(n).op]
+            opdef = ir.op(n).opdef
             if opdef.stochastic and not opdef.uses_training:
                 out.add(name)
     return out

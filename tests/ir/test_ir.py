@@ -31,12 +31,12 @@ def test_mul_of_a_value_with_itself_keeps_two_edges() -> None:
 
 def test_node_attributes() -> None:
     ir = build("graph:\n  - {id: h, op: linear, units: 3}\n")
-    h = ir.node("h")
-    assert h["kind"] == "op" and h["op"] == "linear" and h["role"] == "graph"
-    assert h["inputs"] == ["x", "h.weight", "h.bias"] and h["n_inputs"] == 1
-    assert (h["src"].line, h["src"].col) == (6, 5)
-    w = ir.node("h.weight")
-    assert w["kind"] == "param" and w["owner"] == "h" and w["init"] == "glorot_uniform"
+    h = ir.op("h")
+    assert h.kind == "op" and h.op == "linear" and h.role == "graph"
+    assert h.inputs == ("x", "h.weight", "h.bias") and h.n_inputs == 1
+    assert h.src is not None and (h.src.line, h.src.col) == (6, 5)
+    w = ir.param("h.weight")
+    assert w.kind == "param" and w.owner == "h" and w.init == "glorot_uniform"
     assert str(ir.type("h")) == "[batch, 3]"
     assert ir.order == list(nx.lexicographical_topological_sort(ir.graph))
 
