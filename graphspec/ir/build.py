@@ -16,7 +16,15 @@ from graphspec.ir.checks import check_warnings
 from graphspec.ir.estimators import add_reinforce_surrogates
 from graphspec.ir.graph import IR
 from graphspec.ir.initializers import check as check_init
-from graphspec.ir.node import InputNode, Node, OpNode, OutputNode, ParamNode, node_of
+from graphspec.ir.node import (
+    InputNode,
+    Node,
+    OpNode,
+    OutputNode,
+    ParamNode,
+    add_node,
+    node_of,
+)
 from graphspec.ir.traverse import has_cycle, lex_topo_order
 from graphspec.ops import REGISTRY, OpDef
 from graphspec.ops.registry import ParamDecl, ShapeError, TensorType
@@ -74,14 +82,11 @@ class _Builder:
         node: Node | None = self.g.nodes[nid].get("node")
         return node
 
-    def add(self, node: Node) -> None:
-        self.g.add_node(node.id, node=node)
-
     def build(self) -> IR:
         ex, spec, g = self.ex, self.spec, self.g
         for name, ispec in spec.input_specs().items():
             loc = spec.source.locate(("inputs", name)) if spec.source else None
-            self.add(InputNode(
+            add_node(g, InputNode(
                 id=name, type=TensorType(tuple(ispec.shape), ispec.dtype), src=loc,
                 differentiable=ispec.differentiable and ispec.dtype == "float",
             ))
@@ -96,7 +101,7 @@ class _Builder:
         for phase in (lex_topo_order(g, [*spec.inputs, *graph_nodes]), other):
             for nid in phase:
                 if nid in self.flat:
-                    self.add(self.op_node(self.flat[nid]))
+                    add_node(g, self.op_node(self.flat[nid]))
 
         outputs = {}
         for name, ref in ex.outputs.items():
@@ -104,7 +109,7 @@ class _Builder:
             if ref not in g:
                 raise _unknown_ref(ref, ex.output_locs.get(name), g, ex)
             oid = f"output:{name}"
-            self.add(OutputNode(
+            add_node(g, OutputNode(
                 id=oid, inputs=(ref,), type=node_of(g, ref).type, src=ex.output_locs.get(name),
             ))
             g.add_edge(ref, oid, key=0, arg=0)
@@ -189,7 +194,7 @@ class _Builder:
                 raise _unknown_ref(ins[i], _in_loc(n, i), g, ex)
             g.add_edge(ins[i], n.id, key=i, arg=i)
         _check_arity(n, opdef, len(ins))
-        types = []
+        types: list[TensorType] = []
         for i, ref in enumerate(ins):
             arg = self.typed(ref)
             if arg is None:  # a loss term or metric not typed yet: defined later
@@ -285,7 +290,7 @@ class _Builder:
             id=pid, type=TensorType(decl.shape), decl=decl, init=chosen, trainable=trainable,
             owner=n.id, src=n.src, block=n.block, cluster=n.cluster,
         )
-        self.add(node)
+        add_node(g, node)
         (self.params if trainable else self.state).append(node)
         return pid
 

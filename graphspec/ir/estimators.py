@@ -34,7 +34,7 @@ import networkx as nx
 
 from graphspec.errors import Location, SpecError, did_you_mean
 from graphspec.ir.graph import IR
-from graphspec.ir.node import OpNode, node_of
+from graphspec.ir.node import OpNode, add_node, node_of
 from graphspec.ops import REGISTRY
 from graphspec.ops.registry import ShapeError, TensorType
 from graphspec.ops.stochastic import Sampler
@@ -187,7 +187,7 @@ class _Surrogate:
             role="loss", src=self.src, block=self.node.block, cluster=self.node.cluster,
             generated=GENERATED,
         )
-        self.g.add_node(nid, node=node)
+        add_node(self.g, node)
         for i, a in enumerate(inputs):
             self.g.add_edge(a, nid, key=i, arg=i)
         return nid

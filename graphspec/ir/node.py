@@ -127,3 +127,8 @@ def node_of(g: nx.MultiDiGraph, nid: str) -> Node:
     """The node ``nid`` of an IR graph (``IR.node`` for a graph not yet wrapped in an IR)."""
     node: Node = g.nodes[nid]["node"]
     return node
+
+
+def add_node(g: nx.MultiDiGraph, node: Node) -> None:
+    """Put ``node`` in ``g`` under its id (replacing the node of that id, if any)."""
+    g.add_node(node.id, node=node)

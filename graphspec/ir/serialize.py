@@ -17,7 +17,7 @@ import networkx as nx
 from graphspec.errors import Location
 from graphspec.ir.counts import flop_count, node_flops, node_params
 from graphspec.ir.graph import IR
-from graphspec.ir.node import InputNode, Node, OpNode, OutputNode, ParamNode
+from graphspec.ir.node import InputNode, Node, OpNode, OutputNode, ParamNode, add_node
 from graphspec.ops import REGISTRY
 from graphspec.ops.registry import Attrs, ParamDecl, TensorType
 
@@ -89,7 +89,7 @@ def graph_from_json(data: dict[str, Any]) -> nx.MultiDiGraph:
         # constructor arguments.
         names = {f.name for f in dataclasses.fields(cls)}
         fields = {k: _decode(k, v, op) for k, v in attrs.items() if k in names}
-        g.add_node(nid, node=cls(id=nid, **fields))
+        add_node(g, cls(id=nid, **fields))
     g.add_edges_from(linked.edges(keys=True, data=True))
     return g
 

@@ -22,7 +22,7 @@ import networkx as nx
 import numpy as np
 
 from graphspec.ir.graph import IR
-from graphspec.ir.node import InputNode, OpNode, OutputNode, ParamNode
+from graphspec.ir.node import InputNode, OpNode, OutputNode, ParamNode, add_node
 from graphspec.ir.plan import Plan
 from graphspec.ops import REGISTRY, TensorType
 from graphspec.verify.finite_differences import gradient_cuts
@@ -165,7 +165,7 @@ def node_values(
     for i, nid in enumerate(nodes):
         name = f"__value_{i}"
         oid = f"output:{name}"
-        g.add_node(oid, node=OutputNode(id=oid, inputs=(nid,), type=ir.type(nid)))
+        add_node(g, OutputNode(id=oid, inputs=(nid,), type=ir.type(nid)))
         g.add_edge(nid, oid, key=0, arg=0)
         outputs[name] = nid
     probe = IR(graph=g, name=ir.name, seed=ir.seed,
@@ -197,28 +197,28 @@ def one_op_ir(
         differentiable = kind == "float" and any(f for b, f in zip(args, flags) if b == a)
         arg = ir.node(a)
         if isinstance(arg, ParamNode):
-            g.add_node(a, node=arg)
+            add_node(g, arg)
             params[a] = value
             differentiable = differentiable and a in ir.params
         else:
-            g.add_node(a, node=InputNode(id=a, type=TensorType(value.shape, kind),
-                                         differentiable=differentiable))
+            add_node(g, InputNode(id=a, type=TensorType(value.shape, kind),
+                                  differentiable=differentiable))
             inputs[a] = value
         if differentiable:
             diff.append(a)
     y_type = TensorType(tuple(d if isinstance(d, int) else dims.get(d, 1)
                               for d in ir.type(nid).shape), ir.type(nid).dtype)
-    g.add_node(nid, node=dataclasses.replace(node, type=y_type, role="graph"))
+    add_node(g, dataclasses.replace(node, type=y_type, role="graph"))
     for k, a in enumerate(args):
         g.add_edge(a, nid, key=k, arg=k)
-    g.add_node(TARGET, node=InputNode(id=TARGET, type=y_type))
-    g.add_node(LOSS, node=OpNode(
+    add_node(g, InputNode(id=TARGET, type=y_type))
+    add_node(g, OpNode(
         id=LOSS, op="mse", attrs=REGISTRY["mse"].attrs(), inputs=(nid, TARGET), n_inputs=2,
         type=TensorType(()), role="loss",
     ))
     g.add_edge(nid, LOSS, key=0, arg=0)
     g.add_edge(TARGET, LOSS, key=1, arg=1)
-    g.add_node("output:y", node=OutputNode(id="output:y", inputs=(nid,), type=y_type))
+    add_node(g, OutputNode(id="output:y", inputs=(nid,), type=y_type))
     g.add_edge(nid, "output:y", key=0, arg=0)
     mini = IR(graph=g, name=f"{ir.name}_{nid}", seed=ir.seed,
               order=list(nx.lexicographical_topological_sort(g)),
