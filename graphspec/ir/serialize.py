@@ -27,16 +27,12 @@ JSON_FORMAT = "graphspec-ir/1"
 
 # The JSON keys of each kind of node, in the order they are written.
 _JSON_KEYS: dict[str, tuple[str, ...]] = {
-    "input": ("kind", "op", "inputs", "type", "src", "block", "cluster", "differentiable"),
-    "param": (
-        "kind", "op", "inputs", "type", "src", "block", "cluster", "decl", "init", "trainable",
-        "owner",
+    "input": tuple("kind op inputs type src block cluster differentiable".split()),
+    "param": tuple("kind op inputs type src block cluster decl init trainable owner".split()),
+    "op": tuple(
+        "kind op attrs inputs n_inputs state src role block cluster weight type generated".split()
     ),
-    "op": (
-        "kind", "op", "attrs", "inputs", "n_inputs", "state", "src", "role", "block", "cluster",
-        "weight", "type", "generated",
-    ),
-    "output": ("kind", "op", "inputs", "type", "src", "block", "cluster"),
+    "output": tuple("kind op inputs type src block cluster".split()),
 }
 _NODE_CLASSES: dict[str, type[Node]] = {
     "input": InputNode,
