@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from paths import ROOT
 
 import graphspec as gs
 from graphspec.cli import main
 from graphspec.codegen.text import comment, docstring, literal
 from graphspec.errors import GraphspecError
 
-ROOT = Path(__file__).resolve().parents[2]
 XOR_TEXT = """\
 graphspec: 1
 name: xor-mlp
