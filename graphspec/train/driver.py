@@ -528,7 +528,7 @@ class _Run:
         err.message = f"{err.message}; {kept}"
         err.args = (err.message,)
         if err.node is not None and err.node in self.ir.graph:
-            err.location = self.ir.node(err.node).get("src")
+            err.location = self.ir.node(err.node).src
         err.hint = ("lower the learning rate, clip gradients (train.clip_grad_norm) or check "
                     "the data; metrics.jsonl has the epochs before the failure")
         result = self._result("failed", final={})

@@ -7,7 +7,7 @@ import numpy as np
 
 from graphspec.backend import Program
 from graphspec.ir.graph import IR
-from graphspec.ops import REGISTRY
+from graphspec.ir.node import OpNode
 from graphspec.verify.inputs import Arrays
 from graphspec.verify.locate import node_of, where
 from graphspec.verify.report import Report, Row, compare
@@ -70,13 +70,13 @@ def fd_exempt(ir: IR, leaf: str) -> str | None:
     """
     for n in sorted(_between(ir, leaf)):
         node = ir.node(n)
-        reason = getattr(node["attrs"], "fd_exempt", None) if node["kind"] == "op" else None
+        reason = getattr(node.attrs, "fd_exempt", None) if isinstance(node, OpNode) else None
         if reason:
-            return f"'{n}' ({node['op']}): {reason}"
+            return f"'{n}' ({node.op}): {reason}"
     cuts = gradient_cuts(ir, leaf)
     if cuts:
         a, n = cuts[0]
-        return (f"it reaches the loss through '{a}', an argument '{n}' ({ir.node(n)['op']}) "
+        return (f"it reaches the loss through '{a}', an argument '{n}' ({ir.node(n).op}) "
                 "declares non-differentiable")
     return None
 
@@ -88,12 +88,9 @@ def gradient_cuts(ir: IR, leaf: str) -> list[tuple[str, str]]:
     out = []
     for n in sorted(_between(ir, leaf)):
         node = ir.node(n)
-        if node["kind"] != "op":
-            continue
-        args = node["inputs"]
-        n_state = len(node.get("state", []))
-        flags = REGISTRY[node["op"]].differentiable(len(args) - n_state, node["n_inputs"])
-        out += [(a, n) for a, flag in zip(args, flags) if a in reach and not flag]
+        if isinstance(node, OpNode):
+            out += [(a, n) for a, flag in zip(node.inputs, node.grad_flags)
+                    if a in reach and not flag]
     return out
 
 

@@ -73,4 +73,4 @@ def ops_behind(ir: IR, check: str, tensor: str) -> list[Any]:
     nodes: set[str] = set()
     for s in sinks:
         nodes |= nx.ancestors(ir.graph, s) | {s}
-    return [ir.node(n)["attrs"] for n in nodes if ir.node(n)["kind"] == "op"]
+    return [ir.op(n).attrs for n in nodes if ir.node(n).kind == "op"]
