@@ -26,9 +26,9 @@ class Culprit:
 
     def describe(self, ir: IR) -> str:
         node = ir.node(self.node)
-        where = f" at {node['src']}" if node.get("src") else ""
+        where = f" at {node.src}" if node.src else ""
         if self.kind == "op":
-            return f"node '{self.node}' ({node['op']}{where}) {self.detail}"
+            return f"node '{self.node}' ({node.op}{where}) {self.detail}"
         return f"{self.kind} '{self.node}'{where} {self.detail}"
 
 
@@ -63,7 +63,7 @@ def first_nonfinite(
     if walk.stopped is None:
         return None
     value = walk.values[walk.stopped]
-    kind = ir.node(walk.stopped)["kind"]
+    kind = ir.node(walk.stopped).kind
     if kind == "op":
         return Culprit(walk.stopped, "op", f"produced {_count(value)} from finite inputs")
     what = "parameter" if kind == "param" else "input"

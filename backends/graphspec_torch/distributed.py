@@ -52,9 +52,11 @@ from graphspec.errors import (
     TrainingError,
     UsageError,
 )
+from graphspec.ir.build import build
 from graphspec.ir.graph import IR
-from graphspec.ops import REGISTRY
 from graphspec.ops.registry import norm_axis
+from graphspec.train import checkpoint
+from graphspec.train.driver import RunResult, TrainingInterrupted, train
 from graphspec_torch.trainer import TorchTrainer
 
 T = TypeVar("T")
@@ -79,7 +81,7 @@ def check_spec(ir: IR) -> None:
         raise SpecError(
             f"node '{node}' {why}: data-parallel training computes it on each rank's share of "
             "the batch, so the result would depend on the number of processes",
-            ir.node(node).get("src"),
+            ir.node(node).src,
             hint="train this spec in one process (leave out --nproc)",
         )
 
@@ -99,22 +101,21 @@ def problems_with_rows(ir: IR) -> list[tuple[str, str]]:
     for name in ir.inputs:
         per_row |= nx.descendants(ir.graph, name)
     for n in ir.op_nodes():
-        node = ir.node(n)
-        opdef = REGISTRY[node["op"]]
-        if n not in per_row or opdef.category != "op" or node["op"] in SYNCED_OPS:
+        node = ir.op(n)
+        if n not in per_row or node.opdef.category != "op" or node.op in SYNCED_OPS:
             continue
         shape = ir.type(n).shape
         if not shape or shape[0] not in batch_dims:
-            out.append((n, f"({node['op']}) has no batch axis first (shape {ir.type(n)})"))
+            out.append((n, f"({node.op}) has no batch axis first (shape {ir.type(n)})"))
         elif _touches_axis0(ir, n):
-            out.append((n, f"({node['op']}) works along the batch axis"))
+            out.append((n, f"({node.op}) works along the batch axis"))
     return out
 
 
 def _touches_axis0(ir: IR, n: str) -> bool:
-    node = ir.node(n)
-    attrs = node.get("attrs")
-    rank = ir.type(node["inputs"][0]).rank if node.get("inputs") else 0
+    node = ir.op(n)
+    attrs = node.attrs
+    rank = ir.type(node.inputs[0]).rank if node.inputs else 0
     if hasattr(attrs, "start_axis") and rank and norm_axis(attrs.start_axis, rank) == 0:
         return True
     if not hasattr(attrs, "axis") or not rank:
@@ -497,8 +498,6 @@ def launch(
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from graphspec.ir.build import build
-
     check_launch(nproc, dist_backend, max_restarts)
     check_spec(build(spec))  # before any process starts: one message, not N
     run_dir = Path(train_kwargs["out"])
@@ -543,8 +542,6 @@ def launch(
     if kind == "ok":
         return rest[0]
     if kind == "interrupted":
-        from graphspec.train.driver import TrainingInterrupted
-
         signum, message, result = rest
         raise TrainingInterrupted(
             message, result, signum, hint="continue with --resume (resume=True)"
@@ -604,7 +601,6 @@ class _launch_env:
 
 
 def _checkpoint_note(run_dir: Path) -> str:
-    from graphspec.train import checkpoint
 
     path = run_dir / checkpoint.FILENAME
     try:
@@ -646,8 +642,6 @@ def _failure(e: Any, run_dir: Path, max_restarts: int) -> TrainingError:
 def _interrupted(signum: int, run_dir: Path) -> Exception:
     """The launcher got SIGINT/SIGTERM: torch's agent passed it on to the workers, which
     finished their epoch and saved (within SHUTDOWN_S); say so from the checkpoint."""
-    from graphspec.train import checkpoint
-    from graphspec.train.driver import RunResult, TrainingInterrupted
 
     path = run_dir / checkpoint.FILENAME
     try:
@@ -698,7 +692,6 @@ def worker_main(tmp: str) -> int:
 
 
 def _work(payload: dict[str, Any]) -> tuple[Any, ...]:
-    from graphspec.train.driver import TrainingInterrupted, train
 
     rank = int(os.environ.get("RANK", "0"))
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from graphspec.backend import CompileOptions
 from graphspec.errors import BackendError
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Plan
+from graphspec.ops import REGISTRY, TensorType
+from graphspec.ops.registry import iter_samples
+from graphspec_torch.kernels import KERNELS
+from graphspec_torch.program import TorchProgram
 
 # Ops whose forward torch.onnx cannot express, with the reason shown to the user.  A slow
 # test exports every op alone (``_probe``) and checks this table against the exporter.
@@ -54,16 +59,15 @@ def export_onnx(
     if not ir.outputs:
         raise BackendError("the spec has no outputs to export", hint="list them under outputs:")
     ops = Plan(ir).needed([f"output:{k}" for k in ir.outputs])
-    refused = [n for n in ops if ir.node(n)["op"] in NOT_EXPORTABLE]
+    refused = [n for n in ops if ir.node(n).op in NOT_EXPORTABLE]
     if refused:
-        raise _op_error(ir, refused, {n: NOT_EXPORTABLE[ir.node(n)["op"]] for n in refused})
-    from graphspec_torch.program import TorchProgram
+        raise _op_error(ir, refused, {n: NOT_EXPORTABLE[ir.node(n).op] for n in refused})
 
     program = TorchProgram(ir, CompileOptions(dtype=dtype, device="cpu"))
     model = program.new_model()
     model.load_params(params)
     model.eval()
-    read = {a for n in ops for a in ir.node(n)["inputs"]}
+    read = {a for n in ops for a in ir.node(n).inputs}
     names = [i for i in ir.inputs if i in read]
     examples, dynamic = _examples(ir, names, program.dtype)
     wrapper = _Outputs(model, names)
@@ -147,13 +151,11 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
 
 def _culprits(ir: IR, ops: list[str], program: Any) -> dict[str, str]:
     """Export each op alone on its first registry sample; the ops that fail, with why."""
-    from graphspec.ops.registry import iter_samples
-    from graphspec_torch.kernels import KERNELS
 
     tried: dict[str, str | None] = {}
     out: dict[str, str] = {}
     for n in ops:
-        op = ir.node(n)["op"]
+        op = ir.node(n).op
         if op not in tried:
             tried[op] = _probe(op, KERNELS[op], iter_samples, program.dtype)
         if tried[op] is not None:
@@ -163,9 +165,7 @@ def _culprits(ir: IR, ops: list[str], program: Any) -> dict[str, str]:
 
 def _probe(op: str, kernel: Any, iter_samples: Any, dtype: torch.dtype) -> str | None:
     """Why ``op`` alone fails to export on its first registry sample, or None."""
-    import tempfile
 
-    from graphspec.ops import REGISTRY, TensorType
 
     opdef = REGISTRY[op]
     sample = next(iter(iter_samples(opdef.attrs)), None)
@@ -205,12 +205,12 @@ def _probe(op: str, kernel: Any, iter_samples: Any, dtype: torch.dtype) -> str |
 
 def _op_error(ir: IR, nodes: list[str], why: dict[str, str]) -> BackendError:
     first = nodes[0]
-    listed = ", ".join(f"'{n}' ({ir.node(n)['op']})" for n in nodes)
-    notes = [(f"'{n}' ({ir.node(n)['op']}): {why[n]}", ir.node(n).get("src")) for n in nodes]
+    listed = ", ".join(f"'{n}' ({ir.node(n).op})" for n in nodes)
+    notes = [(f"'{n}' ({ir.node(n).op}): {why[n]}", ir.node(n).src) for n in nodes]
     return BackendError(
         f"cannot export to ONNX: op{'s' if len(nodes) > 1 else ''} {listed} "
         f"{'have' if len(nodes) > 1 else 'has'} no ONNX form",
-        ir.node(first).get("src"), notes=notes,
+        ir.node(first).src, notes=notes,
         hint="export a spec whose outputs do not depend on these ops",
     )
 

@@ -3,8 +3,9 @@
 A 2-D classifier gets its decision boundary drawn even when its spec lists no
 ``decision_boundary`` entry (the first picture one wants of a 2-D classifier).
 The run directory is all it needs: the final parameters from the checkpoint, the seed
-from ``summary.json``.  The scores come from the numpy reference backend: a picture of
-the function does not depend on the backend that trained it beyond rounding.
+from ``summary.json``.  The scores come from the reference backend
+(:func:`graphspec.backend.reference_backend`): a picture of the function does not depend
+on the backend that trained it beyond rounding.
 """
 
 from __future__ import annotations
@@ -12,21 +13,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import graphspec as gs
 from graphspec.analysis.checks import plan
 from graphspec.analysis.context import CheckContext
 from graphspec.analysis.decision_boundary import DecisionBoundary
+from graphspec.analysis.plots import report
 from graphspec.analysis.registry import Entry
 from graphspec.analysis.runner import read_index, run_stage
+from graphspec.backend import reference_backend
 from graphspec.errors import SpecError
 from graphspec.spec.models import Spec
+from graphspec.train import checkpoint
+from graphspec.train.data import load_data
 
 
 def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
     """Compute ``boundary.npz`` for a 2-D classifier's run unless the run has a decision
     boundary already; returns the files written (none for other models)."""
-    import graphspec as gs
-    from graphspec.train import checkpoint
-    from graphspec.train.data import load_data
 
     run_dir = Path(run_dir)
     if any(e.get("procedure") == "decision_boundary" for e in read_index(run_dir)):
@@ -41,7 +44,7 @@ def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     seed = int(summary.get("seed", spec.seed))
     params = checkpoint.load(run_dir / checkpoint.FILENAME).param
-    program = gs.compile(ir, "numpy")
+    program = gs.compile(ir, reference_backend().name)
     entry = Entry(-1, "decision_boundary", "end", name, attrs)
     return run_stage([entry], "end", spec=spec, ir=ir, program=program, params=params,
                      splits=load_data(spec, ir, seed).splits, seed=seed, run_dir=run_dir)
@@ -49,7 +52,6 @@ def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
 
 def plot_run(spec: Spec, run_dir: str | Path) -> list[Path]:
     """Every picture of one run into its directory (``train --plot``)."""
-    from graphspec.analysis.plots import report
 
     add_boundary(spec, run_dir)
     return report([run_dir], run_dir)

@@ -24,7 +24,6 @@ import numpy as np
 from graphspec.backend import Arrays, LossResult
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Plan
-from graphspec.ops import REGISTRY
 
 
 class Kernels(Protocol):
@@ -102,7 +101,7 @@ class Interpreter:
         out = Values(noise=dict(noise or {}))
         rng = self.rng if rng is None else rng
         for nid in self.plan.needed(targets):
-            for a in self.ir.node(nid)["inputs"]:
+            for a in self.ir.op(nid).inputs:
                 if a not in out.values:
                     out.values[a] = leaves[a]
                     if on_value is not None and on_value(a, leaves[a]):
@@ -119,19 +118,19 @@ class Interpreter:
     ) -> dict[str, Any]:
         """The kernel's keywords: attributes, ``training``, ``noise`` (recorded in ``values``
         so the backward pass sees the same draws)."""
-        node = self.ir.node(nid)
-        opdef = REGISTRY[node["op"]]
-        kw = node["attrs"].kernel_attrs()
+        node = self.ir.op(nid)
+        opdef = node.opdef
+        kw = node.attrs.kernel_attrs()
         if opdef.uses_training:
             kw["training"] = training
-        nz = node["attrs"].noise() if opdef.stochastic else None
+        nz = node.attrs.noise() if opdef.stochastic else None
         if nz is None:
             return kw
         if opdef.uses_training and not training:  # dropout draws nothing in evaluation
             kw["noise"] = None
             return kw
         if nid not in values.noise:
-            like = np.asarray(values.values[node["inputs"][nz.like]])
+            like = np.asarray(values.values[node.inputs[nz.like]])
             values.noise[nid] = (
                 rng.random(like.shape, dtype=like.dtype)
                 if nz.kind == "uniform"
@@ -143,16 +142,16 @@ class Interpreter:
     def _forward(
         self, nid: str, values: Values, training: bool, rng: np.random.Generator, save: bool
     ) -> Any:
-        node = self.ir.node(nid)
-        args = [values.values[a] for a in node["inputs"]]
+        node = self.ir.op(nid)
+        args = [values.values[a] for a in node.inputs]
         kw = self._keywords(nid, values, training, rng)
-        out = self.kernels.forward(node["op"], args, kw, save=save)
+        out = self.kernels.forward(node.op, args, kw, save=save)
         if save:
             out, values.residuals[nid] = out
-        if not REGISTRY[node["op"]].has_state:
+        if not node.opdef.has_state:
             return out
         y, new = out
-        values.state.update(zip(node["inputs"][len(args) - len(node.get("state", [])) :], new))
+        values.state.update(zip(node.state_args, new))
         return y
 
     # ---- the backward pass ----------------------------------------------------------------
@@ -169,22 +168,19 @@ class Interpreter:
         argument's shape and added up where a value is read twice.  Returns every
         cotangent reached, leaves included."""
         cot = dict(seeds)
-        ops = [n for n in fwd.values if self.ir.node(n)["kind"] == "op"]
+        ops = [n for n in fwd.values if self.ir.node(n).kind == "op"]
         for nid in reversed(ops):
             if nid not in path or nid not in cot:
                 continue
-            node = self.ir.node(nid)
-            if node["op"] not in self.kernels.VJPS:
+            node = self.ir.op(nid)
+            if node.op not in self.kernels.VJPS:
                 continue
-            args = node["inputs"]
-            n_state = len(node.get("state", []))
-            flags = REGISTRY[node["op"]].differentiable(len(args) - n_state, node["n_inputs"])
-            flags += [False] * n_state
-            wanted = [bool(f) and a in path for a, f in zip(args, flags)]
+            args = node.inputs
+            wanted = [f and a in path for a, f in zip(args, node.grad_flags)]
             if not any(wanted):
                 continue
             grads = self.kernels.backward(
-                node["op"],
+                node.op,
                 cot[nid],
                 fwd.values[nid],
                 [fwd.values[a] for a in args],
@@ -194,7 +190,7 @@ class Interpreter:
             )
             if len(grads) != len(args):
                 raise ValueError(
-                    f"the VJP of '{node['op']}' returned {len(grads)} gradients "
+                    f"the VJP of '{node.op}' returned {len(grads)} gradients "
                     f"for {len(args)} arguments"
                 )
             for a, want, g in zip(args, wanted, grads):

@@ -14,13 +14,16 @@ This uses nothing but the Program interface, so it works for any backend.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+import graphspec as gs
 from graphspec.ir.graph import IR
-from graphspec.ir.one_op import TARGET, Arg, one_op_ir, with_outputs
+from graphspec.ir.node import InputNode, ParamNode
+from graphspec.ir.one_op import TARGET, one_op_ir, with_outputs
 from graphspec.ir.plan import Plan
 from graphspec.ops import REGISTRY, TensorType
 from graphspec.verify.finite_differences import gradient_cuts
@@ -36,8 +39,6 @@ def blame_rows(
     ir: IR, backends: Sequence[str], ref: str, params: Arrays, inputs: Arrays, noise: Arrays,
     dtype: str, device: str, *, fd_only: bool, report: Report,
 ) -> list[Row]:
-    import graphspec as gs
-
     if "mse" not in REGISTRY:
         report.notes.append("no per-node localization: the registry has no 'mse' op")
         return []
@@ -60,9 +61,9 @@ def blame_rows(
         g = rng.standard_normal(y.shape) / max(y.size, 1)
         mini_inputs[TARGET] = y - g * (y.size / 2.0)
         mini_noise = {nid: noise[nid]} if nid in noise else {}
-        tol = tolerance("grad", dtype, [ir.node(nid)["attrs"]])
+        tol = tolerance("grad", dtype, [ir.op(nid).attrs])
         loc = where(ir, nid)
-        label = f"{nid} ({ir.node(nid)['op']})"
+        label = f"{nid} ({ir.node(nid).op})"
         try:
             grads = {}
             for name in (backends[:1] if fd_only else backends):
@@ -72,7 +73,7 @@ def blame_rows(
             if fd_only:
                 grads["finite differences"] = _fd_grads(
                     gs.compile(mini, ref), mini_params, mini_inputs, mini_noise, diff, FD_EPS)
-                tol = tolerance("fd", "float64", [ir.node(nid)["attrs"]])
+                tol = tolerance("fd", "float64", [ir.op(nid).attrs])
         except Exception as e:
             skipped.append(f"{label}: {message(e)}")
             continue
@@ -109,7 +110,7 @@ def _cut_hints(ir: IR, report: Report) -> list[str]:
         if cuts:
             a, n = cuts[0]
             hints.append(
-                f"'{leaf}' also reaches '{n}' ({ir.node(n)['op']}) through '{a}', an argument "
+                f"'{leaf}' also reaches '{n}' ({ir.node(n).op}) through '{a}', an argument "
                 "declared non-differentiable: a backend that lets gradient through it there "
                 "disagrees with the reference")
     return hints
@@ -135,14 +136,14 @@ def value_rows(
             continue
         wrong: set[str] = set()
         for nid in nodes:
-            node = ir.node(nid)
-            row = compare("value", f"{nid} ({node['op']})", f"{other}~{ref}",
+            node = ir.op(nid)
+            row = compare("value", f"{nid} ({node.op})", f"{other}~{ref}",
                           values[other][nid], values[ref][nid],
-                          tolerance("forward", dtype, [node["attrs"]]), node=nid,
+                          tolerance("forward", dtype, [node.attrs]), node=nid,
                           where=where(ir, nid))
             if row.ok:
                 continue
-            if not wrong.intersection(node["inputs"]):
+            if not wrong.intersection(node.inputs):
                 rows.append(row)  # where it starts; what follows from it is not news
             wrong.add(nid)
     return rows
@@ -154,8 +155,6 @@ def node_values(
 ) -> Arrays:
     """The value of each of ``nodes`` in a training-mode forward pass on ``backend``: the IR
     with every one of them made an output."""
-    import graphspec as gs
-
     probe, names = with_outputs(ir, nodes)
     out = gs.compile(probe, backend, dtype=dtype, device=device).forward(
         params, inputs, training=True, noise=noise)
@@ -169,35 +168,32 @@ def one_op(
     buffers stay parameters and state (a backend keeps them in its own way); every other
     argument becomes an input.  Returns the IR, its parameters and inputs (by node id), and
     the arguments whose gradient the op defines."""
-    node = ir.node(nid)
-    opdef = REGISTRY[node["op"]]
-    args = list(node["inputs"])
-    n_state = len(node.get("state", []))
-    flags = opdef.differentiable(len(args) - n_state, node["n_inputs"]) + [False] * n_state
+    node = ir.op(nid)
+    args = node.inputs
+    flags = node.grad_flags
     params: Arrays = {}
     inputs: Arrays = {}
     diff: list[str] = []
-    leaves: dict[str, Arg] = {}
+    leaves: list[InputNode | ParamNode] = []
     for a in dict.fromkeys(args):  # ``mul(x, x)``: one value read twice
         value = np.asarray(values[a])
         kind = ir.type(a).dtype
         differentiable = kind == "float" and any(f for b, f in zip(args, flags) if b == a)
-        leaf = ir.node(a)
-        if leaf["kind"] == "param":
+        arg = ir.node(a)
+        if isinstance(arg, ParamNode):
+            leaves.append(arg)
             params[a] = value
             differentiable = differentiable and a in ir.params
-            leaves[a] = Arg(a, leaf["type"], "param" if a in ir.params else "state",
-                            decl=leaf.get("decl"), init=leaf.get("init", "zeros"))
         else:
+            leaves.append(InputNode(id=a, type=TensorType(value.shape, kind),
+                                    differentiable=differentiable))
             inputs[a] = value
-            leaves[a] = Arg(a, TensorType(value.shape, kind), "input", differentiable)
         if differentiable:
             diff.append(a)
     y_type = TensorType(tuple(d if isinstance(d, int) else dims.get(d, 1)
                               for d in ir.type(nid).shape), ir.type(nid).dtype)
-    mini = one_op_ir(f"{ir.name}_{nid}", nid, node["op"], node["attrs"],
-                     [leaves[a] for a in args], node["n_inputs"], y_type, loss="mse",
-                     seed=ir.seed, src=node.get("src"))
+    mini = one_op_ir(f"{ir.name}_{nid}", dataclasses.replace(node, type=y_type), leaves,
+                     loss="mse", seed=ir.seed)
     return mini, params, inputs, diff
 
 

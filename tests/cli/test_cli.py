@@ -18,6 +18,7 @@ from paths import GALLERY, ROOT, XOR
 import graphspec as gs
 from graphspec.cli import common, main
 from graphspec.errors import GraphspecError
+from graphspec.ir.counts import flop_count
 from graphspec.ir.serialize import graph_from_json
 
 RESIDUAL = ROOT / "specs" / "residual_mlp.yaml"
@@ -86,7 +87,7 @@ def test_inspect_text(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     header = out.splitlines()[1].split()
     assert header == ["id", "op", "inputs", "shape", "params", "FLOPs"]
     assert f"parameters: {ir.param_count():,} trainable" in out
-    assert f"FLOPs per example: {ir.flop_count():,}" in out
+    assert f"FLOPs per example: {flop_count(ir):,}" in out
     for nid in ir.op_nodes():
         assert nid in out
 
@@ -500,6 +501,16 @@ def test_export_onnx(tmp_path: Path) -> None:
     out = tmp_path / "xor.onnx"
     assert main(["export", str(XOR), "--onnx", str(out)]) == 0
     assert out.stat().st_size > 0
+
+
+def test_export_on_a_backend_that_declares_no_onnx_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "xor.onnx"
+    assert main(["export", str(XOR), "--onnx", str(out), "--backend", "numpy"]) == 2
+    err = capsys.readouterr().err
+    assert "the numpy backend cannot export to ONNX; export runs on --backend torch" in err
+    assert "Traceback" not in err and not out.exists()
 
 
 def test_missing_feature_module_is_a_clear_error() -> None:

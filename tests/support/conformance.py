@@ -12,8 +12,8 @@ kernel table (the kernels called exactly as generated code calls them), and chec
 * the numpy VJP against central finite differences, in one random direction
   (<g, J u> = <J^T g, u>) and, for small inputs, the full Jacobian,
 * the module each backend generates for the one-op IR, written to a file and imported from
-  it, against the interpreter: outputs, loss, gradients and new state
-  (:func:`generated_results`).
+  it, against the interpreter: outputs, loss terms, metrics, gradients and new state
+  (:func:`generated_program`, :func:`compare_results`).
 """
 
 from __future__ import annotations
@@ -31,23 +31,17 @@ import numpy as np
 from graphspec.backend import Arrays, CompileOptions, LossResult
 from graphspec.ir.graph import IR
 from graphspec.ir.interpret import Interpreter
-from graphspec.ir.one_op import TARGET, Arg, one_op_ir
+from graphspec.ir.node import InputNode, OpNode, ParamNode
+from graphspec.ir.one_op import TARGET, Loss, one_op_ir
 from graphspec.ops import REGISTRY, OpDef, Sample, TensorType
-from graphspec.ops.registry import Attrs
+from graphspec.ops.registry import Attrs, ParamDecl
+from graphspec.verify.report import Tol
+from graphspec.verify.tolerances import FD_EPS, fd_tolerance, tolerance
 from graphspec_numpy import codegen as numpy_codegen
 from graphspec_numpy import kernels
 from graphspec_numpy.program import NumpyProgram
 
 NODE = "result"  # the op's node in a case's one-op IR
-
-# The float64 tolerances, as graphspec.verify.TOLERANCES and FD_EPS state them.
-FORWARD_RTOL = 1e-12
-FORWARD_ATOL = 1e-12
-GRAD_RTOL = 1e-9
-GRAD_ATOL = 1e-10
-FD_EPS = 1e-6
-FD_RTOL = 1e-5
-FD_ATOL = 1e-7
 
 
 @dataclass
@@ -65,7 +59,7 @@ class Case:
     types: list[TensorType] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # each argument's node id in the one-op IR
     kinds: list[str] = field(default_factory=list)  # each argument's kind: input, param, state
-    decls: dict[str, Any] = field(default_factory=dict)  # parameters' and buffers' ParamDecls
+    decls: dict[str, ParamDecl] = field(default_factory=dict)  # of parameters and buffers
 
     @property
     def id(self) -> str:
@@ -78,18 +72,23 @@ class Case:
         ``__target`` when it has a float gradient to give, else itself the loss term (a loss
         op), a metric (a metric op) or just an output."""
         y_type = self.attrs.infer(*self.types)
+        loss: Loss
         if self.opdef.category == "loss":
             loss = "self"
         elif self.opdef.category == "metric":
             loss = "metric"
         else:
             loss = "mse" if y_type.dtype == "float" and any(self.diff) else "none"
-        n_inputs = self.kinds.count("input")
-        args = [Arg(i, t, k, d, self.decls.get(i), self.decls[i].init if i in self.decls
-                    else "zeros")  # type: ignore[arg-type]
-                for i, t, k, d in zip(self.ids, self.types, self.kinds, self.diff)]
-        return one_op_ir(f"{self.opdef.name}_{self.index}", NODE, self.opdef.name, self.attrs,
-                         args, n_inputs, y_type, loss=loss)  # type: ignore[arg-type]
+        leaves: list[InputNode | ParamNode] = [
+            InputNode(id=i, type=t, differentiable=d) if k == "input" else ParamNode(
+                id=i, type=t, decl=self.decls[i], init=self.decls[i].init,
+                trainable=k == "param", owner=NODE)
+            for i, t, k, d in zip(self.ids, self.types, self.kinds, self.diff)
+        ]
+        node = OpNode(id=NODE, op=self.opdef.name, attrs=self.attrs, inputs=tuple(self.ids),
+                      n_inputs=self.kinds.count("input"), type=y_type,
+                      state=tuple(i for i, k in zip(self.ids, self.kinds) if k == "state"))
+        return one_op_ir(f"{self.opdef.name}_{self.index}", node, leaves, loss=loss)
 
     @functools.cached_property
     def interpreter(self) -> Interpreter:
@@ -165,7 +164,7 @@ def cases(opdef: OpDef, seed: int = 0) -> Iterator[Case]:
                     kwargs["noise"] = rng.random(like.shape)
                 else:
                     kwargs["noise"] = rng.standard_normal(like.shape)
-        flags = opdef.differentiable(len(args) - len(states), n_inputs) + [False] * len(states)
+        flags = opdef.grad_flags(len(args), n_inputs, len(states))
         if opdef.category == "metric":
             flags = [False] * len(args)
         diff = [f and np.asarray(a).dtype.kind == "f" for f, a in zip(flags, args)]
@@ -244,8 +243,11 @@ def directional_fd(case: Case, g: np.ndarray, rng: np.random.Generator) -> tuple
     return analytic, float(np.vdot(g, ju))
 
 
-def full_jacobian_fd(case: Case, g: np.ndarray, max_elems: int = 64) -> list[tuple[str, float]]:
-    """Element-wise central differences of <g, f>; returns (arg name, max abs error) per arg."""
+def full_jacobian_fd(
+    case: Case, g: np.ndarray, max_elems: int = 64
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Element-wise central differences of <g, f>: (arg name, the VJP's gradient, the
+    differences) per differentiable argument of at most ``max_elems`` elements."""
     grads = numpy_vjp(case, g)
     out = []
     for i, (a, d) in enumerate(zip(case.args, case.diff)):
@@ -260,8 +262,7 @@ def full_jacobian_fd(case: Case, g: np.ndarray, max_elems: int = 64) -> list[tup
             args[i][idx] -= 2 * FD_EPS
             fm = float(np.vdot(g, numpy_forward(case, args)))
             numeric[idx] = (fp - fm) / (2 * FD_EPS)
-        scale = max(1.0, float(np.abs(numeric).max()))
-        out.append((case.arg_names[i], float(np.abs(analytic - numeric).max()) / scale))
+        out.append((case.arg_names[i], analytic, numeric))
     return out
 
 
@@ -304,15 +305,20 @@ def all_cases(filter_fn: Callable[[OpDef], bool] = lambda d: True) -> list[Case]
 
 
 # ---- dtypes and per-op tolerances --------------------------------------------------------
-# The numbers live in graphspec.verify (TOLERANCES); an op loosens them for itself with
-# a ``tolerances`` class attribute next to its definition, giving the reason.
+# The numbers live in graphspec.verify.tolerances, the table verify uses too; an op loosens
+# them for itself with a ``tolerances`` class attribute next to its definition, giving the
+# reason.
 
 
-def tol(case: Case, kind: str, dtype: str = "float64") -> Any:
-    """The tolerance (``.rtol``, ``.atol``) for ``kind`` (forward, grad, fd) of this case."""
-    from graphspec.verify import tolerance
-
+def tol(case: Case, kind: str, dtype: str = "float64") -> Tol:
+    """The tolerance (``.rtol``, ``.atol``) for ``kind`` (forward, grad) of this case."""
     return tolerance(kind, dtype, [case.attrs])
+
+
+def fd_tol(case: Case, value: float) -> Tol:
+    """The finite-difference tolerance of this case, for ``<g, f>`` of value ``value``: the
+    rule verify applies to a loss."""
+    return fd_tolerance([case.attrs], value)
 
 
 def cast_case(case: Case, dtype: str) -> Case:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.backend import Arrays, CompileOptions, LossResult
+from graphspec.backend import Arrays, Capabilities, CompileOptions, LossResult
 from graphspec.ir.graph import IR
 from graphspec.ir.interpret import Interpreter
 from graphspec.train.groups import param_groups
@@ -115,9 +115,22 @@ class MiniTrainer:
 
 class MiniBackend:
     name = "mini"
+    # Its trainers take injected noise (MiniTrainer.set_noise): verify compares their steps
+    # on stochastic specs.  Nothing else is declared, so the core's defaults apply.
+    capabilities = Capabilities(noise_injection=True)
+
+    def compile(self, ir: IR, options: CompileOptions) -> MiniProgram:
+        return MiniProgram(ir, options)
+
+
+class BareBackend:
+    """The same interpreter declaring nothing (no ``capabilities``): a minimal plugin."""
+
+    name = "bare"
 
     def compile(self, ir: IR, options: CompileOptions) -> MiniProgram:
         return MiniProgram(ir, options)
 
 
 backend = MiniBackend()
+bare = BareBackend()
