@@ -91,22 +91,9 @@ def test_verify_feeds_injected_noise_to_a_stochastic_spec(mini):
 
 def test_a_wrong_kernel_in_the_plugin_is_caught(mini, monkeypatch):
     import mini_backend
+    from scaled_vjp import ScaledVJP
 
-    from graphspec_numpy import kernels
-
-    class WrongTanh:
-        """The numpy kernel table with tanh's VJP 1% off."""
-
-        VJPS = kernels.VJPS
-        forward = staticmethod(kernels.forward)
-        unbroadcast = staticmethod(kernels.unbroadcast)
-
-        @staticmethod
-        def backward(op, g, *args, **kw):
-            grads = kernels.backward(op, g, *args, **kw)
-            return tuple(1.01 * v for v in grads) if op == "tanh" else grads
-
-    monkeypatch.setattr(mini_backend, "kernels", WrongTanh)
+    monkeypatch.setattr(mini_backend, "kernels", ScaledVJP("tanh", 1.01))  # 1% off
     report = verify(TESTS.parent / "specs" / "xor.yaml", backends=("numpy", "mini"), steps=0)
     assert not report.ok
     assert [r.node for r in report.failures if r.check == "vjp"] == ["act"]

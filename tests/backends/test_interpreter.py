@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from paths import GALLERY, XOR
+from scaled_vjp import ScaledVJP
 
 import graphspec as gs
 from graphspec.backend import CompileOptions
@@ -68,18 +69,16 @@ def test_the_generated_numpy_module_computes_what_the_interpreter_does(path):
         same(f"{how}: new state", state, ref.state)
 
 
-def test_the_check_sees_a_difference(monkeypatch):
-    """A VJP changed after the module was generated: the interpreter (which calls the
-    table) and the module (which copied the old source) part, and the check says where."""
+def test_the_check_sees_a_difference():
+    """A table whose tanh VJP is off: the interpreter and the generated module part, and
+    the check says where."""
     ir = gs.build(gs.load(XOR))
     params = gs.init_params(ir, seed=0)
     inputs = random_inputs(ir, BATCH, np.random.default_rng(0))
-    module = NumpyProgram(ir, CompileOptions()).module
-    real = kernels.VJPS["tanh"]
-    monkeypatch.setitem(kernels.VJPS, "tanh", lambda g, y, x: tuple(2 * v for v in real(g, y, x)))
-    grads = module.loss_and_grads(params, inputs, True, None, None)[2]
+    grads = NumpyProgram(ir, CompileOptions()).module.loss_and_grads(params, inputs)[2]
+    wrong = Interpreter(ir, ScaledVJP("tanh", 2.0)).loss_and_grads(params, inputs).grads
     with pytest.raises(AssertionError, match="gradients hidden.weight"):
-        same("gradients", grads, Interpreter(ir, kernels).loss_and_grads(params, inputs).grads)
+        same("gradients", grads, wrong)
 
 
 def test_the_walk_stops_where_the_hook_says():
