@@ -19,7 +19,7 @@ def soft_attention(x, weight, bias=None, *, output):
     return y.sum(axis=1, keepdims=x.ndim == 2) if output == "sum" else y
 
 
-@vjp("soft_attention")
+@vjp("soft_attention", reads=("x", "weight", "bias"))
 def soft_attention_vjp(g, y, x, weight, bias=None, *, output):
     # y = a ⊙ x, a = softmax(s(x)): dL/ds = a (g⊙x - <g⊙x, a>) ; dL/dx = g ⊙ a + dL/ds ∂s/∂x
     s = x @ weight + bias if bias is not None else x @ weight
@@ -46,7 +46,7 @@ def scaled_dot_product_attention(q, k, v, *, causal, scale):
     return (e / e.sum(axis=-1, keepdims=True)) @ v
 
 
-@vjp("scaled_dot_product_attention")
+@vjp("scaled_dot_product_attention", reads=("q", "k", "v"))
 def scaled_dot_product_attention_vjp(g, y, q, k, v, *, causal, scale):
     # dL/dv = a^T g ; dL/ds = a ⊙ (g v^T - rowsum(a ⊙ g v^T)) ; dL/dq = c ds k ; dL/dk = c ds^T q
     c = float(q.shape[-1]) ** -0.5 if scale is None else scale
@@ -71,7 +71,7 @@ def hard_attention(x, weight, bias=None, *, k, estimator, sample, training, nois
     return x * (mask[..., None] if x.ndim == 3 else mask)
 
 
-@vjp("hard_attention")
+@vjp("hard_attention", reads=("x", "weight", "bias"))
 def hard_attention_vjp(g, y, x, weight, bias=None, *, k, estimator, sample, training, noise=None):
     # dL/dx = g ⊙ mask ; straight-through (mask ~ k softmax(s)): dL/ds = k a (g⊙x - <g⊙x, a>)
     rank3 = x.ndim == 3

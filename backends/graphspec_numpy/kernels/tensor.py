@@ -15,7 +15,7 @@ def sum_(x, *, axis, keepdims):
     return np.sum(x, axis=tuple(axis) if isinstance(axis, list) else axis, keepdims=keepdims)
 
 
-@vjp("sum")
+@vjp("sum", reads=("x",))
 def sum_vjp(g, y, x, *, axis, keepdims):
     # dL/dx = g broadcast back over the summed axes
     axes = reduced_axes(axis, x.ndim)
@@ -29,7 +29,7 @@ def mean(x, *, axis, keepdims):
     return np.mean(x, axis=tuple(axis) if isinstance(axis, list) else axis, keepdims=keepdims)
 
 
-@vjp("mean")
+@vjp("mean", reads=("x",))
 def mean_vjp(g, y, x, *, axis, keepdims):
     # dL/dx = g / n broadcast back over the n averaged elements
     axes = reduced_axes(axis, x.ndim)
@@ -44,7 +44,7 @@ def concat(*xs, axis):
     return np.concatenate(xs, axis=axis)
 
 
-@vjp("concat")
+@vjp("concat", reads=("xs",))
 def concat_vjp(g, y, *xs, axis):
     # dL/dx_i = the slice of g that x_i filled
     ends = np.cumsum([x.shape[axis] for x in xs])
@@ -57,7 +57,7 @@ def slice_(x, *, axis, start, stop, step):
     return x[index]
 
 
-@vjp("slice")
+@vjp("slice", reads=("x",))
 def slice_vjp(g, y, x, *, axis, start, stop, step):
     # dL/dx = g at the sliced positions, 0 elsewhere
     index = (slice(None),) * (axis % x.ndim) + (slice(start, stop, step),)
@@ -76,7 +76,7 @@ def split(x, *, sections, index, axis):
     return x[cut]
 
 
-@vjp("split")
+@vjp("split", reads=("x",))
 def split_vjp(g, y, x, *, sections, index, axis):
     # dL/dx = g at this part's positions, 0 in the other parts
     n = x.shape[axis]
@@ -95,7 +95,7 @@ def reshape(x, *, shape):
     return x.reshape([x.shape[i] if isinstance(d, str) else d for i, d in enumerate(shape)])
 
 
-@vjp("reshape")
+@vjp("reshape", reads=("x",))
 def reshape_vjp(g, y, x, *, shape):
     # dL/dx = g reshaped to x's shape
     return (g.reshape(x.shape),)
@@ -108,7 +108,7 @@ def flatten(x, *, start_axis, end_axis):
     return x.reshape(x.shape[:s] + (merged,) + x.shape[e + 1 :])
 
 
-@vjp("flatten")
+@vjp("flatten", reads=("x",))
 def flatten_vjp(g, y, x, *, start_axis, end_axis):
     # dL/dx = g reshaped to x's shape
     return (g.reshape(x.shape),)
@@ -119,7 +119,7 @@ def transpose(x, *, axes):
     return np.transpose(x, axes)
 
 
-@vjp("transpose")
+@vjp("transpose", reads=("x",))
 def transpose_vjp(g, y, x, *, axes):
     # dL/dx = g transposed by the inverse permutation
     perm = range(x.ndim)[::-1] if axes is None else [a % x.ndim for a in axes]
@@ -131,7 +131,7 @@ def gather(x, indices, *, axis):
     return np.take(x, indices, axis=axis)
 
 
-@vjp("gather")
+@vjp("gather", reads=("x", "indices"))
 def gather_vjp(g, y, x, indices, *, axis):
     # dL/dx[.., k, ..] = sum of g over the positions whose index is k (np.add.at)
     ax = axis % x.ndim
@@ -154,7 +154,7 @@ def polynomial_features(x, *, degree, include_linear, include_bias):
     return np.stack(cols, axis=-1)
 
 
-@vjp("polynomial_features")
+@vjp("polynomial_features", reads=("x",))
 def polynomial_features_vjp(g, y, x, *, degree, include_linear, include_bias):
     # dL/dx_j = sum over monomials m, each factor x_j of m: g_m * (m without that factor)
     n, terms, level = x.shape[-1], [], [()]
