@@ -9,14 +9,17 @@ The public API::
     prog = gs.compile(ir, backend="numpy", dtype="float64")
     outputs = prog.forward(params, {"x": X})
     loss, terms, grads = prog.loss_and_grads(params, {"x": X, "y": Y})
+
+``import graphspec`` loads only the error classes: each other name is imported the first
+time it is used (PEP 562), so a command line that only validates a spec never pays for
+networkx, the training driver, torch or matplotlib.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import graphspec.train as train  # callable: gs.train(spec, ...) runs graphspec.train.train
-from graphspec.backend import CompileOptions, Program, get_backend
 from graphspec.errors import (
     BackendError,
     CheckpointError,
@@ -27,12 +30,42 @@ from graphspec.errors import (
     SpecError,
     TrainingError,
 )
-from graphspec.init import init_params
-from graphspec.ir.build import build
-from graphspec.ir.graph import IR
-from graphspec.spec.load import load, loads
+
+if TYPE_CHECKING:
+    from graphspec import train
+    from graphspec.backend import CompileOptions, Program, get_backend
+    from graphspec.ir.build import build
+    from graphspec.ir.graph import IR
+    from graphspec.ir.initializers import init_params
+    from graphspec.spec.load import load, loads
+    from graphspec.verify import verify
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it (imported on first use).
+_LAZY = {
+    "CompileOptions": "graphspec.backend",
+    "Program": "graphspec.backend",
+    "get_backend": "graphspec.backend",
+    "build": "graphspec.ir.build",
+    "IR": "graphspec.ir.graph",
+    "init_params": "graphspec.ir.initializers",
+    "load": "graphspec.spec.load",
+    "loads": "graphspec.spec.load",
+    "verify": "graphspec.verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":
+        # The training package is callable (gs.train(spec, ...)) and stays importable as a
+        # package (graphspec.train.data); see graphspec/train/__init__.py.
+        return importlib.import_module("graphspec.train")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'graphspec' has no attribute '{name}'")
 
 
 def compile(
@@ -44,23 +77,18 @@ def compile(
     **options: Any,
 ) -> Program:
     """Compile the IR with a backend found through the ``graphspec.backends`` entry points."""
+    from graphspec.backend import CompileOptions, get_backend  # deferred: see the docstring
+
     opts = CompileOptions(dtype=dtype, device=device, **options)  # type: ignore[arg-type]
     return get_backend(backend).compile(ir, opts)
 
 
 def load_run(path: Any) -> Any:
     """A finished run directory: ``.spec``, ``.params``, ``.history``, ``.summary``,
-    ``.predict(X)``, ``.evaluate(data)``, ``.program(backend=...)`` (graphspec.run)."""
-    from graphspec.run import load_run as _load_run
+    ``.predict(X)``, ``.evaluate(data)``, ``.program(backend=...)`` (graphspec.runs.run)."""
+    from graphspec.runs.run import load_run as _load_run  # deferred: see the docstring
 
     return _load_run(path)
-
-
-def verify(spec: Any, backends: tuple[str, ...] = ("numpy", "torch"), **options: Any) -> Any:
-    """Compare backends on a spec: outputs, losses, gradients, steps (see graphspec.verify)."""
-    from graphspec.verify import verify as _verify
-
-    return _verify(spec, backends=backends, **options)
 
 
 __all__ = [

@@ -33,7 +33,8 @@ BACKENDS = ("numpy", "torch")
 # 2-feature input and a [batch, k] output, the VAE's reconstruction included.
 SKIP = {"vae": {"boundary.png"}}
 COLORS = 96  # palette size: the boundary shading survives, files shrink five- to tenfold
-MAX_BYTES = 140_000  # fewer colours for a picture still larger (tests/test_gallery.py: 150 kB)
+# fewer colours for a picture still larger (tests/gallery/test_gallery.py: 150 kB)
+MAX_BYTES = 140_000
 
 
 def train(stem: str, backend: str) -> None:
@@ -81,8 +82,8 @@ def copy_pictures(stem: str) -> list[Path]:
 
 def outcomes(stem: str) -> str:
     """A markdown table: each variant's claims with the numbers measured per backend."""
-    from graphspec.expect import evaluate, quantities
     from graphspec.spec.variants import expand_variants
+    from graphspec.train.expect import evaluate, quantities
 
     lines = [
         "| variant | claim | " + " | ".join(BACKENDS) + " |",

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from graphspec.opsdoc import ops_markdown
+from graphspec.ops.docs import ops_markdown
 
 OPS_MD = Path(__file__).resolve().parent.parent / "docs" / "ops.md"
 

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from graphspec.codegen import Call, Plan, last_uses
+from graphspec.codegen.text import comment, docstring, literal
 from graphspec.ir.graph import IR
-from graphspec.sourcecode import comment, docstring, literal
+from graphspec.ir.plan import Call, Plan, last_uses
 from graphspec_numpy.kernels import INPUT_SHAPED, KERNELS, VJPS, _prelude
 
 _Stmt = tuple[list[str], set[str], set[str]]  # (lines, defines, uses)

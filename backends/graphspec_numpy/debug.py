@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.codegen import Plan
 from graphspec.ir.graph import IR
+from graphspec.ir.plan import Plan
 from graphspec.ops import REGISTRY
 from graphspec_numpy.kernels import KERNELS
 

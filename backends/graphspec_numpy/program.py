@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from graphspec.backend import Arrays, CompileOptions, LossResult
+from graphspec.codegen.text import load_module
 from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
-from graphspec.sourcecode import load_module
 from graphspec_numpy.codegen import generate
 
 

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from graphspec.codegen import Call, Plan, last_uses
+from graphspec.codegen.text import comment, docstring, literal
 from graphspec.errors import BackendError
 from graphspec.ir.graph import IR
-from graphspec.sourcecode import comment, docstring, literal
+from graphspec.ir.plan import Call, Plan, last_uses
 from graphspec_torch import sources, templates
 from graphspec_torch.kernels import KERNELS
 

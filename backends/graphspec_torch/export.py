@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from graphspec.backend import CompileOptions
-from graphspec.codegen import Plan
 from graphspec.errors import BackendError
 from graphspec.ir.graph import IR
+from graphspec.ir.plan import Plan
 
 # Ops whose forward torch.onnx cannot express, with the reason shown to the user.  A slow
 # test exports every op alone (``_probe``) and checks this table against the exporter.

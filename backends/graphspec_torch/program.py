@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from graphspec.backend import Arrays, CompileOptions, LossResult
-from graphspec.codegen import Plan
+from graphspec.codegen.text import load_module
 from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
+from graphspec.ir.plan import Plan
 from graphspec.ops import REGISTRY
-from graphspec.sourcecode import load_module
 from graphspec_torch.codegen import generate, write_initial_params
 from graphspec_torch.device import (
     autocast,

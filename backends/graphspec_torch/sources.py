@@ -25,8 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from graphspec.codegen.text import literal
 from graphspec.errors import BackendError
-from graphspec.sourcecode import literal
 
 HEADER_MODULES = {"torch": torch, "F": F, "nn": nn, "math": math}
 KERNEL_PACKAGE = "graphspec_torch.kernels"

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphspec.codegen import Plan
 from graphspec.errors import DataError, NonFiniteLoss
 from graphspec.ir.checks import unused_inputs
+from graphspec.ir.plan import Plan
 from graphspec.train import seeds
 from graphspec_torch.device import autocast
 from graphspec_torch.optim import Optim

@@ -20,7 +20,7 @@ from graphspec.spec.models import Spec
 from graphspec.spec.source import SourceMap
 from graphspec.train import seeds
 from graphspec.train.data import input_roles
-from graphspec.verify_inputs import draw_noise
+from graphspec.verify.inputs import draw_noise
 
 Arrays = dict[str, np.ndarray]
 # The random stream of analysis procedures (graphspec.train.seeds keeps 1-5 for training);

@@ -49,7 +49,7 @@ def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
 
 def plot_run(spec: Spec, run_dir: str | Path) -> list[Path]:
     """Every picture of one run into its directory (``train --plot``)."""
-    from graphspec.plots import report
+    from graphspec.analysis.plots import report
 
     add_boundary(spec, run_dir)
     return report([run_dir], run_dir)

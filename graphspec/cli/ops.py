@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec import opsdoc
     from graphspec.ops import REGISTRY
+    from graphspec.ops import docs as opsdoc
 
     if args.name is None:
         sys.stdout.write(opsdoc.ops_markdown() if args.markdown else opsdoc.ops_table())

@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.run import load_run
+    from graphspec.runs.run import load_run
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in OUT_TYPES:

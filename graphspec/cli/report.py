@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                 hint="pass the --out directory of 'graphspec train'",
             )
     out = Path(args.output) if args.output else (runs[0] if len(runs) == 1 else Path("report"))
-    plots = import_feature("graphspec.plots", "reports")
+    plots = import_feature("graphspec.analysis.plots", "reports")
     report = require_attr(plots, "report", "reports")
     for path in report(runs, out) or []:
         print(f"wrote {path}", file=sys.stderr)
@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary_table(runs: list[Path]) -> str:
-    """Best epoch, best and final metrics per run (graphspec.runtable)."""
-    from graphspec import runtable
-    from graphspec.plots import run_labels
+    """Best epoch, best and final metrics per run (graphspec.runs.table)."""
+    from graphspec.analysis.plots import run_labels
+    from graphspec.runs import table as runtable
 
     labels = run_labels(runs) if len(runs) > 1 else [str(runs[0])]
     return runtable.text([runtable.run_row(d, label) for d, label in zip(runs, labels)])

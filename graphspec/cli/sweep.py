@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec import runtable, sweep
+    from graphspec.runs import sweep
+    from graphspec.runs import table as runtable
 
     if args.jobs > sweep.MAX_JOBS:
         raise UsageError(f"--jobs {args.jobs}: at most {sweep.MAX_JOBS} runs at a time")

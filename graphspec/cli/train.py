@@ -277,7 +277,7 @@ def _train_variants(
             for path in plot_run(v, out):
                 print(f"wrote {path}", file=sys.stderr)
     if spec.variants and not quiet:  # the variants side by side: the point of having them
-        from graphspec.plots import report
+        from graphspec.analysis.plots import report
 
         for path in report(dirs, base):
             print(f"wrote {path}", file=sys.stderr)
@@ -327,7 +327,7 @@ def _print_expectations(spec: Any, run_result: Any) -> bool:
     claims = getattr(spec, "expect", None) or []
     if not claims:
         return True
-    from graphspec.expect import ClaimError, check_run
+    from graphspec.train.expect import ClaimError, check_run
 
     try:
         outcomes = check_run(list(claims), run_result)

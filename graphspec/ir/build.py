@@ -264,7 +264,7 @@ def _param_node(
     if pid in g:
         raise SpecError(f"parameter '{pid}' clashes with a node of the same name", n.src)
     init = n.init.get(pname, decl.init)
-    from graphspec.init import check as check_init
+    from graphspec.ir.initializers import check as check_init
 
     problem = check_init(init)
     if problem:

@@ -5,7 +5,7 @@ an estimate it passes ``validate`` and dies in ``MemoryError`` after minutes.  T
 estimate adds up what the run holds at its peak, in bytes:
 
 * ``parameters``: every parameter and state buffer, drawn in float64 by
-  :func:`graphspec.init.init_params` and copied in the program's dtype by the trainer
+  :func:`graphspec.ir.initializers.init_params` and copied in the program's dtype by the trainer
   (and once more for the best epoch's values when early stopping restores them);
 * ``gradients``: one per trainable parameter;
 * ``optimizer state``: per trainable parameter, as many buffers as the optimizer keeps
@@ -45,7 +45,7 @@ ENV = "GRAPHSPEC_MAX_MEMORY"
 # Rows per forward pass when the trainers evaluate a split (EVAL_CHUNK of the numpy and
 # torch trainers).
 EVAL_ROWS = 8192
-# Rows of the batch ``verify`` runs (graphspec.verify_inputs.MAX_BATCH).
+# Rows of the batch ``verify`` runs (graphspec.verify.inputs.MAX_BATCH).
 VERIFY_ROWS = 32
 # Measured with the numpy backend on chains of 2,000 and 10,000 linear layers: 105 and
 # 114 KB of peak memory per node, most of it Python compiling the generated module.

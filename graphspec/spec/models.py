@@ -262,9 +262,9 @@ class AnalysisSpec(BaseModel):
 
 
 def _parse_claim(claim: str) -> str:
-    """A claim of ``expect:`` must parse (graphspec.expect); what it names is checked on a
+    """A claim of ``expect:`` must parse (graphspec.train.expect); what it names is checked on a
     finished run.  A ClaimError is a ValueError: pydantic locates it at the claim."""
-    from graphspec.expect import parse
+    from graphspec.train.expect import parse
 
     parse(claim)
     return claim
@@ -309,7 +309,7 @@ class Spec(Strict):
     expect: list[Claim] = Field(
         default_factory=list,
         description="the expected outcome: claims about the finished run, such as "
-        "'val_binary_accuracy >= 0.97' (graphspec.expect)",
+        "'val_binary_accuracy >= 0.97' (graphspec.train.expect)",
     )
     variants: dict[VariantName, dict[str, Any] | None] = Field(
         default_factory=dict,

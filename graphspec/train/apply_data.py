@@ -1,5 +1,5 @@
 """Data a trained model is applied to (``graphspec predict`` and ``evaluate``,
-:meth:`graphspec.run.Run.predict`): read with the same column and key mapping as the
+:meth:`graphspec.runs.run.Run.predict`): read with the same column and key mapping as the
 training data (graphspec.train.data), targets optional.
 
 A file must match the spec's inputs: every feature input present (and every target input

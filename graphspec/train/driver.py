@@ -39,9 +39,9 @@ from graphspec.errors import (
     TrainingError,
     UsageError,
 )
-from graphspec.init import init_params
 from graphspec.ir.build import build
 from graphspec.ir.graph import IR
+from graphspec.ir.initializers import init_params
 from graphspec.ir.memory import check_memory
 from graphspec.spec.load import load
 from graphspec.spec.models import Spec, TrainSpec

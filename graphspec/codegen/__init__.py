@@ -1,0 +1,1 @@
+"""Writing generated modules: the one place text enters generated source (text.py)."""

@@ -1,0 +1,348 @@
+"""What the numpy code generator's optimizations rely on, locked down (no timing here: the
+figures live in tools/bench and BENCHMARKS.md).
+
+* ``loss_and_param_grads`` (the trainer's step) computes no input gradient, and passes
+  ``needs`` so a first layer skips ``g W^T``; ``loss_and_grads`` still returns every
+  requested input gradient, and both agree on the parameters bit for bit.
+* A VJP gets None for an argument it never reads, so an activation dies as soon as the
+  backward pass is done with it (a ReLU's pre-activation right after the forward).
+* float32 programs stay float32 in every kernel and VJP, end to end and through training.
+* The linear-time graph traversals give networkx's answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import re
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphspec as gs
+from graphspec.ir import traverse
+from graphspec.ir.plan import Plan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MLP = """
+graphspec: 1
+name: mlp
+seed: 0
+inputs:
+  x: [batch, 5]
+  y: {shape: [batch], dtype: int}
+graph:
+  - {id: fc0, op: linear, in: x, units: 7}
+  - {id: act0, op: relu}
+  - {id: fc1, op: linear, units: 6}
+  - {id: act1, op: tanh}
+  - {id: logits, op: linear, units: 3}
+outputs: [logits]
+loss:
+  - {op: cross_entropy, in: [logits, y]}
+  - {op: l2_penalty, weight: 0.01}
+train:
+  data: {source: blobs}
+  optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
+  batch_size: 8
+"""
+
+
+def _mlp(dtype: str = "float64") -> tuple[Any, Any, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    ir = gs.build(gs.loads(MLP, "<mlp>"))
+    prog = gs.compile(ir, "numpy", dtype=dtype)
+    params = {k: v.astype(dtype) for k, v in gs.init_params(ir).items()}
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.normal(size=(8, 5)).astype(dtype), "y": rng.integers(0, 3, size=8)}
+    return ir, prog, params, inputs
+
+
+def _function(src: str, name: str) -> str:
+    """The source of one generated function."""
+    start = src.index(f"\ndef {name}(")
+    end = src.find("\ndef ", start + 1)
+    return src[start:end if end != -1 else None]
+
+
+# ---- gradients that are not needed are not computed ------------------------------------------
+
+
+def test_param_grads_skip_the_first_layers_input_gradient():
+    _, prog, _, _ = _mlp()
+    src = prog.source()
+    train = _function(src, "loss_and_param_grads")
+    full = _function(src, "loss_and_grads")
+    assert "linear_vjp(g_fc0, None, x, fc0_weight, fc0_bias, needs=(False, True, True))" in train
+    assert "g_x" not in train
+    assert "needs=" not in full  # x is a differentiable input: its gradient is computed
+    assert "g_x = _g[0]" in full
+
+
+def test_loss_and_grads_still_returns_input_gradients():
+    _, prog, params, inputs = _mlp()
+    res = prog.loss_and_grads(params, inputs)
+    assert set(res.grads) == {*params, "x"}
+    gx = res.grads["x"]
+    assert gx.shape == inputs["x"].shape and np.abs(gx).max() > 0
+    # Against central differences in one direction.
+    u = np.random.default_rng(1).normal(size=gx.shape)
+    eps = 1e-6
+    plus = prog.loss_and_grads(params, {**inputs, "x": inputs["x"] + eps * u}).loss
+    minus = prog.loss_and_grads(params, {**inputs, "x": inputs["x"] - eps * u}).loss
+    assert np.vdot(gx, u) == pytest.approx((plus - minus) / (2 * eps), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_param_grads_equal_loss_and_grads_bit_for_bit(dtype):
+    _, prog, params, inputs = _mlp(dtype)
+    p = prog.cast(params)
+    x = prog.cast(inputs, prog.ir.inputs)
+    loss, terms, grads, _ = prog.module.loss_and_grads(p, x, True, None, None)
+    loss2, terms2, grads2, _ = prog.module.loss_and_param_grads(p, x, True, None, None)
+    assert set(grads2) == set(prog.ir.params)
+    assert loss == loss2 and terms == terms2
+    for k in grads2:
+        assert np.array_equal(grads[k], grads2[k]), k
+
+
+def test_linear_vjp_needs_skips_only_what_is_not_needed():
+    from graphspec_numpy.kernels.layers import linear, linear_vjp, matmul_vjp
+
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)
+    y = linear(x, w, b)
+    g = rng.normal(size=y.shape)
+    full = linear_vjp(g, y, x, w, b)
+    part = linear_vjp(g, None, x, w, b, needs=(False, True, True))
+    assert part[0] is None
+    assert np.array_equal(part[1], full[1]) and np.array_equal(part[2], full[2])
+    assert np.array_equal(linear_vjp(g, None, x, w, b, needs=(True, False, False))[0], full[0])
+    ga, gb = matmul_vjp(g, None, x, w, needs=(False, True))
+    assert ga is None and np.array_equal(gb, matmul_vjp(g, None, x, w)[1])
+
+
+# ---- activations die as soon as the backward pass is done with them --------------------------
+
+
+def test_unread_vjp_arguments_are_passed_as_none():
+    _, prog, _, _ = _mlp()
+    train = _function(prog.source(), "loss_and_param_grads")
+    # linear's VJP never reads its output; relu's reads only its output.
+    assert "linear_vjp(g_logits, None, act1," in train
+    assert "relu_vjp(g_act0, act0, None)" in train
+    # So the pre-activation fc0 is deleted right after relu consumed it, in the forward pass.
+    lines = [ln.strip() for ln in train.splitlines()]
+    relu_at = next(i for i, ln in enumerate(lines) if ln.startswith("act0 = relu(fc0)"))
+    assert lines[relu_at + 1].startswith("del ") and "fc0" in lines[relu_at + 1]
+
+
+def test_vjp_reads_follows_the_bytecode():
+    from graphspec_numpy.codegen import _vjp_reads
+
+    def vjp(g, y, x, w, b=None, *, needs=None):
+        return g @ w.T, x.T @ g, None if b is None else g.sum(0)
+
+    def closure(g, y, *xs):
+        return tuple(g for _ in xs)
+
+    reads = _vjp_reads(vjp)
+    assert [reads(k) for k in range(5)] == [True, False, True, True, True]
+    reads = _vjp_reads(closure)
+    assert [reads(k) for k in range(4)] == [True, False, True, True]  # *xs, g in a closure
+
+
+def test_unbroadcast_stays_where_shapes_can_differ():
+    spec = """
+graphspec: 1
+name: bcast
+seed: 0
+inputs:
+  x: [batch, 3]
+  c: [batch, 1]
+  y: [batch, 3]
+graph:
+  - {id: v, op: param, shape: [3], init: {value: {name: normal, std: 1.0}}}
+  - {id: a, op: add, in: [x, v]}
+  - {id: m, op: mul, in: [a, c]}
+  - {id: t, op: tanh}
+outputs: [t]
+loss:
+  - {op: mse, in: [t, y]}
+"""
+    ir = gs.build(gs.loads(spec, "<bcast>"))
+    prog = gs.compile(ir, "numpy")
+    src = _function(prog.source(), "loss_and_grads")
+    assert "unbroadcast(_g[1], v.shape)" in src  # the param node v: [3] against [batch, 3]
+    assert "unbroadcast(_g[1], c.shape)" in src  # [batch, 1] against [batch, 3]
+    assert "g_m = _g[0]" in src  # tanh: one input, the output's shape
+    rng = np.random.default_rng(0)
+    params = gs.init_params(ir)
+    res = prog.loss_and_grads(params, {"x": rng.normal(size=(4, 3)),
+                                       "c": rng.normal(size=(4, 1)),
+                                       "y": rng.normal(size=(4, 3))})
+    (value,) = ir.params
+    assert res.grads[value].shape == (3,) and res.grads["c"].shape == (4, 1)
+
+
+# ---- float32 end to end ----------------------------------------------------------------------
+
+
+def _watch_dtypes(module: Any, seen: dict[str, set[str]]) -> None:
+    """Wrap every kernel and VJP of a generated module to record its float results' dtypes
+    (metrics aside: they are host floats, like the loss the trainer reports)."""
+    from graphspec.ops import REGISTRY
+    from graphspec_numpy.kernels import KERNELS, VJPS
+
+    names = {f.__name__ for f in (*KERNELS.values(), *VJPS.values())}
+    names -= {KERNELS[n].__name__ for n, d in REGISTRY.items()
+              if d.category == "metric" and n in KERNELS}
+    names |= {
+        "unbroadcast", "stable_sigmoid", "stable_softplus", "log_softmax_along", "softmax_along"
+    }
+
+    def record(name: str, value: Any) -> None:
+        if isinstance(value, (tuple, list)):
+            for v in value:
+                record(name, v)
+        elif isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f":
+            seen.setdefault(name, set()).add(str(value.dtype))
+
+    for name in names:
+        fn = getattr(module, name, None)
+        if not callable(fn):
+            continue
+
+        def wrapped(*a: Any, __fn: Any = fn, __name: str = name, **kw: Any) -> Any:
+            out = __fn(*a, **kw)
+            record(__name, out)
+            return out
+
+        setattr(module, name, functools.wraps(fn)(wrapped))
+
+
+def _gallery() -> list[Path]:
+    return sorted((ROOT / "specs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _gallery(), ids=lambda p: p.stem)
+def test_float32_programs_keep_float32_in_every_kernel(path):
+    ir = gs.build(gs.load(path))
+    prog = gs.compile(ir, "numpy", dtype="float32")
+    seen: dict[str, set[str]] = {}
+    _watch_dtypes(prog.module, seen)
+    params = gs.init_params(ir)
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for name in ir.inputs:
+        t = ir.type(name)
+        shape = tuple(4 if isinstance(d, str) else d for d in t.shape)
+        if t.dtype == "int":
+            inputs[name] = rng.integers(0, 2, size=shape)
+        else:
+            inputs[name] = rng.random(shape)
+    res = prog.loss_and_grads(params, inputs, rng=np.random.default_rng(1))
+    prog.evaluate(params, inputs, rng=np.random.default_rng(1))
+    prog.module.loss_and_param_grads(prog.cast(params), prog.cast(inputs, ir.inputs), True, None,
+                                     np.random.default_rng(1))
+    promoted = {k: v for k, v in seen.items() if v != {"float32"}}
+    assert not promoted, f"{path.name}: float64 results in {promoted}"
+    assert all(g.dtype == np.float32 for g in res.grads.values())
+
+
+def test_float32_training_keeps_float32_parameters():
+    ir, prog, params, inputs = _mlp("float32")
+    trainer = prog.trainer(params, ir.spec.train, 0)
+    trainer.set_data("train", inputs)
+    before = {k: id(v) for k, v in trainer._p.items()}
+    trainer.train_epoch([np.arange(8), np.arange(4)], 0)
+    assert all(v.dtype == np.float32 for v in trainer._p.values())
+    assert {k: id(v) for k, v in trainer._p.items()} == before  # updated in place
+
+
+# ---- linear-time traversals ------------------------------------------------------------------
+
+
+def _random_dag(seed: int) -> nx.MultiDiGraph:
+    rng = np.random.default_rng(seed)
+    g = nx.MultiDiGraph()
+    names = [f"n{int(i):03d}" for i in rng.permutation(60)]
+    g.add_nodes_from(names)
+    for j, v in enumerate(names[1:], start=1):
+        for _ in range(int(rng.integers(0, 4))):
+            u = names[int(rng.integers(0, j))]
+            g.add_edge(u, v, key=g.number_of_edges(u, v))  # repeats make multi-edges
+    return g
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_traversals_agree_with_networkx(seed):
+    g = _random_dag(seed)
+    nodes = sorted(g)
+    assert traverse.lex_topo_order(g) == list(nx.lexicographical_topological_sort(g))
+    some = nodes[::3]
+    assert traverse.lex_topo_order(g, some) == list(
+        nx.lexicographical_topological_sort(g.subgraph(some)))
+    starts = nodes[5:9]
+    assert traverse.ancestors(g, starts) == set().union(*(nx.ancestors(g, s) for s in starts))
+    assert traverse.descendants(g, starts, inclusive=True) == set(starts).union(
+        *(nx.descendants(g, s) for s in starts))
+    assert not traverse.has_cycle(g)
+    u, v, _ = next(iter(g.edges(keys=True)))
+    g.add_edge(v, u, key=99)  # closes a cycle
+    assert traverse.has_cycle(g)
+    with pytest.raises(nx.NetworkXUnfeasible):
+        traverse.lex_topo_order(g)
+
+
+def test_plan_queries_match_their_quadratic_definitions():
+    ir = gs.build(gs.load(ROOT / "specs" / "residual_mlp.yaml"))
+    plan = Plan(ir)
+    targets = plan.loss_targets()
+    need = set().union(*(nx.ancestors(ir.graph, t) | {t} for t in targets))
+    assert plan.needed(targets) == [
+        n for n in ir.order if n in need and ir.node(n)["kind"] == "op"]
+    down = set().union(*(nx.descendants(ir.graph, v) | {v} for v in plan.leaves()))
+    assert plan.grad_path() <= down
+    assert plan.grad_path(ir.params) <= plan.grad_path()
+
+
+def test_build_restores_the_garbage_collector():
+    assert gc.isenabled()
+    gs.build(gs.loads(MLP, "<mlp>"))
+    assert gc.isenabled()
+    with pytest.raises(gs.SpecError):
+        gs.build(gs.loads(MLP.replace("units: 6", "units: 6, bogus: 1"), "<mlp>"))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        gs.build(gs.loads(MLP, "<mlp>"))
+        assert not gc.isenabled()  # as it was
+    finally:
+        gc.enable()
+
+
+def test_generated_module_names_the_training_entry_point():
+    _, prog, _, _ = _mlp()
+    assert re.search(r"^def loss_and_param_grads\(", prog.source(), re.M)
+
+
+def test_written_module_has_forward_and_backward_functions():
+    """`compile -o` promises a `forward` and a `backward`; backward's gradients are
+    loss_and_grads' gradients."""
+    import graphspec as gs
+
+    ir = gs.build(gs.load("specs/xor.yaml"))
+    prog = gs.compile(ir, "numpy")
+    params = gs.init_params(ir)
+    rng = np.random.default_rng(0)
+    batch = {"x": rng.normal(size=(5, 2)), "y": rng.integers(0, 2, size=(5, 1)).astype(float)}
+    grads = prog.module.backward(params, batch)
+    _, _, expected = prog.loss_and_grads(params, batch)
+    assert set(grads) == set(expected)
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], expected[k])
+    assert set(prog.module.forward(params, batch)) == {"logit"}

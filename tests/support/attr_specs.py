@@ -1,0 +1,63 @@
+"""Specs that set one float attribute of one op, for the non-finite attribute tests
+(tests/spec/test_nonfinite_attrs.py and the fuzzing in tests/robustness/test_fuzz.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from graphspec.ops import REGISTRY
+from graphspec.ops.registry import allows_infinity  # noqa
+
+
+def float_attrs() -> list[tuple[str, str]]:
+    """(op, attribute) for every float attribute of every registered op."""
+    return [
+        (name, field)
+        for name, opdef in sorted(REGISTRY.items())
+        for field, info in opdef.attrs.model_fields.items()
+        if "float" in str(info.annotation)
+    ]
+
+
+def infinity_allowed(op: str, field: str) -> bool:
+    return allows_infinity(REGISTRY[op].attrs, field)
+
+
+def first_sample(op: str) -> Any:
+    return next(iter(REGISTRY[op].attrs.samples(np.random.default_rng(0))))
+
+
+def spec_with(op: str, field: str, value: str) -> tuple[str, int, int]:
+    """A spec using ``op`` (its first sample's attributes) with ``field: value`` on a line of
+    its own, and the line and column of ``value``."""
+    opdef = REGISTRY[op]
+    attrs = {k: v for k, v in first_sample(op).attrs.items() if k != field}
+    n_in = sum(1 for i in opdef.inputs if not i.optional)
+    ins = [f"i{k}" for k in range(n_in)]
+    lines = ["graphspec: 1", "name: t", "inputs: {i0: [batch, 3], i1: [batch, 3], i2: [batch, 3]}"]
+    indent = "    "
+    if opdef.category == "op":
+        lines.append("graph:")
+    else:
+        lines += ["graph:", "  - {id: g, op: identity, in: i0}"]
+        if opdef.category == "loss":
+            lines.append("loss:")
+        else:
+            lines += [
+                "loss:",
+                "  - {op: l2_penalty, in: [g]}",
+                "train:",
+                "  data: {source: xor}",
+                "  metrics:",
+            ]
+            indent = "      "
+    lines.append(indent[:-2] + "- id: n")
+    lines.append(f"{indent}op: {op}")
+    if ins:
+        lines.append(f"{indent}in: [{', '.join(ins)}]")
+    lines += [f"{indent}{k}: {json.dumps(v)}" for k, v in attrs.items()]
+    lines.append(f"{indent}{field}: {value}")
+    return "\n".join(lines) + "\n", len(lines), len(indent) + len(field) + 3
