@@ -18,8 +18,7 @@ class NumpyProgram:
         self.ir = ir
         self.options = options
         self.dtype = np.dtype(options.dtype)
-        spec_file = str(ir.spec.path) if ir.spec is not None and ir.spec.path else None
-        self._source = generate(ir, spec_file)
+        self._source = generate(ir)
         self.module = load_module(self._source, f"{ir.name}_numpy")
         self.check_inputs = InputCheck(ir)  # at each entry point; never per training step
 
