@@ -288,7 +288,7 @@ class _Generator:
         needs = _needs(c, targets, param_path, guarded)
         if spec.takes_needs and needs is not None:
             parts.append(f"needs={needs}")
-        call = f"{self._call(spec.fn)}({', '.join(parts)})"
+        call = f"{self._call(VJPS[c.opdef.name])}({', '.join(parts)})"
         grads = {i: self.names("g_", plan.var(c.arg_nodes[i])) for i in targets}
         shaped = all(_same_shape(plan, c, spec, i) for i in targets)
         fresh = {c.arg_nodes[i] for i in targets}  # mul(h, h): h's cotangent is a sum

@@ -37,8 +37,7 @@ class TorchProgram:
         self.device = resolve_device(options.device)
         self.dtype = resolve_dtype(options.dtype)
         self.amp_dtype = resolve_amp(options.amp, self.dtype)
-        spec_file = str(ir.spec.path) if ir.spec is not None and ir.spec.path else None
-        self._source = generate(ir, spec_file)
+        self._source = generate(ir)
         self.module = load_module(self._source, f"{ir.name}_torch")
         self.check_inputs = InputCheck(ir)  # at each entry point; never per training step
         self.model = self.new_model()

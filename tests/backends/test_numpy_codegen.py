@@ -72,14 +72,28 @@ def _function(src: str, name: str) -> str:
 
 
 def test_param_grads_skip_the_first_layers_input_gradient():
-    _, prog, _, _ = _mlp()
+    _, prog, params, inputs = _mlp()
     src = prog.source()
-    train = _function(src, "loss_and_param_grads")
     full = _function(src, "loss_and_grads")
-    assert "linear_vjp(g_fc0, None, x, fc0_weight, fc0_bias, needs=(False, True, True))" in train
-    assert "g_x" not in train
-    assert "needs=" not in full  # x is a differentiable input: its gradient is computed
-    assert "g_x = _g[0]" in full
+    # One backward pass: the input gradient is a flag, passed on to the first layer's VJP.
+    assert "fc0_weight, fc0_bias, needs=(input_grads, True, True))" in full
+    assert "input_grads=False" in _function(src, "loss_and_param_grads")
+    assert src.count("= linear(x, fc0_weight, fc0_bias)") == 2  # evaluate, loss_and_grads
+    seen: list[Any] = []
+    real = prog.module.linear_vjp
+
+    def spy(*args: Any, needs: Any = None) -> Any:
+        seen.append(needs)
+        return real(*args, needs=needs)
+
+    prog.module.linear_vjp = spy
+    p, x = prog.cast(params), prog.cast(inputs, prog.ir.inputs)
+    _, _, grads, _ = prog.module.loss_and_param_grads(p, x)
+    assert set(grads) == set(prog.ir.params)
+    assert seen[-1] == (False, True, True)  # the first layer: no g W^T
+    seen.clear()
+    _, _, grads, _ = prog.module.loss_and_grads(p, x)
+    assert "x" in grads and seen[-1] == (True, True, True)
 
 
 def test_loss_and_grads_still_returns_input_gradients():
@@ -130,7 +144,7 @@ def test_linear_vjp_needs_skips_only_what_is_not_needed():
 
 def test_unread_vjp_arguments_are_passed_as_none():
     _, prog, _, _ = _mlp()
-    train = _function(prog.source(), "loss_and_param_grads")
+    train = _function(prog.source(), "loss_and_grads")
     # linear's VJP never reads its output; relu's reads only its output.
     assert "linear_vjp(g_logits, None, act1," in train
     assert "relu_vjp(g_act0, act0, None)" in train
@@ -140,19 +154,29 @@ def test_unread_vjp_arguments_are_passed_as_none():
     assert lines[relu_at + 1].startswith("del ") and "fc0" in lines[relu_at + 1]
 
 
-def test_vjp_reads_follows_the_bytecode():
-    from graphspec_numpy.codegen import _vjp_reads
+def test_vjp_declarations_are_checked_against_the_signature():
+    from graphspec_numpy.kernels import _declare, kernel
 
     def vjp(g, y, x, w, b=None, *, needs=None):
         return g @ w.T, x.T @ g, None if b is None else g.sum(0)
 
-    def closure(g, y, *xs):
-        return tuple(g for _ in xs)
+    spec = _declare(vjp, ("x", "w", "b"), input_shaped=True)
+    assert [spec.reads_arg(k) for k in range(3)] == [True, True, True]
+    assert not spec.reads_output and spec.takes_needs and not spec.reads_residuals
+    with pytest.raises(ValueError, match="'weight' is none of its parameters"):
+        _declare(vjp, ("x", "weight"), input_shaped=False)
+    with pytest.raises(ValueError, match="takes no keyword-only res"):
+        _declare(vjp, ("x", "res"), input_shaped=False)
 
-    reads = _vjp_reads(vjp)
-    assert [reads(k) for k in range(5)] == [True, False, True, True, True]
-    reads = _vjp_reads(closure)
-    assert [reads(k) for k in range(4)] == [True, False, True, True]  # *xs, g in a closure
+    def variadic(g, y, *xs, res):
+        return xs
+
+    spec = _declare(variadic, ("y", "xs", "res"), input_shaped=False)
+    assert spec.reads_output and spec.reads_residuals and spec.reads_arg(5)
+    with pytest.raises(ValueError, match="does not declare it"):
+        _declare(variadic, ("xs",), input_shaped=False)
+    with pytest.raises(ValueError, match="keyword-only save=False"):
+        kernel("no_such_op", residuals=True)(lambda x: x)
 
 
 def test_unbroadcast_stays_where_shapes_can_differ():
@@ -178,7 +202,7 @@ loss:
     src = _function(prog.source(), "loss_and_grads")
     assert "unbroadcast(_g[1], v.shape)" in src  # the param node v: [3] against [batch, 3]
     assert "unbroadcast(_g[1], c.shape)" in src  # [batch, 1] against [batch, 3]
-    assert "g_m = _g[0]" in src  # tanh: one input, the output's shape
+    assert "(g_m,) = tanh_vjp(" in src  # tanh: one input, the output's shape
     rng = np.random.default_rng(0)
     params = gs.init_params(ir)
     res = prog.loss_and_grads(params, {"x": rng.normal(size=(4, 3)),

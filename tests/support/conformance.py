@@ -118,11 +118,13 @@ def numpy_state(case: Case) -> tuple[np.ndarray, ...]:
 
 
 def numpy_vjp(case: Case, g: np.ndarray) -> tuple[Any, ...]:
-    from graphspec_numpy.kernels import KERNELS, VJPS
+    """The VJP called as generated code calls it: with its forward's residuals, and None for
+    every argument it does not declare it reads (so a wrong declaration fails here)."""
+    from graphspec_numpy import kernels
 
-    out = KERNELS[case.opdef.name](*case.args, **case.kwargs)
+    out, res = kernels.forward(case.opdef.name, case.args, case.kwargs, save=True)
     y = out[0] if case.opdef.has_state else out
-    grads = VJPS[case.opdef.name](g, y, *case.args, **case.kwargs)
+    grads = kernels.backward(case.opdef.name, g, y, case.args, case.kwargs, res)
     if len(grads) != len(case.args):
         raise AssertionError(
             f"{case.id}: VJP returned {len(grads)} gradients for {len(case.args)} arguments"

@@ -19,7 +19,7 @@ from graphspec.ir.plan import Plan
 from graphspec.ops import REGISTRY
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
-from graphspec_numpy.kernels import KERNELS, VJPS
+from graphspec_numpy.kernels import SPECS, VJPS, forward
 from graphspec_numpy.kernels._prelude import unbroadcast
 from graphspec_numpy.optim import clip_grad_norm, make_optimizer
 
@@ -41,16 +41,20 @@ class MiniProgram:
         return out
 
     def _run(self, params: Arrays, inputs: Arrays, training: bool, noise: Arrays,
-             targets: list[str]) -> tuple[Arrays, Arrays]:
+             targets: list[str], residuals: dict[str, Any] | None = None) -> tuple[Arrays, Arrays]:
         """Every value the targets need, and the new state buffers.  Noise drawn here is
-        added to ``noise``, so the backward pass sees the same draws."""
+        added to ``noise``, so the backward pass sees the same draws; with ``residuals``,
+        what each op's forward hands its VJP goes there."""
         values = {**self._cast(params), **self._cast(inputs)}
         new_state: Arrays = {}
         for nid in self.plan.needed(targets):
             node = self.ir.node(nid)
             opdef = REGISTRY[node["op"]]
             args, kw = self._call(nid, values, training, noise)
-            out = KERNELS[opdef.name](*args, **kw)
+            if residuals is None:
+                out = forward(opdef.name, args, kw)
+            else:
+                out, residuals[nid] = forward(opdef.name, args, kw, save=True)
             if opdef.has_state:
                 out, state = out
                 new_state.update(zip(node["inputs"][-len(state):], state))
@@ -94,7 +98,9 @@ class MiniProgram:
     def loss_and_grads(self, params: Arrays, inputs: Arrays, *, noise: Arrays | None = None,
                        training: bool = True) -> LossResult:
         noise = self._cast(noise)
-        values, state = self._run(params, inputs, training, noise, self.plan.loss_targets())
+        residuals: dict[str, Any] = {}
+        values, state = self._run(params, inputs, training, noise, self.plan.loss_targets(),
+                                  residuals)
         path = self.plan.grad_path()
         cot: Arrays = {lid: np.asarray(w, self.dtype) for lid, w in self.ir.losses if lid in path}
         for nid in reversed(self.plan.needed(self.plan.loss_targets())):
@@ -105,6 +111,8 @@ class MiniProgram:
             args, kw = self._call(nid, values, training, noise)
             n_state = len(node.get("state", []))
             flags = opdef.differentiable(len(args) - n_state, node["n_inputs"]) + [False] * n_state
+            if SPECS[opdef.name].reads_residuals:
+                kw["res"] = residuals[nid]
             grads = VJPS[opdef.name](cot[nid], values[nid], *args, **kw)
             for a, flag, g in zip(node["inputs"], flags, grads):
                 if flag and a in path and g is not None:  # a value read twice adds up

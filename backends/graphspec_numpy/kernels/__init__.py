@@ -50,9 +50,8 @@ VJPS: dict[str, Callable[..., Any]] = {}
 
 @dataclass(frozen=True)
 class VjpSpec:
-    """What an op's VJP reads from the forward pass, as declared by ``@vjp``."""
+    """What an op's VJP (``VJPS[op]``) reads from the forward pass, as declared by ``@vjp``."""
 
-    fn: Callable[..., Any]
     output: str  # the name of its output parameter (second positional: "y")
     args: tuple[str, ...]  # the names of the forward's positional arguments it takes
     variadic: str | None  # the ``*`` parameter's name, if any
@@ -137,7 +136,7 @@ def _declare(fn: Callable[..., Any], reads: tuple[str, ...], input_shaped: bool)
     if "res" in keyword_only and "res" not in reads:
         raise ValueError(f"numpy VJP '{fn.__name__}' takes res but does not declare it in reads")
     return VjpSpec(
-        fn=fn, output=positional[1], args=tuple(positional[2:]), variadic=variadic,
+        output=positional[1], args=tuple(positional[2:]), variadic=variadic,
         reads=frozenset(reads), input_shaped=input_shaped, takes_needs="needs" in keyword_only,
     )
 
@@ -179,7 +178,7 @@ def backward(
         extra["res"] = res
     if needs is not None and spec.takes_needs:
         extra["needs"] = tuple(needs)
-    return tuple(spec.fn(g, y if spec.reads_output else None, *passed, **kwargs, **extra))
+    return tuple(VJPS[op](g, y if spec.reads_output else None, *passed, **kwargs, **extra))
 
 
 for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
