@@ -12,10 +12,14 @@ from pydantic import ValidationError
 from graphspec.analysis.context import CheckContext
 from graphspec.analysis.registry import REGISTRY, Entry
 from graphspec.errors import SpecError, did_you_mean
+from graphspec.ir.build import build
+from graphspec.ir.counts import check_param_budget
 from graphspec.ir.graph import IR
 from graphspec.spec.load import error_from_pydantic
 from graphspec.spec.models import Spec
+from graphspec.spec.requirements import require_training
 from graphspec.spec.source import SourceMap
+from graphspec.spec.variants import note_variant
 
 
 def plan(spec: Spec, ir: IR) -> list[Entry]:
@@ -76,10 +80,6 @@ def check_variant(spec: Spec, max_params: int | None = None, training: bool = Fa
     """Everything short of running one spec (or variant): build and type-check it, its
     parameter budget, its analysis entries and, with ``training``, what training needs.
     An error found in a variant says which variant it was."""
-    from graphspec.ir.build import build
-    from graphspec.ir.counts import check_param_budget
-    from graphspec.spec.requirements import require_training
-    from graphspec.spec.variants import note_variant
 
     try:
         if training:

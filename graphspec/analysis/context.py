@@ -19,7 +19,9 @@ from graphspec.ir.graph import IR
 from graphspec.spec.models import Spec
 from graphspec.spec.source import SourceMap
 from graphspec.train import seeds
+from graphspec.train.atomic import atomic_open
 from graphspec.train.data import input_roles
+from graphspec.train.runlog import write_json_atomic
 from graphspec.verify.inputs import draw_noise
 
 Arrays = dict[str, np.ndarray]
@@ -168,7 +170,6 @@ class Context:
 
     # ---- files ---------------------------------------------------------------------------
     def write_json(self, stem: str, data: dict[str, Any]) -> Path:
-        from graphspec.train.runlog import write_json_atomic
 
         path = self.run_dir / f"{stem}.json"
         write_json_atomic(path, data)
@@ -176,7 +177,6 @@ class Context:
         return path
 
     def write_npz(self, stem: str, arrays: dict[str, Any]) -> Path:
-        from graphspec.train.atomic import atomic_open
 
         path = self.run_dir / f"{stem}.npz"
         with atomic_open(path, "wb") as f:

@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from graphspec import regular_file
+from graphspec.analysis.decision_boundary import class_labels
+from graphspec.analysis.runner import read_index
 from graphspec.errors import GraphspecError, Location
+from graphspec.runs import table as runtable
+from graphspec.runs.table import best_epochs
+from graphspec.train.runlog import METRICS, SUMMARY, read_json, read_metrics, read_summary
 
 History = list[dict[str, Any]]
 DPI = 110
@@ -74,7 +79,6 @@ def _panels(n: int, title: str = "", size: tuple[float, float] = PANEL) -> tuple
 
 def read_history(run_dir: str | Path) -> History:
     """The per-epoch records of a run's ``metrics.jsonl``, strictly checked."""
-    from graphspec.train.runlog import METRICS, read_metrics
 
     if not (Path(run_dir) / METRICS).is_file():
         raise GraphspecError(f"{run_dir} is not a run directory (no {METRICS})",
@@ -84,7 +88,6 @@ def read_history(run_dir: str | Path) -> History:
 
 
 def _read_json(path: Path) -> Any:
-    from graphspec.train.runlog import read_json
 
     return read_json(path)
 
@@ -348,7 +351,6 @@ def plot_decision_boundary(
     mx, my = np.meshgrid(gx, gy)
     scores = np.asarray(predict(np.column_stack([mx.ravel(), my.ravel()])), dtype=float)
     scores = scores.reshape(resolution, resolution, -1)
-    from graphspec.analysis.decision_boundary import class_labels
 
     panel = {"gx": gx, "gy": gy, "scores": scores, "kind": "logit" if scores.shape[-1] == 1
              else "classes", "x_train": x, "y_train": class_labels(y)}
@@ -446,7 +448,6 @@ def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> lis
     Curves of all runs are overlaid in ``curves.png``; each analysis result (indexed by a
     run's ``analysis.json``) becomes ``<name>.png``, with the runs that have it overlaid
     or side by side."""
-    from graphspec.analysis.runner import read_index
 
     if not run_dirs:
         raise GraphspecError("report needs at least one run directory")
@@ -455,7 +456,6 @@ def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> lis
     labels = run_labels(dirs) if len(dirs) > 1 else ["run"]
     histories = {label: read_history(d) for label, d in zip(labels, dirs)}
     title = _title(dirs)
-    from graphspec.runs.table import best_epochs
 
     best = dict(zip(labels, best_epochs(dirs)))
     written = [plot_curves(histories, out_dir / "curves.png", title, best)]
@@ -489,7 +489,6 @@ def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> lis
 
 
 def _title(dirs: list[Path]) -> str:
-    from graphspec.train.runlog import SUMMARY, read_summary
 
     names = {str(read_summary(d).get("name", "")) for d in dirs if (d / SUMMARY).is_file()}
     return names.pop() if len(names) == 1 else ""
@@ -515,7 +514,6 @@ def plot_confusion(matrices: dict[str, Any], out: str | Path, title: str = "") -
 def plot_sweep(rows: list[dict[str, Any]], path: str, out: Path) -> Path | None:
     """Final metrics and epochs against the first swept path (mean over the other axes'
     members, each member a dot): a picture like Zhang et al. (2017), Figure 1."""
-    from graphspec.runs import table as runtable
 
     xs = [r.get(path) for r in rows]
     if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs):

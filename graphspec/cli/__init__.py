@@ -10,9 +10,11 @@ printed unless ``--debug``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from graphspec import __version__
 from graphspec.cli import (
     compile,
     evaluate,
@@ -56,7 +58,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from graphspec import __version__
 
     # --debug is accepted before and after the command name.
     common = _Parser(add_help=False)
@@ -121,7 +122,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _silence_stdout() -> None:
-    import os
 
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -12,7 +12,10 @@ from types import ModuleType
 from typing import IO, Any
 
 from graphspec.errors import GraphspecError, Location, UsageError, render_diagnostic
+from graphspec.ir.build import build
+from graphspec.ir.counts import check_param_budget
 from graphspec.ir.graph import IR
+from graphspec.spec.load import load
 from graphspec.spec.models import Spec
 
 DTYPES = ("float32", "float64")
@@ -51,14 +54,11 @@ def print_warnings(ir: IR) -> None:
 
 
 def load_spec(path: str, overrides: list[str] | None = None) -> Spec:
-    from graphspec.spec.load import load
 
     return load(path, overrides or ())
 
 
 def build_ir(spec: Spec, max_params: int | None = None) -> IR:
-    from graphspec.ir.build import build
-    from graphspec.ir.counts import check_param_budget
 
     ir = build(spec)
     if max_params is not None:

@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from graphspec.analysis.plots import plot_confusion
 from graphspec.cli.predict import add_run_arguments
+from graphspec.runs.run import Evaluation, load_run
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -32,7 +34,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.runs.run import load_run
 
     result = load_run(args.run_dir).evaluate(
         args.data, checkpoint=args.checkpoint, backend=args.backend, device=args.device
@@ -42,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(result))
     if args.plot is not None and result.confusion:
-        from graphspec.analysis.plots import plot_confusion
 
         out = Path(args.plot or "confusion.png")
         print(f"wrote {plot_confusion(result.confusion, out)}", file=sys.stderr)
@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(result: object) -> str:
-    from graphspec.runs.run import Evaluation
 
     assert isinstance(result, Evaluation)
     width = max(len(k) for k in result.metrics) if result.metrics else 6

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+import graphspec as gs
 from graphspec.cli.common import add_max_params, import_feature, load_ir, require_attr
+from graphspec.train.checkpoint import load_params_for
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -28,8 +30,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    import graphspec as gs
-    from graphspec.train.checkpoint import load_params_for
 
     spec, ir = load_ir(args.file, args.max_params)
     # A checkpoint of another spec is an error listing every difference, not a KeyError.

@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from graphspec.errors import UsageError, did_you_mean
+from graphspec.ops import REGISTRY
+from graphspec.ops import docs as opsdoc
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -25,8 +27,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.ops import REGISTRY
-    from graphspec.ops import docs as opsdoc
 
     if args.name is None:
         sys.stdout.write(opsdoc.ops_markdown() if args.markdown else opsdoc.ops_table())

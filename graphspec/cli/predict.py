@@ -11,6 +11,7 @@ import numpy as np
 
 from graphspec.cli.common import positive_int, write_bytes
 from graphspec.errors import UsageError
+from graphspec.runs.run import load_run
 
 OUT_TYPES = (".csv", ".npz")
 
@@ -62,7 +63,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.runs.run import load_run
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in OUT_TYPES:

@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from graphspec.analysis.plots import run_labels
 from graphspec.cli.common import import_feature, require_attr
 from graphspec.errors import GraphspecError, Location
+from graphspec.runs import table as runtable
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -48,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
 def summary_table(runs: list[Path]) -> str:
     """Best epoch, best and final metrics per run (graphspec.runs.table)."""
-    from graphspec.analysis.plots import run_labels
-    from graphspec.runs import table as runtable
 
     labels = run_labels(runs) if len(runs) > 1 else [str(runs[0])]
     return runtable.text([runtable.run_row(d, label) for d, label in zip(runs, labels)])

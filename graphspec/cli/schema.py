@@ -7,6 +7,7 @@ import json
 import sys
 
 from graphspec.cli.common import write_text
+from graphspec.spec.schema import spec_schema
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -22,7 +23,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.spec.schema import spec_schema
 
     text = json.dumps(spec_schema(), indent=2) + "\n"
     if args.output:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from graphspec.cli.common import DTYPES, add_overrides, eprint, positive_int
 from graphspec.errors import UsageError
+from graphspec.runs import sweep
+from graphspec.runs import table as runtable
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -46,8 +48,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.runs import sweep
-    from graphspec.runs import table as runtable
 
     if args.jobs > sweep.MAX_JOBS:
         raise UsageError(f"--jobs {args.jobs}: at most {sweep.MAX_JOBS} runs at a time")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from graphspec.analysis.checks import check_variant
 from graphspec.cli.common import add_max_params, add_overrides, eprint, load_spec, print_warnings
 from graphspec.errors import GraphspecError
 from graphspec.ir.graph import IR
+from graphspec.ir.memory import memory_warning
 from graphspec.spec.models import Spec
+from graphspec.spec.variants import expand_variants, note_variant
+from graphspec.train.prepare import prepare
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -41,9 +45,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.analysis.checks import check_variant
-    from graphspec.ir.memory import memory_warning
-    from graphspec.spec.variants import expand_variants
 
     failed = 0
     for path in args.files:
@@ -84,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
 def _check_training(spec: Spec, ir: IR) -> str:
     """What training checks before its first epoch (graphspec.train.prepare: the data
     opened and fitted, batch size, groups, monitor); returns ', N training rows ...'."""
-    from graphspec.spec.variants import note_variant
-    from graphspec.train.prepare import prepare
 
     try:
         ready = prepare(spec, ir, spec.seed)

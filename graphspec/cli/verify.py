@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from graphspec.analysis.checks import check_variant
 from graphspec.cli.common import (
     DTYPES,
     add_max_params,
@@ -16,6 +17,7 @@ from graphspec.cli.common import (
     print_warnings,
     require_attr,
 )
+from graphspec.spec.variants import expand_variants
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -49,8 +51,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.analysis.checks import check_variant
-    from graphspec.spec.variants import expand_variants
 
     spec = load_spec(args.file, args.overrides)
     variants = expand_variants(spec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -165,7 +166,6 @@ def _finite(value: Any) -> bool:
 def _options(name: str) -> list[str]:
     """The options an initializer takes (its keyword arguments after ``rng, decl``); cached:
     ``inspect.signature`` costs more than the rest of building a node."""
-    import inspect
 
     return list(inspect.signature(INITIALIZERS[name]).parameters)[2:]
 

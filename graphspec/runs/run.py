@@ -28,6 +28,18 @@ import numpy as np
 from graphspec.errors import DataError, GraphspecError, Location
 from graphspec.ir.graph import IR
 from graphspec.spec.models import Spec
+from graphspec.spec.load import loads
+from graphspec.spec.source import read_text
+from graphspec.spec.variants import expand_variants
+from graphspec.train.runspec import SPEC
+from graphspec.ir.build import build
+from graphspec.train.runlog import METRICS, read_metrics
+from graphspec.train import checkpoint
+from graphspec.backend import CompileOptions, get_backend
+from graphspec.train.apply_data import from_arrays, read_file
+from graphspec.train.data import input_roles
+from graphspec.train.schedules import resolve
+from graphspec.train.runlog import SUMMARY, read_summary
 
 Arrays = dict[str, np.ndarray]
 CHECKPOINTS = ("best", "last")
@@ -80,10 +92,6 @@ class Run:
 
     # ---- what the directory holds ---------------------------------------------------------
     def _load_spec(self) -> Spec:
-        from graphspec.spec.load import loads
-        from graphspec.spec.source import read_text
-        from graphspec.spec.variants import expand_variants
-        from graphspec.train.runspec import SPEC
 
         file = self.path / SPEC
         if not file.is_file():
@@ -111,13 +119,11 @@ class Run:
 
     @cached_property
     def ir(self) -> IR:
-        from graphspec.ir.build import build
 
         return build(self.spec)
 
     @cached_property
     def history(self) -> list[dict[str, Any]]:
-        from graphspec.train.runlog import METRICS, read_metrics
 
         if not (self.path / METRICS).is_file():
             return []
@@ -125,7 +131,6 @@ class Run:
 
     @cached_property
     def _checkpoint(self) -> Any:
-        from graphspec.train import checkpoint
 
         path = self.path / checkpoint.FILENAME
         ck = checkpoint.load(path)
@@ -154,7 +159,6 @@ class Run:
         self, backend: str | None = None, device: str = "auto", dtype: str | None = None
     ) -> Any:
         """The run's model compiled with ``backend`` (default: the one it trained with)."""
-        from graphspec.backend import CompileOptions, get_backend
 
         backend = backend or str(self.summary.get("backend") or "numpy")
         dtype = dtype or str(self.summary.get("dtype") or "float64")
@@ -170,12 +174,10 @@ class Run:
         column mapping), a dict of arrays by input name, or one array (the single feature
         input).  ``targets``: True requires them, False ignores them, None takes them
         when present."""
-        from graphspec.train.apply_data import from_arrays, read_file
 
         if isinstance(data, str | os.PathLike):
             return read_file(self.spec, self.ir, Path(data), targets=targets)
         if not isinstance(data, dict):
-            from graphspec.train.data import input_roles
 
             features, _ = input_roles(self.ir)
             if len(features) != 1:
@@ -195,7 +197,6 @@ class Run:
         """Each output for ``data`` (see :meth:`inputs_from`); for an output a classification
         loss reads, also ``<output>_class`` and ``<output>_prob`` (class probabilities; for a
         single logit, the probability of class 1)."""
-        from graphspec.train.data import input_roles
 
         features, _ = input_roles(self.ir)
         inputs = self.inputs_from(data, targets=False)
@@ -223,7 +224,6 @@ class Run:
     ) -> Evaluation:
         """Loss, terms and metrics on labelled ``data``, computed as training computes them
         for the validation split; a confusion matrix per classifier output."""
-        from graphspec.train.schedules import resolve
 
         inputs = self.inputs_from(data, targets=True)
         params = self.checkpoint_params(checkpoint)
@@ -319,7 +319,6 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: int) -> np.nda
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
-    from graphspec.train.runlog import SUMMARY, read_summary
 
     if not (path / SUMMARY).is_file():
         raise GraphspecError(

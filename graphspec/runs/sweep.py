@@ -23,6 +23,12 @@ from typing import Any
 from graphspec.runs import table as runtable
 from graphspec.errors import SpecError, UsageError
 from graphspec.spec.overrides import parse as parse_override
+from graphspec.ir.build import build
+from graphspec.spec.load import load
+from graphspec.spec.variants import expand_variants
+from graphspec.train.atomic import atomic_open
+from graphspec.analysis.plots import plot_sweep
+from graphspec.analysis.plots import plot_curves, read_history
 
 MAX_MEMBERS = 1000
 MAX_VALUES = 100
@@ -112,9 +118,6 @@ def _safe(text: str) -> str:
 
 def check(spec_file: str, members_: list[Member], base_overrides: list[str]) -> None:
     """Load and build every member's spec: a bad value fails before anything trains."""
-    from graphspec.ir.build import build
-    from graphspec.spec.load import load
-    from graphspec.spec.variants import expand_variants
 
     for m in members_:
         try:
@@ -197,7 +200,6 @@ def table(members_: list[Member]) -> list[runtable.Row]:
 
 def write_outputs(out: Path, members_: list[Member], axes: list[Axis]) -> list[Path]:
     """sweep.csv, sweep.md, sweep.png (and the members' overlaid curves, curves.png)."""
-    from graphspec.train.atomic import atomic_open
 
     rows = table(members_)
     written = []
@@ -205,14 +207,12 @@ def write_outputs(out: Path, members_: list[Member], axes: list[Axis]) -> list[P
         with atomic_open(out / name, "w", encoding="utf-8") as f:
             f.write(text)
         written.append(out / name)
-    from graphspec.analysis.plots import plot_sweep
 
     picture = plot_sweep(rows, axes[0].path, out / "sweep.png")
     if picture is not None:
         written.append(picture)
     ok = [m.run_dir for m in members_ if m.status == "ok"]
     if ok:
-        from graphspec.analysis.plots import plot_curves, read_history
 
         best = dict(zip([m.name for m in members_ if m.status == "ok"], runtable.best_epochs(ok)))
         histories = {m.name: read_history(m.run_dir) for m in members_ if m.status == "ok"}

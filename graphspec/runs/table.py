@@ -14,6 +14,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from graphspec.errors import GraphspecError
+from graphspec.train.runlog import read_summary
+from graphspec.train.runlog import read_metrics
 
 FIT_ACCURACY = 1.0  # "fitted": every training label right (fit_epoch, as Zhang et al.)
 Row = dict[str, Any]
@@ -51,8 +54,6 @@ def _shown(key: str) -> bool:
 
 
 def _summary(run_dir: Path) -> dict[str, Any] | None:
-    from graphspec.errors import GraphspecError
-    from graphspec.train.runlog import read_summary
 
     try:
         return read_summary(run_dir)  # bounded, strict, checked to be a run's summary
@@ -63,8 +64,6 @@ def _summary(run_dir: Path) -> dict[str, Any] | None:
 def _fit_epoch(run_dir: Path) -> int | None:
     """The first epoch whose training accuracy reaches FIT_ACCURACY (Zhang et al.'s
     "time to fit"), or None (no accuracy metric, never, or no readable log)."""
-    from graphspec.errors import GraphspecError
-    from graphspec.train.runlog import read_metrics
 
     try:
         records = read_metrics(run_dir)  # bounded; each record an integer epoch and numbers

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from graphspec.errors import Location, SpecError, did_you_mean
 from graphspec.ops import REGISTRY
 from graphspec.ops.registry import Attrs
@@ -183,7 +185,6 @@ class Expander:
         try:
             attrs = opdef.attrs.model_validate(attrs_raw)
         except Exception as e:  # pydantic.ValidationError
-            from pydantic import ValidationError
 
             if not isinstance(e, ValidationError):
                 raise

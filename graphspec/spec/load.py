@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -175,7 +175,6 @@ def _dotted(path: tuple) -> str:
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """Field names of the sub-model at ``loc`` (pydantic's raw path, union tags included)."""
-    from typing import get_args
 
     current: Any = model
     pending: list[Any] = []  # the members of a union met on the way
@@ -203,7 +202,6 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
 
 def _tag_of(m: type[BaseModel]) -> Any:
     # The literal value of a discriminated union member's 'name' field ('adam').
-    from typing import get_args
 
     field = m.model_fields.get("name")
     args = get_args(field.annotation) if field is not None else ()

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from graphspec.train.expect import parse
+
 FORMAT_VERSION = 1
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
@@ -264,7 +266,6 @@ class AnalysisSpec(BaseModel):
 def _parse_claim(claim: str) -> str:
     """A claim of ``expect:`` must parse (graphspec.train.expect); what it names is checked on a
     finished run.  A ClaimError is a ValueError: pydantic locates it at the claim."""
-    from graphspec.train.expect import parse
 
     parse(claim)
     return claim

@@ -33,6 +33,7 @@ from graphspec.errors import Location, SpecError, UsageError, did_you_mean
 from graphspec.spec.load import load, validate
 from graphspec.spec.models import Spec, folder_name_problem
 from graphspec.spec.source import PathKey, SourceMap, parse_yaml
+from graphspec.train.rundir import run_dir_for
 
 KEY = "variants"
 # Top-level keys a patch may not touch: the format version is the file's, and variants
@@ -76,7 +77,6 @@ def select(variants: dict[str, Spec], names: list[str] | None) -> dict[str, Spec
 
 def run_dir(base: str | os.PathLike[str], spec: Spec) -> Path:
     """Where a run of ``spec`` goes under ``base``: a variant gets its own folder."""
-    from graphspec.train.rundir import run_dir_for  # (the training package, lazily)
 
     return run_dir_for(spec.variant, base) if spec.variant else Path(base)
 

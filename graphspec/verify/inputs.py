@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphspec.ir.graph import IR
+from graphspec.train.data import input_roles, load_data
 
 Arrays = dict[str, np.ndarray]
 DEFAULT_BATCH = 8
@@ -26,7 +27,6 @@ def data_pool(ir: IR, rng: np.random.Generator) -> tuple[Arrays, str]:
     why = "the spec has no train.data"
     if train is not None:
         try:
-            from graphspec.train.data import load_data
 
             split = load_data(spec, ir, ir.seed).splits["train"]
             arrays = {k: np.asarray(v) for k, v in split.items() if k in ir.inputs}
@@ -53,7 +53,6 @@ def random_inputs(ir: IR, batch: int, rng: np.random.Generator) -> Arrays:
     Integer inputs are drawn in the range their consumers accept; float inputs that only
     ever serve as a non-differentiable argument (targets) are drawn in [0, 1), so that
     probability-like targets are valid; other floats are standard normal."""
-    from graphspec.train.data import input_roles
 
     targets = set(input_roles(ir)[1])
     out: Arrays = {}

@@ -30,6 +30,7 @@ import numpy as np
 
 from graphspec.backend import Program
 from graphspec.ir.graph import IR
+from graphspec.train.schedules import resolve
 from graphspec.verify.inputs import Arrays, draw_noise, perturb, take
 from graphspec.verify.locate import message
 from graphspec.verify.report import Report, Row, compare, error_row, floored
@@ -144,8 +145,4 @@ def _opt_state(trainer: Any) -> Arrays:
 
 
 def _resolve(train: Any, steps: int) -> Any:
-    try:
-        from graphspec.train.schedules import resolve
-    except ImportError:
-        return train
     return resolve(train.model_copy(update={"epochs": steps}), 1)
