@@ -12,6 +12,7 @@ figures live in tools/bench and BENCHMARKS.md).
 
 from __future__ import annotations
 
+import ast
 import functools
 import gc
 import re
@@ -370,3 +371,38 @@ def test_written_module_has_forward_and_backward_functions():
     for k in grads:
         np.testing.assert_array_equal(grads[k], expected[k])
     assert set(prog.module.forward(params, batch)) == {"logit"}
+
+
+# ---- what a written module holds --------------------------------------------------------------
+
+ENTRY_POINTS = {
+    "forward", "evaluate", "loss_and_grads", "loss_and_param_grads", "backward",
+    "load_checkpoint",
+}
+
+
+def test_xor_module_is_short_and_holds_only_what_it_calls(tmp_path):
+    from graphspec.cli import main
+
+    out = tmp_path / "xor.py"
+    assert main(["compile", str(ROOT / "specs" / "xor.yaml"), "--backend", "numpy",
+                 "-o", str(out)]) == 0
+    src = out.read_text(encoding="utf-8")
+    assert len(src.splitlines()) < 200
+    tree = ast.parse(src)
+    called = {n.func.id for n in ast.walk(tree)
+              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert [d for d in defined if d not in called and d not in ENTRY_POINTS] == []
+    assert not {"erf", "erfc", "unbroadcast", "_draw"} & set(defined)  # XOR needs none
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_generated_code_names_the_spec_file_as_given(backend, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "xor.yaml").write_text((ROOT / "specs" / "xor.yaml").read_text())
+    given = "./specs//xor.yaml"  # what Path() would write 'specs/xor.yaml'
+    src = gs.compile(gs.build(gs.load(given)), backend).source()
+    assert src.count("xor.yaml") == src.count(given) > 3  # the docstring and node comments
+    assert str(tmp_path) not in src
