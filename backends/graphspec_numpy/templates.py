@@ -6,6 +6,7 @@ Kept apart from the code generator so that codegen.py holds only what depends on
 
 from __future__ import annotations
 
+
 def noise_helper() -> list[str]:
     """``_draw`` (only in modules with stochastic ops)."""
     return [
@@ -20,6 +21,7 @@ def noise_helper() -> list[str]:
         "        return rng.random(like.shape, dtype=like.dtype)",
         "    return rng.standard_normal(like.shape, dtype=like.dtype)",
     ]
+
 
 def entry_points() -> list[str]:
     # The backward pass needs the forward's values, so it lives inside loss_and_grads, where
@@ -47,6 +49,7 @@ def load_checkpoint(path):
         return {k[len('param/'):]: f[k] for k in f.files if k.startswith('param/')}
 
 load_initial_params = load_checkpoint'''.split("\n")
+
 
 def script_entry() -> list[str]:
     # `python model.py --checkpoint ckpt.npz --data x.npz`: predictions without graphspec.

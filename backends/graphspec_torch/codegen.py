@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable
 from pathlib import Path
 
 import networkx as nx
@@ -42,6 +41,23 @@ RULES = Rules(
     modules={"torch": torch, "F": F, "nn": nn, "math": math}, decorators=frozenset({"kernel"}),
 )
 
+# The module docstring after the spec's name and doc.
+ABOUT = [
+    "Standalone: imports only torch. `Model` is an nn.Module: `model(inputs)` returns the",
+    "outputs, `model.losses(inputs)` the objective and its terms (call .backward() on the",
+    "objective for gradients), `model.evaluate(inputs)` loss, terms, metrics and outputs.",
+    "`model.train()` / `model.eval()` switch batch norm and dropout as usual.",
+    "",
+    "Parameters are attributes named after the spec's ids ('.' written '_'; SPEC_NAMES maps",
+    "them). Randomly initialized ones start at zero: load the initial values `graphspec",
+    "compile` wrote next to this file (a .pt of plain tensors, read with weights_only=True)",
+    "or a graphspec checkpoint (.npz, read without numpy):",
+    "",
+    "    model = Model(dtype=torch.float64)",
+    "    model.load_params('model.pt')",
+    "    outputs = model({'x': x})",
+    "",
+]
 MODULE_NAMES = [
     "Model", "INPUTS", "INT_INPUTS", "PARAMS", "STATE", "SPEC_NAMES", "OUTPUTS", "LOSS_TERMS",
     "METRICS", "read_params", "_draw", "_store", "_read_npz", "_parse_npy", "_NPY_DTYPES",
@@ -67,23 +83,7 @@ def generate(ir: IR) -> str:
     fn_of = {o: KERNELS[o].__name__ for o in ops_used}
     doc = ir.spec.doc.strip() if ir.spec is not None and ir.spec.doc else ""
     out: list[str] = [
-        emit.module_docstring(ir, [
-            *([doc, ""] if doc else []),
-            "Standalone: imports only torch. `Model` is an nn.Module: `model(inputs)` returns the",
-            "outputs, `model.losses(inputs)` the objective and its terms (call .backward() on the",
-            "objective for gradients), `model.evaluate(inputs)` loss, terms, metrics and outputs.",
-            "`model.train()` / `model.eval()` switch batch norm and dropout as usual.",
-            "",
-            "Parameters are attributes named after the spec's ids ('.' written '_'; SPEC_NAMES maps",
-            "them). Randomly initialized ones start at zero: load the initial values `graphspec",
-            "compile` wrote next to this file (a .pt of plain tensors, read with weights_only=True)",
-            "or a graphspec checkpoint (.npz, read without numpy):",
-            "",
-            "    model = Model(dtype=torch.float64)",
-            "    model.load_params('model.pt')",
-            "    outputs = model({'x': x})",
-            "",
-        ]),
+        emit.module_docstring(ir, [*([doc, ""] if doc else []), *ABOUT]),
         "",
         "import math",
         "",

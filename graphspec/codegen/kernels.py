@@ -123,7 +123,7 @@ def function_source(fn: types.FunctionType, rules: Rules) -> str:
                 f"'{ast.unparse(dec)}'; only {', '.join(sorted(rules.decorators))} are stripped "
                 "when kernels are copied, others cannot be"
             )
-    return "\n".join(src.splitlines()[node.lineno - 1:]).rstrip()
+    return "\n".join(src.splitlines()[node.lineno - 1 :]).rstrip()
 
 
 def _global_loads(code: types.CodeType) -> Iterator[str]:

@@ -56,14 +56,14 @@ def shifted_square_vjp(g, y, x, *, shift):
     return (2 * g * _shifted(x, shift),)
 '''
 
-TORCH = '''
+TORCH = """
 from graphspec_torch.kernels import kernel
 
 
 @kernel("shifted_square")
 def shifted_square(x, *, shift):
     return (x + shift) ** 2
-'''
+"""
 
 SPEC = """
 graphspec: 1

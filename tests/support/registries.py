@@ -49,8 +49,12 @@ def temporary_op(
         yield modules[0], modules[1], modules[2]
     finally:
         REGISTRY.pop(op, None)
-        for table in (numpy_kernels.KERNELS, numpy_kernels.VJPS, numpy_kernels.SPECS,
-                      torch_kernels.KERNELS):
+        for table in (
+            numpy_kernels.KERNELS,
+            numpy_kernels.VJPS,
+            numpy_kernels.SPECS,
+            torch_kernels.KERNELS,
+        ):
             table.pop(op, None)
         numpy_kernels.RESIDUALS.discard(op)
         for name in loaded:

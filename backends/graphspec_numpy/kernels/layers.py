@@ -71,7 +71,7 @@ def highway(x, weight, bias, gate_weight, gate_bias, *, activation, save=False):
     return (y, (h, slope, t)) if save else y
 
 
-@vjp("highway", reads=("x", "weight", "gate_weight", "res"))
+@vjp("highway", reads=("x", "weight", "gate_weight", "res"), input_shaped=True)
 def highway_vjp(g, y, x, weight, bias, gate_weight, gate_bias, *, activation, res):
     # dL/dx = g (1 - t) + (g t f'(a)) W^T + (g (h - x) t (1 - t)) Wt^T ; dL/dW = x^T (g t f'(a))
     h, slope, t = res

@@ -28,7 +28,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, *, momentum, eps, trai
     return (out, (xhat, 1 / sd)) if save else out
 
 
-@vjp("batch_norm", reads=("gamma", "res"))
+@vjp("batch_norm", reads=("gamma", "res"), input_shaped=True)
 def batch_norm_vjp(
     g, y, x, gamma, beta, running_mean, running_var, *, momentum, eps, training, res
 ):
@@ -55,7 +55,7 @@ def layer_norm(x, gamma, beta, *, eps, save=False):
     return (y, (xhat, 1 / sd)) if save else y
 
 
-@vjp("layer_norm", reads=("gamma", "res"))
+@vjp("layer_norm", reads=("gamma", "res"), input_shaped=True)
 def layer_norm_vjp(g, y, x, gamma, beta, *, eps, res):
     # dL/dx = gamma/s * (g - mean(g) - xhat * mean(g * xhat)) per row, with g scaled by gamma
     xhat, inv = res

@@ -1,8 +1,4 @@
-"""Kernels for graphspec.ops.tensor.
-
-Kernels are copied into generated modules one by one, so each computes its own offsets
-and index tuples instead of sharing helpers.
-"""
+"""Kernels for graphspec.ops.tensor (a kernel and its VJP share their index helpers)."""
 
 import numpy as np
 
@@ -66,24 +62,24 @@ def slice_vjp(g, y, x, *, axis, start, stop, step):
     return (gx,)
 
 
-@kernel("split")
-def split(x, *, sections, index, axis):
-    n = x.shape[axis]
+def _part(shape, sections, index, axis):
+    """The index tuple of part ``index`` of ``sections`` (a count or sizes) along ``axis``."""
+    n = shape[axis]
     sizes = [n // sections] * sections if isinstance(sections, int) else sections
     i = index % len(sizes)
     start = int(np.sum(sizes[:i]))
-    cut = (slice(None),) * (axis % x.ndim) + (slice(start, start + sizes[i]),)
-    return x[cut]
+    return (slice(None),) * (axis % len(shape)) + (slice(start, start + sizes[i]),)
+
+
+@kernel("split")
+def split(x, *, sections, index, axis):
+    return x[_part(x.shape, sections, index, axis)]
 
 
 @vjp("split", reads=("x",))
 def split_vjp(g, y, x, *, sections, index, axis):
     # dL/dx = g at this part's positions, 0 in the other parts
-    n = x.shape[axis]
-    sizes = [n // sections] * sections if isinstance(sections, int) else sections
-    i = index % len(sizes)
-    start = int(np.sum(sizes[:i]))
-    cut = (slice(None),) * (axis % x.ndim) + (slice(start, start + sizes[i]),)
+    cut = _part(x.shape, sections, index, axis)
     gx = np.zeros_like(x)
     gx[cut] = g
     return (gx,)
@@ -141,14 +137,19 @@ def gather_vjp(g, y, x, indices, *, axis):
     return gx, None
 
 
-@kernel("polynomial_features")
-def polynomial_features(x, *, degree, include_linear, include_bias):
-    # Index tuples i <= j <= ... of each degree, in lexicographic order (scikit-learn's).
-    n, terms, level = x.shape[-1], [], [()]
+def _monomials(n, degree, include_linear):
+    """Index tuples i <= j <= ... of each degree, in lexicographic order (scikit-learn's)."""
+    terms, level = [], [()]
     for k in range(1, degree + 1):
         level = [t + (j,) for t in level for j in range(t[-1] if t else 0, n)]
         if k > 1 or include_linear:
             terms += level
+    return terms
+
+
+@kernel("polynomial_features")
+def polynomial_features(x, *, degree, include_linear, include_bias):
+    terms = _monomials(x.shape[-1], degree, include_linear)
     cols = [np.ones_like(x[..., 0])] if include_bias else []
     cols += [np.prod(x[..., list(t)], axis=-1) for t in terms]
     return np.stack(cols, axis=-1)
@@ -157,11 +158,7 @@ def polynomial_features(x, *, degree, include_linear, include_bias):
 @vjp("polynomial_features", reads=("x",))
 def polynomial_features_vjp(g, y, x, *, degree, include_linear, include_bias):
     # dL/dx_j = sum over monomials m, each factor x_j of m: g_m * (m without that factor)
-    n, terms, level = x.shape[-1], [], [()]
-    for k in range(1, degree + 1):
-        level = [t + (j,) for t in level for j in range(t[-1] if t else 0, n)]
-        if k > 1 or include_linear:
-            terms += level
+    terms = _monomials(x.shape[-1], degree, include_linear)
     gx = np.zeros_like(x)
     for col, t in enumerate(terms, start=int(include_bias)):
         for p in range(len(t)):
