@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(result))
     if args.plot is not None and result.confusion:
-
         out = Path(args.plot or "confusion.png")
         print(f"wrote {plot_confusion(result.confusion, out)}", file=sys.stderr)
     return 0

@@ -178,7 +178,6 @@ class Run:
         if isinstance(data, str | os.PathLike):
             return read_file(self.spec, self.ir, Path(data), targets=targets)
         if not isinstance(data, dict):
-
             features, _ = input_roles(self.ir)
             if len(features) != 1:
                 raise DataError(f"the model has inputs {features}: pass a dict of arrays")

@@ -213,7 +213,6 @@ def write_outputs(out: Path, members_: list[Member], axes: list[Axis]) -> list[P
         written.append(picture)
     ok = [m.run_dir for m in members_ if m.status == "ok"]
     if ok:
-
         best = dict(zip([m.name for m in members_ if m.status == "ok"], runtable.best_epochs(ok)))
         histories = {m.name: read_history(m.run_dir) for m in members_ if m.status == "ok"}
         written.append(plot_curves(histories, out / "curves.png", best=best))

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import networkx as nx
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {
     "graphspec": ROOT / "graphspec",
     "graphspec_numpy": ROOT / "backends" / "graphspec_numpy",

@@ -22,12 +22,11 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
+from paths import ROOT
 
 import graphspec as gs
 from graphspec.ir import traverse
 from graphspec.ir.plan import Plan
-
-ROOT = Path(__file__).resolve().parents[2]
 
 MLP = """
 graphspec: 1

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from torch_helpers import FEATURES, SPECS
+from paths import GALLERY, XOR
+from torch_helpers import FEATURES
 
 import graphspec as gs
 from graphspec.errors import BackendError
@@ -20,8 +21,6 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from graphspec_torch.export import NOT_EXPORTABLE, export_onnx  # noqa: E402
-
-GALLERY = sorted(SPECS.glob("*.yaml"))
 
 
 def _sampled(ir: gs.IR) -> set[str]:
@@ -100,7 +99,7 @@ def test_state_dropout_and_unused_inputs(tmp_path: Path) -> None:
 
 
 def test_opsets(tmp_path: Path) -> None:
-    ir = gs.build(gs.load(SPECS / "xor.yaml"))
+    ir = gs.build(gs.load(XOR))
     params = gs.init_params(ir)
     path = export_onnx(ir, params, tmp_path / "x17.onnx", opset=17)
     assert {o.version for o in onnx.load(str(path)).opset_import if o.domain == ""} == {17}

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from paths import XOR
 from torch_helpers import (
-    SPECS,
     cuda,
     dropout_noise,
     features_batch,
@@ -25,7 +25,7 @@ from graphspec_torch.device import deterministic
 
 
 def _xor() -> tuple[Any, gs.IR, dict[str, dict[str, np.ndarray]]]:
-    spec = gs.load(SPECS / "xor.yaml")
+    spec = gs.load(XOR)
     ir = gs.build(spec)
     return spec, ir, load_data(spec, ir, spec.seed).splits
 
@@ -234,9 +234,9 @@ def test_cuda_training_is_deterministic_with_tf32_off() -> None:
 
 def test_driver_trains_xor_to_full_accuracy_and_resumes(tmp_path: Any) -> None:
     """`graphspec train --backend torch` on the gallery's XOR, through the shared driver."""
-    run = gs.train(SPECS / "xor.yaml", backend="torch", device="cpu", out=tmp_path / "run",
+    run = gs.train(XOR, backend="torch", device="cpu", out=tmp_path / "run",
                    epochs=40, progress=False)
     assert run.final["train_binary_accuracy"] == 1.0
-    more = gs.train(SPECS / "xor.yaml", backend="torch", device="cpu", out=tmp_path / "run",
+    more = gs.train(XOR, backend="torch", device="cpu", out=tmp_path / "run",
                     epochs=45, resume=True, progress=False)
     assert more.epochs >= run.epochs

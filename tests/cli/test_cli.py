@@ -13,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import GALLERY, ROOT, XOR
 
 import graphspec as gs
 from graphspec.cli import common, main
 from graphspec.errors import GraphspecError
 from graphspec.ir.serialize import graph_from_json
 
-ROOT = Path(__file__).parents[2]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
-XOR = ROOT / "specs" / "xor.yaml"
 RESIDUAL = ROOT / "specs" / "residual_mlp.yaml"
 
 
@@ -47,10 +45,10 @@ outputs: [h]
 
 
 def test_validate_gallery(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", *map(str, SPECS)]) == 0
+    assert main(["validate", *map(str, GALLERY)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    for spec in SPECS:  # "FILE: ok (...)", or "FILE [variant NAME]: ok (...)" per variant
+    for spec in GALLERY:  # "FILE: ok (...)", or "FILE [variant NAME]: ok (...)" per variant
         assert any(line.startswith(str(spec)) and ": ok (" in line for line in lines), out
 
 
@@ -80,7 +78,7 @@ def test_max_params_under_budget_passes() -> None:
 # ---- inspect --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+@pytest.mark.parametrize("spec", GALLERY, ids=[s.stem for s in GALLERY])
 def test_inspect_text(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(spec)]) == 0
     out = capsys.readouterr().out
@@ -93,7 +91,7 @@ def test_inspect_text(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert nid in out
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+@pytest.mark.parametrize("spec", GALLERY, ids=[s.stem for s in GALLERY])
 def test_inspect_json_round_trips(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(spec), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -106,7 +104,7 @@ def test_inspect_json_round_trips(spec: Path, capsys: pytest.CaptureFixture[str]
     assert data["graph"]["param_count"] == ir.param_count()
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+@pytest.mark.parametrize("spec", GALLERY, ids=[s.stem for s in GALLERY])
 def test_inspect_dot(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(spec), "-f", "dot"]) == 0
     out = capsys.readouterr().out

@@ -11,6 +11,7 @@ from typing import Any, get_args, get_origin
 
 import pytest
 import yaml
+from paths import ROOT
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
@@ -21,7 +22,6 @@ from graphspec.spec.models import TrainSpec
 from graphspec.spec.variants import expand_variants
 from graphspec.train.expect import check_run
 
-ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"
 SPEC_MD = DOCS / "spec.md"
 OPS_MD = DOCS / "ops.md"

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 import pytest
+from paths import GALLERY, ROOT
 
 import graphspec as gs
 from graphspec.analysis import plan
@@ -25,9 +26,7 @@ from graphspec.spec.variants import expand_variants
 from graphspec.train.expect import check_run
 from graphspec.verify import verify
 
-ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
-GALLERY = ROOT / "docs" / "gallery.md"
+GALLERY_DOC = ROOT / "docs" / "gallery.md"
 BACKENDS = ("numpy", "torch")
 PICTURE_MAX_BYTES = 150_000
 VERIFY_STEPS = 3
@@ -44,7 +43,7 @@ QUICK_EPOCHS: dict[str, int] = {
 
 def _cases() -> list[object]:
     out = []
-    for path in SPECS:
+    for path in GALLERY:
         for name, spec in expand_variants(path).items():
             label = path.stem if spec.variant is None else f"{path.stem}[{name}]"
             out.append(pytest.param(path, name, id=label))
@@ -77,7 +76,7 @@ def full_budget(request: pytest.FixtureRequest) -> None:
         pytest.skip("the full training budgets run with -m slow")
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("path", GALLERY, ids=[p.stem for p in GALLERY])
 def test_spec_states_its_outcome(path: Path) -> None:
     """A gallery spec says what it shows and what to expect, in words and as claims, and
     is ready to train: data, loss, and analysis entries that fit its graph."""
@@ -132,12 +131,12 @@ def test_variant_verifies(path: Path, name: str) -> None:
 
 
 def test_gallery_page_shows_every_spec() -> None:
-    text = GALLERY.read_text(encoding="utf-8")
-    for path in SPECS:
+    text = GALLERY_DOC.read_text(encoding="utf-8")
+    for path in GALLERY:
         assert f"specs/{path.name}" in text, f"docs/gallery.md does not show {path.name}"
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
     assert pictures, "docs/gallery.md shows no pictures"
     for rel in pictures:
-        png = GALLERY.parent / rel
+        png = GALLERY_DOC.parent / rel
         assert png.is_file(), f"docs/gallery.md shows {rel}, which does not exist"
         assert png.stat().st_size < PICTURE_MAX_BYTES, f"{rel} is over {PICTURE_MAX_BYTES} bytes"

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from paths import GALLERY, ROOT
 
 import graphspec as gs
 from graphspec.ir.counts import check_param_budget, node_flops, node_params
 from graphspec.ir.serialize import graph_from_json, ir_to_dot, ir_to_json, ir_to_text
 
-ROOT = Path(__file__).parents[2]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 HEAD = "graphspec: 1\nname: t\ninputs:\n  x: [batch, 2]\n"
 
 
@@ -83,7 +82,7 @@ def test_shape_error_inside_a_block_names_the_use() -> None:
 # ---- serializations ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+@pytest.mark.parametrize("spec", GALLERY, ids=[s.stem for s in GALLERY])
 def test_json_round_trip_is_equal(spec: Path) -> None:
     ir = gs.build(gs.load(spec))
     data = json.loads(json.dumps(ir_to_json(ir)))  # through real JSON text

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import ROOT
 
 from graphspec.analysis.checks import check_variant
 from graphspec.cli import main
@@ -33,7 +34,6 @@ from graphspec.spec.load import loads
 from graphspec.spec.variants import expand_variants
 from graphspec.train.expect import ClaimError, evaluate, parse
 
-ROOT = Path(__file__).resolve().parents[2]
 GALLERY = sorted((ROOT / "specs").glob("*.yaml"))
 TEXTS = {p.name: p.read_text(encoding="utf-8") for p in GALLERY}
 NAME = "fuzz.yaml"

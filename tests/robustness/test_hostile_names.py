@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from paths import ROOT
 
 import graphspec as gs
 from graphspec.cli import main
@@ -26,7 +27,6 @@ from graphspec.codegen.emit import one_line
 from graphspec.codegen.text import comment, docstring, literal
 from graphspec.errors import GraphspecError
 
-ROOT = Path(__file__).resolve().parents[2]
 XOR_TEXT = """\
 graphspec: 1
 name: xor-mlp

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from paths import XOR
 
 from graphspec.cli import main
 
 CORPUS = Path(__file__).parent / "bad_specs"
-XOR = Path(__file__).parents[2] / "specs" / "xor.yaml"
 NO_HEADER = {"empty.yaml": ("1:1", "the file is empty")}
 
 

@@ -10,14 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from paths import GALLERY
 
 from graphspec.ops import REGISTRY
 from graphspec.spec.schema import spec_schema
 
 jsonschema = pytest.importorskip("jsonschema")
 
-ROOT = Path(__file__).parents[2]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 SCHEMA = spec_schema()
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
@@ -51,7 +50,7 @@ def test_schema_is_valid_draft_2020_12() -> None:
     json.dumps(SCHEMA)  # serializable as is
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+@pytest.mark.parametrize("spec", GALLERY, ids=[s.stem for s in GALLERY])
 def test_gallery_specs_validate(spec: Path) -> None:
     assert problems(yaml.safe_load(spec.read_text())) == []
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from paths import GALLERY
 
 import graphspec as gs
 from graphspec.spec.expand import expand
 from graphspec.spec.requirements import require_training
 from graphspec.spec.source import MAX_DEPTH, parse_yaml
-
-ROOT = Path(__file__).parents[2]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
 HEAD = "graphspec: 1\nname: t\ninputs:\n  x: [batch, 2]\n"
 
@@ -27,7 +25,7 @@ def error(body: str, head: str = HEAD) -> gs.SpecError:
     return info.value
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+@pytest.mark.parametrize("spec", GALLERY, ids=[s.stem for s in GALLERY])
 def test_gallery_specs_load_and_build(spec: Path) -> None:
     ir = gs.build(gs.load(spec))
     assert ir.param_count() > 0
@@ -36,7 +34,7 @@ def test_gallery_specs_load_and_build(spec: Path) -> None:
 
 
 def test_gallery_has_the_first_entries() -> None:
-    names = {s.stem for s in SPECS}
+    names = {s.stem for s in GALLERY}
     assert {"xor", "logistic_blobs", "residual_mlp"} <= names
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from paths import XOR
 
 import graphspec as gs
 from graphspec.cli import main
@@ -24,9 +25,6 @@ from graphspec.ir import memory
 from graphspec.spec import source
 from graphspec.train.expect import ClaimError, evaluate, parse
 from graphspec.train.rundir import run_dir_for
-
-ROOT = Path(__file__).resolve().parents[2]
-XOR = ROOT / "specs" / "xor.yaml"
 
 TINY = """\
 graphspec: 1

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from paths import XOR
 
 import graphspec as gs
-
-ROOT = Path(__file__).resolve().parents[2]
-SPECS = ROOT / "specs"
 
 # CUDA tests carry the `cuda` marker (select them with -m cuda) and skip without a GPU.
 cuda = pytest.mark.cuda
@@ -54,7 +50,7 @@ def features_ir() -> gs.IR:
 
 
 def xor_ir() -> gs.IR:
-    return gs.build(gs.load(SPECS / "xor.yaml"))
+    return gs.build(gs.load(XOR))
 
 
 def features_batch(n: int = 16, seed: int = 0) -> dict[str, np.ndarray]:

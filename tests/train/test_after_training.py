@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import ROOT, XOR
 
 import graphspec as gs
 from graphspec.cli import main
 from graphspec.runs.run import confusion_matrix, load_run
 from graphspec.train.data import load_data
 
-ROOT = Path(__file__).parents[2]
-XOR = ROOT / "specs" / "xor.yaml"
 BACKENDS = ("numpy", "torch")
 
 BLOBS = """\

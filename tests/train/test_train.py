@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import SPEC_DIR
 
 import graphspec as gs
 from graphspec.errors import CheckpointError, DataError, NonFiniteLoss, SpecError, TrainingError
 from graphspec.train import TrainingInterrupted, checkpoint, driver, train
 from graphspec.train.atomic import WriteError
 from graphspec.train.runlog import Progress
-
-SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 MLP = """\
 graphspec: 1
@@ -78,7 +77,7 @@ def assert_same_run(a, b):
 
 
 def test_xor_mlp_reaches_full_accuracy(tmp_path):
-    run = train(SPECS / "xor.yaml", out=tmp_path / "run", progress=False)
+    run = train(SPEC_DIR / "xor.yaml", out=tmp_path / "run", progress=False)
     assert run.final["train_binary_accuracy"] == 1.0
     assert run.final["val_binary_accuracy"] == 1.0
     files = {p.name for p in (tmp_path / "run").iterdir()}
@@ -92,14 +91,14 @@ def test_xor_mlp_reaches_full_accuracy(tmp_path):
 
 
 def test_logistic_regression_fails_on_xor(tmp_path):
-    run = train(SPECS / "logistic_xor.yaml", out=tmp_path / "run", progress=False)
+    run = train(SPEC_DIR / "logistic_xor.yaml", out=tmp_path / "run", progress=False)
     assert run.final["train_binary_accuracy"] <= 0.75
     assert run.final["val_binary_accuracy"] <= 0.75
     assert max(r["train_binary_accuracy"] for r in run.history) <= 0.75
 
 
 def test_logistic_regression_separates_blobs(tmp_path):
-    run = train(SPECS / "logistic_blobs.yaml", out=tmp_path / "run", progress=False)
+    run = train(SPEC_DIR / "logistic_blobs.yaml", out=tmp_path / "run", progress=False)
     assert run.final["train_binary_accuracy"] >= 0.97
     assert run.final["val_binary_accuracy"] >= 0.97
 

@@ -3,17 +3,15 @@ optimizer steps, and the reference against finite differences."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from paths import GALLERY
 
 from graphspec.verify import verify
 
-SPECS = sorted((Path(__file__).parents[2] / "specs").glob("*.yaml"))
 STEPS = 5  # enough to exercise the optimizer state; tests/train/test_trajectories.py runs longer
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("path", GALLERY, ids=[p.stem for p in GALLERY])
 def test_gallery_spec_verifies(path):
     report = verify(path, steps=STEPS)
     assert report.ok, report.render(only_failures=True)
