@@ -19,6 +19,7 @@ produce the same numbers by construction.
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import Any
 
@@ -27,7 +28,7 @@ import numpy as np
 from graphspec.codegen import emit
 from graphspec.codegen.emit import Names, Stmt
 from graphspec.codegen.kernels import Rules, collect
-from graphspec.codegen.text import comment, literal
+from graphspec.codegen.text import comment, literal, load_module
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Call, Plan
 from graphspec_numpy import templates
@@ -46,6 +47,9 @@ MODULE_NAMES = [
     "_main", "forward", "evaluate", "loss_and_grads", "loss_and_param_grads", "backward",
     "load_checkpoint", "load_initial_params", INPUT_GRADS, LOSSES, "unbroadcast",
 ]
+
+
+HEADER = ["import numpy as np"]  # the imports of every generated module (RULES.modules)
 
 
 def generate(ir: IR) -> str:
@@ -67,7 +71,7 @@ def generate(ir: IR) -> str:
             "",
         ]),
         "",
-        "import numpy as np",
+        *HEADER,
         "",
         "# ---- kernels " + "-" * 70,
         "",
@@ -82,6 +86,16 @@ def generate(ir: IR) -> str:
         out += ["", *templates.noise_helper()]
     out += [*functions, *templates.entry_points(), *templates.script_entry()]
     return "\n".join(out) + "\n"
+
+
+@functools.cache
+def kernel_module(op: str) -> types.ModuleType:
+    """``op``'s kernel and VJP as a generated module holds them (copied with their helpers,
+    under the module's imports), loaded: conformance runs each op's samples through this
+    text as well as through the registered functions."""
+    fns = [f for f in (KERNELS[op], VJPS.get(op)) if f is not None]
+    source = "\n".join([*HEADER, "", collect(fns, RULES).source, ""])
+    return load_module(source, f"numpy_kernels_{op}")
 
 
 class _Generator:

@@ -15,8 +15,10 @@ produce the same numbers by construction.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+import types
 from pathlib import Path
 
 import networkx as nx
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from graphspec.codegen import emit
 from graphspec.codegen.emit import Names, Stmt
 from graphspec.codegen.kernels import Rules, collect
-from graphspec.codegen.text import comment, docstring, literal
+from graphspec.codegen.text import comment, docstring, literal, load_module
 from graphspec.errors import BackendError
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Call, Plan
@@ -69,6 +71,16 @@ MODEL_ATTRS = set(dir(nn.Module)) | {
 }
 
 
+# The imports of every generated module (RULES.modules).
+HEADER = [
+    "import math",
+    "",
+    "import torch",
+    "import torch.nn as nn",
+    "import torch.nn.functional as F",
+]
+
+
 def generate(ir: IR) -> str:
     ops_used = sorted({ir.node(n)["op"] for n in ir.op_nodes()})
     missing = [o for o in ops_used if o not in KERNELS]
@@ -85,11 +97,7 @@ def generate(ir: IR) -> str:
     out: list[str] = [
         emit.module_docstring(ir, [*([doc, ""] if doc else []), *ABOUT]),
         "",
-        "import math",
-        "",
-        "import torch",
-        "import torch.nn as nn",
-        "import torch.nn.functional as F",
+        *HEADER,
         "",
         "# ---- kernels " + "-" * 70,
         "",
@@ -109,6 +117,14 @@ def generate(ir: IR) -> str:
         *templates.readers(),
     ]
     return "\n".join(out) + "\n"
+
+
+@functools.cache
+def kernel_module(op: str) -> types.ModuleType:
+    """``op``'s kernel as a generated module holds it (copied with its helpers, under the
+    module's imports), loaded: conformance runs each op's samples through this text too."""
+    source = "\n".join([*HEADER, "", collect([KERNELS[op]], RULES).source, ""])
+    return load_module(source, f"torch_kernels_{op}")
 
 
 def write_initial_params(ir: IR, params: dict[str, np.ndarray], module_path: str | Path) -> Path:

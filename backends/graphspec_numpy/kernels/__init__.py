@@ -153,10 +153,14 @@ def _check_name(fn: Callable[..., Any]) -> None:
             raise ValueError(f"two numpy kernel functions are named '{fn.__name__}'")
 
 
-def forward(op: str, args: Sequence[Any], kwargs: dict[str, Any], save: bool = False) -> Any:
+def forward(
+    op: str, args: Sequence[Any], kwargs: dict[str, Any], save: bool = False,
+    fn: Callable[..., Any] | None = None,
+) -> Any:
     """Call ``op``'s kernel as generated code does. With ``save``: ``(out, res)``, ``res``
-    being None for an op that keeps no residuals."""
-    fn = KERNELS[op]
+    being None for an op that keeps no residuals. ``fn``: the kernel to call instead of the
+    registered one (the same kernel copied into a generated module)."""
+    fn = KERNELS[op] if fn is None else fn
     if not save:
         return fn(*args, **kwargs)
     if op in RESIDUALS:
@@ -166,19 +170,20 @@ def forward(op: str, args: Sequence[Any], kwargs: dict[str, Any], save: bool = F
 
 def backward(
     op: str, g: Any, y: Any, args: Sequence[Any], kwargs: dict[str, Any], res: Any = None,
-    needs: Sequence[bool] | None = None,
+    needs: Sequence[bool] | None = None, fn: Callable[..., Any] | None = None,
 ) -> tuple[Any, ...]:
     """Call ``op``'s VJP as generated code does: None for every argument it does not declare,
     ``res`` (from ``forward(..., save=True)``) when it reads residuals, ``needs`` when given
-    and taken."""
+    and taken. ``fn``: the VJP to call instead of the registered one."""
     spec = SPECS[op]
+    fn = VJPS[op] if fn is None else fn
     passed = [a if spec.reads_arg(k) else None for k, a in enumerate(args)]
     extra: dict[str, Any] = {}
     if spec.reads_residuals:
         extra["res"] = res
     if needs is not None and spec.takes_needs:
         extra["needs"] = tuple(needs)
-    return tuple(VJPS[op](g, y if spec.reads_output else None, *passed, **kwargs, **extra))
+    return tuple(fn(g, y if spec.reads_output else None, *passed, **kwargs, **extra))
 
 
 for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
