@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,6 @@ MODULE_NAMES = [
     "_main", "forward", "evaluate", "loss_and_grads", "loss_and_param_grads", "backward",
     "load_checkpoint", "load_initial_params", INPUT_GRADS, LOSSES, "unbroadcast",
 ]
-
-
 HEADER = ["import numpy as np"]  # the imports of every generated module (RULES.modules)
 
 
@@ -112,14 +111,14 @@ class _Generator:
             self.called.append(fn)
         return str(fn.__name__)
 
-    def _emit(self, stmts: list[Stmt], keep: set[str] = frozenset()) -> list[str]:
+    def _emit(self, stmts: list[Stmt], keep: Iterable[str] = ()) -> list[str]:
         """``emit``, keeping what deleting would not free: leaves (their dicts hold them),
         loss terms and metrics (``terms`` and the metrics dict hold them) and the float
         seeds of the backward pass."""
         plan = self.plan
         held = _vars(plan, plan.loss_targets()) | _vars(plan, plan.ir.metrics)
         held |= {self.names("g_", v) for v in _vars(plan, plan.loss_targets())}
-        return emit.emit(stmts, "    ", keep=emit.leaf_vars(plan) | held | keep)
+        return emit.emit(stmts, "    ", keep=emit.leaf_vars(plan) | held | set(keep))
 
     # ---- the forward pass ------------------------------------------------------------------
 

@@ -405,3 +405,31 @@ def test_generated_code_names_the_spec_file_as_given(backend, tmp_path, monkeypa
     src = gs.compile(gs.build(gs.load(given)), backend).source()
     assert src.count("xor.yaml") == src.count(given) > 3  # the docstring and node comments
     assert str(tmp_path) not in src
+
+
+def test_statements_only_input_gradients_need_run_under_the_flag():
+    ir = gs.build(gs.loads(MLP.replace(
+        "  - {id: fc0, op: linear, in: x, units: 7}",
+        "  - {id: xs, op: scale, in: x, factor: 2.0}\n  - {id: fc0, op: linear, units: 7}",
+    ), "<mlp>"))
+    prog = gs.compile(ir, "numpy")
+    src = _function(prog.source(), "loss_and_grads")
+    assert "    if input_grads:\n        (g_x,) = scale_vjp(g_xs, None, None, factor=2.0)" in src
+    calls: list[int] = []
+    real = prog.module.scale_vjp
+    prog.module.scale_vjp = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    params = gs.init_params(ir)
+    rng = np.random.default_rng(0)
+    x = {"x": rng.normal(size=(8, 5)), "y": rng.integers(0, 3, size=8)}
+    _, _, grads, _ = prog.module.loss_and_param_grads(params, x)
+    assert calls == [] and set(grads) == set(ir.params)
+    _, _, full, _ = prog.module.loss_and_grads(params, x)
+    assert calls == [1] and set(full) == {*ir.params, "x"}
+    for k in grads:
+        assert np.array_equal(grads[k], full[k]), k
+    # dL/dx = 2 dL/dxs: against central differences in one direction.
+    u = rng.normal(size=(8, 5))
+    eps = 1e-6
+    plus = prog.module.loss_and_grads(params, {**x, "x": x["x"] + eps * u})[0]
+    minus = prog.module.loss_and_grads(params, {**x, "x": x["x"] - eps * u})[0]
+    assert np.vdot(full["x"], u) == pytest.approx((plus - minus) / (2 * eps), rel=1e-6)
