@@ -1,13 +1,17 @@
 """The backend interface and plugin discovery (entry-point group ``graphspec.backends``).
 
-A backend is an object with a ``name`` and ``compile(ir, options) -> Program``.  Arrays
-cross this boundary as numpy arrays; a backend converts at its edge.  See docs/backends.md.
+A backend is an object with a ``name`` and ``compile(ir, options) -> Program``; what it
+offers beyond that it declares in ``capabilities`` (:class:`Capabilities`; none declared:
+nothing beyond).  Arrays cross this boundary as numpy arrays; a backend converts at its
+edge.  See docs/backends.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -76,6 +80,88 @@ class Trainer(Protocol):
     def grad_norms(self) -> dict[str, float]: ...
 
 
+class NoiseInjectingTrainer(Trainer, Protocol):
+    """The trainer of a backend that declares ``Capabilities(noise_injection=True)``."""
+
+    def set_noise(self, arrays: Arrays | None) -> None:
+        """Use ``arrays`` (by node id) as the noise of every following step; None: sample
+        natively again.  ``graphspec verify`` feeds every backend the same draws."""
+
+
+class LocatingTrainer(Trainer, Protocol):
+    """The trainer of a backend that declares ``Capabilities(locate_nonfinite=True)``."""
+
+    def locate_nonfinite(
+        self, split: str, index: np.ndarray, training: bool = True
+    ) -> tuple[str, str] | None:
+        """(node id, description) of the first node whose value is not finite on rows
+        ``index`` of ``split`` with the current parameters, or None when all are finite."""
+
+
+class DistributedTraining(Protocol):
+    """A backend's data-parallel training (``Capabilities.distributed`` returns one); see
+    graphspec.train.parallel for what the core asks of it."""
+
+    def launch(
+        self, spec: Any, train_kwargs: dict[str, Any], nproc: int, dist_backend: str,
+        max_restarts: int, timeout: float | None,
+    ) -> Any:
+        """Start ``nproc`` workers that train ``spec`` together; rank 0's RunResult."""
+
+    def join(self, dist_backend: str, timeout: float | None) -> Any:
+        """This torchrun-started process's group: a context manager with ``rank``,
+        ``world_size``, ``is_main``, ``device``, ``restarted``, ``trainer(...)``,
+        ``share(fn)`` and ``decide(main, any_)``."""
+
+
+InitialParamsWriter = Callable[[IR, Arrays, Path], Path]
+SINGLE_PROCESS = "trains in one process"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend offers beyond ``compile`` and the required Program and Trainer
+    methods, declared once on the backend object (``capabilities = Capabilities(...)``).
+    The core reads only this declaration, never probes objects or tests a backend's name;
+    the defaults declare nothing, so a minimal plugin needs no ``capabilities`` at all.
+
+    * ``noise_injection``: its trainers implement ``set_noise``
+      (:class:`NoiseInjectingTrainer`); ``verify`` then compares the optimizer steps of
+      stochastic specs.
+    * ``locate_nonfinite``: its trainers implement ``locate_nonfinite``
+      (:class:`LocatingTrainer`); the training driver asks them where a non-finite loss
+      arose.  A backend that cannot is diagnosed by the reference.
+    * ``reference``: a reference backend: exact float64 arithmetic on the host, in process,
+      cheap to compile, and its trainers locate non-finite values (so it also declares
+      ``locate_nonfinite``).  The core uses it where the backend must not matter: to say
+      where another backend's non-finite loss arose, and to draw a trained run's pictures.
+      :func:`reference_backend` says which installed backend that is.
+    * ``write_initial_params``: ``f(ir, params, module_path) -> path``: writes a compiled
+      module's initial parameters beside it in the format the module reads (``graphspec
+      compile``); returns the file written.
+    * ``distributed``: a function returning the backend's data-parallel training
+      (:class:`DistributedTraining`), called only when ``--nproc`` or a torchrun worker
+      needs it, so a heavy import waits until then.
+    * ``single_process``: for a backend without ``distributed``, the end of the sentence
+      "the NAME backend ..." that explains a refused ``--nproc``.
+    """
+
+    noise_injection: bool = False
+    locate_nonfinite: bool = False
+    reference: bool = False
+    write_initial_params: InitialParamsWriter | None = None
+    distributed: Callable[[], DistributedTraining] | None = None
+    single_process: str = SINGLE_PROCESS
+
+    def __post_init__(self) -> None:
+        if self.reference and not self.locate_nonfinite:
+            raise ValueError("a reference backend locates non-finite values: declare "
+                             "locate_nonfinite=True with reference=True")
+
+
+NO_CAPABILITIES = Capabilities()
+
+
 class Program(Protocol):
     ir: IR
     options: CompileOptions
@@ -98,9 +184,26 @@ class Program(Protocol):
 
 
 class Backend(Protocol):
+    """``name`` and ``compile`` are required; a backend that offers more declares it in a
+    ``capabilities`` attribute (:class:`Capabilities`), read by :func:`capabilities`."""
+
     name: str
 
     def compile(self, ir: IR, options: CompileOptions) -> Program: ...
+
+
+def capabilities(backend: Backend) -> Capabilities:
+    """What ``backend`` declares; the defaults (nothing optional) when it declares nothing."""
+    # The one place the core reads a backend's optional attribute: the declaration itself.
+    declared = getattr(backend, "capabilities", NO_CAPABILITIES)
+    if not isinstance(declared, Capabilities):
+        raise BackendError(
+            f"backend '{backend.name}' declares capabilities of type "
+            f"{type(declared).__name__}, not graphspec.backend.Capabilities",
+            hint="declare capabilities = graphspec.backend.Capabilities(...); see "
+            "docs/backends.md",
+        )
+    return declared
 
 
 def available_backends() -> dict[str, Any]:
@@ -131,5 +234,24 @@ def get_backend(name: str) -> Backend:
             f"backend '{name}' ({eps[name].value}) has no compile(ir, options) method",
             hint="a backend object needs a 'name' and a 'compile' method; see docs/backends.md",
         )
+    capabilities(backend)  # a malformed declaration fails here, naming the backend
     _LOADED[name] = backend
     return backend
+
+
+def reference_backend() -> Backend:
+    """The reference backend: the first installed backend, by entry-point name, that declares
+    ``Capabilities(reference=True)`` (graphspec's own: numpy); backends that cannot be
+    loaded are passed over.  Loading stops at the first reference found, so a heavy plugin
+    later in the order is not imported for nothing."""
+    for name in sorted(available_backends()):
+        try:
+            backend = get_backend(name)
+        except BackendError:
+            continue
+        if capabilities(backend).reference:
+            return backend
+    raise BackendError(
+        "no installed backend declares itself a reference (Capabilities(reference=True))",
+        hint="install graphspec's numpy backend (it ships with graphspec)",
+    )

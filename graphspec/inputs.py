@@ -96,7 +96,7 @@ class InputCheck:
             self._check_one(name, value, sizes)
 
     def _declared(self, name: str) -> list[tuple[str, Any]]:
-        src = self.ir.node(name).get("src")
+        src = self.ir.node(name).src
         return [(f"input '{name}' is declared here", src)] if src is not None else []
 
     def _check_one(self, name: str, value: Any, sizes: dict[str, tuple[int, str]]) -> None:

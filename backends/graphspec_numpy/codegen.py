@@ -52,7 +52,7 @@ HEADER = ["import numpy as np"]  # the imports of every generated module (RULES.
 
 
 def generate(ir: IR) -> str:
-    ops_used = sorted({ir.node(n)["op"] for n in ir.op_nodes()})
+    ops_used = sorted({ir.op(n).op for n in ir.op_nodes()})
     per_op = [f for o in ops_used for f in (KERNELS[o], VJPS.get(o)) if f is not None]
     plan = Plan(ir, reserved=MODULE_NAMES + [f.__name__ for f in per_op])
     gen = _Generator(plan)
@@ -132,7 +132,7 @@ class _Generator:
         of the new state, by state node."""
         plan = self.plan
         required = {
-            plan.var(a) for n in ops if n not in optional for a in plan.g.nodes[n]["inputs"]
+            plan.var(a) for n in ops if n not in optional for a in plan.ir.node(n).inputs
         }
         stmts = []
         for st in emit.leaf_reads(plan, ops, ("input", "param")):
@@ -149,7 +149,7 @@ class _Generator:
             if c.opdef.uses_training:
                 args.append("training=training")
             uses = set(c.args)
-            nz = plan.g.nodes[nid]["attrs"].noise() if c.opdef.stochastic else None
+            nz = plan.ir.op(nid).attrs.noise() if c.opdef.stochastic else None
             if nz is not None:
                 nv = self.names("noise_", c.var)
                 draw = emit.noise_draw(plan, c, nv, c.args[nz.like], "rng", "training")
@@ -219,8 +219,8 @@ class _Generator:
         leaves = plan.grad_leaves()
         path = plan.grad_path(leaves)
         param_path = plan.grad_path(ir.params)
-        backward = [n for n in reversed(ops) if n in path and plan.g.nodes[n]["op"] in VJPS]
-        saving = frozenset(n for n in backward if plan.g.nodes[n]["op"] in RESIDUALS)
+        backward = [n for n in reversed(ops) if n in path and plan.ir.op(n).op in VJPS]
+        saving = frozenset(n for n in backward if plan.ir.op(n).op in RESIDUALS)
         stmts, new_state = self._forward(ops, saving)
         stmts.append(emit.loss_lines(plan, "0.0"))
         has_g: set[str] = set()
@@ -275,9 +275,7 @@ class _Generator:
         gradients need under ``if input_grads:``."""
         plan = self.plan
         spec = SPECS[c.opdef.name]
-        n_args = len(c.args) - c.n_state
-        flags = c.opdef.differentiable(n_args, c.n_inputs) + [False] * c.n_state
-        targets = [i for i, a in enumerate(c.arg_nodes) if flags[i] and a in path]
+        targets = [i for i, a in enumerate(c.arg_nodes) if c.grad_flags[i] and a in path]
         if not targets:
             return []
         guarded = c.node not in param_path  # only input gradients need this VJP at all
@@ -290,7 +288,7 @@ class _Generator:
             uses.add(c.var)
         if c.opdef.uses_training:
             parts.append("training=training")
-        if c.opdef.stochastic and plan.g.nodes[c.node]["attrs"].noise() is not None:
+        if c.opdef.stochastic and plan.ir.op(c.node).attrs.noise() is not None:
             nv = self.names("noise_", c.var)
             parts.append(f"noise={nv}")
             uses.add(nv)
@@ -355,8 +353,8 @@ def _same_shape(plan: Plan, c: Call, spec: VjpSpec, i: int) -> bool:
     at run time (one data input, or no symbolic dimension)."""
     if spec.input_shaped:
         return True
-    arg = plan.g.nodes[c.arg_nodes[i]]["type"].shape
-    out = plan.g.nodes[c.node]["type"].shape
+    arg = plan.ir.type(c.arg_nodes[i]).shape
+    out = plan.ir.type(c.node).shape
     if tuple(arg) != tuple(out):
         return False
     return c.n_inputs == 1 or all(isinstance(d, int) for d in out)

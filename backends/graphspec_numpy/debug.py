@@ -15,7 +15,6 @@ import numpy as np
 
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Plan
-from graphspec.ops import REGISTRY
 from graphspec_numpy.kernels import KERNELS
 
 
@@ -27,9 +26,9 @@ class Culprit:
 
     def describe(self, ir: IR) -> str:
         node = ir.node(self.node)
-        where = f" at {node['src']}" if node.get("src") else ""
+        where = f" at {node.src}" if node.src else ""
         if self.kind == "op":
-            return f"node '{self.node}' ({node['op']}{where}) {self.detail}"
+            return f"node '{self.node}' ({node.op}{where}) {self.detail}"
         return f"{self.kind} '{self.node}'{where} {self.detail}"
 
 
@@ -58,11 +57,11 @@ def first_nonfinite(
     values: dict[str, Any] = {}
     checked: set[str] = set()
     for nid in plan.needed(plan.loss_targets()):
-        node = ir.node(nid)
-        for arg in node["inputs"]:
+        node = ir.op(nid)
+        for arg in node.inputs:
             if arg in values or arg in checked:
                 continue
-            kind = ir.node(arg)["kind"]
+            kind = ir.node(arg).kind
             value = inputs[arg] if kind == "input" else params[arg]
             checked.add(arg)
             if not _finite(value):
@@ -70,13 +69,13 @@ def first_nonfinite(
                 hint = "the previous update diverged" if kind == "param" else "bad data"
                 return Culprit(arg, what, f"holds {_count(value)} ({hint})")
             values[arg] = value
-        opdef = REGISTRY[node["op"]]
-        args = [values[a] for a in node["inputs"]]
-        kwargs = node["attrs"].kernel_attrs()
+        opdef = node.opdef
+        args = [values[a] for a in node.inputs]
+        kwargs = node.attrs.kernel_attrs()
         if opdef.uses_training:
             kwargs["training"] = training
         if opdef.stochastic:
-            nz = node["attrs"].noise()
+            nz = node.attrs.noise()
             if nz is not None:  # drawn exactly as the generated _draw does
                 like = np.asarray(args[nz.like])
                 kwargs["noise"] = (
@@ -84,7 +83,7 @@ def first_nonfinite(
                     else rng.standard_normal(like.shape, dtype=like.dtype)
                 )
         with np.errstate(all="ignore"):
-            out = KERNELS[node["op"]](*args, **kwargs)
+            out = KERNELS[node.op](*args, **kwargs)
         if opdef.has_state:
             out = out[0]
         if not _finite(out):

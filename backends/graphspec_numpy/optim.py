@@ -19,6 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
+
+from graphspec.spec.models import AdagradSpec, AdamSpec, AdamWSpec, RMSpropSpec, SGDSpec
 
 Arrays = dict[str, np.ndarray]
 
@@ -203,10 +206,11 @@ class Adagrad(Optimizer):
         p += (-clr * g) / std
 
 
-OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
-    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+# One implementation per optimizer model of the spec (graphspec.spec.models.OptimizerSpec).
+OPTIMIZERS: dict[type[BaseModel], Callable[..., Optimizer]] = {
+    SGDSpec: SGD, AdamSpec: Adam, AdamWSpec: AdamW, RMSpropSpec: RMSprop, AdagradSpec: Adagrad,
 }
 
 
 def make_optimizer(spec: Any, groups: list[tuple[list[str], dict[str, float]]]) -> Optimizer:
-    return OPTIMIZERS[spec.name](spec, groups)
+    return OPTIMIZERS[type(spec)](spec, groups)

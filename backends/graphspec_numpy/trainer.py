@@ -15,6 +15,7 @@ import numpy as np
 
 from graphspec.errors import NonFiniteLoss, TrainingError
 from graphspec.train import seeds
+from graphspec.train.adversarial import fgsm_example, mix, mix_each
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
 from graphspec_numpy.debug import first_nonfinite
@@ -103,10 +104,10 @@ class NumpyTrainer:
         self, x: Arrays, grads: Arrays, loss: float, terms: dict[str, float], state: Arrays,
         rng: np.random.Generator,
     ) -> tuple[float, dict[str, float], Arrays, Arrays]:
-        """Adversarial training (Goodfellow et al., 2015): the batch's FGSM examples
-        ``x + epsilon sign(dL/dx)`` from the clean pass's input gradient, and the objective
-        ``(1 - mix) L(x) + mix L(x_adv)``, whose gradient mixes the two passes' likewise.
-        Running statistics see both passes, clean first, as torch's in-place updates do."""
+        """Adversarial training (graphspec.train.adversarial): the batch's FGSM examples
+        from the clean pass's input gradient, and the objective ``(1 - mix) L(x) + mix
+        L(x_adv)``, whose gradient mixes the two passes' likewise.  Running statistics see
+        both passes, clean first, as torch's in-place updates do."""
         adv = self.train.adversarial
         gx = grads.get(adv.input)
         if gx is None:
@@ -114,14 +115,11 @@ class NumpyTrainer:
                                 f"to input '{adv.input}'")
         for k, v in state.items():
             self._p[k] = np.asarray(v, dtype=self.dtype)
-        x_adv = {**x, adv.input: x[adv.input] + adv.epsilon * np.sign(gx)}
+        x_adv = {**x, adv.input: fgsm_example(x[adv.input], gx, adv.epsilon, np.sign)}
         loss_a, terms_a, grads_a, state_a = self.module.loss_and_grads(
             self._p, x_adv, True, self._noise, rng)
-        m = adv.mix
-        return ((1 - m) * loss + m * loss_a,
-                {k: (1 - m) * v + m * terms_a[k] for k, v in terms.items()},
-                {k: (1 - m) * grads[k] + m * grads_a[k] for k in self.ir.params},
-                state_a)
+        return (mix(loss, loss_a, adv.mix), mix_each(terms, terms_a, adv.mix),
+                mix_each(grads, grads_a, adv.mix, self.ir.params), state_a)
 
     def _nonfinite(
         self, loss: float, epoch: int, step: int, x: Arrays, rng_state: Any

@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from graphspec.backend import CompileOptions
+from graphspec.backend import Arrays, Capabilities, CompileOptions, DistributedTraining
 from graphspec.ir.graph import IR
 
 if TYPE_CHECKING:
     from graphspec_torch.program import TorchProgram
 
 
+def write_initial_params(ir: IR, params: Arrays, module_path: Path) -> Path:
+    """``graphspec compile``: the parameters beside the module as ``<module>.pt``."""
+    from graphspec_torch import codegen  # deferred: imports torch, only when asked
+
+    return codegen.write_initial_params(ir, params, module_path)
+
+
+def data_parallel() -> DistributedTraining:
+    """Data-parallel training (torchrun, DistributedDataParallel): graphspec.train.parallel
+    calls ``launch`` and ``join``."""
+    from graphspec_torch import distributed  # deferred: torch, only for data-parallel runs
+
+    return distributed
+
+
 class TorchBackend:
     name = "torch"
+    capabilities = Capabilities(
+        noise_injection=True,
+        write_initial_params=write_initial_params,
+        distributed=data_parallel,
+    )
 
     def compile(self, ir: IR, options: CompileOptions | None = None) -> TorchProgram:
-        from graphspec_torch.program import TorchProgram
+        from graphspec_torch.program import TorchProgram  # deferred: imports torch
 
         return TorchProgram(ir, options or CompileOptions())
-
-    @property
-    def distributed(self) -> Any:
-        """Data-parallel training (torchrun, DistributedDataParallel): graphspec.train.parallel
-        calls ``launch`` and ``join``; imported only when asked for."""
-        from graphspec_torch import distributed
-
-        return distributed
 
 
 backend = TorchBackend()

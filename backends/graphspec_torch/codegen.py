@@ -33,6 +33,7 @@ from graphspec.codegen.kernels import Rules, collect
 from graphspec.codegen.text import comment, docstring, literal, load_module
 from graphspec.errors import BackendError
 from graphspec.ir.graph import IR
+from graphspec.ir.node import ParamNode
 from graphspec.ir.plan import Call, Plan
 from graphspec_torch import templates
 from graphspec_torch.kernels import KERNELS
@@ -82,13 +83,13 @@ HEADER = [
 
 
 def generate(ir: IR) -> str:
-    ops_used = sorted({ir.node(n)["op"] for n in ir.op_nodes()})
+    ops_used = sorted({ir.op(n).op for n in ir.op_nodes()})
     missing = [o for o in ops_used if o not in KERNELS]
     if missing:
         raise BackendError(
             "the torch backend has no kernel for op" + ("s " if len(missing) > 1 else " ")
             + ", ".join(f"'{o}'" for o in missing),
-            ir.node(next(n for n in ir.op_nodes() if ir.node(n)["op"] == missing[0])).get("src"),
+            ir.node(next(n for n in ir.op_nodes() if ir.op(n).op == missing[0])).src,
         )
     lib = collect([KERNELS[o] for o in ops_used], RULES)
     plan = Plan(ir, reserved=MODULE_NAMES + lib.names + sorted(MODEL_ATTRS))
@@ -160,13 +161,13 @@ def _model(ir: IR, plan: Plan, fn_of: dict[str, str]) -> list[str]:
     for p in ir.params:
         shape = literal(tuple(ir.type(p).shape))
         lines.append(
-            f"        self.{plan.var(p)} = nn.Parameter({_fill(ir.node(p), shape)})"
+            f"        self.{plan.var(p)} = nn.Parameter({_fill(ir.param(p), shape)})"
             f"  # {comment(p)}{_where(ir, p)}"
         )
     for s in ir.state:
         shape = literal(tuple(ir.type(s).shape))
         lines.append(
-            f"        self.register_buffer({literal(plan.var(s))}, {_fill(ir.node(s), shape)})"
+            f"        self.register_buffer({literal(plan.var(s))}, {_fill(ir.param(s), shape)})"
             f"  # {comment(s)}{_where(ir, s)}"
         )
     names = Names(plan, MODULE_NAMES + sorted(MODEL_ATTRS))
@@ -197,14 +198,14 @@ def _model(ir: IR, plan: Plan, fn_of: dict[str, str]) -> list[str]:
 
 
 def _where(ir: IR, nid: str) -> str:
-    src = ir.node(nid).get("src")
+    src = ir.node(nid).src
     return f"  ({comment(src)})" if src else ""
 
 
-def _fill(node: dict, shape: str) -> str:
+def _fill(node: ParamNode, shape: str) -> str:
     """Constant initializers are reproduced; random ones start at zero (load_params)."""
-    init = node.get("init")
-    name = init if isinstance(init, str) else (init or {}).get("name")
+    init = node.init
+    name = init if isinstance(init, str) else init.get("name")
     if name == "ones":
         return f"torch.ones({shape}, **kw)"
     if name == "constant":
@@ -230,13 +231,13 @@ def _method(
 
 
 def _statements(plan: Plan, names: Names, fn_of: dict[str, str], ops: list[str]) -> list[Stmt]:
-    g = plan.g
+    ir = plan.ir
 
     def expr(nid: str) -> str:
-        return f"self.{plan.var(nid)}" if g.nodes[nid]["kind"] == "param" else plan.var(nid)
+        return f"self.{plan.var(nid)}" if ir.node(nid).kind == "param" else plan.var(nid)
 
     def local(nid: str) -> set[str]:
-        return set() if g.nodes[nid]["kind"] == "param" else {plan.var(nid)}
+        return set() if ir.node(nid).kind == "param" else {plan.var(nid)}
 
     carries_grad = _carries_grad(plan)
     stmts = emit.leaf_reads(plan, ops, ("input",))
@@ -245,19 +246,17 @@ def _statements(plan: Plan, names: Names, fn_of: dict[str, str], ops: list[str])
         uses: set[str] = set().union(*(local(a) for a in c.arg_nodes))
         parts = [expr(a) for a in c.arg_nodes]
         if c.opdef.category != "metric":  # metrics run under no_grad
-            n_args = len(c.arg_nodes) - c.n_state
-            flags = c.opdef.differentiable(n_args, c.n_inputs) + [False] * c.n_state
             for i, a in enumerate(c.arg_nodes):
                 # An argument the op declares non-differentiable (a loss's target) cuts the
                 # gradient path, as in the numpy backward pass; autograd would follow it.
-                if not flags[i] and a in carries_grad:
+                if not c.grad_flags[i] and a in carries_grad:
                     parts[i] += ".detach()"
         parts += [f"{k}={literal(v)}" for k, v in c.kwargs.items()]
         if c.opdef.uses_training:
             parts.append("training=self.training")
         if "group" in inspect.signature(KERNELS[c.opdef.name]).parameters:
             parts.append("group=self.sync_group")  # the kernel takes statistics over ranks
-        nz = g.nodes[nid]["attrs"].noise() if c.opdef.stochastic else None
+        nz = ir.op(nid).attrs.noise() if c.opdef.stochastic else None
         if nz is not None:
             nv = names("noise_", c.var)
             like = c.arg_nodes[nz.like]

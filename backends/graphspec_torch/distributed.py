@@ -53,7 +53,6 @@ from graphspec.errors import (
     UsageError,
 )
 from graphspec.ir.graph import IR
-from graphspec.ops import REGISTRY
 from graphspec.ops.registry import norm_axis
 from graphspec_torch.trainer import TorchTrainer
 
@@ -79,7 +78,7 @@ def check_spec(ir: IR) -> None:
         raise SpecError(
             f"node '{node}' {why}: data-parallel training computes it on each rank's share of "
             "the batch, so the result would depend on the number of processes",
-            ir.node(node).get("src"),
+            ir.node(node).src,
             hint="train this spec in one process (leave out --nproc)",
         )
 
@@ -99,22 +98,21 @@ def problems_with_rows(ir: IR) -> list[tuple[str, str]]:
     for name in ir.inputs:
         per_row |= nx.descendants(ir.graph, name)
     for n in ir.op_nodes():
-        node = ir.node(n)
-        opdef = REGISTRY[node["op"]]
-        if n not in per_row or opdef.category != "op" or node["op"] in SYNCED_OPS:
+        node = ir.op(n)
+        if n not in per_row or node.opdef.category != "op" or node.op in SYNCED_OPS:
             continue
         shape = ir.type(n).shape
         if not shape or shape[0] not in batch_dims:
-            out.append((n, f"({node['op']}) has no batch axis first (shape {ir.type(n)})"))
+            out.append((n, f"({node.op}) has no batch axis first (shape {ir.type(n)})"))
         elif _touches_axis0(ir, n):
-            out.append((n, f"({node['op']}) works along the batch axis"))
+            out.append((n, f"({node.op}) works along the batch axis"))
     return out
 
 
 def _touches_axis0(ir: IR, n: str) -> bool:
-    node = ir.node(n)
-    attrs = node.get("attrs")
-    rank = ir.type(node["inputs"][0]).rank if node.get("inputs") else 0
+    node = ir.op(n)
+    attrs = node.attrs
+    rank = ir.type(node.inputs[0]).rank if node.inputs else 0
     if hasattr(attrs, "start_axis") and rank and norm_axis(attrs.start_axis, rank) == 0:
         return True
     if not hasattr(attrs, "axis") or not rank:

@@ -54,16 +54,16 @@ def export_onnx(
     if not ir.outputs:
         raise BackendError("the spec has no outputs to export", hint="list them under outputs:")
     ops = Plan(ir).needed([f"output:{k}" for k in ir.outputs])
-    refused = [n for n in ops if ir.node(n)["op"] in NOT_EXPORTABLE]
+    refused = [n for n in ops if ir.node(n).op in NOT_EXPORTABLE]
     if refused:
-        raise _op_error(ir, refused, {n: NOT_EXPORTABLE[ir.node(n)["op"]] for n in refused})
+        raise _op_error(ir, refused, {n: NOT_EXPORTABLE[ir.node(n).op] for n in refused})
     from graphspec_torch.program import TorchProgram
 
     program = TorchProgram(ir, CompileOptions(dtype=dtype, device="cpu"))
     model = program.new_model()
     model.load_params(params)
     model.eval()
-    read = {a for n in ops for a in ir.node(n)["inputs"]}
+    read = {a for n in ops for a in ir.node(n).inputs}
     names = [i for i in ir.inputs if i in read]
     examples, dynamic = _examples(ir, names, program.dtype)
     wrapper = _Outputs(model, names)
@@ -153,7 +153,7 @@ def _culprits(ir: IR, ops: list[str], program: Any) -> dict[str, str]:
     tried: dict[str, str | None] = {}
     out: dict[str, str] = {}
     for n in ops:
-        op = ir.node(n)["op"]
+        op = ir.node(n).op
         if op not in tried:
             tried[op] = _probe(op, KERNELS[op], iter_samples, program.dtype)
         if tried[op] is not None:
@@ -205,12 +205,12 @@ def _probe(op: str, kernel: Any, iter_samples: Any, dtype: torch.dtype) -> str |
 
 def _op_error(ir: IR, nodes: list[str], why: dict[str, str]) -> BackendError:
     first = nodes[0]
-    listed = ", ".join(f"'{n}' ({ir.node(n)['op']})" for n in nodes)
-    notes = [(f"'{n}' ({ir.node(n)['op']}): {why[n]}", ir.node(n).get("src")) for n in nodes]
+    listed = ", ".join(f"'{n}' ({ir.node(n).op})" for n in nodes)
+    notes = [(f"'{n}' ({ir.node(n).op}): {why[n]}", ir.node(n).src) for n in nodes]
     return BackendError(
         f"cannot export to ONNX: op{'s' if len(nodes) > 1 else ''} {listed} "
         f"{'have' if len(nodes) > 1 else 'has'} no ONNX form",
-        ir.node(first).get("src"), notes=notes,
+        ir.node(first).src, notes=notes,
         hint="export a spec whose outputs do not depend on these ops",
     )
 

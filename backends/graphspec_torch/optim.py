@@ -14,17 +14,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from graphspec.ir.graph import IR
+from graphspec.spec.models import AdagradSpec, AdamSpec, AdamWSpec, RMSpropSpec, SGDSpec
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,
+# One implementation per optimizer model of the spec (graphspec.spec.models.OptimizerSpec).
+OPTIMIZERS: dict[type[BaseModel], type[torch.optim.Optimizer]] = {
+    SGDSpec: torch.optim.SGD,
+    AdamSpec: torch.optim.Adam,
+    AdamWSpec: torch.optim.AdamW,
+    RMSpropSpec: torch.optim.RMSprop,
+    AdagradSpec: torch.optim.Adagrad,
 }
 
 
@@ -43,7 +46,7 @@ class Optim:
         options = spec.model_dump(exclude={"name", "groups"})
         if isinstance(options.get("betas"), list):
             options["betas"] = tuple(options["betas"])
-        self.opt = OPTIMIZERS[spec.name](groups, **options)
+        self.opt = OPTIMIZERS[type(spec)](groups, **options)
         self.base_lrs = [float(g["lr"]) for g in self.opt.param_groups]
         self._static = schedule.name == "constant" and schedule.warmup == 0
         self._params = [named[n] for n in self.names]

@@ -19,7 +19,6 @@ from graphspec.codegen.text import load_module
 from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Plan
-from graphspec.ops import REGISTRY
 from graphspec_torch.codegen import generate, write_initial_params
 from graphspec_torch.device import (
     autocast,
@@ -177,11 +176,10 @@ def _state_read_by(ir: IR, ops: list[str]) -> list[str]:
     but nothing updates them)."""
     out: list[str] = []
     for n in ops:
-        node = ir.node(n)
-        if not REGISTRY[node["op"]].has_state:
+        node = ir.op(n)
+        if not node.opdef.has_state:
             continue
-        n_state = len(node.get("state", []))
-        out += [s for s in node["inputs"][len(node["inputs"]) - n_state:] if s not in out]
+        out += [s for s in node.state_args if s not in out]
     return out
 
 

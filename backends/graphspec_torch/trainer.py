@@ -23,6 +23,7 @@ from graphspec.errors import DataError, NonFiniteLoss
 from graphspec.ir.checks import unused_inputs
 from graphspec.ir.plan import Plan
 from graphspec.train import seeds
+from graphspec.train.adversarial import fgsm_example, mix, mix_each
 from graphspec_torch.device import autocast
 from graphspec_torch.optim import Optim
 
@@ -172,7 +173,7 @@ class TorchTrainer:
 
     def _adversarial(self, batch: dict[str, torch.Tensor], loss: torch.Tensor,
                      terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Adversarial training (Goodfellow et al., 2015), as in the numpy trainer: the
+        """Adversarial training (graphspec.train.adversarial), as in the numpy trainer: the
         objective ``(1 - mix) L(x) + mix L(x + epsilon sign(dL/dx))``."""
         adv = self.train.adversarial
         x = batch[adv.input]
@@ -183,12 +184,10 @@ class TorchTrainer:
         objective, _ = self._objective(loss, terms)
         scaled = self.scaler.scale(objective) if self.scaler is not None else objective
         (gx,) = torch.autograd.grad(scaled, x, retain_graph=True)
-        x_adv = (x + adv.epsilon * gx.sign()).detach()
+        x_adv = fgsm_example(x, gx, adv.epsilon, torch.sign).detach()
         with self._autocast():
             loss_a, terms_a = self._again({**batch, adv.input: x_adv}, self.noise)
-        m = adv.mix
-        mixed = {k: (1 - m) * v + m * terms_a[k] for k, v in terms.items()}
-        return (1 - m) * loss + m * loss_a, mixed
+        return mix(loss, loss_a, adv.mix), mix_each(terms, terms_a, adv.mix)
 
     def _epoch_summary(self, record: torch.Tensor, sizes: list[int], epoch: int
                        ) -> dict[str, float]:

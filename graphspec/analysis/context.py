@@ -16,6 +16,7 @@ import numpy as np
 
 from graphspec.errors import Location, SpecError, did_you_mean
 from graphspec.ir.graph import IR
+from graphspec.ir.node import InputNode, OpNode
 from graphspec.spec.models import Spec
 from graphspec.spec.source import SourceMap
 from graphspec.train import seeds
@@ -71,7 +72,7 @@ class CheckContext:
     def differentiable_input(self, name: str | None, key: str = "input") -> str:
         name = self.feature_input(name, key)
         node = self.ir.node(name)
-        if not node.get("differentiable", False):
+        if not (isinstance(node, InputNode) and node.differentiable):
             raise self.error(f"input '{name}' is not differentiable (an int input, or "
                              "declared 'differentiable: false'): it has no gradient", key)
         return name
@@ -88,7 +89,7 @@ class CheckContext:
 
     def stochastic(self, training: bool) -> bool:
         """Whether forward passes differ between noise draws (dropout only in training)."""
-        return any(self.ir.node(n)["op"] != "dropout" or training
+        return any(self.ir.node(n).op != "dropout" or training
                    for n in self.ir.stochastic_nodes)
 
 
@@ -132,9 +133,9 @@ class Context:
         node = self.ir.outputs[output]
         for _, consumer in self.ir.graph.out_edges(node):
             c = self.ir.node(consumer)
-            args = c.get("inputs", [])
-            if c.get("role") in ("loss", "metric") and len(args) >= 2 and args[0] == node \
-                    and args[1] in self.ir.inputs:
+            args = c.inputs
+            if isinstance(c, OpNode) and c.role in ("loss", "metric") and len(args) >= 2 \
+                    and args[0] == node and args[1] in self.ir.inputs:
                 return str(args[1])
         return None
 

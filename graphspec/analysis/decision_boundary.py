@@ -77,7 +77,7 @@ def score_kind(ir: IR, node: str, k: int) -> str:
     if k > 1:
         return "classes"
     for _, consumer in ir.graph.out_edges(node):
-        if ir.node(consumer).get("op") in PROBABILITY_LOSSES:
+        if ir.node(consumer).op in PROBABILITY_LOSSES:
             return "probability"
     return "logit"
 

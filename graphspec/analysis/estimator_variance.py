@@ -83,5 +83,5 @@ class EstimatorVariance(Procedure):
 
 def _matches(ctx: CheckContext, pattern: str, name: str) -> bool:
     if pattern in WORDS:
-        return bool(ctx.ir.node(name)["decl"].penalize) == WORDS[pattern]
+        return bool(ctx.ir.param(name).decl.penalize) == WORDS[pattern]
     return fnmatch.fnmatchcase(name, pattern)

@@ -36,7 +36,7 @@ class GradNorms(Procedure):
         res = ctx.grads(inputs, rng, self.training)
         norms = {p: float(np.linalg.norm(np.ravel(res.grads[p]))) for p in ctx.ir.params
                  if p in res.grads}
-        weights = [p for p in norms if ctx.ir.node(p)["decl"].penalize]
+        weights = [p for p in norms if ctx.ir.param(p).decl.penalize]
         ctx.write_json(entry.name, {
             "procedure": entry.procedure, "at": ctx.at, "split": ctx.split(self.split)[0],
             "batch": len(next(iter(inputs.values()))), "loss": res.loss,

@@ -3,8 +3,9 @@
 A 2-D classifier gets its decision boundary drawn even when its spec lists no
 ``decision_boundary`` entry (the first picture one wants of a 2-D classifier).
 The run directory is all it needs: the final parameters from the checkpoint, the seed
-from ``summary.json``.  The scores come from the numpy reference backend: a picture of
-the function does not depend on the backend that trained it beyond rounding.
+from ``summary.json``.  The scores come from the reference backend
+(:func:`graphspec.backend.reference_backend`): a picture of the function does not depend
+on the backend that trained it beyond rounding.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from graphspec.analysis.context import CheckContext
 from graphspec.analysis.decision_boundary import DecisionBoundary
 from graphspec.analysis.registry import Entry
 from graphspec.analysis.runner import read_index, run_stage
+from graphspec.backend import reference_backend
 from graphspec.errors import SpecError
 from graphspec.spec.models import Spec
 
@@ -41,7 +43,7 @@ def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     seed = int(summary.get("seed", spec.seed))
     params = checkpoint.load(run_dir / checkpoint.FILENAME).param
-    program = gs.compile(ir, "numpy")
+    program = gs.compile(ir, reference_backend().name)
     entry = Entry(-1, "decision_boundary", "end", name, attrs)
     return run_stage([entry], "end", spec=spec, ir=ir, program=program, params=params,
                      splits=load_data(spec, ir, seed).splits, seed=seed, run_dir=run_dir)

@@ -19,6 +19,13 @@ from graphspec.spec.load import load
 from graphspec.spec.models import Spec
 
 DTYPES = ("float32", "float64")
+DEFAULT_BACKEND = "numpy"  # what a user gets without --backend (no backend is special)
+
+
+def add_backend(p: argparse.ArgumentParser) -> None:
+    """``-b/--backend``, defaulting to :data:`DEFAULT_BACKEND`."""
+    help = f"backend name (default: {DEFAULT_BACKEND})"
+    p.add_argument("-b", "--backend", default=DEFAULT_BACKEND, help=help)
 
 
 # ---- color -----------------------------------------------------------------------------

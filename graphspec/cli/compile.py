@@ -4,26 +4,23 @@ initial parameters."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import io
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from graphspec.backend import Backend, capabilities, get_backend
 from graphspec.cli.common import (
     DTYPES,
+    add_backend,
     add_max_params,
     add_overrides,
     load_ir,
     print_warnings,
-    write_bytes,
     write_text,
 )
+from graphspec.errors import GraphspecError, Location
 from graphspec.ir.graph import IR
-
-PARAMS_HOOK = "write_initial_params"
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -37,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "load_initial_params).",
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
-    p.add_argument("-b", "--backend", default="numpy", help="backend name (default: numpy)")
+    add_backend(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="module to write (.py)")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
@@ -60,51 +57,28 @@ def run(args: argparse.Namespace) -> int:
     write_text(out, source)
     print(f"wrote {out} ({source.count(chr(10))} lines)", file=sys.stderr)
     params = gs.init_params(ir, seed=args.seed)
-    written = write_initial_params(args.backend, ir, params, out)
+    written = write_initial_params(get_backend(args.backend), ir, params, out)
     if written is not None:
         print(f"wrote {written} ({ir.param_count():,} parameters)", file=sys.stderr)
     else:
         print(
-            f"note: no initial parameters written: the {args.backend} backend has no "
-            f"codegen.{PARAMS_HOOK}(ir, params, module_path)",
+            f"note: no initial parameters written: the {args.backend} backend declares no "
+            "Capabilities.write_initial_params(ir, params, module_path)",
             file=sys.stderr,
         )
     return 0
 
 
 def write_initial_params(
-    backend: str, ir: IR, params: dict[str, np.ndarray], module: Path
+    backend: Backend, ir: IR, params: dict[str, np.ndarray], module: Path
 ) -> Path | None:
-    """Write the initial parameters beside ``module``, in the format its code reads.
-
-    A backend package may provide ``<package>.codegen.write_initial_params(ir, params,
-    module_path) -> Path``; numpy's format is an .npz with keys ``param/<name>`` (no pickle).
-    """
-    hook = _backend_hook(backend)
-    if hook is not None:
-        result: Any = hook(ir, params, module)
-        return Path(result) if result is not None else None
-    if backend == "numpy":
-        path = module.with_suffix(".npz")
-        buf = io.BytesIO()
-        # (typed Any: numpy's stubs would take an ndarray value for savez's allow_pickle)
-        arrays: dict[str, Any] = {f"param/{k}": np.asarray(v) for k, v in params.items()}
-        np.savez(buf, **arrays)
-        return write_bytes(path, buf.getvalue())
-    return None
-
-
-def _backend_hook(backend: str) -> Any:
-    from graphspec.backend import available_backends
-
-    ep = available_backends().get(backend)
-    if ep is None:
+    """Write the initial parameters beside ``module`` in the format its code reads, with the
+    backend's declared ``write_initial_params``; None when it declares none."""
+    write = capabilities(backend).write_initial_params
+    if write is None:
         return None
-    package = ep.value.split(":")[0].split(".")[0]
     try:
-        codegen = importlib.import_module(f"{package}.codegen")
-    except ModuleNotFoundError as e:
-        if e.name and (e.name == package or e.name.startswith(package + ".")):
-            return None
-        raise
-    return getattr(codegen, PARAMS_HOOK, None)
+        return Path(write(ir, params, module))
+    except OSError as e:  # the backend writes the file: its failure reads as ours do
+        where = str(e.filename or module)
+        raise GraphspecError(f"cannot write {where}: {e.strerror or e}", Location(where)) from None

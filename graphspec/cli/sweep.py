@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from graphspec.cli.common import DTYPES, add_overrides, eprint, positive_int
+from graphspec.cli.common import DTYPES, add_backend, add_overrides, eprint, positive_int
 from graphspec.errors import UsageError
 from graphspec.runs import sweep
 from graphspec.runs import table as runtable
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         metavar="N",
         help="members trained at once (default: 1)",
     )
-    p.add_argument("-b", "--backend", default="numpy", help="backend name (default: numpy)")
+    add_backend(p)
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     add_overrides(p)

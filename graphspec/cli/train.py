@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from graphspec.cli.common import (
+    DEFAULT_BACKEND,
     DTYPES,
+    add_backend,
     add_max_params,
     add_overrides,
     eprint,
@@ -32,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "that holds a run is never replaced without --overwrite.",
     )
     p.add_argument("file", metavar="FILE", help="spec file (YAML)")
-    p.add_argument("-b", "--backend", default="numpy", help="backend name (default: numpy)")
+    add_backend(p)
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
     p.add_argument(
         "--out",
@@ -132,12 +134,13 @@ def _seconds(text: str) -> float:
 
 
 def _check_distributed(args: argparse.Namespace) -> None:
-    """Flag combinations that cannot work, refused before anything is loaded (exit 2)."""
+    """Flag combinations that cannot work, refused before the spec or data is loaded (exit
+    2)."""
     from graphspec.errors import UsageError
-    from graphspec.train.parallel import NUMPY_IS_SINGLE, in_worker
+    from graphspec.train.parallel import in_worker, require_distributed
 
-    if args.nproc is not None and args.backend == "numpy":
-        raise UsageError(f"--nproc: {NUMPY_IS_SINGLE}")
+    if args.nproc is not None:
+        require_distributed(args.backend, "--nproc")
     if args.max_restarts and args.nproc is None:
         raise UsageError(
             "--max-restarts needs --nproc (under torchrun, use torchrun's own --max-restarts)"
@@ -300,7 +303,7 @@ def resume_command(args: argparse.Namespace, base: Path) -> str:
     import shlex
 
     again = ["graphspec", "train", args.file, "--resume", "--out", str(base)]
-    if args.backend != "numpy":
+    if args.backend != DEFAULT_BACKEND:
         again += ["--backend", args.backend]
     if args.dtype != "float64":
         again += ["--dtype", args.dtype]

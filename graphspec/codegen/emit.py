@@ -104,22 +104,22 @@ def leaf_reads(plan: Plan, ops: Iterable[str], kinds: tuple[str, ...]) -> list[S
     read, in graph order."""
     needed: set[str] = set()
     for n in ops:
-        needed.update(plan.g.nodes[n]["inputs"])
+        needed.update(plan.ir.node(n).inputs)
     return [
         leaf_read(plan, nid)
         for nid in plan.ir.order
-        if nid in needed and plan.g.nodes[nid]["kind"] in kinds
+        if nid in needed and plan.ir.node(nid).kind in kinds
     ]
 
 
 def leaf_vars(plan: Plan) -> set[str]:
     """The variables of inputs and parameters: never worth deleting, since the dict they
     were read from keeps the array alive anyway (``emit(..., keep=leaf_vars(plan))``)."""
-    return {plan.var(n) for n, d in plan.g.nodes(data=True) if d["kind"] in ("input", "param")}
+    return {plan.var(n) for n in plan.ir.order if plan.ir.node(n).kind in ("input", "param")}
 
 
 def leaf_read(plan: Plan, nid: str) -> Stmt:
-    src = "inputs" if plan.g.nodes[nid]["kind"] == "input" else "params"
+    src = "inputs" if plan.ir.node(nid).kind == "input" else "params"
     return Stmt([f"{plan.var(nid)} = {src}[{literal(nid)}]"], {plan.var(nid)})
 
 
@@ -128,7 +128,8 @@ def noise_draw(plan: Plan, c: Call, var: str, like: str, source: str, training: 
     given (verification), else a fresh draw from ``source``. An op whose randomness is a
     training-time device (dropout) draws nothing in evaluation (``if training else None``),
     so evaluating never consumes the stream and an exported graph holds no random node."""
-    nz = plan.g.nodes[c.node]["attrs"].noise()
+    nz = plan.ir.op(c.node).attrs.noise()
+    assert nz is not None, f"{c.node} draws no noise"
     line = f"{var} = _draw(noise, {literal(c.node)}, {literal(nz.kind)}, {like}, {source})"
     if c.opdef.uses_training:
         line += f" if {training} else None"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 from collections.abc import Iterator
@@ -11,9 +12,21 @@ from typing import Any
 import networkx as nx
 
 from graphspec.errors import Location, SpecError, did_you_mean
+from graphspec.ir.checks import check_warnings
+from graphspec.ir.estimators import add_reinforce_surrogates
 from graphspec.ir.graph import IR
+from graphspec.ir.initializers import check as check_init
+from graphspec.ir.node import (
+    InputNode,
+    Node,
+    OpNode,
+    OutputNode,
+    ParamNode,
+    add_node,
+    node_of,
+)
 from graphspec.ir.traverse import has_cycle, lex_topo_order
-from graphspec.ops import REGISTRY
+from graphspec.ops import REGISTRY, OpDef
 from graphspec.ops.registry import ParamDecl, ShapeError, TensorType
 from graphspec.spec.expand import Expanded, FlatNode, expand
 from graphspec.spec.models import Spec
@@ -44,86 +57,247 @@ def _gc_paused() -> Iterator[None]:
 
 
 def build_expanded(ex: Expanded, spec: Spec) -> IR:
-    g = nx.MultiDiGraph()
-    for name, ispec in spec.input_specs().items():
-        loc = spec.source.locate(("inputs", name)) if spec.source else None
-        g.add_node(
-            name, kind="input", op=None, inputs=[],
-            type=TensorType(tuple(ispec.shape), ispec.dtype), src=loc, block=(), cluster=(),
-            differentiable=ispec.differentiable and ispec.dtype == "float",
-        )
-    flat = {n.id: n for n in ex.nodes}
-    for n in ex.nodes:
-        g.add_node(
-            n.id, kind="op", op=n.op, attrs=n.attrs, inputs=list(n.inputs), n_inputs=len(n.inputs),
-            state=[], src=n.src, role=n.role, block=n.block, cluster=n.cluster,
-            weight=n.weight,
-        )
-    # Resolve references; parameter references (``hidden.weight``) wait until params exist.
-    deferred: dict[str, list[int]] = {}
-    for n in ex.nodes:
-        for i, ref in enumerate(n.inputs):
+    """The IR of an expanded spec; ``ex`` is read, never changed."""
+    return _Builder(ex, spec).build()
+
+
+class _Builder:
+    """Builds the graph in two steps: the structure first (every node id and the edges
+    between them, to find cycles and an order), then a typed node per id in that order."""
+
+    def __init__(self, ex: Expanded, spec: Spec) -> None:
+        self.ex = ex
+        self.spec = spec
+        self.g = nx.MultiDiGraph()
+        self.flat = {n.id: n for n in ex.nodes}
+        # Each op node's arguments as the spec names them, block aliases resolved.
+        self.args = {n.id: [ex.aliases.get(ref, ref) for ref in n.inputs] for n in ex.nodes}
+        # Argument positions naming parameters (``hidden.weight``), resolved once they exist.
+        self.deferred: dict[str, list[int]] = {}
+        self.params: list[ParamNode] = []  # trainable, in creation order
+        self.state: list[ParamNode] = []  # state buffers
+
+    def typed(self, nid: str) -> Node | None:
+        """The typed node ``nid``; None while only its place in the structure is known."""
+        node: Node | None = self.g.nodes[nid].get("node")
+        return node
+
+    def build(self) -> IR:
+        ex, spec, g = self.ex, self.spec, self.g
+        for name, ispec in spec.input_specs().items():
+            loc = spec.source.locate(("inputs", name)) if spec.source else None
+            add_node(g, InputNode(
+                id=name, type=TensorType(tuple(ispec.shape), ispec.dtype), src=loc,
+                differentiable=ispec.differentiable and ispec.dtype == "float",
+            ))
+        for n in ex.nodes:
+            g.add_node(n.id)
+        self.link()
+        if has_cycle(g):
+            self.check_cycles()  # names the cycle
+
+        graph_nodes = [n.id for n in ex.nodes if n.role == "graph"]
+        other = [n.id for n in ex.nodes if n.role != "graph"]
+        for phase in (lex_topo_order(g, [*spec.inputs, *graph_nodes]), other):
+            for nid in phase:
+                if nid in self.flat:
+                    add_node(g, self.op_node(self.flat[nid]))
+
+        outputs = {}
+        for name, ref in ex.outputs.items():
             ref = ex.aliases.get(ref, ref)
-            n.inputs[i] = ref
-            if ref in flat and n.role == "graph" and flat[ref].role != "graph":
-                # Graph nodes are typed before loss terms and metrics: and a model that
-                # reads its own loss is a mistake (an id used twice, an edit gone wrong).
+            if ref not in g:
+                raise _unknown_ref(ref, ex.output_locs.get(name), g, ex)
+            oid = f"output:{name}"
+            add_node(g, OutputNode(
+                id=oid, inputs=(ref,), type=node_of(g, ref).type, src=ex.output_locs.get(name),
+            ))
+            g.add_edge(ref, oid, key=0, arg=0)
+            outputs[name] = ref
+        losses = [(n.id, n.weight) for n in ex.nodes if n.role == "loss"]
+        for lid, _ in losses:
+            t = node_of(g, lid).type
+            if t.shape != ():
                 raise SpecError(
-                    f"graph node '{n.id}' reads '{ref}', which is a {flat[ref].role} term; the "
-                    "graph cannot depend on the loss or metrics",
-                    n.in_locs[i] if i < len(n.in_locs) else n.src,
-                    notes=[(f"'{ref}' is defined here", flat[ref].src)],
+                    f"loss term '{lid}' must be a scalar, got shape {t}", self.flat[lid].src
                 )
-            if ref in g:
-                continue
-            if _looks_like_param(ref, flat):
-                deferred.setdefault(n.id, []).append(i)
-                continue
-            raise _unknown_ref(ref, n.in_locs[i] if i < len(n.in_locs) else n.src, g, ex)
-        g.nodes[n.id]["inputs"] = list(n.inputs)
-        for i, ref in enumerate(n.inputs):
-            if i not in deferred.get(n.id, []):
-                g.add_edge(ref, n.id, key=i, arg=i)
-    if has_cycle(g):
-        _check_cycles(g)  # names the cycle
+        metrics = [n.id for n in ex.nodes if n.role == "metric"]
+        ir = IR(
+            graph=g, name=spec.name, seed=spec.seed, order=lex_topo_order(g),
+            inputs=list(spec.inputs), params=[p.id for p in self.params],
+            state=[s.id for s in self.state], outputs=outputs,
+            losses=losses, metrics=metrics, spec=spec,
+        )
+        ir = dataclasses.replace(ir, warnings=check_warnings(ir))
+        return add_reinforce_surrogates(ir)
 
-    params: list[str] = []
-    state: list[str] = []
-    graph_nodes = [n.id for n in ex.nodes if n.role == "graph"]
-    other = [n.id for n in ex.nodes if n.role != "graph"]
-    for phase in (lex_topo_order(g, [*spec.inputs, *graph_nodes]), other):
-        for nid in phase:
-            if g.nodes[nid]["kind"] != "op":
-                continue
-            _infer_node(g, flat[nid], params, state, deferred.get(nid, []), ex)
+    def link(self) -> None:
+        """Resolve references and add an edge per argument; parameter references
+        (``hidden.weight``) wait until the parameters exist."""
+        g, flat = self.g, self.flat
+        for n in self.ex.nodes:
+            args = self.args[n.id]
+            for i, ref in enumerate(args):
+                if ref in flat and n.role == "graph" and flat[ref].role != "graph":
+                    # Graph nodes are typed before loss terms and metrics: and a model that
+                    # reads its own loss is a mistake (an id used twice, an edit gone wrong).
+                    raise SpecError(
+                        f"graph node '{n.id}' reads '{ref}', which is a {flat[ref].role} term; "
+                        "the graph cannot depend on the loss or metrics",
+                        _in_loc(n, i),
+                        notes=[(f"'{ref}' is defined here", flat[ref].src)],
+                    )
+                if ref in g:
+                    continue
+                if _looks_like_param(ref, flat):
+                    self.deferred.setdefault(n.id, []).append(i)
+                    continue
+                raise _unknown_ref(ref, _in_loc(n, i), g, self.ex)
+            for i, ref in enumerate(args):
+                if i not in self.deferred.get(n.id, []):
+                    g.add_edge(ref, n.id, key=i, arg=i)
 
-    outputs = {}
-    for name, ref in ex.outputs.items():
-        ref = ex.aliases.get(ref, ref)
-        if ref not in g:
-            raise _unknown_ref(ref, ex.output_locs.get(name), g, ex)
-        oid = f"output:{name}"
-        g.add_node(oid, kind="output", op=None, inputs=[ref], type=g.nodes[ref]["type"],
-                   src=ex.output_locs.get(name), block=(), cluster=())
-        g.add_edge(ref, oid, key=0, arg=0)
-        outputs[name] = ref
-    losses = [(n.id, n.weight) for n in ex.nodes if n.role == "loss"]
-    for lid, _ in losses:
-        t = g.nodes[lid]["type"]
-        if t.shape != ():
-            raise SpecError(f"loss term '{lid}' must be a scalar, got shape {t}", flat[lid].src)
-    metrics = [n.id for n in ex.nodes if n.role == "metric"]
-    order = lex_topo_order(g)
-    ir = IR(
-        graph=g, name=spec.name, seed=spec.seed, order=order, inputs=list(spec.inputs),
-        params=params, state=state, outputs=outputs, losses=losses, metrics=metrics, spec=spec,
-    )
-    from graphspec.ir.checks import run_checks
+    def src(self, nid: str) -> Location | None:
+        node = self.typed(nid)
+        return node.src if node is not None else self.flat[nid].src
 
-    run_checks(ir)
-    from graphspec.ir.estimators import add_reinforce_surrogates
+    def check_cycles(self) -> None:
+        try:
+            cycle = nx.find_cycle(self.g)
+        except nx.NetworkXNoCycle:
+            return
+        path = [e[0] for e in cycle] + [cycle[0][0]]
+        first = path[0]
+        raise SpecError(
+            "the graph has a cycle: " + " -> ".join(path),
+            self.src(first),
+            notes=[(f"'{n}' is defined here", self.src(n)) for n in path[1:-1][:3]],
+            hint="a node cannot depend on its own output; recurrence is not supported yet",
+        )
 
-    return add_reinforce_surrogates(ir)
+    def op_node(self, n: FlatNode) -> OpNode:
+        """The typed node of ``n``, creating its parameters and state buffers."""
+        g, ex = self.g, self.ex
+        opdef = REGISTRY[n.op]
+        attrs = n.attrs
+        ins = self.args[n.id]
+        # Penalties without 'in' read every penalized parameter created so far.
+        if (not ins and opdef.inputs and opdef.inputs[0].variadic
+                and opdef.inputs[0].name == "params"):
+            ins = [p.id for p in self.params if p.decl.penalize]
+            if not ins:
+                raise SpecError(f"'{n.op}' has no weights to penalize", n.src)
+            for i, p in enumerate(ins):
+                g.add_edge(p, n.id, key=i, arg=i)
+        for i in self.deferred.get(n.id, []):
+            if ins[i] not in g:
+                raise _unknown_ref(ins[i], _in_loc(n, i), g, ex)
+            g.add_edge(ins[i], n.id, key=i, arg=i)
+        _check_arity(n, opdef, len(ins))
+        types: list[TensorType] = []
+        for i, ref in enumerate(ins):
+            arg = self.typed(ref)
+            if arg is None:  # a loss term or metric not typed yet: defined later
+                raise SpecError(
+                    f"'{n.id}' reads '{ref}', a {self.flat[ref].role} term defined "
+                    "after it; loss terms and metrics read the graph's nodes and inputs",
+                    _in_loc(n, i),
+                    notes=[(f"'{ref}' is defined here", self.flat[ref].src)],
+                )
+            types.append(arg.type)
+        try:
+            decls = attrs.params(*types)
+            states = attrs.state(*types)
+        except ShapeError as e:
+            raise _shape_error(g, n, ins, str(e)) from None
+        unknown = set(n.shared) - set(decls)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise SpecError(
+                f"op '{n.op}' has no parameter '{name}'", n.src,
+                hint=did_you_mean(name, decls) or ("its parameters: " + ", ".join(decls) if decls
+                                                   else f"'{n.op}' has no parameters"),
+            )
+        init = n.init
+        if "" in init:
+            if len(decls) != 1:
+                raise SpecError(
+                    f"'{n.op}' has {len(decls)} parameters; name the one to initialize "
+                    f"(init: {{{next(iter(decls), 'weight')}: ...}})", n.src,
+                )
+            init = {next(iter(decls)): init[""]}
+        unknown_init = set(init) - set(decls)
+        if unknown_init:
+            name = sorted(unknown_init)[0]
+            raise SpecError(f"init names unknown parameter '{name}' of op '{n.op}'", n.src,
+                            hint=did_you_mean(name, decls))
+        arg_ids = list(ins)
+        for pname, decl in decls.items():
+            arg_ids.append(self.param_node(n, pname, decl, init, trainable=True))
+        for sname, decl in states.items():
+            arg_ids.append(self.param_node(n, sname, decl, init, trainable=False))
+        for k, a in enumerate(arg_ids[len(ins):], start=len(ins)):
+            g.add_edge(a, n.id, key=k, arg=k)
+        try:
+            out = attrs.infer(*(node_of(g, a).type for a in arg_ids))
+        except ShapeError as e:
+            raise _shape_error(g, n, ins, str(e)) from None
+        return OpNode(
+            id=n.id, op=n.op, attrs=attrs, inputs=tuple(arg_ids), n_inputs=len(ins), type=out,
+            state=tuple(states), role=n.role, weight=n.weight, src=n.src, block=n.block,
+            cluster=n.cluster,
+        )
+
+    def param_node(
+        self, n: FlatNode, pname: str, decl: ParamDecl, init: dict[str, Any], trainable: bool
+    ) -> str:
+        """The id of parameter ``pname`` of ``n``: a new node, or the one it shares."""
+        g = self.g
+        if pname in n.shared:
+            ref = n.shared[pname]
+            shared = self.typed(ref) if ref in g else None
+            if not isinstance(shared, ParamNode):
+                params = [p for p in g if isinstance(self.typed(p), ParamNode)]
+                raise SpecError(
+                    f"params.{pname} must name an existing parameter, got '{ref}'", n.src,
+                    hint=did_you_mean(ref, params),
+                )
+            have = shared.type.shape
+            if have != decl.shape:
+                raise SpecError(
+                    f"shared parameter '{ref}' has shape {list(have)}, but '{n.id}' needs "
+                    f"{list(decl.shape)} for its {pname}",
+                    n.src, notes=[(f"'{ref}' is created here", shared.src)],
+                )
+            return ref
+        numel = math.prod(decl.shape)
+        if numel > MAX_PARAM_ELEMENTS:
+            raise SpecError(
+                f"parameter '{n.id}.{pname}' would have {numel:,} elements {list(decl.shape)}; "
+                f"one parameter may hold at most {MAX_PARAM_ELEMENTS:,}",
+                n.src,
+                hint="a dimension is absurdly large: check 'units', 'shape' and the input sizes",
+            )
+        # An explicit ``param`` node is its own parameter: others read it by the node's id.
+        pid = f"{n.id}.{pname}"
+        if pid in g:
+            raise SpecError(f"parameter '{pid}' clashes with a node of the same name", n.src)
+        chosen = init.get(pname, decl.init)
+        problem = check_init(chosen)
+        if problem:
+            raise SpecError(f"init of '{n.id}.{pname}': {problem}", n.src)
+        node = ParamNode(
+            id=pid, type=TensorType(decl.shape), decl=decl, init=chosen, trainable=trainable,
+            owner=n.id, src=n.src, block=n.block, cluster=n.cluster,
+        )
+        add_node(g, node)
+        (self.params if trainable else self.state).append(node)
+        return pid
+
+
+def _in_loc(n: FlatNode, i: int) -> Location | None:
+    """Where argument ``i`` of ``n`` is written (the node's own location if not listed)."""
+    return n.in_locs[i] if i < len(n.in_locs) else n.src
 
 
 def _looks_like_param(ref: str, flat: dict[str, FlatNode]) -> bool:
@@ -140,144 +314,7 @@ def _unknown_ref(ref: str, loc: Location | None, g: nx.MultiDiGraph, ex: Expande
     )
 
 
-def _check_cycles(g: nx.MultiDiGraph) -> None:
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        return
-    path = [e[0] for e in cycle] + [cycle[0][0]]
-    first = path[0]
-    raise SpecError(
-        "the graph has a cycle: " + " -> ".join(path),
-        g.nodes[first].get("src"),
-        notes=[(f"'{n}' is defined here", g.nodes[n].get("src")) for n in path[1:-1][:3]],
-        hint="a node cannot depend on its own output; recurrence is not supported yet",
-    )
-
-
-def _infer_node(
-    g: nx.MultiDiGraph,
-    n: FlatNode,
-    params: list[str],
-    state: list[str],
-    deferred: list[int],
-    ex: Expanded,
-) -> None:
-    node = g.nodes[n.id]
-    opdef = REGISTRY[n.op]
-    attrs = node["attrs"]
-    ins = list(node["inputs"])
-    # Penalties without 'in' read every penalized parameter created so far.
-    if not ins and opdef.inputs and opdef.inputs[0].variadic and opdef.inputs[0].name == "params":
-        ins = [p for p in params if g.nodes[p]["decl"].penalize]
-        if not ins:
-            raise SpecError(f"'{n.op}' has no weights to penalize", n.src)
-        node["inputs"] = ins
-        node["n_inputs"] = len(ins)
-        for i, p in enumerate(ins):
-            g.add_edge(p, n.id, key=i, arg=i)
-    for i in deferred:
-        if ins[i] not in g:
-            raise _unknown_ref(ins[i], n.in_locs[i] if i < len(n.in_locs) else n.src, g, ex)
-        g.add_edge(ins[i], n.id, key=i, arg=i)
-    _check_arity(n, opdef, len(ins))
-    for i, ref in enumerate(ins):
-        if "type" not in g.nodes[ref]:  # a loss term or metric not typed yet: defined later
-            raise SpecError(
-                f"'{n.id}' reads '{ref}', a {g.nodes[ref].get('role', 'later')} term defined "
-                "after it; loss terms and metrics read the graph's nodes and inputs",
-                n.in_locs[i] if i < len(n.in_locs) else n.src,
-                notes=[(f"'{ref}' is defined here", g.nodes[ref].get("src"))],
-            )
-    types = [g.nodes[i]["type"] for i in ins]
-    try:
-        decls = attrs.params(*types)
-        states = attrs.state(*types)
-    except ShapeError as e:
-        raise _shape_error(g, n, ins, str(e)) from None
-    unknown = set(n.shared) - set(decls)
-    if unknown:
-        name = sorted(unknown)[0]
-        raise SpecError(
-            f"op '{n.op}' has no parameter '{name}'", n.src,
-            hint=did_you_mean(name, decls) or ("its parameters: " + ", ".join(decls) if decls
-                                               else f"'{n.op}' has no parameters"),
-        )
-    if "" in n.init:
-        if len(decls) != 1:
-            raise SpecError(
-                f"'{n.op}' has {len(decls)} parameters; name the one to initialize "
-                f"(init: {{{next(iter(decls), 'weight')}: ...}})", n.src,
-            )
-        n.init = {next(iter(decls)): n.init[""]}
-    unknown_init = set(n.init) - set(decls)
-    if unknown_init:
-        name = sorted(unknown_init)[0]
-        raise SpecError(f"init names unknown parameter '{name}' of op '{n.op}'", n.src,
-                        hint=did_you_mean(name, decls))
-    arg_ids = list(ins)
-    for pname, decl in decls.items():
-        arg_ids.append(_param_node(g, n, pname, decl, params, trainable=True))
-    for sname, decl in states.items():
-        arg_ids.append(_param_node(g, n, sname, decl, state, trainable=False))
-    for k, a in enumerate(arg_ids[len(ins):], start=len(ins)):
-        g.add_edge(a, n.id, key=k, arg=k)
-    all_types = [g.nodes[a]["type"] for a in arg_ids]
-    try:
-        out = attrs.infer(*all_types)
-    except ShapeError as e:
-        raise _shape_error(g, n, ins, str(e)) from None
-    node["inputs"] = arg_ids
-    node["n_inputs"] = len(ins)
-    node["state"] = list(states)
-    node["type"] = out
-
-
-def _param_node(
-    g: nx.MultiDiGraph, n: FlatNode, pname: str, decl: ParamDecl, into: list[str], trainable: bool
-) -> str:
-    if pname in n.shared:
-        ref = n.shared[pname]
-        if ref not in g or g.nodes[ref]["kind"] != "param":
-            raise SpecError(
-                f"params.{pname} must name an existing parameter, got '{ref}'", n.src,
-                hint=did_you_mean(ref, [p for p in g.nodes if g.nodes[p]["kind"] == "param"]),
-            )
-        have = g.nodes[ref]["type"].shape
-        if have != decl.shape:
-            raise SpecError(
-                f"shared parameter '{ref}' has shape {list(have)}, but '{n.id}' needs "
-                f"{list(decl.shape)} for its {pname}",
-                n.src, notes=[(f"'{ref}' is created here", g.nodes[ref].get("src"))],
-            )
-        return ref
-    numel = math.prod(decl.shape)
-    if numel > MAX_PARAM_ELEMENTS:
-        raise SpecError(
-            f"parameter '{n.id}.{pname}' would have {numel:,} elements {list(decl.shape)}; "
-            f"one parameter may hold at most {MAX_PARAM_ELEMENTS:,}",
-            n.src,
-            hint="a dimension is absurdly large: check 'units', 'shape' and the input sizes",
-        )
-    # An explicit ``param`` node is its own parameter: others read it by the node's id.
-    pid = f"{n.id}.{pname}"
-    if pid in g:
-        raise SpecError(f"parameter '{pid}' clashes with a node of the same name", n.src)
-    init = n.init.get(pname, decl.init)
-    from graphspec.ir.initializers import check as check_init
-
-    problem = check_init(init)
-    if problem:
-        raise SpecError(f"init of '{n.id}.{pname}': {problem}", n.src)
-    g.add_node(
-        pid, kind="param", op=None, inputs=[], type=TensorType(decl.shape), src=n.src,
-        block=n.block, cluster=n.cluster, decl=decl, init=init, trainable=trainable, owner=n.id,
-    )
-    into.append(pid)
-    return pid
-
-
-def _check_arity(n: FlatNode, opdef: Any, count: int) -> None:
+def _check_arity(n: FlatNode, opdef: OpDef, count: int) -> None:
     fixed = [i for i in opdef.inputs if not i.variadic]
     variadic = any(i.variadic for i in opdef.inputs)
     optional = sum(1 for i in opdef.inputs if i.optional)
@@ -295,7 +332,7 @@ def _check_arity(n: FlatNode, opdef: Any, count: int) -> None:
 
 def _shape_error(g: nx.MultiDiGraph, n: FlatNode, ins: list[str], msg: str) -> SpecError:
     notes = [
-        (f"'{i}' has shape {g.nodes[i]['type']}", g.nodes[i].get("src")) for i in dict.fromkeys(ins)
+        (f"'{i}' has shape {node_of(g, i).type}", node_of(g, i).src) for i in dict.fromkeys(ins)
     ]
     if n.block and n.used_at is not None:
         notes.append((f"in block '{n.block[-1]}' used here", n.used_at))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from graphspec.errors import Location
 from graphspec.ir.graph import IR
 from graphspec.ir.traverse import ancestors
 
@@ -18,21 +19,22 @@ def unused_inputs(ir: IR, live: set[str] | None = None) -> list[str]:
     return [name for name in ir.inputs if name not in live]
 
 
-def run_checks(ir: IR) -> None:
-    g = ir.graph
+def check_warnings(ir: IR) -> list[tuple[str, Location | None]]:
+    """Warnings about ``ir``: unused inputs, ops nothing needs, parameters that cannot train."""
+    warnings: list[tuple[str, Location | None]] = []
     live = live_nodes(ir)
     for name in unused_inputs(ir, live):
-        ir.warnings.append((f"input '{name}' is never used: no output, loss or metric depends "
-                            "on it", g.nodes[name].get("src")))
+        warnings.append((f"input '{name}' is never used: no output, loss or metric depends "
+                         "on it", ir.node(name).src))
     for nid in ir.order:
-        node = g.nodes[nid]
-        if node["kind"] == "op" and nid not in live:
-            ir.warnings.append((f"node '{nid}' ({node['op']}) is never used", node.get("src")))
+        node = ir.node(nid)
+        if node.kind == "op" and nid not in live:
+            warnings.append((f"node '{nid}' ({node.op}) is never used", node.src))
     if ir.losses:
-        feeding = ancestors(g, [lid for lid, _ in ir.losses])
+        feeding = ancestors(ir.graph, [lid for lid, _ in ir.losses])
         for p in ir.params:
             if p not in feeding:
-                ir.warnings.append(
-                    (f"parameter '{p}' never reaches the loss: it will not train",
-                     g.nodes[p].get("src"))
+                warnings.append(
+                    (f"parameter '{p}' never reaches the loss: it will not train", ir.node(p).src)
                 )
+    return warnings

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from graphspec.errors import SpecError
 from graphspec.ir.graph import IR
+from graphspec.ir.node import OpNode, ParamNode
 from graphspec.ops.registry import TensorType
 
 
@@ -12,17 +14,22 @@ def _concrete(t: TensorType, batch: int) -> TensorType:
 
 def node_flops(ir: IR, nid: str, batch: int = 1) -> int:
     node = ir.node(nid)
-    if node["kind"] != "op":
+    if not isinstance(node, OpNode):
         return 0
-    types = [_concrete(ir.type(i), batch) for i in node["inputs"]]
-    return int(node["attrs"].flops(*types, out=_concrete(node["type"], batch)))
+    types = [_concrete(ir.type(i), batch) for i in node.inputs]
+    return int(node.attrs.flops(*types, out=_concrete(node.type, batch)))
+
+
+def flop_count(ir: IR, batch: int = 1) -> int:
+    """Forward FLOPs of the whole graph (every symbolic dimension taken as ``batch``)."""
+    return sum(node_flops(ir, n, batch) for n in ir.op_nodes())
 
 
 def node_params(ir: IR, nid: str) -> int:
-    node = ir.node(nid)
+    """Elements of the parameters and state buffers node ``nid`` created."""
     return sum(
-        ir.type(a).numel() for a in node.get("inputs", [])
-        if ir.node(a)["kind"] == "param" and ir.node(a).get("owner") == nid
+        ir.type(a).numel() for a in ir.node(nid).inputs
+        if isinstance(p := ir.node(a), ParamNode) and p.owner == nid
     )
 
 
@@ -35,20 +42,18 @@ def check_param_budget(ir: IR, limit: int) -> None:
     total = ir.param_count()
     if total <= limit:
         return
-    from graphspec.errors import SpecError
-
     biggest = sorted(ir.params, key=lambda p: -ir.type(p).numel())
     first = ir.node(biggest[0])
     notes = [
         (f"'{p}' has {ir.type(p).numel():,} parameters {list(ir.type(p).shape)}",
-         ir.node(p).get("src"))
+         ir.node(p).src)
         for p in biggest[1:3]
-        if ir.node(p).get("src") != first.get("src")
+        if ir.node(p).src != first.src
     ]
     raise SpecError(
         f"the model has {total:,} parameters, more than the budget of {limit:,} (--max-params); "
         f"the largest, '{biggest[0]}', has {ir.type(biggest[0]).numel():,}",
-        first.get("src"),
+        first.src,
         notes=notes,
         hint="reduce widths or repeats, or raise --max-params",
     )

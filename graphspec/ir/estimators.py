@@ -34,31 +34,32 @@ import networkx as nx
 
 from graphspec.errors import Location, SpecError, did_you_mean
 from graphspec.ir.graph import IR
+from graphspec.ir.node import OpNode, add_node, node_of
 from graphspec.ops import REGISTRY
 from graphspec.ops.registry import ShapeError, TensorType
 from graphspec.ops.stochastic import Sampler
 
-# Marks the nodes this pass adds (``node["generated"]``), for drawings and inspect.
+# Marks the nodes this pass adds (``OpNode.generated``), for drawings and inspect.
 GENERATED = "reinforce"
 
 
 def add_reinforce_surrogates(ir: IR) -> IR:
     """A new IR whose objective has the REINFORCE term of every ``reinforce`` sample."""
     samples = [
-        n for n in ir.op_nodes()
-        if isinstance(ir.node(n)["attrs"], Sampler) and ir.node(n)["attrs"].estimator == "reinforce"
+        (n, a) for n in ir.op_nodes()
+        if isinstance(a := ir.op(n).attrs, Sampler) and a.estimator == "reinforce"
     ]
     if not samples:
         return ir
     g = ir.graph.copy()
     losses = list(ir.losses)
     warnings = list(ir.warnings)
-    for sid in samples:
-        term, note = _Surrogate(g, sid, ir).build()
+    for sid, attrs in samples:
+        term, note = _Surrogate(g, sid, attrs, ir).build()
         if term is not None:
             losses.append((term, 1.0))
         if note:
-            warnings.append((note, g.nodes[sid].get("src")))
+            warnings.append((note, ir.node(sid).src))
     order = list(nx.lexicographical_topological_sort(g))
     warnings = _drop_revived(g, warnings, [t for t, _ in losses])
     return dataclasses.replace(ir, graph=g, order=order, losses=losses, warnings=warnings)
@@ -67,13 +68,13 @@ def add_reinforce_surrogates(ir: IR) -> IR:
 class _Surrogate:
     """Builds one sample's surrogate term in ``g``; nodes share the sample's location."""
 
-    def __init__(self, g: nx.MultiDiGraph, sid: str, ir: IR) -> None:
+    def __init__(self, g: nx.MultiDiGraph, sid: str, attrs: Sampler, ir: IR) -> None:
         self.g = g
         self.sid = sid
         self.ir = ir
-        self.node = g.nodes[sid]
-        self.attrs: Sampler = self.node["attrs"]
-        self.src: Location | None = self.node.get("src")
+        self.node = ir.op(sid)
+        self.attrs = attrs
+        self.src: Location | None = self.node.src
 
     def build(self) -> tuple[str | None, str | None]:
         """The surrogate term's id (None when no loss depends on the sample) and a warning."""
@@ -96,7 +97,7 @@ class _Surrogate:
 
     def log_prob(self) -> str:
         """``log p(z; θ)`` with the sample's own inputs as the distribution's parameters."""
-        dist_params = self.node["inputs"][: self.node["n_inputs"]]
+        dist_params = self.node.data_inputs
         return self.add("log_prob", [self.sid, *dist_params], **self.attrs.log_prob_attrs())
 
     def total_loss_term(self) -> tuple[str | None, str | None]:
@@ -132,10 +133,10 @@ class _Surrogate:
         # Inside a block a bare name means the block instance's node, as in 'in:'.
         prefix = self.sid.rpartition(".")[0]
         for cand in ([f"{prefix}.{ref}"] if prefix else []) + [ref]:
-            if cand in self.g and self.g.nodes[cand]["kind"] in ("op", "input"):
+            if cand in self.g and node_of(self.g, cand).kind in ("op", "input"):
                 break
         else:
-            names = [n for n in self.ir.order if self.g.nodes[n]["kind"] in ("op", "input")]
+            names = [n for n in self.ir.order if self.ir.node(n).kind in ("op", "input")]
             raise SpecError(
                 f"sample '{self.sid}': cost '{ref}' names no node", self.src,
                 hint=did_you_mean(ref, names) or "cost names a [batch] node: the per-example cost",
@@ -145,7 +146,7 @@ class _Surrogate:
             raise SpecError(
                 f"sample '{self.sid}': cost '{cand}' must be a float [batch] tensor "
                 f"(one cost per example), got shape {t}", self.src,
-                notes=[(f"'{cand}' is defined here", self.g.nodes[cand].get("src"))],
+                notes=[(f"'{cand}' is defined here", node_of(self.g, cand).src)],
                 hint="reduce it over the non-batch axes, e.g. {op: sum, axis: -1}",
             )
         return cand
@@ -165,7 +166,7 @@ class _Surrogate:
 
     # ---- node construction ---------------------------------------------------------------
     def type(self, nid: str) -> TensorType:
-        return self.g.nodes[nid]["type"]
+        return node_of(self.g, nid).type
 
     def add(self, op: str, inputs: list[str], *, part: str | None = None,
             name: str | None = None, **attrs: Any) -> str:
@@ -181,11 +182,12 @@ class _Surrogate:
         while nid in self.g:
             k += 1
             nid = f"{base}_{k}"
-        self.g.add_node(
-            nid, kind="op", op=op, attrs=model, inputs=list(inputs), n_inputs=len(inputs),
-            state=[], src=self.src, role="loss", block=self.node.get("block", ()),
-            cluster=self.node.get("cluster", ()), weight=1.0, type=out, generated=GENERATED,
+        node = OpNode(
+            id=nid, op=op, attrs=model, inputs=tuple(inputs), n_inputs=len(inputs), type=out,
+            role="loss", src=self.src, block=self.node.block, cluster=self.node.cluster,
+            generated=GENERATED,
         )
+        add_node(self.g, node)
         for i, a in enumerate(inputs):
             self.g.add_edge(a, nid, key=i, arg=i)
         return nid

@@ -1,32 +1,22 @@
-"""The typed IR: a ``networkx.MultiDiGraph`` plus the spec-level facts backends need.
+"""The typed IR: a ``networkx.MultiDiGraph`` of typed nodes plus the spec-level facts
+backends need.
 
-Node attributes (treat them as immutable; a pass returns new values):
-
-``kind``    ``input`` | ``param`` | ``op`` | ``output``
-``op``      op name (op nodes), else None
-``attrs``   the op's validated attribute model (op nodes)
-``inputs``  ordered list of argument node ids: the op's inputs, then its params, then state
-``n_inputs`` how many of ``inputs`` are data inputs (the rest are params and state)
-``state``   names of the state buffers among ``inputs`` (batch-norm running statistics)
-``type``    :class:`TensorType` of the node's value
-``src``     :class:`Location` of the YAML that defined it
-``role``    ``graph`` | ``loss`` | ``metric`` (op nodes)
-``block``   tuple of enclosing block names (for clusters in drawings)
-``decl``    :class:`ParamDecl` (param nodes); ``trainable`` False for state buffers
-
-Edges run from each argument to its consumer, keyed by argument position, so ``mul(x, x)``
-has two edges and argument order never comes from edge order.
+Each graph node carries one attribute, ``node``: a frozen :mod:`graphspec.ir.node` dataclass
+(an input, a parameter or state buffer, an op, or an output).  Edges run from each argument
+to its consumer, keyed by argument position, so ``mul(x, x)`` has two edges and argument
+order never comes from edge order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import networkx as nx
 
 from graphspec.errors import Location
+from graphspec.ir.node import Node, OpNode, ParamNode, node_of
 from graphspec.ops.registry import TensorType
+from graphspec.spec.models import Spec
 
 
 @dataclass
@@ -42,27 +32,34 @@ class IR:
     losses: list[tuple[str, float]]  # (loss op node id, coefficient)
     metrics: list[str]
     warnings: list[tuple[str, Location | None]] = field(default_factory=list)
-    spec: Any = None
+    spec: Spec | None = None
 
-    def node(self, nid: str) -> dict[str, Any]:
-        return self.graph.nodes[nid]
+    def node(self, nid: str) -> Node:
+        return node_of(self.graph, nid)
+
+    def op(self, nid: str) -> OpNode:
+        """The op node ``nid`` (a caller that knows ``nid`` is an op, from ``op_nodes()`` say)."""
+        node = self.node(nid)
+        if not isinstance(node, OpNode):
+            raise TypeError(f"IR node '{nid}' is a {node.kind} node, not an op")
+        return node
+
+    def param(self, nid: str) -> ParamNode:
+        """The parameter or state buffer ``nid``."""
+        node = self.node(nid)
+        if not isinstance(node, ParamNode):
+            raise TypeError(f"IR node '{nid}' is a {node.kind} node, not a parameter")
+        return node
 
     def type(self, nid: str) -> TensorType:
-        return self.graph.nodes[nid]["type"]
+        return self.node(nid).type
 
     def op_nodes(self) -> list[str]:
-        return [n for n in self.order if self.graph.nodes[n]["kind"] == "op"]
+        return [n for n in self.order if self.node(n).kind == "op"]
 
     def param_count(self) -> int:
         return sum(self.type(p).numel() for p in self.params)
 
-    def flop_count(self, batch: int = 1) -> int:
-        from graphspec.ir.counts import node_flops
-
-        return sum(node_flops(self, n, batch) for n in self.op_nodes())
-
     @property
     def stochastic_nodes(self) -> list[str]:
-        from graphspec.ops import REGISTRY
-
-        return [n for n in self.op_nodes() if REGISTRY[self.node(n)["op"]].stochastic]
+        return [n for n in self.op_nodes() if self.op(n).opdef.stochastic]

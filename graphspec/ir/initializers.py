@@ -179,16 +179,16 @@ def init_params(ir: IR, seed: int | None = None) -> dict[str, np.ndarray]:
     base = ir.seed if seed is None else seed
     out: dict[str, np.ndarray] = {}
     for pid in ir.params + ir.state:
-        node = ir.node(pid)
-        msg = check(node["init"])
+        node = ir.param(pid)
+        msg = check(node.init)
         if msg:
-            raise SpecError(f"parameter '{pid}': {msg}", node.get("src"))
-        name, opts = parse(node["init"])
+            raise SpecError(f"parameter '{pid}': {msg}", node.src)
+        name, opts = parse(node.init)
         key = int.from_bytes(hashlib.sha256(pid.encode()).digest()[:8], "little")
         rng = np.random.default_rng([base & 0xFFFFFFFF, key & 0xFFFFFFFF, key >> 32])
         try:
-            value = INITIALIZERS[name](rng, node["decl"], **opts)
+            value = INITIALIZERS[name](rng, node.decl, **opts)
         except (TypeError, ValueError) as e:
-            raise SpecError(f"parameter '{pid}': {e}", node.get("src")) from None
-        out[pid] = np.asarray(value, dtype=np.float64).reshape(node["decl"].shape)
+            raise SpecError(f"parameter '{pid}': {e}", node.src) from None
+        out[pid] = np.asarray(value, dtype=np.float64).reshape(node.decl.shape)
     return out

@@ -300,7 +300,7 @@ def _activations(ir: IR, rows: int) -> tuple[int, Location | None]:
         n = _rows_numel(ir.type(nid), rows)
         total += n
         if n > biggest:
-            biggest, where = n, ir.node(nid).get("src")
+            biggest, where = n, ir.node(nid).src
     return total, where
 
 
@@ -331,7 +331,7 @@ def _widest_param(ir: IR) -> Location | None:
     if not ir.params + ir.state:
         return None
     widest = max(ir.params + ir.state, key=lambda p: ir.type(p).numel())
-    return ir.node(widest).get("src")
+    return ir.node(widest).src
 
 
 def _locate(spec: Any, path: tuple[Any, ...]) -> Location | None:

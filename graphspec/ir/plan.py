@@ -1,9 +1,10 @@
 """What every code-generating backend needs from the IR: names, an order, what to keep.
 
 A :class:`Plan` gives each node a Python identifier, lists the op nodes needed for a set of
-targets in a deterministic topological order, tells which nodes lie between the
-differentiable leaves and the loss, and where each value is last used (so generated code can
-free activations early).  Backends turn a plan into source text; the core never imports them.
+targets in a deterministic topological order, and tells which nodes lie between the
+differentiable leaves and the loss.  Backends turn a plan into source text (with
+graphspec.codegen.emit, which also frees each value after its last use); the core never
+imports them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from graphspec.codegen.text import comment
 from graphspec.ir.graph import IR
+from graphspec.ir.node import InputNode, OpNode
 from graphspec.ir.traverse import ancestors, descendants
 from graphspec.ops import REGISTRY, OpDef
 
@@ -31,6 +33,7 @@ class Call:
     arg_nodes: tuple[str, ...]
     n_inputs: int
     n_state: int
+    grad_flags: tuple[bool, ...]  # per argument: whether a gradient flows through it
     kwargs: dict[str, Any]
     comment: str  # safe to print after '#' (graphspec.codegen.text.comment)
 
@@ -63,27 +66,25 @@ class Plan:
         return self.names[nid]
 
     def call(self, nid: str) -> Call:
-        node = self.g.nodes[nid]
-        opdef = REGISTRY[node["op"]]
-        args = tuple(node["inputs"])
-        kw = node["attrs"].kernel_attrs()
-        t = node["type"]
-        shape = ", ".join(str(d) for d in t.shape)
-        where = f"  ({node['src']})" if node.get("src") else ""
+        node = self.ir.op(nid)
+        shape = ", ".join(str(d) for d in node.type.shape)
+        where = f"  ({node.src})" if node.src else ""
         return Call(
-            node=nid, var=self.names[nid], opdef=opdef, args=tuple(self.names[a] for a in args),
-            arg_nodes=args, n_inputs=node["n_inputs"], n_state=len(node.get("state", [])),
-            kwargs=kw, comment=comment(f"{node['op']} -> [{shape}]{where}"),
+            node=nid, var=self.names[nid], opdef=node.opdef,
+            args=tuple(self.names[a] for a in node.inputs), arg_nodes=node.inputs,
+            n_inputs=node.n_inputs, n_state=node.n_state, grad_flags=tuple(node.grad_flags),
+            kwargs=node.attrs.kernel_attrs(), comment=comment(f"{node.op} -> [{shape}]{where}"),
         )
 
     def needed(self, targets: Iterable[str]) -> list[str]:
         """Op nodes needed to compute ``targets``, in topological order."""
         need = ancestors(self.g, targets, inclusive=True)  # one walk for all targets
-        return [n for n in self.ir.order if n in need and self.g.nodes[n]["kind"] == "op"]
+        return [n for n in self.ir.order if n in need and self.ir.node(n).kind == "op"]
 
     def leaves(self) -> list[str]:
         """Trainable parameters and differentiable float inputs."""
-        ins = [i for i in self.ir.inputs if self.g.nodes[i].get("differentiable", False)]
+        ins = [i for i in self.ir.inputs
+               if isinstance(n := self.ir.node(i), InputNode) and n.differentiable]
         return list(self.ir.params) + ins
 
     def grad_path(self, leaves: Iterable[str] | None = None) -> set[str]:
@@ -98,14 +99,9 @@ class Plan:
             if nid in up:
                 continue
             up.add(nid)
-            node = self.g.nodes[nid]
-            if node["kind"] != "op":
-                continue
-            args = node["inputs"]
-            n_state = len(node.get("state", []))
-            flags = REGISTRY[node["op"]].differentiable(len(args) - n_state, node["n_inputs"])
-            flags += [False] * n_state
-            todo += [a for a, f in zip(args, flags) if f]
+            node = self.ir.node(nid)
+            if isinstance(node, OpNode):
+                todo += [a for a, f in zip(node.inputs, node.grad_flags) if f]
         return down & up
 
     def grad_leaves(self) -> list[str]:
@@ -116,18 +112,6 @@ class Plan:
 
     def loss_targets(self) -> list[str]:
         return [lid for lid, _ in self.ir.losses]
-
-
-def last_uses(sequence: list[tuple[str, Iterable[str]]]) -> dict[int, list[str]]:
-    """For statements ``(defined, used...)``, the names whose last use is statement ``i``."""
-    last: dict[str, int] = {}
-    for i, (_, used) in enumerate(sequence):
-        for u in used:
-            last[u] = i
-    out: dict[int, list[str]] = {}
-    for name, i in last.items():
-        out.setdefault(i, []).append(name)
-    return out
 
 
 _RESERVED = {

@@ -8,14 +8,16 @@ included, so tools can read an inspected graph without graphspec's YAML front en
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import networkx as nx
 
 from graphspec.errors import Location
-from graphspec.ir.counts import node_flops, node_params
+from graphspec.ir.counts import flop_count, node_flops, node_params
 from graphspec.ir.graph import IR
+from graphspec.ir.node import InputNode, Node, OpNode, OutputNode, ParamNode, add_node
 from graphspec.ops import REGISTRY
 from graphspec.ops.registry import Attrs, ParamDecl, TensorType
 
@@ -23,8 +25,23 @@ JSON_FORMAT = "graphspec-ir/1"
 
 # ---- JSON ------------------------------------------------------------------------------
 
+# The JSON keys of each kind of node, in the order they are written.
+_JSON_KEYS: dict[str, tuple[str, ...]] = {
+    "input": tuple("kind op inputs type src block cluster differentiable".split()),
+    "param": tuple("kind op inputs type src block cluster decl init trainable owner".split()),
+    "op": tuple(
+        "kind op attrs inputs n_inputs state src role block cluster weight type generated".split()
+    ),
+    "output": tuple("kind op inputs type src block cluster".split()),
+}
+_NODE_CLASSES: dict[str, type[Node]] = {
+    "input": InputNode,
+    "param": ParamNode,
+    "op": OpNode,
+    "output": OutputNode,
+}
 # Node attributes that hold tuples (networkx compares by ==, and (1,) != [1]).
-_TUPLE_ATTRS = ("block", "cluster")
+_TUPLE_ATTRS = ("inputs", "state", "block", "cluster")
 
 
 def ir_to_json(ir: IR) -> dict[str, Any]:
@@ -41,22 +58,35 @@ def ir_to_json(ir: IR) -> dict[str, Any]:
         losses=[[lid, w] for lid, w in ir.losses],
         metrics=list(ir.metrics),
         param_count=ir.param_count(),
-        flops_per_example=ir.flop_count(),
+        flops_per_example=flop_count(ir),
     )
-    for nid, data in ir.graph.nodes(data=True):
-        g.add_node(nid, **{k: _encode(k, v) for k, v in data.items()})
+    for nid in ir.graph:
+        g.add_node(nid, **_node_json(ir.node(nid)))
     for u, v, key, data in ir.graph.edges(keys=True, data=True):
         g.add_edge(u, v, key=key, **data)
     return nx.node_link_data(g, edges="edges")
 
 
+def _node_json(node: Node) -> dict[str, Any]:
+    out = {k: _encode(k, getattr(node, k)) for k in _JSON_KEYS[node.kind]}
+    if "generated" in out and out["generated"] is None:  # only nodes a pass added say so
+        del out["generated"]
+    return out
+
+
 def graph_from_json(data: dict[str, Any]) -> nx.MultiDiGraph:
-    """The ``MultiDiGraph`` of :func:`ir_to_json` output, attributes rebuilt as Python objects."""
-    g = nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
-    for _nid, attrs in g.nodes(data=True):
+    """The ``MultiDiGraph`` of :func:`ir_to_json` output, its typed nodes rebuilt."""
+    linked = nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
+    g = nx.MultiDiGraph(**linked.graph)
+    for nid, attrs in linked.nodes(data=True):
+        cls = _NODE_CLASSES[attrs["kind"]]
         op = attrs.get("op")
-        for k, v in list(attrs.items()):
-            attrs[k] = _decode(k, v, op)
+        # Keys a class holds as a constant (``kind``, an input's empty ``inputs``) are not
+        # constructor arguments.
+        names = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: _decode(k, v, op) for k, v in attrs.items() if k in names}
+        add_node(g, cls(id=nid, **fields))
+    g.add_edges_from(linked.edges(keys=True, data=True))
     return g
 
 
@@ -127,18 +157,19 @@ def ir_to_dot(ir: IR, *, show_params: bool = True) -> str:
         '  node [fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=9, color="#6b7280"];',
     ]
-    shown = [n for n in ir.order if show_params or g.nodes[n]["kind"] != "param"]
+    shown = [n for n in ir.order if show_params or ir.node(n).kind != "param"]
     # Group nodes by their block-instance path; nested instances become nested clusters.
     tree: dict[tuple[str, ...], list[str]] = {}
     for nid in shown:
-        tree.setdefault(tuple(g.nodes[nid].get("cluster", ())), []).append(nid)
+        tree.setdefault(ir.node(nid).cluster, []).append(nid)
     lines += _emit_cluster((), tree, ir, depth=1)
     for u, v, key in sorted(g.edges(keys=True), key=lambda e: (e[1], e[2])):
         if u not in shown or v not in shown:
             continue
+        consumer = ir.node(v)
         label = (
             f' [label="{key}"]'
-            if g.nodes[v].get("n_inputs", 1) > 1 and key < g.nodes[v]["n_inputs"]
+            if isinstance(consumer, OpNode) and consumer.n_inputs > 1 and key < consumer.n_inputs
             else ""
         )
         lines.append(f"  {_quote(u)} -> {_quote(v)}{label};")
@@ -167,25 +198,23 @@ def _emit_cluster(
 
 def _cluster_label(instance: str, ir: IR) -> str:
     # Any node of the instance knows the block's name.
-    for _nid, data in ir.graph.nodes(data=True):
-        cl = data.get("cluster", ())
-        if cl and cl[-1] == instance:
-            return f"{instance} ({data['block'][-1]})"
+    for nid in ir.graph:
+        node = ir.node(nid)
+        if node.cluster and node.cluster[-1] == instance:
+            return f"{instance} ({node.block[-1]})"
     return instance
 
 
 def _dot_node(nid: str, ir: IR) -> str:
-    data = ir.graph.nodes[nid]
-    kind = data["kind"]
-    t = data.get("type")
-    shape = str(t) if t is not None else ""
-    if kind == "op":
+    node = ir.node(nid)
+    shape = str(node.type)
+    if isinstance(node, OpNode):
         # A node named after its op (a loss term, a metric) needs its name only once.
-        title = f"{nid} {shape}" if nid == data["op"] else f"{nid}\\n{data['op']} {shape}"
-        style = _ROLE_STYLE.get(data.get("role", "graph"), _ROLE_STYLE["graph"])
+        title = f"{nid} {shape}" if nid == node.op else f"{nid}\\n{node.op} {shape}"
+        style = _ROLE_STYLE[node.role]
     else:
         title = f"{nid}\\n{shape}"
-        style = _KIND_STYLE[kind]
+        style = _KIND_STYLE[node.kind]
     return f"{_quote(nid)} [label={_quote(title, escaped=True)}, {style}];"
 
 
@@ -205,22 +234,20 @@ def ir_to_text(ir: IR) -> str:
     rows: list[tuple[str, ...]] = []
     # Reading order: inputs, the network, then loss terms and metrics (each topological).
     rank = {"input": 0, "graph": 1, "loss": 2, "metric": 3}
-    nodes = [n for n in ir.order if ir.node(n)["kind"] in ("input", "op")]
-    nodes.sort(key=lambda n: rank[ir.node(n).get("role", ir.node(n)["kind"])])
-    for nid in nodes:
-        data = ir.node(nid)
-        if data["kind"] == "input":
-            rows.append((nid, "input", "", str(data["type"]), "", ""))
-        elif data["kind"] == "op":
-            ins = data["inputs"][: data["n_inputs"]]
+    nodes = [node for n in ir.order if isinstance(node := ir.node(n), InputNode | OpNode)]
+    nodes.sort(key=lambda n: rank[n.role if isinstance(n, OpNode) else n.kind])
+    for node in nodes:
+        nid = node.id
+        if isinstance(node, InputNode):
+            rows.append((nid, "input", "", str(node.type), "", ""))
+        else:
             n_params = node_params(ir, nid)
             rows.append(
                 (
                     nid,
-                    data["op"]
-                    + ("" if data.get("role", "graph") == "graph" else f" ({data['role']})"),
-                    ", ".join(ins),
-                    str(data["type"]),
+                    node.op + ("" if node.role == "graph" else f" ({node.role})"),
+                    ", ".join(node.data_inputs),
+                    str(node.type),
                     _num(n_params) if n_params else "",
                     _num(node_flops(ir, nid)),
                 )
@@ -246,7 +273,7 @@ def ir_to_text(ir: IR) -> str:
         + (f", {_num(state)} state" if state else "")
         + f" in {len(ir.params)} tensors"
     )
-    out.append(f"FLOPs per example: {_num(ir.flop_count())} (forward)")
+    out.append(f"FLOPs per example: {_num(flop_count(ir))} (forward)")
     if ir.outputs:
         out.append(
             "outputs: "

@@ -194,6 +194,11 @@ class OpDef:
         flags = flags[:n_inputs]
         return flags + [self.differentiable_params] * (n_args - n_inputs)
 
+    def grad_flags(self, n_args: int, n_inputs: int, n_state: int) -> list[bool]:
+        """Which of ``n_args`` arguments (inputs, params, then ``n_state`` state buffers) a
+        gradient flows through: as declared, and never through a state buffer."""
+        return self.differentiable(n_args - n_state, n_inputs) + [False] * n_state
+
 
 REGISTRY: dict[str, OpDef] = {}
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from graphspec.errors import DataError, GraphspecError, Location
 from graphspec.ir.graph import IR
+from graphspec.ir.node import OpNode
 from graphspec.spec.models import Spec
 from graphspec.spec.load import loads
 from graphspec.spec.source import read_text
@@ -258,11 +259,12 @@ def classifier_outputs(ir: IR) -> dict[str, str]:
         for _, consumer in ir.graph.out_edges(node):
             d = ir.node(consumer)
             if (
-                d.get("role") == "loss"
-                and d.get("op") in CLASSIFIER_LOSSES
-                and (d["inputs"] and d["inputs"][0] == node)
+                isinstance(d, OpNode)
+                and d.role == "loss"
+                and d.op in CLASSIFIER_LOSSES
+                and (d.inputs and d.inputs[0] == node)
             ):
-                found.setdefault(name, CLASSIFIER_LOSSES[d["op"]])
+                found.setdefault(name, CLASSIFIER_LOSSES[d.op])
     return found
 
 
@@ -270,8 +272,8 @@ def _target_of(ir: IR, output: str) -> str | None:
     node = ir.outputs[output]
     for _, consumer in ir.graph.out_edges(node):
         d = ir.node(consumer)
-        if d.get("op") in CLASSIFIER_LOSSES and len(d["inputs"]) > 1 and d["inputs"][0] == node:
-            return str(d["inputs"][1])
+        if d.op in CLASSIFIER_LOSSES and len(d.inputs) > 1 and d.inputs[0] == node:
+            return d.inputs[1]
     return None
 
 

@@ -10,7 +10,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from graphspec.errors import SpecError, did_you_mean
-from graphspec.spec.models import Spec
+from graphspec.spec.models import OPTIMIZERS, Spec
 from graphspec.spec.overrides import apply as apply_overrides
 from graphspec.spec.source import SourceMap, parse_yaml, read_text
 
@@ -160,7 +160,7 @@ def _is_union_tag(p: Any) -> bool:
     return isinstance(p, str) and ("[" in p or "-" in p or p in _UNION_TAGS)
 
 
-_UNION_TAGS = {"sgd", "adam", "adamw", "rmsprop", "adagrad", "InputSpec", "NodeSpec", "str", "int"}
+_UNION_TAGS = {*OPTIMIZERS, "InputSpec", "NodeSpec", "str", "int"}
 
 # At equal depth, an unknown key usually explains a missing one ('unist' for 'units').
 _KIND_RANK = {"extra_forbidden": 0, "missing": 2}

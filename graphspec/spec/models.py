@@ -7,7 +7,7 @@ the op's attribute model from the registry (which knows which keys an op accepts
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -194,9 +194,22 @@ class AdagradSpec(_Opt):
     eps: PositiveFloat = 1e-10
 
 
+# The optimizers a spec can name: this union is their one list.  Each backend keys its
+# implementations by these models (tests/backends/test_optim.py checks both cover all).
 OptimizerSpec = Annotated[
     SGDSpec | AdamSpec | AdamWSpec | RMSpropSpec | AdagradSpec, Field(discriminator="name")
 ]
+
+
+def _optimizer_name(model: type[_Opt]) -> str:
+    (name,) = get_args(model.model_fields["name"].annotation)  # name: Literal["sgd"]
+    return str(name)
+
+
+OPTIMIZER_MODELS: dict[str, type[_Opt]] = {
+    _optimizer_name(m): m for m in get_args(get_args(OptimizerSpec)[0])
+}
+OPTIMIZERS: tuple[str, ...] = tuple(OPTIMIZER_MODELS)  # their names, in the union's order
 
 
 class ScheduleSpec(Strict):

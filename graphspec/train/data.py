@@ -25,7 +25,7 @@ import numpy as np
 from graphspec.errors import DataError, Location
 from graphspec.ir.checks import unused_inputs
 from graphspec.ir.graph import IR
-from graphspec.ops import REGISTRY
+from graphspec.ir.node import OpNode
 from graphspec.ops.registry import TensorType
 from graphspec.spec.models import DataSpec, Spec
 from graphspec.train import data_files, seeds
@@ -64,13 +64,10 @@ def input_roles(ir: IR) -> tuple[list[str], list[str]]:
         is_target = bool(uses)
         for _, consumer, d in uses:
             node = ir.node(consumer)
-            if node["kind"] != "op" or node.get("role") not in ("loss", "metric"):
+            if not isinstance(node, OpNode) or node.role not in ("loss", "metric"):
                 is_target = False
                 break
-            n_state = len(node.get("state", []))
-            flags = REGISTRY[node["op"]].differentiable(
-                len(node["inputs"]) - n_state, node["n_inputs"])
-            if d["arg"] < len(flags) and flags[d["arg"]]:
+            if node.grad_flags[d["arg"]]:
                 is_target = False
                 break
         (targets if is_target else features).append(name)
@@ -207,9 +204,9 @@ def _classes_of(ir: IR, target: str) -> int | None:
     dimension (a single logit means two classes)."""
     for _, consumer in ir.graph.out_edges(target):
         node = ir.node(consumer)
-        if node.get("role") not in ("loss", "metric") or not node["inputs"]:
+        if not isinstance(node, OpNode) or node.role not in ("loss", "metric") or not node.inputs:
             continue
-        shape = ir.type(node["inputs"][0]).shape
+        shape = ir.type(node.inputs[0]).shape
         if shape and isinstance(shape[-1], int):
             return 2 if shape[-1] == 1 else int(shape[-1])
     return None
@@ -366,7 +363,7 @@ def _check_targets(
                     f"of range: the prediction has {classes} classes (labels 0..{classes - 1})",
                     loc)
             continue
-        losses = {ir.node(c)["op"] for _, c in ir.graph.out_edges(name)}
+        losses = {n.op for _, c in ir.graph.out_edges(name) if isinstance(n := ir.node(c), OpNode)}
         if losses & PROBABILITY_TARGETS and ((y < 0) | (y > 1)).any():
             i = int(np.argwhere((y < 0) | (y > 1))[0][0])
             raise DataError(

@@ -18,6 +18,7 @@ with a non-finite value, and leaves the last good checkpoint untouched.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -30,7 +31,13 @@ from typing import Any
 import numpy as np
 
 from graphspec import analysis
-from graphspec.backend import CompileOptions, get_backend
+from graphspec.backend import (
+    CompileOptions,
+    Program,
+    capabilities,
+    get_backend,
+    reference_backend,
+)
 from graphspec.errors import (
     BackendError,
     CheckpointError,
@@ -396,9 +403,9 @@ class _Run:
             return "early_stopped"
         last_save = -math.inf  # the first epoch is always saved: a failure has a fallback
         # A trainer that cannot say where a non-finite value arose (it checks once per epoch,
-        # after the later steps ran) gets its diagnosis from the numpy reference replaying
+        # after the later steps ran) gets its diagnosis from the reference backend replaying
         # the epoch: keep where the epoch started (one copy of the parameters per epoch).
-        opaque = not hasattr(self.trainer, "locate_nonfinite")
+        opaque = not self._locates
         for epoch in range(self.start_epoch, self.n_epochs):
             t0 = time.perf_counter()
             batches = self._batches(epoch)
@@ -457,11 +464,11 @@ class _Run:
         self, e: NonFiniteLoss, batches: list[np.ndarray], start: tuple[Arrays, Arrays] | None
     ) -> NonFiniteLoss:
         message, node = e.message, e.node
-        if node is None and self.main and not hasattr(self.trainer, "locate_nonfinite"):
+        if node is None and self.main and not self._locates:
             found = self._reference_diagnosis(batches, e, start)
             if found:
-                node = found[0]
-                message += f"; on the numpy reference the first non-finite value is {found[1]}"
+                reference, node, where = found
+                message += f"; on the {reference} reference the first non-finite value is {where}"
         return self._failed(NonFiniteLoss(message, e.epoch, e.step, node))
 
     def _check_validation(self, record: dict[str, Any], epoch: int) -> None:
@@ -478,18 +485,36 @@ class _Run:
                     else " (could not localize)")
         raise self._failed(NonFiniteLoss(message, epoch, 0, found[0] if found else None))
 
+    @property
+    def _locates(self) -> bool:
+        """Whether this run's trainers say where a non-finite value arose (declared by the
+        backend); the reference backend answers for those that cannot."""
+        return capabilities(get_backend(self.backend)).locate_nonfinite
+
+    @functools.cached_property
+    def _reference(self) -> tuple[str, Program]:
+        """(name, this IR compiled) of the reference backend (see
+        graphspec.backend.reference_backend), compiled once on first need."""
+        ref = reference_backend()
+        return ref.name, ref.compile(self.ir, CompileOptions(dtype=self.dtype))  # type: ignore[arg-type]
+
+    def _reference_trainer(self, params: Arrays, split: str) -> tuple[str, Any]:
+        """(name, a trainer) of the reference backend from ``params``, holding ``split``: it
+        locates non-finite values for backends that cannot."""
+        name, program = self._reference
+        trainer = program.trainer(params, self.train_spec, self.seed)
+        trainer.set_data(split, self.data.splits[split])
+        return name, trainer
+
     def _locate(self, split: str) -> tuple[str, str] | None:
         """(node, description) of the first non-finite value on ``split`` in evaluation
-        mode, with the current parameters; the numpy reference answers for backends that
+        mode, with the current parameters; the reference backend answers for backends that
         cannot.  Best effort: a diagnosis never masks the error it explains."""
         index = np.arange(self.data.rows(split))
         try:
             trainer = self.trainer
-            if not hasattr(trainer, "locate_nonfinite"):
-                ref = get_backend("numpy").compile(
-                    self.ir, CompileOptions(dtype=self.dtype))  # type: ignore[arg-type]
-                trainer = ref.trainer(self.trainer.params(), self.train_spec, self.seed)
-                trainer.set_data(split, self.data.splits[split])
+            if not self._locates:
+                _, trainer = self._reference_trainer(self.trainer.params(), split)
             found: tuple[str, str] | None = trainer.locate_nonfinite(split, index, training=False)
             return found
         except Exception:  # noqa: BLE001 - diagnosis is a courtesy on an error path
@@ -503,7 +528,7 @@ class _Run:
         err.message = f"{err.message}; {kept}"
         err.args = (err.message,)
         if err.node is not None and err.node in self.ir.graph:
-            err.location = self.ir.node(err.node).get("src")
+            err.location = self.ir.node(err.node).src
         err.hint = ("lower the learning rate, clip gradients (train.clip_grad_norm) or check "
                     "the data; metrics.jsonl has the epochs before the failure")
         result = self._result("failed", final={})
@@ -529,9 +554,10 @@ class _Run:
 
     def _reference_diagnosis(
         self, batches: list[np.ndarray], e: NonFiniteLoss, start: tuple[Arrays, Arrays] | None
-    ) -> tuple[str, str] | None:
-        """Ask the numpy reference where the first non-finite value appears (for backends
-        that cannot say themselves); best effort, never masks the original error.
+    ) -> tuple[str, str, str] | None:
+        """Ask the reference backend where the first non-finite value appears (for backends
+        that cannot say themselves): (the reference's name, node, description), or None.
+        Best effort, never masks the original error.
 
         With ``start`` (the parameters and optimizer state the failing epoch began from) the
         reference replays the epoch and stops at its own first non-finite loss, before that
@@ -539,25 +565,20 @@ class _Run:
         spoiled by the steps the backend took after the failure."""
         found: tuple[str, str] | None
         try:
-            ref = get_backend("numpy").compile(
-                self.ir, CompileOptions(dtype=self.dtype))  # type: ignore[arg-type]
             if start is not None:
-                rt = ref.trainer(start[0], self.train_spec, self.seed)
-                rt.set_data("train", self.data.splits["train"])
+                name, rt = self._reference_trainer(start[0], "train")
                 rt.load_state_dict(start[1])
                 try:
                     rt.train_epoch(batches, e.epoch)
                 except NonFiniteLoss as replayed:
                     if replayed.node is not None:
-                        locate = getattr(rt, "locate_nonfinite")  # noqa: B009 - numpy's own
-                        found = locate("train", batches[replayed.step])
-                        return found or (replayed.node, f"node '{replayed.node}'")
+                        found = rt.locate_nonfinite("train", batches[replayed.step])
+                        return name, *(found or (replayed.node, f"node '{replayed.node}'"))
             if e.step >= len(batches):
                 return None
-            rt = ref.trainer(self.trainer.params(), self.train_spec, self.seed)
-            rt.set_data("train", self.data.splits["train"])
-            found = getattr(rt, "locate_nonfinite")("train", batches[e.step])  # noqa: B009
-            return found
+            name, rt = self._reference_trainer(self.trainer.params(), "train")
+            found = rt.locate_nonfinite("train", batches[e.step])
+            return (name, *found) if found else None
         except Exception:  # noqa: BLE001 - diagnosis is a courtesy on an error path
             return None
 

@@ -35,7 +35,7 @@ def param_groups(ir: IR, optimizer: Any) -> list[tuple[list[str], dict[str, floa
     assigned: list[list[str]] = [[] for _ in spec_groups]
     default: list[str] = []
     for pid in ir.params:
-        penalize = bool(ir.node(pid)["decl"].penalize)
+        penalize = bool(ir.param(pid).decl.penalize)
         for gi, group in enumerate(spec_groups):
             if any(_matches(p, pid, penalize) for p in group.params):
                 assigned[gi].append(pid)
@@ -44,7 +44,7 @@ def param_groups(ir: IR, optimizer: Any) -> list[tuple[list[str], dict[str, floa
             default.append(pid)
     for gi, group in enumerate(spec_groups):
         for pi, pattern in enumerate(group.params):
-            if not any(_matches(pattern, pid, bool(ir.node(pid)["decl"].penalize))
+            if not any(_matches(pattern, pid, bool(ir.param(pid).decl.penalize))
                        for pid in ir.params):
                 raise SpecError(
                     f"parameter group pattern '{pattern}' matches no trainable parameter",

@@ -22,15 +22,16 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from graphspec.backend import get_backend
-from graphspec.errors import UsageError
+from graphspec.backend import (
+    DistributedTraining,
+    available_backends,
+    capabilities,
+    get_backend,
+)
+from graphspec.errors import BackendError, UsageError
 
 T = TypeVar("T")
 WORKER_ENV = ("RANK", "WORLD_SIZE")  # set by torchrun (and torch.distributed.run) per worker
-NUMPY_IS_SINGLE = (
-    "the numpy backend is graphspec's single-process reference (hand-written backprop, no "
-    "process group); data-parallel training runs on --backend torch"
-)
 
 
 def in_worker() -> bool:
@@ -71,20 +72,33 @@ class Solo:
         return None
 
 
-def _distributed(backend: str, what: str) -> Any:
-    """The backend's data-parallel support, or a usage error saying why there is none."""
-    impl = getattr(get_backend(backend), "distributed", None)
-    if impl is None:
-        why = (
-            NUMPY_IS_SINGLE
-            if backend == "numpy"
-            else (
-                f"the {backend} backend trains in one process; data-parallel training runs on "
-                "--backend torch"
-            )
-        )
-        raise UsageError(f"{what}: {why}")
-    return impl
+def single_process(backend: str) -> str:
+    """Why ``backend`` cannot train data-parallel (its declared ``single_process`` note),
+    and which installed backend can."""
+    note = capabilities(get_backend(backend)).single_process
+    able = [name for name in sorted(available_backends()) if _declares_distributed(name)]
+    where = (
+        f"runs on --backend {able[0]}"
+        if able
+        else "needs a backend that declares it (none is installed)"
+    )
+    return f"the {backend} backend {note}; data-parallel training {where}"
+
+
+def _declares_distributed(name: str) -> bool:
+    try:
+        return capabilities(get_backend(name)).distributed is not None
+    except BackendError:  # a broken plugin is no answer
+        return False
+
+
+def require_distributed(backend: str, what: str) -> Callable[[], DistributedTraining]:
+    """The loader of ``backend``'s declared data-parallel training (not called: nothing of
+    it is imported yet), or a usage error for ``what`` saying why there is none."""
+    load = capabilities(get_backend(backend)).distributed
+    if load is None:
+        raise UsageError(f"{what}: {single_process(backend)}")
+    return load
 
 
 def join(backend: str, dist_backend: str = "auto", timeout: float | None = None) -> Any:
@@ -92,9 +106,9 @@ def join(backend: str, dist_backend: str = "auto", timeout: float | None = None)
     backend's group (a context manager: it leaves the process group on exit)."""
     if not in_worker():
         return Solo()
-    if os.environ.get("WORLD_SIZE") == "1" and backend != "torch":
+    if os.environ.get("WORLD_SIZE") == "1" and not _declares_distributed(backend):
         return Solo()  # one rank of one: nothing to share, any backend will do
-    return _distributed(backend, "a torchrun worker").join(dist_backend, timeout)
+    return require_distributed(backend, "a torchrun worker")().join(dist_backend, timeout)
 
 
 def launch(
@@ -113,5 +127,5 @@ def launch(
             "--nproc starts the workers itself; under torchrun leave it out "
             "(torchrun's --nproc-per-node says how many)"
         )
-    impl = _distributed(backend, "--nproc")
+    impl = require_distributed(backend, "--nproc")()
     return impl.launch(spec, train_kwargs, nproc, dist_backend, max_restarts, timeout)

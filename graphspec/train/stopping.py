@@ -22,7 +22,7 @@ def record_keys(ir: IR, has_val: bool) -> dict[str, str]:
     """Every monitorable key -> its direction ("min" or "max")."""
     terms = {"loss": "min", **{lid: "min" for lid, _ in ir.losses}}
     for m in ir.metrics:
-        op = str(ir.node(m)["op"])
+        op = str(ir.node(m).op)
         terms[m] = "min" if _LOWER_IS_BETTER.search(op) else "max"
     splits = ("train", "val") if has_val else ("train",)
     return {f"{s}_{k}": mode for s in splits for k, mode in terms.items()}

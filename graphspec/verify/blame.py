@@ -14,6 +14,7 @@ This uses nothing but the Program interface, so it works for any backend.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import networkx as nx
 import numpy as np
 
 from graphspec.ir.graph import IR
+from graphspec.ir.node import InputNode, OpNode, OutputNode, ParamNode, add_node
 from graphspec.ir.plan import Plan
 from graphspec.ops import REGISTRY, TensorType
 from graphspec.verify.finite_differences import gradient_cuts
@@ -62,9 +64,9 @@ def blame_rows(
         g = rng.standard_normal(y.shape) / max(y.size, 1)
         mini_inputs[TARGET] = y - g * (y.size / 2.0)
         mini_noise = {nid: noise[nid]} if nid in noise else {}
-        tol = tolerance("grad", dtype, [ir.node(nid)["attrs"]])
+        tol = tolerance("grad", dtype, [ir.op(nid).attrs])
         loc = where(ir, nid)
-        label = f"{nid} ({ir.node(nid)['op']})"
+        label = f"{nid} ({ir.node(nid).op})"
         try:
             grads = {}
             for name in (backends[:1] if fd_only else backends):
@@ -74,7 +76,7 @@ def blame_rows(
             if fd_only:
                 grads["finite differences"] = _fd_grads(
                     gs.compile(mini, ref), mini_params, mini_inputs, mini_noise, diff, FD_EPS)
-                tol = tolerance("fd", "float64", [ir.node(nid)["attrs"]])
+                tol = tolerance("fd", "float64", [ir.op(nid).attrs])
         except Exception as e:
             skipped.append(f"{label}: {message(e)}")
             continue
@@ -111,7 +113,7 @@ def _cut_hints(ir: IR, report: Report) -> list[str]:
         if cuts:
             a, n = cuts[0]
             hints.append(
-                f"'{leaf}' also reaches '{n}' ({ir.node(n)['op']}) through '{a}', an argument "
+                f"'{leaf}' also reaches '{n}' ({ir.node(n).op}) through '{a}', an argument "
                 "declared non-differentiable: a backend that lets gradient through it there "
                 "disagrees with the reference")
     return hints
@@ -137,14 +139,14 @@ def value_rows(
             continue
         wrong: set[str] = set()
         for nid in nodes:
-            node = ir.node(nid)
-            row = compare("value", f"{nid} ({node['op']})", f"{other}~{ref}",
+            node = ir.op(nid)
+            row = compare("value", f"{nid} ({node.op})", f"{other}~{ref}",
                           values[other][nid], values[ref][nid],
-                          tolerance("forward", dtype, [node["attrs"]]), node=nid,
+                          tolerance("forward", dtype, [node.attrs]), node=nid,
                           where=where(ir, nid))
             if row.ok:
                 continue
-            if not wrong.intersection(node["inputs"]):
+            if not wrong.intersection(node.inputs):
                 rows.append(row)  # where it starts; what follows from it is not news
             wrong.add(nid)
     return rows
@@ -163,8 +165,7 @@ def node_values(
     for i, nid in enumerate(nodes):
         name = f"__value_{i}"
         oid = f"output:{name}"
-        g.add_node(oid, kind="output", op=None, inputs=[nid], type=ir.type(nid), src=None,
-                   block=(), cluster=())
+        add_node(g, OutputNode(id=oid, inputs=(nid,), type=ir.type(nid)))
         g.add_edge(nid, oid, key=0, arg=0)
         outputs[name] = nid
     probe = IR(graph=g, name=ir.name, seed=ir.seed,
@@ -183,11 +184,9 @@ def one_op_ir(
     buffers stay parameters and state (a backend keeps them in its own way); every other
     argument becomes an input.  Returns the IR, its parameters and inputs (by node id), and
     the arguments whose gradient the op defines."""
-    node = ir.node(nid)
-    opdef = REGISTRY[node["op"]]
-    args = list(node["inputs"])
-    n_state = len(node.get("state", []))
-    flags = opdef.differentiable(len(args) - n_state, node["n_inputs"]) + [False] * n_state
+    node = ir.op(nid)
+    args = node.inputs
+    flags = node.grad_flags
     g = nx.MultiDiGraph()
     params: Arrays = {}
     inputs: Arrays = {}
@@ -196,30 +195,30 @@ def one_op_ir(
         value = np.asarray(values[a])
         kind = ir.type(a).dtype
         differentiable = kind == "float" and any(f for b, f in zip(args, flags) if b == a)
-        if ir.node(a)["kind"] == "param":
-            g.add_node(a, **ir.node(a))
+        arg = ir.node(a)
+        if isinstance(arg, ParamNode):
+            add_node(g, arg)
             params[a] = value
             differentiable = differentiable and a in ir.params
         else:
-            g.add_node(a, kind="input", op=None, inputs=[], type=TensorType(value.shape, kind),
-                       src=None, block=(), cluster=(), differentiable=differentiable)
+            add_node(g, InputNode(id=a, type=TensorType(value.shape, kind),
+                                  differentiable=differentiable))
             inputs[a] = value
         if differentiable:
             diff.append(a)
     y_type = TensorType(tuple(d if isinstance(d, int) else dims.get(d, 1)
                               for d in ir.type(nid).shape), ir.type(nid).dtype)
-    g.add_node(nid, **{**node, "type": y_type, "role": "graph"})
+    add_node(g, dataclasses.replace(node, type=y_type, role="graph"))
     for k, a in enumerate(args):
         g.add_edge(a, nid, key=k, arg=k)
-    g.add_node(TARGET, kind="input", op=None, inputs=[], type=y_type, src=None, block=(),
-               cluster=(), differentiable=False)
-    g.add_node(LOSS, kind="op", op="mse", attrs=REGISTRY["mse"].attrs(), inputs=[nid, TARGET],
-               n_inputs=2, state=[], type=TensorType(()), src=None, role="loss", block=(),
-               cluster=(), weight=1.0)
+    add_node(g, InputNode(id=TARGET, type=y_type))
+    add_node(g, OpNode(
+        id=LOSS, op="mse", attrs=REGISTRY["mse"].attrs(), inputs=(nid, TARGET), n_inputs=2,
+        type=TensorType(()), role="loss",
+    ))
     g.add_edge(nid, LOSS, key=0, arg=0)
     g.add_edge(TARGET, LOSS, key=1, arg=1)
-    g.add_node("output:y", kind="output", op=None, inputs=[nid], type=y_type, src=None,
-               block=(), cluster=())
+    add_node(g, OutputNode(id="output:y", inputs=(nid,), type=y_type))
     g.add_edge(nid, "output:y", key=0, arg=0)
     mini = IR(graph=g, name=f"{ir.name}_{nid}", seed=ir.seed,
               order=list(nx.lexicographical_topological_sort(g)),

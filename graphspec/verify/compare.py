@@ -35,7 +35,6 @@ from graphspec.errors import UsageError
 from graphspec.ir.graph import IR
 from graphspec.ir.initializers import init_params
 from graphspec.ir.memory import check_memory
-from graphspec.ops import REGISTRY
 from graphspec.verify.finite_differences import fd_rows
 from graphspec.verify.inputs import Arrays, batch_size, data_pool, draw_noise, perturb, take
 from graphspec.verify.locate import message, node_of, where
@@ -152,7 +151,7 @@ def _run(prog: Program, ir: IR, params: Arrays, inputs: Arrays, noise: Arrays) -
 
 
 def _uses_training(ir: IR) -> bool:
-    return any(REGISTRY[ir.node(n)["op"]].uses_training for n in ir.op_nodes())
+    return any(ir.op(n).opdef.uses_training for n in ir.op_nodes())
 
 
 def _compare_runs(

@@ -7,11 +7,11 @@ import numpy as np
 
 from graphspec.backend import Program
 from graphspec.ir.graph import IR
-from graphspec.ops import REGISTRY
+from graphspec.ir.node import OpNode
 from graphspec.verify.inputs import Arrays
 from graphspec.verify.locate import node_of, where
-from graphspec.verify.report import Report, Row, Tol, compare
-from graphspec.verify.tolerances import FD_EPS, FULL_FD_MAX, ops_behind, tolerance
+from graphspec.verify.report import Report, Row, compare
+from graphspec.verify.tolerances import FD_EPS, FULL_FD_MAX, fd_tolerance, ops_behind
 
 
 def fd_rows(
@@ -25,8 +25,7 @@ def fd_rows(
         return float(prog.evaluate(p, x, training=True, noise=noise).loss)
 
     base = loss(params, inputs)
-    tol = tolerance("fd", "float64", ops_behind(ir, "grad", ""))
-    tol = Tol(tol.rtol, tol.atol * max(1.0, abs(base)))
+    tol = fd_tolerance(ops_behind(ir, "grad", ""), base)
     rows: list[Row] = []
     against = f"{ref}~finite differences"
     for leaf, g in grads.items():
@@ -71,13 +70,13 @@ def fd_exempt(ir: IR, leaf: str) -> str | None:
     """
     for n in sorted(_between(ir, leaf)):
         node = ir.node(n)
-        reason = getattr(node["attrs"], "fd_exempt", None) if node["kind"] == "op" else None
+        reason = getattr(node.attrs, "fd_exempt", None) if isinstance(node, OpNode) else None
         if reason:
-            return f"'{n}' ({node['op']}): {reason}"
+            return f"'{n}' ({node.op}): {reason}"
     cuts = gradient_cuts(ir, leaf)
     if cuts:
         a, n = cuts[0]
-        return (f"it reaches the loss through '{a}', an argument '{n}' ({ir.node(n)['op']}) "
+        return (f"it reaches the loss through '{a}', an argument '{n}' ({ir.node(n).op}) "
                 "declares non-differentiable")
     return None
 
@@ -89,12 +88,9 @@ def gradient_cuts(ir: IR, leaf: str) -> list[tuple[str, str]]:
     out = []
     for n in sorted(_between(ir, leaf)):
         node = ir.node(n)
-        if node["kind"] != "op":
-            continue
-        args = node["inputs"]
-        n_state = len(node.get("state", []))
-        flags = REGISTRY[node["op"]].differentiable(len(args) - n_state, node["n_inputs"])
-        out += [(a, n) for a, flag in zip(args, flags) if a in reach and not flag]
+        if isinstance(node, OpNode):
+            out += [(a, n) for a, flag in zip(node.inputs, node.grad_flags)
+                    if a in reach and not flag]
     return out
 
 

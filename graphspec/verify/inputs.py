@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphspec.ir.graph import IR
+from graphspec.ir.node import OpNode
 from graphspec.train.data import input_roles, load_data
 
 Arrays = dict[str, np.ndarray]
@@ -23,11 +24,10 @@ POOL_BATCHES = 4  # the pool the optimizer steps draw their batches from
 def data_pool(ir: IR, rng: np.random.Generator) -> tuple[Arrays, str]:
     """Training arrays to draw batches from, and where they came from."""
     spec = ir.spec
-    train = getattr(spec, "train", None)
+    train = spec.train if spec is not None else None
     why = "the spec has no train.data"
-    if train is not None:
+    if spec is not None and train is not None:
         try:
-
             split = load_data(spec, ir, ir.seed).splits["train"]
             arrays = {k: np.asarray(v) for k, v in split.items() if k in ir.inputs}
             if set(arrays) == set(ir.inputs):
@@ -41,7 +41,7 @@ def data_pool(ir: IR, rng: np.random.Generator) -> tuple[Arrays, str]:
 
 def batch_size(ir: IR, pool: Arrays) -> int:
     n = len(next(iter(pool.values()))) if pool else DEFAULT_BATCH
-    train = getattr(ir.spec, "train", None)
+    train = ir.spec.train if ir.spec is not None else None
     want = train.batch_size if train is not None else DEFAULT_BATCH
     want = n if want == "full" else int(want)
     return max(1, min(want, n, MAX_BATCH))
@@ -70,12 +70,13 @@ def random_inputs(ir: IR, batch: int, rng: np.random.Generator) -> Arrays:
     return out
 
 
-def _consumers(ir: IR, nid: str) -> list[tuple[str, int]]:
+def _consumers(ir: IR, nid: str) -> list[tuple[OpNode, int]]:
     """(op node, argument position) for every read of ``nid``."""
     out = []
     for _, dst, data in ir.graph.out_edges(nid, data=True):
-        if ir.node(dst)["kind"] == "op":
-            out.append((dst, int(data.get("arg", 0))))
+        node = ir.node(dst)
+        if isinstance(node, OpNode):
+            out.append((node, int(data.get("arg", 0))))
     return out
 
 
@@ -83,15 +84,14 @@ def int_range(ir: IR, nid: str) -> int:
     """An exclusive upper bound for the values of integer input ``nid``: the smallest of what
     its consumers allow (an embedding's vocabulary, a classifier's classes), else 2."""
     bounds: list[int] = []
-    for dst, pos in _consumers(ir, nid):
-        node = ir.node(dst)
-        attrs = node["attrs"]
+    for node, pos in _consumers(ir, nid):
+        attrs = node.attrs
         for key in ("classes", "num_classes", "vocab", "vocab_size", "depth", "num_embeddings"):
             v = getattr(attrs, key, None)
             if isinstance(v, int) and v > 0:
                 bounds.append(v)
-        args = node["inputs"]
-        n_in = node["n_inputs"]
+        args = node.inputs
+        n_in = node.n_inputs
         if len(args) > n_in:  # an op with parameters indexes rows of its first one
             first = ir.type(args[n_in]).shape
             if first and isinstance(first[0], int):
@@ -122,11 +122,11 @@ def draw_noise(ir: IR, inputs: Arrays, rng: np.random.Generator) -> Arrays:
     fallback = next(iter(dims.values()), DEFAULT_BATCH)
     out: Arrays = {}
     for nid in ir.stochastic_nodes:
-        node = ir.node(nid)
-        nz = node["attrs"].noise()
+        node = ir.op(nid)
+        nz = node.attrs.noise()
         if nz is None:
             continue
-        like = node["inputs"][nz.like]
+        like = node.inputs[nz.like]
         shape = tuple(
             d if isinstance(d, int) else dims.get(d, fallback) for d in ir.type(like).shape
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import traceback
 
 from graphspec.ir.graph import IR
+from graphspec.ir.node import ParamNode
 
 
 def node_of(ir: IR, check: str, tensor: str) -> str | None:
@@ -12,14 +13,15 @@ def node_of(ir: IR, check: str, tensor: str) -> str | None:
     if check.startswith("output"):
         return ir.outputs.get(tensor)
     if tensor in ir.graph:
-        return ir.node(tensor).get("owner", tensor)
+        node = ir.node(tensor)
+        return node.owner if isinstance(node, ParamNode) else tensor
     return None
 
 
 def where(ir: IR, node: str | None) -> str | None:
     if node is None or node not in ir.graph:
         return None
-    src = ir.node(node).get("src")
+    src = ir.node(node).src
     return str(src) if src else None
 
 

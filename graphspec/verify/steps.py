@@ -6,10 +6,11 @@ same fixed index batches.  Step k is one ``train_epoch([batch_k], epoch=k)`` cal
 epoch-unit schedule advances every step too and K steps exercise warm-up and decay; a cosine
 schedule without ``t_max`` is resolved to span the K steps.
 
-Stochastic specs need the same noise on every backend at every step.  A trainer that can
-take it exposes ``set_noise(arrays_or_None)`` (arrays keyed by node id, used by every
-following step until changed; None: sample natively); without it the trajectory of a
-stochastic spec is not compared, and the report says so.
+Stochastic specs need the same noise on every backend at every step.  A backend that can
+take it declares ``Capabilities(noise_injection=True)``, and its trainers implement
+``set_noise(arrays_or_None)`` (arrays keyed by node id, used by every following step until
+changed; None: sample natively); when a backend does not, the trajectory of a stochastic
+spec is not compared, and the report says so.
 
 Per tensor the report keeps one row: the first step at which it disagreed, else the step
 with the largest error.
@@ -28,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.backend import Program
+from graphspec.backend import Program, capabilities, get_backend
 from graphspec.ir.graph import IR
 from graphspec.train.schedules import resolve
 from graphspec.verify.inputs import Arrays, draw_noise, perturb, take
-from graphspec.verify.locate import message
+from graphspec.verify.locate import message, node_of
 from graphspec.verify.report import Report, Row, compare, error_row, floored
 from graphspec.verify.tolerances import tolerance
 
@@ -75,16 +76,17 @@ def trajectory_rows(
             return [error_row("step", "trainer", name, message(e))]
         trainers[name] = t
     if stochastic:
-        lacking = [k for k, t in trainers.items()
-                   if k not in SHADOWS and not hasattr(t, "set_noise")]
+        lacking = [name for name in programs
+                   if not capabilities(get_backend(name)).noise_injection]
         if lacking:
             report.notes.append(
                 "optimizer steps not compared: the spec is stochastic and the trainer of "
-                + ", ".join(lacking) + " takes no injected noise (Trainer.set_noise)")
+                + ", ".join(lacking) + " takes no injected noise (Trainer.set_noise, "
+                "declared by Capabilities.noise_injection)")
             report.steps = 0  # the verdict must not claim steps it did not compare
             return []
 
-    tol = tolerance("grad", dtype, [ir.node(o)["attrs"] for o in ir.op_nodes()])
+    tol = tolerance("grad", dtype, [ir.op(o).attrs for o in ir.op_nodes()])
     kept: dict[tuple[str, str, str], Row] = {}
     one_sided: set[str] = set()
     for k in range(steps):
@@ -111,7 +113,7 @@ def trajectory_rows(
                     one_sided |= keys ^ (set(ref_values) & set(mine))
                     keys = set(ref_values) & set(mine)
                 for key in sorted(keys):
-                    node = ir.node(key).get("owner", key) if key in ir.graph else None
+                    node = node_of(ir, check, key)
                     kt, note = floored(tol, ref_values.get(key),
                                        *(logs[sh][check].get(key) for sh in SHADOWS))
                     row = compare(f"step {check}", key, against, mine.get(key),

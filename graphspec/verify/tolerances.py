@@ -54,6 +54,14 @@ def tolerance(kind: str, dtype: str, ops: Sequence[Any] = ()) -> Tol:
 
 FD_TOL = Tol(FD_RTOL, FD_ATOL)
 
+
+def fd_tolerance(ops: Sequence[Any], value: float) -> Tol:
+    """The tolerance of a gradient against central differences of a scalar function whose
+    value is ``value`` (a loss; ``<g, f(x)>`` for one op): FD_ATOL times ``max(1, |value|)``,
+    loosened by the overrides of the ops involved."""
+    tol = tolerance("fd", "float64", ops)
+    return Tol(tol.rtol, tol.atol * max(1.0, abs(value)))
+
 def ops_behind(ir: IR, check: str, tensor: str) -> list[Any]:
     """Attribute models of the ops a tensor's value depends on (for tolerance overrides)."""
     if check.startswith("output") and tensor in ir.outputs:
@@ -65,4 +73,4 @@ def ops_behind(ir: IR, check: str, tensor: str) -> list[Any]:
     nodes: set[str] = set()
     for s in sinks:
         nodes |= nx.ancestors(ir.graph, s) | {s}
-    return [ir.node(n)["attrs"] for n in nodes if ir.node(n)["kind"] == "op"]
+    return [ir.op(n).attrs for n in nodes if ir.node(n).kind == "op"]

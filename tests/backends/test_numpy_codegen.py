@@ -328,7 +328,7 @@ def test_plan_queries_match_their_quadratic_definitions():
     targets = plan.loss_targets()
     need = set().union(*(nx.ancestors(ir.graph, t) | {t} for t in targets))
     assert plan.needed(targets) == [
-        n for n in ir.order if n in need and ir.node(n)["kind"] == "op"]
+        n for n in ir.order if n in need and ir.node(n).kind == "op"]
     down = set().union(*(nx.descendants(ir.graph, v) | {v} for v in plan.leaves()))
     assert plan.grad_path() <= down
     assert plan.grad_path(ir.params) <= plan.grad_path()

@@ -11,6 +11,7 @@ import torch
 import graphspec as gs
 from graphspec.errors import SpecError
 from graphspec.spec.models import (
+    OPTIMIZER_MODELS,
     AdagradSpec,
     AdamSpec,
     AdamWSpec,
@@ -21,22 +22,12 @@ from graphspec.spec.models import (
 )
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
+from graphspec_numpy.optim import OPTIMIZERS as NUMPY_OPTIMIZERS
 from graphspec_numpy.optim import clip_grad_norm, make_optimizer
+from graphspec_torch.optim import OPTIMIZERS as TORCH_OPTIMIZERS
 
 STEPS = 25
 SHAPES = {"w": (3, 4), "b": (4,), "v": (2, 2, 3)}
-
-TORCH = {
-    "sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-    "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad,
-}
-TORCH_KEYS = {  # spec fields that are torch keyword arguments of the same name
-    "sgd": ["lr", "momentum", "dampening", "nesterov", "weight_decay"],
-    "adam": ["lr", "betas", "eps", "weight_decay", "amsgrad"],
-    "adamw": ["lr", "betas", "eps", "weight_decay", "amsgrad"],
-    "rmsprop": ["lr", "alpha", "eps", "weight_decay", "momentum", "centered"],
-    "adagrad": ["lr", "lr_decay", "eps", "weight_decay", "initial_accumulator_value"],
-}
 
 CASES = [
     SGDSpec(name="sgd", lr=0.1),
@@ -59,6 +50,20 @@ CASES = [
 ]
 
 
+def test_every_optimizer_of_the_spec_has_one_implementation_per_backend():
+    """The spec's optimizer union is the one list; each backend implements exactly it, and
+    the cases above exercise every optimizer."""
+    models = set(OPTIMIZER_MODELS.values())
+    assert set(NUMPY_OPTIMIZERS) == models
+    assert set(TORCH_OPTIMIZERS) == models
+    assert {type(spec) for spec in CASES} == models
+
+
+def _torch_kwargs(spec):
+    """The spec's options: torch's keyword arguments of the same names, by design."""
+    return {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("name", "groups")}
+
+
 def _grad(p: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """A gradient that depends on the parameters, so a wrong update changes later steps."""
     return np.sin(3 * p) + p**3 * 0.1 + noise
@@ -71,9 +76,9 @@ def _run_both(spec, groups_np, groups_torch, factors=None, clip=None):
     p_np = {k: v.copy() for k, v in init.items()}
     opt = make_optimizer(spec, groups_np)
     tp = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in init.items()}
-    kwargs = {k: getattr(spec, k) for k in TORCH_KEYS[spec.name]}
+    kwargs = _torch_kwargs(spec)
     torch_groups = [{"params": [tp[n] for n in names], **o} for names, o in groups_torch]
-    topt = TORCH[spec.name](torch_groups, foreach=False, **kwargs)
+    topt = TORCH_OPTIMIZERS[type(spec)](torch_groups, foreach=False, **kwargs)
     base = [g["lr"] for g in topt.param_groups]
     for t in range(STEPS):
         f = 1.0 if factors is None else factors[t]

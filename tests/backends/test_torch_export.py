@@ -31,7 +31,7 @@ def _sampled(ir: gs.IR) -> set[str]:
     out = set()
     for name in ir.outputs:
         for n in plan.needed([f"output:{name}"]):
-            opdef = REGISTRY[ir.node(n)["op"]]
+            opdef = ir.op(n).opdef
             if opdef.stochastic and not opdef.uses_training:
                 out.add(name)
     return out
@@ -72,7 +72,7 @@ def _check(ir: gs.IR, path: Path, params: dict[str, np.ndarray], rtol: float,
 def test_gallery_exports(spec_file: Path, tmp_path: Path) -> None:
     ir = gs.build(gs.load(spec_file))
     params = gs.init_params(ir)
-    ops = {ir.node(n)["op"] for n in ir.op_nodes()}
+    ops = {ir.node(n).op for n in ir.op_nodes()}
     blocked = ops & set(NOT_EXPORTABLE)
     if blocked:
         with pytest.raises(BackendError, match=sorted(blocked)[0]):

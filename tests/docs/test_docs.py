@@ -18,7 +18,7 @@ from pydantic_core import PydanticUndefined
 import graphspec as gs
 from graphspec.ops import REGISTRY
 from graphspec.ops.docs import ops_markdown
-from graphspec.spec.models import TrainSpec
+from graphspec.spec.models import OPTIMIZERS, TrainSpec
 from graphspec.spec.variants import expand_variants
 from graphspec.train.expect import check_run
 
@@ -161,8 +161,6 @@ def test_doc_example_meets_its_claims_every_seed(
 
 
 # ---- the documented defaults are the model's ----------------------------------------------
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 
 
 def defaults_tables(path: Path) -> list[tuple[int, str, str]]:

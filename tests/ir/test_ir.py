@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -12,8 +14,11 @@ import pytest
 from paths import GALLERY, ROOT
 
 import graphspec as gs
+from graphspec.ir.build import build_expanded
 from graphspec.ir.counts import check_param_budget, node_flops, node_params
 from graphspec.ir.serialize import graph_from_json, ir_to_dot, ir_to_json, ir_to_text
+from graphspec.ops import REGISTRY
+from graphspec.spec.expand import expand
 
 HEAD = "graphspec: 1\nname: t\ninputs:\n  x: [batch, 2]\n"
 
@@ -30,14 +35,68 @@ def test_mul_of_a_value_with_itself_keeps_two_edges() -> None:
 
 def test_node_attributes() -> None:
     ir = build("graph:\n  - {id: h, op: linear, units: 3}\n")
-    h = ir.node("h")
-    assert h["kind"] == "op" and h["op"] == "linear" and h["role"] == "graph"
-    assert h["inputs"] == ["x", "h.weight", "h.bias"] and h["n_inputs"] == 1
-    assert (h["src"].line, h["src"].col) == (6, 5)
-    w = ir.node("h.weight")
-    assert w["kind"] == "param" and w["owner"] == "h" and w["init"] == "glorot_uniform"
+    h = ir.op("h")
+    assert h.kind == "op" and h.op == "linear" and h.role == "graph"
+    assert h.inputs == ("x", "h.weight", "h.bias") and h.n_inputs == 1
+    assert h.src is not None and (h.src.line, h.src.col) == (6, 5)
+    w = ir.param("h.weight")
+    assert w.kind == "param" and w.owner == "h" and w.init == "glorot_uniform"
     assert str(ir.type("h")) == "[batch, 3]"
     assert ir.order == list(nx.lexicographical_topological_sort(ir.graph))
+
+
+def test_nodes_are_frozen() -> None:
+    ir = build("graph:\n  - {id: h, op: linear, units: 3}\n")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ir.op("h").op = "tanh"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ir.param("h.weight").init = "zeros"  # type: ignore[misc]
+    assert isinstance(ir.op("h").inputs, tuple)
+
+
+def test_build_reads_the_expanded_spec_without_changing_it() -> None:
+    # A block instance read by its name (an alias), an initializer written for an op's only
+    # parameter, a penalty that finds its weights, and state buffers: each used to be
+    # written back into the expanded nodes.
+    text = HEAD + (
+        "  y: [batch, 1]\n"
+        "blocks:\n  cell:\n    graph:\n      - {id: h, op: linear, units: 2}\n"
+        "      - {id: out, op: tanh}\n"
+        "graph:\n  - {id: body, block: cell, in: x}\n  - {id: n, op: batch_norm, in: body}\n"
+        "  - {id: w, op: param, shape: [2, 1], init: ones}\n"
+        "  - {id: p, op: matmul, in: [n, w]}\n"
+        "loss:\n  - {op: mse, in: [p, y]}\n  - {op: l2_penalty, weight: 0.1}\n"
+    )
+    spec = gs.loads(text, "t.yaml")
+    ex = expand(spec)
+    before = copy.deepcopy(ex)
+    first = build_expanded(ex, spec)
+    assert ex == before
+    second = build_expanded(ex, spec)
+    assert ex == before
+    assert dict(first.graph.nodes(data=True)) == dict(second.graph.nodes(data=True))
+    assert first.op("n").inputs[0] == "body.out"  # the alias, resolved in the IR only
+    assert first.param("w.value").init == "ones"
+    assert first.op("l2_penalty").inputs == ("w.value", "body.h.weight")  # creation order
+
+
+def test_grad_flags_follow_the_op_declaration() -> None:
+    ir = build(
+        "  y: [batch, 3]\ngraph:\n  - {id: h, op: linear, in: x, units: 3}\n"
+        "  - {id: n, op: batch_norm}\nloss:\n  - {op: mse, in: [n, y]}\n"
+    )
+    bn = ir.op("n")
+    assert bn.state == ("running_mean", "running_var")
+    assert bn.data_inputs == ("h",)
+    assert bn.param_args == ("n.gamma", "n.beta")
+    assert bn.state_args == ("n.running_mean", "n.running_var")
+    # The input and both parameters take gradients; the running statistics never do.
+    assert bn.grad_flags == [True, True, True, False, False]
+    assert bn.grad_flags == REGISTRY["batch_norm"].differentiable(3, 1) + [False, False]
+    # A loss's target is declared non-differentiable.
+    mse = ir.op("mse")
+    assert mse.inputs == ("n", "y")
+    assert mse.grad_flags == [True, False] == REGISTRY["mse"].differentiable(2, 2)
 
 
 def test_counts() -> None:

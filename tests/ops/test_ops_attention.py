@@ -241,5 +241,5 @@ def test_hard_attention_errors(attrs, message):
 
 
 def test_hard_attention_declares_its_surrogate_for_verification():
-    assert hard("estimator: straight_through").node("att")["attrs"].fd_exempt
-    assert hard("estimator: none").node("att")["attrs"].fd_exempt is None
+    assert hard("estimator: straight_through").node("att").attrs.fd_exempt
+    assert hard("estimator: none").node("att").attrs.fd_exempt is None

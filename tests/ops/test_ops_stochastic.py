@@ -66,14 +66,14 @@ def bernoulli(sample: str) -> gs.IR:
 def test_reinforce_adds_a_zero_valued_term_built_from_registry_ops():
     ir = bernoulli("estimator: reinforce")
     assert [lid for lid, _ in ir.losses] == ["mse", "z.reinforce"]
-    new = [n for n in ir.order if ir.node(n).get("generated") == "reinforce"]
-    ops = sorted(ir.node(n)["op"] for n in new)
+    new = [n for n in ir.op_nodes() if ir.op(n).generated == "reinforce"]
+    ops = sorted(ir.node(n).op for n in new)
     assert ops == ["log_prob", "mul", "stop_gradient", "stop_gradient", "sub", "sum"]
     for n in new:  # located at the sample, typed, edges by argument position
-        node = ir.node(n)
-        assert node["src"] == ir.node("z")["src"] and node["type"] is not None
+        node = ir.op(n)
+        assert node.src == ir.node("z").src and node.type is not None
         assert [a for a, _, k in sorted(ir.graph.in_edges(n, keys=True), key=lambda e: e[2])] \
-            == node["inputs"]
+            == list(node.inputs)
     pos = {n: i for i, n in enumerate(ir.order)}
     assert all(pos[a] < pos[b] for a, b in ir.graph.edges())
     assert set(ir.order) == set(ir.graph.nodes)
@@ -94,11 +94,11 @@ def test_default_cost_is_the_weighted_loss_terms_the_sample_moves():
         "  - {op: l2_penalty, weight: 0.1}\n"
     )
     ir = build(text)
-    total = ir.node("z.reinforce.cost")["inputs"][0]
-    assert ir.node(total)["op"] == "add"
-    scaled = ir.node(total)["inputs"]
-    assert scaled[0] == "mse" and ir.node(scaled[1])["op"] == "scale"
-    assert ir.node(scaled[1])["attrs"].factor == 0.5  # the penalty cannot depend on z: left out
+    total = ir.node("z.reinforce.cost").inputs[0]
+    assert ir.node(total).op == "add"
+    scaled = ir.node(total).inputs
+    assert scaled[0] == "mse" and ir.node(scaled[1]).op == "scale"
+    assert ir.op(scaled[1]).attrs.factor == 0.5  # the penalty cannot depend on z: left out
     res = gs.compile(ir, "numpy").loss_and_grads(BERN_PARAMS, BERN_INPUTS)
     assert res.terms["z.reinforce"] == 0.0 and set(res.terms) == {
         "mse", "again", "l2_penalty", "z.reinforce"}
@@ -115,7 +115,7 @@ def test_a_sample_no_loss_depends_on_gets_no_term():
 def test_per_example_cost_revives_the_cost_node():
     ir = bernoulli("estimator: reinforce, cost: cost, baseline: mean")
     assert not any("'cost'" in m for m, _ in ir.warnings)
-    ops = {ir.node(n)["op"] for n in ir.order if ir.node(n).get("generated")}
+    ops = {ir.op(n).op for n in ir.op_nodes() if ir.op(n).generated}
     assert {"leave_one_out_mean", "mean", "log_prob"} <= ops
     assert ir.type("z.reinforce").shape == ()
 
@@ -335,8 +335,8 @@ loss:
   - {op: mse, in: [pol.z, y]}
 """
     ir = build(text)
-    assert ir.node("pol.z.reinforce.cost")["inputs"] == ["pol.c"]
-    assert ir.node("pol.z.reinforce")["cluster"] == ir.node("pol.z")["cluster"]
+    assert ir.node("pol.z.reinforce.cost").inputs == ("pol.c",)
+    assert ir.node("pol.z.reinforce").cluster == ir.node("pol.z").cluster
 
 
 def test_log_prob_checks_its_inputs():

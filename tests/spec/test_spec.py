@@ -88,10 +88,9 @@ def test_loads_errors_quote_the_string_source() -> None:
 
 def test_sequential_shorthand_reads_the_previous_node() -> None:
     ir = load("graph:\n  - {op: linear, units: 3}\n  - {op: tanh}\n  - {op: linear, units: 1}\n")
-    g = ir.graph
-    assert g.nodes["linear_0"]["inputs"][0] == "x"
-    assert g.nodes["tanh_0"]["inputs"] == ["linear_0"]
-    assert g.nodes["linear_1"]["inputs"][0] == "tanh_0"
+    assert ir.node("linear_0").inputs[0] == "x"
+    assert ir.node("tanh_0").inputs == ("linear_0",)
+    assert ir.node("linear_1").inputs[0] == "tanh_0"
     assert ir.outputs == {"linear_1": "linear_1"}
 
 
@@ -106,15 +105,14 @@ def test_blocks_repeat_params_and_skip_input() -> None:
         "  - {op: linear, in: body, units: 1}\n",
         head,
     )
-    g = ir.graph
-    assert g.nodes["body.0.h"]["inputs"][0] == "x"
-    assert g.nodes["body.0.a"]["op"] == "tanh"
-    assert g.nodes["body.0.out"]["inputs"] == ["x", "body.0.a"]
-    assert g.nodes["body.2.out"]["inputs"] == ["body.1.out", "body.2.a"]
-    assert g.nodes["linear_0"]["inputs"][0] == "body.2.out"  # the instance id is its last node
-    assert g.nodes["body.1.h"]["block"] == ("res",)
-    assert g.nodes["body.1.h"]["cluster"] == ("body.1",)
-    assert g.nodes["body.1.h.weight"]["cluster"] == ("body.1",)
+    assert ir.node("body.0.h").inputs[0] == "x"
+    assert ir.node("body.0.a").op == "tanh"
+    assert ir.node("body.0.out").inputs == ("x", "body.0.a")
+    assert ir.node("body.2.out").inputs == ("body.1.out", "body.2.a")
+    assert ir.node("linear_0").inputs[0] == "body.2.out"  # the instance id is its last node
+    assert ir.node("body.1.h").block == ("res",)
+    assert ir.node("body.1.h").cluster == ("body.1",)
+    assert ir.node("body.1.h.weight").cluster == ("body.1",)
 
 
 def test_single_block_instance_prefix_and_nested_clusters() -> None:
@@ -124,8 +122,8 @@ def test_single_block_instance_prefix_and_nested_clusters() -> None:
         "      - {id: s, op: sigmoid}\n"
     )
     ir = load("graph:\n  - {id: o, block: outer}\n", head)
-    assert ir.graph.nodes["o.i.1.t"]["cluster"] == ("o", "o.i.1")
-    assert ir.graph.nodes["o.s"]["inputs"] == ["o.i.1.t"]
+    assert ir.node("o.i.1.t").cluster == ("o", "o.i.1")
+    assert ir.node("o.s").inputs == ("o.i.1.t",)
 
 
 def test_sharing_a_parameter_adds_no_parameter() -> None:
@@ -135,7 +133,7 @@ def test_sharing_a_parameter_adds_no_parameter() -> None:
     )
     ir = load(body)
     assert ir.params == ["a.weight", "a.bias", "b.bias"]
-    assert ir.graph.nodes["b"]["inputs"] == ["a", "a.weight", "b.bias"]
+    assert ir.node("b").inputs == ("a", "a.weight", "b.bias")
 
 
 def test_param_node_is_read_by_its_id() -> None:
@@ -145,7 +143,7 @@ def test_param_node_is_read_by_its_id() -> None:
     )
     ir = load(body)
     assert ir.params == ["w.value"]
-    assert ir.graph.nodes["w.value"]["init"] == "zeros"
+    assert ir.param("w.value").init == "zeros"
     assert str(ir.type("p")) == "[batch, 3]"
 
 
@@ -156,7 +154,7 @@ def test_loss_terms_and_weights() -> None:
     )
     ir = load(body)
     assert ir.losses == [("mse", 1.0), ("l2_penalty", 0.01)]
-    assert ir.graph.nodes["l2_penalty"]["inputs"] == ["h.weight"]  # weights, never biases
+    assert ir.node("l2_penalty").inputs == ("h.weight",)  # weights, never biases
 
 
 def test_weight_outside_the_loss_is_an_error() -> None:

@@ -21,15 +21,8 @@ import numpy as np
 
 from graphspec.ops import REGISTRY, OpDef, Sample, TensorType
 from graphspec.ops.registry import Attrs
-
-# The float64 tolerances, as graphspec.verify.TOLERANCES and FD_EPS state them.
-FORWARD_RTOL = 1e-12
-FORWARD_ATOL = 1e-12
-GRAD_RTOL = 1e-9
-GRAD_ATOL = 1e-10
-FD_EPS = 1e-6
-FD_RTOL = 1e-5
-FD_ATOL = 1e-7
+from graphspec.verify.report import Tol
+from graphspec.verify.tolerances import FD_EPS, fd_tolerance, tolerance
 
 
 @dataclass
@@ -95,7 +88,7 @@ def cases(opdef: OpDef, seed: int = 0) -> Iterator[Case]:
                     kwargs["noise"] = rng.random(like.shape)
                 else:
                     kwargs["noise"] = rng.standard_normal(like.shape)
-        flags = opdef.differentiable(len(args) - len(states), n_inputs) + [False] * len(states)
+        flags = opdef.grad_flags(len(args), n_inputs, len(states))
         if opdef.category == "metric":
             flags = [False] * len(args)
         diff = [f and np.asarray(a).dtype.kind == "f" for f, a in zip(flags, args)]
@@ -186,8 +179,11 @@ def directional_fd(case: Case, g: np.ndarray, rng: np.random.Generator) -> tuple
     return analytic, float(np.vdot(g, ju))
 
 
-def full_jacobian_fd(case: Case, g: np.ndarray, max_elems: int = 64) -> list[tuple[str, float]]:
-    """Element-wise central differences of <g, f>; returns (arg name, max abs error) per arg."""
+def full_jacobian_fd(
+    case: Case, g: np.ndarray, max_elems: int = 64
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Element-wise central differences of <g, f>: (arg name, the VJP's gradient, the
+    differences) per differentiable argument of at most ``max_elems`` elements."""
     grads = numpy_vjp(case, g)
     out = []
     for i, (a, d) in enumerate(zip(case.args, case.diff)):
@@ -202,8 +198,7 @@ def full_jacobian_fd(case: Case, g: np.ndarray, max_elems: int = 64) -> list[tup
             args[i][idx] -= 2 * FD_EPS
             fm = float(np.vdot(g, numpy_forward(case, args)))
             numeric[idx] = (fp - fm) / (2 * FD_EPS)
-        scale = max(1.0, float(np.abs(numeric).max()))
-        out.append((case.arg_names[i], float(np.abs(analytic - numeric).max()) / scale))
+        out.append((case.arg_names[i], analytic, numeric))
     return out
 
 
@@ -248,15 +243,20 @@ def all_cases(filter_fn: Callable[[OpDef], bool] = lambda d: True) -> list[Case]
 
 
 # ---- dtypes and per-op tolerances --------------------------------------------------------
-# The numbers live in graphspec.verify (TOLERANCES); an op loosens them for itself with
-# a ``tolerances`` class attribute next to its definition, giving the reason.
+# The numbers live in graphspec.verify.tolerances, the table verify uses too; an op loosens
+# them for itself with a ``tolerances`` class attribute next to its definition, giving the
+# reason.
 
 
-def tol(case: Case, kind: str, dtype: str = "float64") -> Any:
-    """The tolerance (``.rtol``, ``.atol``) for ``kind`` (forward, grad, fd) of this case."""
-    from graphspec.verify import tolerance
-
+def tol(case: Case, kind: str, dtype: str = "float64") -> Tol:
+    """The tolerance (``.rtol``, ``.atol``) for ``kind`` (forward, grad) of this case."""
     return tolerance(kind, dtype, [case.attrs])
+
+
+def fd_tol(case: Case, value: float) -> Tol:
+    """The finite-difference tolerance of this case, for ``<g, f>`` of value ``value``: the
+    rule verify applies to a loss."""
+    return fd_tolerance([case.attrs], value)
 
 
 def cast_case(case: Case, dtype: str) -> Case:

@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from graphspec.backend import Arrays, CompileOptions, LossResult
+from graphspec.backend import Arrays, Capabilities, CompileOptions, LossResult
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Plan
-from graphspec.ops import REGISTRY
 from graphspec.train.groups import param_groups
 from graphspec.train.schedules import lr_factor
 from graphspec_numpy.kernels import SPECS, VJPS, forward
@@ -48,28 +47,26 @@ class MiniProgram:
         values = {**self._cast(params), **self._cast(inputs)}
         new_state: Arrays = {}
         for nid in self.plan.needed(targets):
-            node = self.ir.node(nid)
-            opdef = REGISTRY[node["op"]]
+            node = self.ir.op(nid)
             args, kw = self._call(nid, values, training, noise)
             if residuals is None:
-                out = forward(opdef.name, args, kw)
+                out = forward(node.op, args, kw)
             else:
-                out, residuals[nid] = forward(opdef.name, args, kw, save=True)
-            if opdef.has_state:
+                out, residuals[nid] = forward(node.op, args, kw, save=True)
+            if node.opdef.has_state:
                 out, state = out
-                new_state.update(zip(node["inputs"][-len(state):], state))
+                new_state.update(zip(node.state_args, state))
             values[nid] = np.asarray(out)
         return values, new_state
 
     def _call(self, nid: str, values: Arrays, training: bool,
               noise: Arrays) -> tuple[list[Any], dict[str, Any]]:
-        node = self.ir.node(nid)
-        opdef = REGISTRY[node["op"]]
-        kw = node["attrs"].kernel_attrs()
-        if opdef.uses_training:
+        node = self.ir.op(nid)
+        kw = node.attrs.kernel_attrs()
+        if node.opdef.uses_training:
             kw["training"] = training
-        nz = node["attrs"].noise() if opdef.stochastic else None
-        args = [values[a] for a in node["inputs"]]
+        nz = node.attrs.noise() if node.opdef.stochastic else None
+        args = [values[a] for a in node.inputs]
         if nz is not None:
             like = args[nz.like]
             if nid not in noise:  # training: draw natively
@@ -104,17 +101,14 @@ class MiniProgram:
         path = self.plan.grad_path()
         cot: Arrays = {lid: np.asarray(w, self.dtype) for lid, w in self.ir.losses if lid in path}
         for nid in reversed(self.plan.needed(self.plan.loss_targets())):
-            node = self.ir.node(nid)
-            opdef = REGISTRY[node["op"]]
-            if nid not in cot or opdef.name not in VJPS:
+            node = self.ir.op(nid)
+            if nid not in cot or node.op not in VJPS:
                 continue
             args, kw = self._call(nid, values, training, noise)
-            n_state = len(node.get("state", []))
-            flags = opdef.differentiable(len(args) - n_state, node["n_inputs"]) + [False] * n_state
-            if SPECS[opdef.name].reads_residuals:
+            if SPECS[node.op].reads_residuals:
                 kw["res"] = residuals[nid]
-            grads = VJPS[opdef.name](cot[nid], values[nid], *args, **kw)
-            for a, flag, g in zip(node["inputs"], flags, grads):
+            grads = VJPS[node.op](cot[nid], values[nid], *args, **kw)
+            for a, flag, g in zip(node.inputs, node.grad_flags, grads):
                 if flag and a in path and g is not None:  # a value read twice adds up
                     g = unbroadcast(np.asarray(g), np.shape(values[a]))
                     cot[a] = cot[a] + g if a in cot else g
@@ -184,9 +178,22 @@ class MiniTrainer:
 
 class MiniBackend:
     name = "mini"
+    # Its trainers take injected noise (MiniTrainer.set_noise): verify compares their steps
+    # on stochastic specs.  Nothing else is declared, so the core's defaults apply.
+    capabilities = Capabilities(noise_injection=True)
+
+    def compile(self, ir: IR, options: CompileOptions) -> MiniProgram:
+        return MiniProgram(ir, options)
+
+
+class BareBackend:
+    """The same interpreter declaring nothing (no ``capabilities``): a minimal plugin."""
+
+    name = "bare"
 
     def compile(self, ir: IR, options: CompileOptions) -> MiniProgram:
         return MiniProgram(ir, options)
 
 
 backend = MiniBackend()
+bare = BareBackend()

@@ -154,7 +154,7 @@ def test_shares_cover_each_row_once_and_differ_by_at_most_one(n: int, world: int
 
 def test_penalties_count_once_and_losses_per_example(tmp_path: Path) -> None:
     ir = gs.build(gs.load(_spec(tmp_path, MLP)))
-    penalties = {lid for lid, _ in ir.losses if ir.node(lid)["op"] == "l2_penalty"}
+    penalties = {lid for lid, _ in ir.losses if ir.node(lid).op == "l2_penalty"}
     assert len(penalties) == 1 and len(ir.losses) == 2
     assert once_terms(ir) == penalties and problems_with_rows(ir) == []
 

@@ -345,15 +345,13 @@ DIVERGING = (
 
 
 def test_nonfinite_loss_located_by_the_reference_for_other_backends(tmp_path, monkeypatch):
-    from graphspec_numpy.program import NumpyProgram
+    from graphspec import backend as backend_mod
 
-    class Opaque:  # a backend trainer that reports a bad loss but cannot say where
+    class OpaqueTrainer:  # reports a bad loss but cannot say where
         def __init__(self, inner):
             self._inner = inner
 
         def __getattr__(self, name):
-            if name == "locate_nonfinite":
-                raise AttributeError(name)
             return getattr(self._inner, name)
 
         def train_epoch(self, batches, epoch):
@@ -362,16 +360,26 @@ def test_nonfinite_loss_located_by_the_reference_for_other_backends(tmp_path, mo
             except NonFiniteLoss as e:
                 raise NonFiniteLoss("loss is inf", e.epoch, e.step) from None
 
-    real, made = NumpyProgram.trainer, []
+    class OpaqueProgram:
+        def __init__(self, inner):
+            self._inner = inner
 
-    def first_opaque(*args):  # the run's trainer is opaque, the reference is not
-        made.append(real(*args))
-        return Opaque(made[-1]) if len(made) == 1 else made[-1]
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
 
-    monkeypatch.setattr(NumpyProgram, "trainer", first_opaque)
+        def trainer(self, *args):
+            return OpaqueTrainer(self._inner.trainer(*args))
+
+    class OpaqueBackend:  # declares no capabilities: it does not locate non-finite values
+        name = "opaque"
+
+        def compile(self, ir, options):
+            return OpaqueProgram(gs.get_backend("numpy").compile(ir, options))
+
+    monkeypatch.setitem(backend_mod._LOADED, "opaque", OpaqueBackend())
     (tmp_path / "spec.yaml").write_text(DIVERGING)
     with pytest.raises(NonFiniteLoss, match="on the numpy reference the first non-finite") as e:
-        train(tmp_path / "spec.yaml", out=tmp_path / "run", progress=False)
+        train(tmp_path / "spec.yaml", backend="opaque", out=tmp_path / "run", progress=False)
     assert e.value.node in ("out", "mse") and e.value.location.line in (7, 9)
 
 
