@@ -184,7 +184,7 @@ def test_saving_residuals_changes_no_output(case) -> None:
 
 
 def test_every_residual_op_hands_its_vjp_the_residuals() -> None:
-    assert RESIDUALS == {"batch_norm", "layer_norm", "highway"}
+    assert {"batch_norm", "layer_norm", "highway", "scaled_dot_product_attention"} <= RESIDUALS
     assert all(SPECS[op].reads_residuals for op in RESIDUALS)
     # softmax and log_softmax need only their output: no input, nothing recomputed.
     assert SPECS["softmax"].reads == {"y"} and SPECS["log_softmax"].reads == {"y"}

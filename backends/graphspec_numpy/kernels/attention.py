@@ -1,7 +1,8 @@
 """Kernels for graphspec.ops.attention.
 
 The scores ``s = x @ weight (+ bias)`` and their softmax are family helpers: generated
-modules copy them with the kernels that call them.
+modules copy them with the kernels that call them. Soft and scaled dot-product attention
+hand their weights ``a`` to their VJPs as residuals.
 """
 
 import numpy as np
@@ -25,18 +26,19 @@ def _causal_scores(q, k, causal, scale):
     return s, c
 
 
-@kernel("soft_attention")
-def soft_attention(x, weight, bias=None, *, output):
+@kernel("soft_attention", residuals=True)
+def soft_attention(x, weight, bias=None, *, output, save=False):
+    # Residuals: the attention weights a.
     a = softmax_along(_scores(x, weight, bias), -1)
-    a = a[..., None] if x.ndim == 3 else a
-    y = a * x
-    return y.sum(axis=1, keepdims=x.ndim == 2) if output == "sum" else y
+    y = (a[..., None] if x.ndim == 3 else a) * x
+    y = y.sum(axis=1, keepdims=x.ndim == 2) if output == "sum" else y
+    return (y, a) if save else y
 
 
-@vjp("soft_attention", reads=("x", "weight", "bias"))
-def soft_attention_vjp(g, y, x, weight, bias=None, *, output):
+@vjp("soft_attention", reads=("x", "weight", "res"), input_shaped=True)
+def soft_attention_vjp(g, y, x, weight, bias=None, *, output, res):
     # y = a ⊙ x, a = softmax(s(x)): dL/ds = a (g⊙x - <g⊙x, a>) ; dL/dx = g ⊙ a + dL/ds ∂s/∂x
-    a = softmax_along(_scores(x, weight, bias), -1)
+    a = res
     if output == "sum" and x.ndim == 3:
         g = g[:, None, :]  # the summary [batch, d] spreads over the n positions
     ga = g * x if x.ndim == 2 else (g * x).sum(axis=-1)
@@ -48,17 +50,19 @@ def soft_attention_vjp(g, y, x, weight, bias=None, *, output):
     return gx, np.einsum("bn,bnd->d", gs, x)
 
 
-@kernel("scaled_dot_product_attention")
-def scaled_dot_product_attention(q, k, v, *, causal, scale):
-    s, _ = _causal_scores(q, k, causal, scale)
-    return softmax_along(s, -1) @ v
-
-
-@vjp("scaled_dot_product_attention", reads=("q", "k", "v"))
-def scaled_dot_product_attention_vjp(g, y, q, k, v, *, causal, scale):
-    # dL/dv = a^T g ; dL/ds = a ⊙ (g v^T - rowsum(a ⊙ g v^T)) ; dL/dq = c ds k ; dL/dk = c ds^T q
+@kernel("scaled_dot_product_attention", residuals=True)
+def scaled_dot_product_attention(q, k, v, *, causal, scale, save=False):
+    # Residuals: the attention weights a and the scale c.
     s, c = _causal_scores(q, k, causal, scale)
     a = softmax_along(s, -1)
+    y = a @ v
+    return (y, (a, c)) if save else y
+
+
+@vjp("scaled_dot_product_attention", reads=("q", "k", "v", "res"))
+def scaled_dot_product_attention_vjp(g, y, q, k, v, *, causal, scale, res):
+    # dL/dv = a^T g ; dL/ds = a ⊙ (g v^T - rowsum(a ⊙ g v^T)) ; dL/dq = c ds k ; dL/dk = c ds^T q
+    a, c = res
     ga = g @ np.swapaxes(v, -1, -2)
     gs = a * (ga - (ga * a).sum(axis=-1, keepdims=True)) * c
     return gs @ k, np.swapaxes(gs, -1, -2) @ q, np.swapaxes(a, -1, -2) @ g
