@@ -8,7 +8,7 @@ edge.  See docs/backends.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -115,6 +115,7 @@ class DistributedTraining(Protocol):
 
 
 InitialParamsWriter = Callable[[IR, Arrays, Path], Path]
+OnnxExporter = Callable[[IR, Arrays, Path], Path]
 SINGLE_PROCESS = "trains in one process"
 
 
@@ -144,6 +145,9 @@ class Capabilities:
       needs it, so a heavy import waits until then.
     * ``single_process``: for a backend without ``distributed``, the end of the sentence
       "the NAME backend ..." that explains a refused ``--nproc``.
+    * ``onnx_export``: a function returning ``f(ir, params, path) -> path``, which writes the
+      forward graph with ``params`` as an ONNX model (``graphspec export``); called only
+      when asked, so the exporter's imports wait until then.
     """
 
     noise_injection: bool = False
@@ -152,6 +156,7 @@ class Capabilities:
     write_initial_params: InitialParamsWriter | None = None
     distributed: Callable[[], DistributedTraining] | None = None
     single_process: str = SINGLE_PROCESS
+    onnx_export: Callable[[], OnnxExporter] | None = None
 
     def __post_init__(self) -> None:
         if self.reference and not self.locate_nonfinite:
@@ -239,18 +244,25 @@ def get_backend(name: str) -> Backend:
     return backend
 
 
-def reference_backend() -> Backend:
-    """The reference backend: the first installed backend, by entry-point name, that declares
-    ``Capabilities(reference=True)`` (graphspec's own: numpy); backends that cannot be
-    loaded are passed over.  Loading stops at the first reference found, so a heavy plugin
-    later in the order is not imported for nothing."""
+def declaring(wants: Callable[[Capabilities], object]) -> Iterator[str]:
+    """Names of the installed backends whose declaration satisfies ``wants``, in the order of
+    their entry-point names, loaded one at a time as the caller asks for the next (so taking
+    the first does not import a heavy plugin later in the order); backends that cannot be
+    loaded are passed over."""
     for name in sorted(available_backends()):
         try:
             backend = get_backend(name)
         except BackendError:
             continue
-        if capabilities(backend).reference:
-            return backend
+        if wants(capabilities(backend)):
+            yield name
+
+
+def reference_backend() -> Backend:
+    """The reference backend: the first installed backend, by entry-point name, that declares
+    ``Capabilities(reference=True)`` (graphspec's own: numpy)."""
+    for name in declaring(lambda c: c.reference):
+        return get_backend(name)
     raise BackendError(
         "no installed backend declares itself a reference (Capabilities(reference=True))",
         hint="install graphspec's numpy backend (it ships with graphspec)",

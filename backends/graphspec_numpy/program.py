@@ -11,6 +11,7 @@ from graphspec.codegen.text import load_module
 from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
 from graphspec_numpy.codegen import generate
+from graphspec_numpy.trainer import NumpyTrainer
 
 
 class NumpyProgram:
@@ -76,6 +77,5 @@ class NumpyProgram:
                           {k: np.asarray(v) for k, v in grads.items()}, state)
 
     def trainer(self, params: Arrays, train: Any, seed: int) -> Any:
-        from graphspec_numpy.trainer import NumpyTrainer
 
         return NumpyTrainer(self, params, train, seed)

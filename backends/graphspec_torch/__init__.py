@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graphspec.backend import Arrays, Capabilities, CompileOptions, DistributedTraining
+from graphspec.backend import (
+    Arrays,
+    Capabilities,
+    CompileOptions,
+    DistributedTraining,
+    OnnxExporter,
+)
 from graphspec.ir.graph import IR
 
 if TYPE_CHECKING:
@@ -27,12 +33,20 @@ def data_parallel() -> DistributedTraining:
     return distributed
 
 
+def onnx_exporter() -> OnnxExporter:
+    """``graphspec export --onnx``: the forward graph as an ONNX model (torch.onnx)."""
+    from graphspec_torch import export  # deferred: imports torch and onnx, only when asked
+
+    return export.export_onnx
+
+
 class TorchBackend:
     name = "torch"
     capabilities = Capabilities(
         noise_injection=True,
         write_initial_params=write_initial_params,
         distributed=data_parallel,
+        onnx_export=onnx_exporter,
     )
 
     def compile(self, ir: IR, options: CompileOptions | None = None) -> TorchProgram:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,7 +96,6 @@ def deterministic(seed: int | None = None) -> None:
 
     ``CUBLAS_WORKSPACE_CONFIG`` must be set before cuBLAS initialises, so call this early.
     """
-    import os
 
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)

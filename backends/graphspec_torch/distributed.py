@@ -52,8 +52,11 @@ from graphspec.errors import (
     TrainingError,
     UsageError,
 )
+from graphspec.ir.build import build
 from graphspec.ir.graph import IR
 from graphspec.ops.registry import norm_axis
+from graphspec.train import checkpoint
+from graphspec.train.driver import RunResult, TrainingInterrupted, train
 from graphspec_torch.trainer import TorchTrainer
 
 T = TypeVar("T")
@@ -495,8 +498,6 @@ def launch(
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from graphspec.ir.build import build
-
     check_launch(nproc, dist_backend, max_restarts)
     check_spec(build(spec))  # before any process starts: one message, not N
     run_dir = Path(train_kwargs["out"])
@@ -541,8 +542,6 @@ def launch(
     if kind == "ok":
         return rest[0]
     if kind == "interrupted":
-        from graphspec.train.driver import TrainingInterrupted
-
         signum, message, result = rest
         raise TrainingInterrupted(
             message, result, signum, hint="continue with --resume (resume=True)"
@@ -602,7 +601,6 @@ class _launch_env:
 
 
 def _checkpoint_note(run_dir: Path) -> str:
-    from graphspec.train import checkpoint
 
     path = run_dir / checkpoint.FILENAME
     try:
@@ -644,8 +642,6 @@ def _failure(e: Any, run_dir: Path, max_restarts: int) -> TrainingError:
 def _interrupted(signum: int, run_dir: Path) -> Exception:
     """The launcher got SIGINT/SIGTERM: torch's agent passed it on to the workers, which
     finished their epoch and saved (within SHUTDOWN_S); say so from the checkpoint."""
-    from graphspec.train import checkpoint
-    from graphspec.train.driver import RunResult, TrainingInterrupted
 
     path = run_dir / checkpoint.FILENAME
     try:
@@ -696,7 +692,6 @@ def worker_main(tmp: str) -> int:
 
 
 def _work(payload: dict[str, Any]) -> tuple[Any, ...]:
-    from graphspec.train.driver import TrainingInterrupted, train
 
     rank = int(os.environ.get("RANK", "0"))
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from graphspec.backend import CompileOptions
 from graphspec.errors import BackendError
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Plan
+from graphspec.ops import REGISTRY, TensorType
+from graphspec.ops.registry import iter_samples
+from graphspec_torch.kernels import KERNELS
+from graphspec_torch.program import TorchProgram
 
 # Ops whose forward torch.onnx cannot express, with the reason shown to the user.  A slow
 # test exports every op alone (``_probe``) and checks this table against the exporter.
@@ -57,7 +62,6 @@ def export_onnx(
     refused = [n for n in ops if ir.node(n).op in NOT_EXPORTABLE]
     if refused:
         raise _op_error(ir, refused, {n: NOT_EXPORTABLE[ir.node(n).op] for n in refused})
-    from graphspec_torch.program import TorchProgram
 
     program = TorchProgram(ir, CompileOptions(dtype=dtype, device="cpu"))
     model = program.new_model()
@@ -147,8 +151,6 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
 
 def _culprits(ir: IR, ops: list[str], program: Any) -> dict[str, str]:
     """Export each op alone on its first registry sample; the ops that fail, with why."""
-    from graphspec.ops.registry import iter_samples
-    from graphspec_torch.kernels import KERNELS
 
     tried: dict[str, str | None] = {}
     out: dict[str, str] = {}
@@ -163,9 +165,7 @@ def _culprits(ir: IR, ops: list[str], program: Any) -> dict[str, str]:
 
 def _probe(op: str, kernel: Any, iter_samples: Any, dtype: torch.dtype) -> str | None:
     """Why ``op`` alone fails to export on its first registry sample, or None."""
-    import tempfile
 
-    from graphspec.ops import REGISTRY, TensorType
 
     opdef = REGISTRY[op]
     sample = next(iter(iter_samples(opdef.attrs)), None)

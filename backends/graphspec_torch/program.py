@@ -27,6 +27,7 @@ from graphspec_torch.device import (
     resolve_device,
     resolve_dtype,
 )
+from graphspec_torch.trainer import TorchTrainer
 
 
 class TorchProgram:
@@ -166,7 +167,6 @@ class TorchProgram:
         )
 
     def trainer(self, params: Arrays, train: Any, seed: int) -> Any:
-        from graphspec_torch.trainer import TorchTrainer
 
         return TorchTrainer(self, params, train, seed)
 

@@ -13,22 +13,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import graphspec as gs
 from graphspec.analysis.checks import plan
 from graphspec.analysis.context import CheckContext
 from graphspec.analysis.decision_boundary import DecisionBoundary
+from graphspec.analysis.plots import report
 from graphspec.analysis.registry import Entry
 from graphspec.analysis.runner import read_index, run_stage
 from graphspec.backend import reference_backend
 from graphspec.errors import SpecError
 from graphspec.spec.models import Spec
+from graphspec.train import checkpoint
+from graphspec.train.data import load_data
 
 
 def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
     """Compute ``boundary.npz`` for a 2-D classifier's run unless the run has a decision
     boundary already; returns the files written (none for other models)."""
-    import graphspec as gs
-    from graphspec.train import checkpoint
-    from graphspec.train.data import load_data
 
     run_dir = Path(run_dir)
     if any(e.get("procedure") == "decision_boundary" for e in read_index(run_dir)):
@@ -51,7 +52,6 @@ def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
 
 def plot_run(spec: Spec, run_dir: str | Path) -> list[Path]:
     """Every picture of one run into its directory (``train --plot``)."""
-    from graphspec.analysis.plots import report
 
     add_boundary(spec, run_dir)
     return report([run_dir], run_dir)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+import graphspec as gs
 from graphspec.backend import Backend, capabilities, get_backend
 from graphspec.cli.common import (
     DTYPES,
@@ -21,6 +22,7 @@ from graphspec.cli.common import (
 )
 from graphspec.errors import GraphspecError, Location
 from graphspec.ir.graph import IR
+from graphspec.ir.memory import check_memory
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -45,8 +47,6 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    import graphspec as gs
-    from graphspec.ir.memory import check_memory
 
     spec, ir = load_ir(args.file, args.max_params, args.overrides)
     check_memory(ir, "compile", args.dtype)  # before the parameters are drawn

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from graphspec.analysis.checks import check_variant
+from graphspec.analysis.pictures import plot_run
+from graphspec.analysis.plots import report
 from graphspec.cli.common import (
     DEFAULT_BACKEND,
     DTYPES,
@@ -21,6 +25,15 @@ from graphspec.cli.common import (
     print_warnings,
     require_attr,
 )
+from graphspec.cli.report import summary_table
+from graphspec.errors import TrainingError, UsageError
+from graphspec.ir.memory import check_memory
+from graphspec.spec.variants import expand_variants, run_dir, select
+from graphspec.train import rundir
+from graphspec.train.atomic import WriteError
+from graphspec.train.expect import ClaimError, check_run
+from graphspec.train.logsinks import require_tensorboard
+from graphspec.train.parallel import in_worker, require_distributed, worker_rank
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -136,8 +149,6 @@ def _seconds(text: str) -> float:
 def _check_distributed(args: argparse.Namespace) -> None:
     """Flag combinations that cannot work, refused before the spec or data is loaded (exit
     2)."""
-    from graphspec.errors import UsageError
-    from graphspec.train.parallel import in_worker, require_distributed
 
     if args.nproc is not None:
         require_distributed(args.backend, "--nproc")
@@ -153,12 +164,6 @@ def _check_distributed(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphspec.analysis.checks import check_variant
-    from graphspec.errors import UsageError
-    from graphspec.ir.memory import check_memory
-    from graphspec.spec.variants import expand_variants, run_dir, select
-    from graphspec.train import rundir
-    from graphspec.train.parallel import in_worker, worker_rank
 
     _check_distributed(args)
     if args.resume and (args.overwrite or args.init_from):
@@ -175,8 +180,6 @@ def run(args: argparse.Namespace) -> int:
         if not quiet:
             print_warnings(ir)
     if args.tensorboard:  # before any run directory is touched
-        from graphspec.train.logsinks import require_tensorboard
-
         require_tensorboard()
     driver = import_feature("graphspec.train.driver", "training")
     train = require_attr(driver, "train", "training")
@@ -214,9 +217,7 @@ def _train_variants(
 ) -> int:
     """Train each variant into its folder under ``base`` (None: the driver chooses, under
     torchrun without --out)."""
-    from graphspec.errors import TrainingError
-    from graphspec.spec.variants import run_dir
-    from graphspec.train.atomic import WriteError
+    # deferred: the training driver loads every analysis; parsing arguments needs none
     from graphspec.train.driver import TrainingInterrupted
 
     dirs = []
@@ -275,16 +276,11 @@ def _train_variants(
             failed += 1
         dirs.append(out)
         if args.plot:
-            from graphspec.analysis.pictures import plot_run
-
             for path in plot_run(v, out):
                 print(f"wrote {path}", file=sys.stderr)
     if spec.variants and not quiet:  # the variants side by side: the point of having them
-        from graphspec.analysis.plots import report
-
         for path in report(dirs, base):
             print(f"wrote {path}", file=sys.stderr)
-        from graphspec.cli.report import summary_table
 
         print(summary_table(dirs))
     return 1 if failed else 0
@@ -300,7 +296,6 @@ def _distributed_options(args: argparse.Namespace) -> dict[str, Any]:
 def resume_command(args: argparse.Namespace, base: Path) -> str:
     """The command that continues this training from its checkpoint (after SIGINT/SIGTERM,
     or a failed write): the same spec, run directory and settings, with --resume."""
-    import shlex
 
     again = ["graphspec", "train", args.file, "--resume", "--out", str(base)]
     if args.backend != DEFAULT_BACKEND:
@@ -330,7 +325,6 @@ def _print_expectations(spec: Any, run_result: Any) -> bool:
     claims = getattr(spec, "expect", None) or []
     if not claims:
         return True
-    from graphspec.train.expect import ClaimError, check_run
 
     try:
         outcomes = check_run(list(claims), run_result)

@@ -315,16 +315,9 @@ def _synthetic_data(ir: IR, train: Any) -> tuple[int, int]:
 
 
 def _optimizer_buffers(train: Any) -> int:
-    """Buffers per trainable parameter (graphspec_numpy.optim, as torch.optim keeps them)."""
+    """Buffers per trainable parameter: the spec's optimizer says (no optimizer: none)."""
     opt = getattr(train, "optimizer", None)
-    name = getattr(opt, "name", "sgd")
-    if name == "sgd":
-        return 1 if getattr(opt, "momentum", 0) else 0
-    if name in ("adam", "adamw"):
-        return 3 if getattr(opt, "amsgrad", False) else 2
-    if name == "rmsprop":
-        return 1 + bool(getattr(opt, "momentum", 0)) + bool(getattr(opt, "centered", False))
-    return 1  # adagrad
+    return opt.buffers() if opt is not None else 0
 
 
 def _widest_param(ir: IR) -> Location | None:

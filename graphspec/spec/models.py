@@ -146,6 +146,11 @@ class _Opt(Strict):
     weight_decay: NonNegativeFloat = 0.0
     groups: list[ParamGroupSpec] = Field(default_factory=list)
 
+    def buffers(self) -> int:
+        """State tensors kept per trainable parameter, each of the parameter's size (as
+        torch.optim keeps them; the memory estimate counts them)."""
+        raise NotImplementedError(f"{type(self).__name__} must say how many buffers it keeps")
+
 
 class SGDSpec(_Opt):
     name: Literal["sgd"]
@@ -153,6 +158,9 @@ class SGDSpec(_Opt):
     momentum: NonNegativeFloat = 0.0
     dampening: NonNegativeFloat = 0.0
     nesterov: bool = False
+
+    def buffers(self) -> int:
+        return 1 if self.momentum else 0  # the momentum buffer
 
     @model_validator(mode="after")
     def _nesterov(self) -> SGDSpec:
@@ -171,6 +179,9 @@ class AdamSpec(_Opt):
     eps: PositiveFloat = 1e-8
     amsgrad: bool = False
 
+    def buffers(self) -> int:
+        return 3 if self.amsgrad else 2  # first and second moments (and their running max)
+
 
 class AdamWSpec(AdamSpec):
     name: Literal["adamw"]  # type: ignore[assignment]
@@ -185,6 +196,9 @@ class RMSpropSpec(_Opt):
     momentum: NonNegativeFloat = 0.0
     centered: bool = False
 
+    def buffers(self) -> int:
+        return 1 + bool(self.momentum) + self.centered  # square average, momentum, mean
+
 
 class AdagradSpec(_Opt):
     name: Literal["adagrad"]
@@ -192,6 +206,9 @@ class AdagradSpec(_Opt):
     lr_decay: NonNegativeFloat = 0.0
     initial_accumulator_value: NonNegativeFloat = 0.0
     eps: PositiveFloat = 1e-10
+
+    def buffers(self) -> int:
+        return 1  # the sum of squares
 
 
 # The optimizers a spec can name: this union is their one list.  Each backend keys its

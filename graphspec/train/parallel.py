@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 
 from graphspec.backend import (
     DistributedTraining,
-    available_backends,
     capabilities,
+    declaring,
     get_backend,
 )
-from graphspec.errors import BackendError, UsageError
+from graphspec.errors import UsageError
 
 T = TypeVar("T")
 WORKER_ENV = ("RANK", "WORLD_SIZE")  # set by torchrun (and torch.distributed.run) per worker
@@ -76,20 +76,13 @@ def single_process(backend: str) -> str:
     """Why ``backend`` cannot train data-parallel (its declared ``single_process`` note),
     and which installed backend can."""
     note = capabilities(get_backend(backend)).single_process
-    able = [name for name in sorted(available_backends()) if _declares_distributed(name)]
+    able = next(declaring(lambda c: c.distributed is not None), None)
     where = (
-        f"runs on --backend {able[0]}"
+        f"runs on --backend {able}"
         if able
         else "needs a backend that declares it (none is installed)"
     )
     return f"the {backend} backend {note}; data-parallel training {where}"
-
-
-def _declares_distributed(name: str) -> bool:
-    try:
-        return capabilities(get_backend(name)).distributed is not None
-    except BackendError:  # a broken plugin is no answer
-        return False
 
 
 def require_distributed(backend: str, what: str) -> Callable[[], DistributedTraining]:
@@ -106,7 +99,7 @@ def join(backend: str, dist_backend: str = "auto", timeout: float | None = None)
     backend's group (a context manager: it leaves the process group on exit)."""
     if not in_worker():
         return Solo()
-    if os.environ.get("WORLD_SIZE") == "1" and not _declares_distributed(backend):
+    if os.environ.get("WORLD_SIZE") == "1" and not capabilities(get_backend(backend)).distributed:
         return Solo()  # one rank of one: nothing to share, any backend will do
     return require_distributed(backend, "a torchrun worker")().join(dist_backend, timeout)
 

@@ -30,15 +30,18 @@ from typing import Any
 
 import numpy as np
 
+import graphspec as gs
 from graphspec.backend import Program
 from graphspec.errors import UsageError
 from graphspec.ir.graph import IR
 from graphspec.ir.initializers import init_params
 from graphspec.ir.memory import check_memory
+from graphspec.verify.blame import blame_rows, value_rows
 from graphspec.verify.finite_differences import fd_rows
 from graphspec.verify.inputs import Arrays, batch_size, data_pool, draw_noise, perturb, take
 from graphspec.verify.locate import message, node_of, where
 from graphspec.verify.report import Report, Row, compare, error_row, floored
+from graphspec.verify.steps import trajectory_rows
 from graphspec.verify.tolerances import TOLERANCES, ops_behind, tolerance
 
 DEFAULT_STEPS = 10
@@ -56,7 +59,6 @@ def verify(
     blame: bool = True,
 ) -> Report:
     """Verify ``spec`` (a Spec, an IR or a path) on ``backends``; the first is the reference."""
-    import graphspec as gs
 
     if dtype not in TOLERANCES:
         raise UsageError(f"unknown dtype '{dtype}'", hint="dtypes: " + ", ".join(TOLERANCES))
@@ -107,19 +109,16 @@ def verify(
                     grads = ref64.loss_and_grads(params, inputs, noise=noise).grads
                 report.rows += fd_rows(ir, ref64, ref, params, inputs, noise, grads, rng, report)
         if steps > 0 and len(programs) == len(backends):
-            from graphspec.verify.steps import trajectory_rows
 
             report.rows += trajectory_rows(ir, programs, ref, params, pool, b, steps, rng,
                                            dtype, report)
         failed = {r.check for r in report.rows if not r.ok}
         forward_failed = failed & {"output", "output[train]", "loss", "loss[eval]", "metric"}
         if blame and forward_failed and ref in ok and len(ok) > 1:
-            from graphspec.verify.blame import value_rows
 
             report.rows += value_rows(ir, [x for x in backends if x in ok], ref, params,
                                       inputs, noise, dtype, device, report=report)
         elif blame and failed & {"grad", "fd", "state"}:
-            from graphspec.verify.blame import blame_rows
 
             report.rows += blame_rows(ir, backends, ref, params, inputs, noise, dtype, device,
                                       fd_only=len(backends) == 1, report=report)
@@ -198,7 +197,6 @@ def full_precision() -> Iterator[None]:
 
 
 def _ir_of(spec: Any) -> IR:
-    import graphspec as gs
 
     if isinstance(spec, IR):
         return spec

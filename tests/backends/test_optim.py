@@ -59,6 +59,18 @@ def test_every_optimizer_of_the_spec_has_one_implementation_per_backend():
     assert {type(spec) for spec in CASES} == models
 
 
+@pytest.mark.parametrize("spec", CASES, ids=lambda s: repr(s)[:60])
+def test_each_optimizer_declares_the_buffers_torch_keeps(spec):
+    """The memory estimate counts spec.buffers() tensors per parameter: as many as
+    torch.optim holds (of the parameter's shape) after a step."""
+    p = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    opt = TORCH_OPTIMIZERS[type(spec)]([p], **_torch_kwargs(spec))
+    p.grad = torch.ones_like(p)
+    opt.step()
+    kept = [v for v in opt.state[p].values() if torch.is_tensor(v) and v.shape == p.shape]
+    assert spec.buffers() == len(kept)
+
+
 def _torch_kwargs(spec):
     """The spec's options: torch's keyword arguments of the same names, by design."""
     return {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("name", "groups")}

@@ -503,6 +503,16 @@ def test_export_onnx(tmp_path: Path) -> None:
     assert out.stat().st_size > 0
 
 
+def test_export_on_a_backend_that_declares_no_onnx_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "xor.onnx"
+    assert main(["export", str(XOR), "--onnx", str(out), "--backend", "numpy"]) == 2
+    err = capsys.readouterr().err
+    assert "the numpy backend cannot export to ONNX; export runs on --backend torch" in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_missing_feature_module_is_a_clear_error() -> None:
     with pytest.raises(GraphspecError, match="frobnication is not available: module"):
         common.import_feature("graphspec.no_such_module", "frobnication")
