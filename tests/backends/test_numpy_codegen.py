@@ -433,3 +433,29 @@ def test_statements_only_input_gradients_need_run_under_the_flag():
     plus = prog.module.loss_and_grads(params, {**x, "x": x["x"] + eps * u})[0]
     minus = prog.module.loss_and_grads(params, {**x, "x": x["x"] - eps * u})[0]
     assert np.vdot(full["x"], u) == pytest.approx((plus - minus) / (2 * eps), rel=1e-6)
+
+
+def test_generated_names_never_clash_with_node_variables():
+    """Cotangents (g_), residuals (res_), noise (noise_) and the flags (input_grads) are
+    named around the spec's ids, whatever those are."""
+    from graphspec.verify import verify
+
+    spec = MLP.replace(
+        """graph:
+  - {id: fc0, op: linear, in: x, units: 7}
+  - {id: act0, op: relu}""",
+        """graph:
+  - {id: g_x, op: linear, in: x, units: 7}
+  - {id: res_n, op: layer_norm}
+  - {id: noise_d, op: dropout, p: 0.2}
+  - {id: g_noise_d, op: relu}
+  - {id: input_grads, op: linear, units: 7}
+  - {id: losses, op: tanh}""",
+    )
+    ir = gs.build(gs.loads(spec, "<clash>"))
+    src = gs.compile(ir, "numpy").source()
+    assert "res_n, res_res_n = layer_norm(g_x, " in src
+    assert "(g_res_n,) = dropout_vjp(g_noise_d_2, " in src
+    assert "input_grads_2 = linear(" in src and "losses_2 = tanh(" in src
+    report = verify(ir, backends=("numpy", "torch"), steps=1)
+    assert report.ok, report.render(only_failures=True)
