@@ -360,15 +360,6 @@ def _same_shape(plan: Plan, c: Call, spec: VjpSpec, i: int) -> bool:
     return c.n_inputs == 1 or all(isinstance(d, int) for d in out)
 
 
-def _signature(name: str, doc: str) -> list[str]:
-    return [
-        "",
-        "",
-        f"def {name}(params, inputs, training=False, noise=None, rng=None):",
-        f'    """{doc}"""',
-    ]
-
-
 def _vars(plan: Plan, nids: Any) -> set[str]:
     return {plan.var(n) for n in nids}
 
