@@ -121,6 +121,20 @@ def gelu_vjp(g, y, x, *, approximate):
     return (g * (cdf + x * pdf),)
 
 
+@kernel("silu", residuals=True)
+def silu(x, *, save=False):
+    # Residual: sigmoid(x), which the VJP needs and would otherwise recompute.
+    s = stable_sigmoid(x)
+    y = x * s
+    return (y, s) if save else y
+
+
+@vjp("silu", reads=("x", "res"), input_shaped=True)
+def silu_vjp(g, y, x, *, res):
+    # dL/dx = g * s * (1 + x * (1 - s)),  s = sigmoid(x)
+    return (g * res * (1 + x * (1 - res)),)
+
+
 @kernel("softmax")
 def softmax(x, *, axis):
     return softmax_along(x, axis)
