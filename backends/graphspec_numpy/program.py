@@ -25,9 +25,8 @@ class NumpyProgram:
         self.ir = ir
         self.options = options
         self.dtype = np.dtype(options.dtype)
-        spec_file = str(ir.spec.path) if ir.spec is not None and ir.spec.path else None
         if module is None:
-            self._source = generate(ir, spec_file)
+            self._source = generate(ir)
             self.module = load_module(self._source, f"{ir.name}_numpy")
         else:
             self._source, self.module = inspect.getsource(module), module

@@ -43,9 +43,8 @@ class TorchProgram:
         self.device = resolve_device(options.device)
         self.dtype = resolve_dtype(options.dtype)
         self.amp_dtype = resolve_amp(options.amp, self.dtype)
-        spec_file = str(ir.spec.path) if ir.spec is not None and ir.spec.path else None
         if module is None:
-            self._source = generate(ir, spec_file)
+            self._source = generate(ir)
             self.module = load_module(self._source, f"{ir.name}_torch")
         else:
             self._source, self.module = inspect.getsource(module), module

@@ -28,7 +28,7 @@ from graphspec.cli.common import (
 from graphspec.cli.report import summary_table
 from graphspec.errors import TrainingError, UsageError
 from graphspec.ir.memory import check_memory
-from graphspec.spec.variants import expand_variants, run_dir, select
+from graphspec.spec.variants import expand_variants, select
 from graphspec.train import rundir
 from graphspec.train.atomic import WriteError
 from graphspec.train.expect import ClaimError, check_run
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         base = Path(args.out)
         if len(variants) > 1 and not (args.resume or args.overwrite):
             for v in variants.values():  # refused before any variant trains
-                rundir.prepare(run_dir(base, v), resume=False, overwrite=False)
+                rundir.prepare(rundir.variant_dir(base, v), resume=False, overwrite=False)
     elif in_worker():  # every rank runs this: rank 0 picks the directory for all (the driver)
         if spec.variants:
             raise UsageError(
@@ -223,7 +223,7 @@ def _train_variants(
     dirs = []
     failed = 0
     for v in variants.values():
-        out = run_dir(base, v) if base is not None else None
+        out = rundir.variant_dir(base, v) if base is not None else None
         if v.variant is not None and not quiet:
             print(f"variant {v.variant}:", flush=True)
         try:

@@ -1,9 +1,10 @@
 """What every code-generating backend needs from the IR: names, an order, what to keep.
 
 A :class:`Plan` gives each node a Python identifier, lists the op nodes needed for a set of
-targets in a deterministic topological order, tells which nodes lie between the
-differentiable leaves and the loss, and where each value is last used (so generated code can
-free activations early).  Backends turn a plan into source text; the core never imports them.
+targets in a deterministic topological order, and tells which nodes lie between the
+differentiable leaves and the loss.  Backends turn a plan into source text (with
+graphspec.codegen.emit, which also frees each value after its last use); the core never
+imports them.
 """
 
 from __future__ import annotations
@@ -111,18 +112,6 @@ class Plan:
 
     def loss_targets(self) -> list[str]:
         return [lid for lid, _ in self.ir.losses]
-
-
-def last_uses(sequence: list[tuple[str, Iterable[str]]]) -> dict[int, list[str]]:
-    """For statements ``(defined, used...)``, the names whose last use is statement ``i``."""
-    last: dict[str, int] = {}
-    for i, (_, used) in enumerate(sequence):
-        for u in used:
-            last[u] = i
-    out: dict[int, list[str]] = {}
-    for name, i in last.items():
-        out.setdefault(i, []).append(name)
-    return out
 
 
 _RESERVED = {

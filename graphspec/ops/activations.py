@@ -131,6 +131,16 @@ class GELU(Elementwise):
         yield Sample({"x": wide}, {"approximate": "tanh"}, note="tails")
 
 
+@op("silu")
+class SiLU(Elementwise):
+    """Sigmoid-weighted linear unit (swish) ``x * sigmoid(x)``, as torch's ``F.silu``."""
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        yield from Elementwise.samples(rng)
+        yield Sample({"x": _extremes(rng)}, note="saturated at ±1000")
+
+
 @op("softmax")
 class Softmax(Elementwise):
     """Normalized exponentials along ``axis`` (max-shifted, never overflows)."""

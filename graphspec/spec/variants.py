@@ -26,14 +26,12 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from graphspec.errors import Location, SpecError, UsageError, did_you_mean
 from graphspec.spec.load import load, validate
 from graphspec.spec.models import Spec, folder_name_problem
 from graphspec.spec.source import PathKey, SourceMap, parse_yaml
-from graphspec.train.rundir import run_dir_for
 
 KEY = "variants"
 # Top-level keys a patch may not touch: the format version is the file's, and variants
@@ -73,12 +71,6 @@ def select(variants: dict[str, Spec], names: list[str] | None) -> dict[str, Spec
             )
         chosen[name] = variants[name]
     return chosen
-
-
-def run_dir(base: str | os.PathLike[str], spec: Spec) -> Path:
-    """Where a run of ``spec`` goes under ``base``: a variant gets its own folder."""
-
-    return run_dir_for(spec.variant, base) if spec.variant else Path(base)
 
 
 def variant_location(spec: Spec) -> Location | None:

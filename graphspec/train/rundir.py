@@ -23,7 +23,7 @@ from pathlib import Path
 
 from graphspec.analysis.runner import INDEX as ANALYSIS
 from graphspec.errors import GraphspecError, Location, SpecError, TrainingError
-from graphspec.spec.models import folder_name_problem
+from graphspec.spec.models import Spec, folder_name_problem
 from graphspec.train.checkpoint import FILENAME as CHECKPOINT
 from graphspec.train.lock import LOCK
 from graphspec.train.logsinks import CSV, TENSORBOARD
@@ -56,6 +56,11 @@ def run_dir_for(name: str, root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:
     if os.path.normpath(path.parent) != os.path.normpath(root) or path.name != name:
         raise SpecError(f"name {name!r} does not stay inside the run directory {root}")
     return path
+
+
+def variant_dir(base: str | os.PathLike[str], spec: Spec) -> Path:
+    """Where a run of ``spec`` goes under ``base``: a variant gets its own folder."""
+    return run_dir_for(spec.variant, base) if spec.variant else Path(base)
 
 
 def spec_root(name: str, root: str | os.PathLike[str] = DEFAULT_ROOT) -> Path:

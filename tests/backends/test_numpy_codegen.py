@@ -12,6 +12,7 @@ figures live in tools/bench and BENCHMARKS.md).
 
 from __future__ import annotations
 
+import ast
 import functools
 import gc
 import re
@@ -71,14 +72,28 @@ def _function(src: str, name: str) -> str:
 
 
 def test_param_grads_skip_the_first_layers_input_gradient():
-    _, prog, _, _ = _mlp()
+    _, prog, params, inputs = _mlp()
     src = prog.source()
-    train = _function(src, "loss_and_param_grads")
     full = _function(src, "loss_and_grads")
-    assert "linear_vjp(g_fc0, None, x, fc0_weight, fc0_bias, needs=(False, True, True))" in train
-    assert "g_x" not in train
-    assert "needs=" not in full  # x is a differentiable input: its gradient is computed
-    assert "g_x = _g[0]" in full
+    # One backward pass: the input gradient is a flag, passed on to the first layer's VJP.
+    assert "fc0_weight, fc0_bias, needs=(input_grads, True, True))" in full
+    assert "input_grads=False" in _function(src, "loss_and_param_grads")
+    assert src.count("= linear(x, fc0_weight, fc0_bias)") == 2  # evaluate, loss_and_grads
+    seen: list[Any] = []
+    real = prog.module.linear_vjp
+
+    def spy(*args: Any, needs: Any = None) -> Any:
+        seen.append(needs)
+        return real(*args, needs=needs)
+
+    prog.module.linear_vjp = spy
+    p, x = prog.cast(params), prog.cast(inputs, prog.ir.inputs)
+    _, _, grads, _ = prog.module.loss_and_param_grads(p, x)
+    assert set(grads) == set(prog.ir.params)
+    assert seen[-1] == (False, True, True)  # the first layer: no g W^T
+    seen.clear()
+    _, _, grads, _ = prog.module.loss_and_grads(p, x)
+    assert "x" in grads and seen[-1] == (True, True, True)
 
 
 def test_loss_and_grads_still_returns_input_gradients():
@@ -129,7 +144,7 @@ def test_linear_vjp_needs_skips_only_what_is_not_needed():
 
 def test_unread_vjp_arguments_are_passed_as_none():
     _, prog, _, _ = _mlp()
-    train = _function(prog.source(), "loss_and_param_grads")
+    train = _function(prog.source(), "loss_and_grads")
     # linear's VJP never reads its output; relu's reads only its output.
     assert "linear_vjp(g_logits, None, act1," in train
     assert "relu_vjp(g_act0, act0, None)" in train
@@ -139,19 +154,29 @@ def test_unread_vjp_arguments_are_passed_as_none():
     assert lines[relu_at + 1].startswith("del ") and "fc0" in lines[relu_at + 1]
 
 
-def test_vjp_reads_follows_the_bytecode():
-    from graphspec_numpy.codegen import _vjp_reads
+def test_vjp_declarations_are_checked_against_the_signature():
+    from graphspec_numpy.kernels import _declare, kernel
 
     def vjp(g, y, x, w, b=None, *, needs=None):
         return g @ w.T, x.T @ g, None if b is None else g.sum(0)
 
-    def closure(g, y, *xs):
-        return tuple(g for _ in xs)
+    spec = _declare(vjp, ("x", "w", "b"), input_shaped=True)
+    assert [spec.reads_arg(k) for k in range(3)] == [True, True, True]
+    assert not spec.reads_output and spec.takes_needs and not spec.reads_residuals
+    with pytest.raises(ValueError, match="'weight' is none of its parameters"):
+        _declare(vjp, ("x", "weight"), input_shaped=False)
+    with pytest.raises(ValueError, match="takes no keyword-only res"):
+        _declare(vjp, ("x", "res"), input_shaped=False)
 
-    reads = _vjp_reads(vjp)
-    assert [reads(k) for k in range(5)] == [True, False, True, True, True]
-    reads = _vjp_reads(closure)
-    assert [reads(k) for k in range(4)] == [True, False, True, True]  # *xs, g in a closure
+    def variadic(g, y, *xs, res):
+        return xs
+
+    spec = _declare(variadic, ("y", "xs", "res"), input_shaped=False)
+    assert spec.reads_output and spec.reads_residuals and spec.reads_arg(5)
+    with pytest.raises(ValueError, match="does not declare it"):
+        _declare(variadic, ("xs",), input_shaped=False)
+    with pytest.raises(ValueError, match="keyword-only save=False"):
+        kernel("no_such_op", residuals=True)(lambda x: x)
 
 
 def test_unbroadcast_stays_where_shapes_can_differ():
@@ -177,7 +202,7 @@ loss:
     src = _function(prog.source(), "loss_and_grads")
     assert "unbroadcast(_g[1], v.shape)" in src  # the param node v: [3] against [batch, 3]
     assert "unbroadcast(_g[1], c.shape)" in src  # [batch, 1] against [batch, 3]
-    assert "g_m = _g[0]" in src  # tanh: one input, the output's shape
+    assert "(g_m,) = tanh_vjp(" in src  # tanh: one input, the output's shape
     rng = np.random.default_rng(0)
     params = gs.init_params(ir)
     res = prog.loss_and_grads(params, {"x": rng.normal(size=(4, 3)),
@@ -345,3 +370,92 @@ def test_written_module_has_forward_and_backward_functions():
     for k in grads:
         np.testing.assert_array_equal(grads[k], expected[k])
     assert set(prog.module.forward(params, batch)) == {"logit"}
+
+
+# ---- what a written module holds --------------------------------------------------------------
+
+ENTRY_POINTS = {
+    "forward", "evaluate", "loss_and_grads", "loss_and_param_grads", "backward",
+    "load_checkpoint",
+}
+
+
+def test_xor_module_is_short_and_holds_only_what_it_calls(tmp_path):
+    from graphspec.cli import main
+
+    out = tmp_path / "xor.py"
+    assert main(["compile", str(ROOT / "specs" / "xor.yaml"), "--backend", "numpy",
+                 "-o", str(out)]) == 0
+    src = out.read_text(encoding="utf-8")
+    assert len(src.splitlines()) < 200
+    tree = ast.parse(src)
+    called = {n.func.id for n in ast.walk(tree)
+              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert [d for d in defined if d not in called and d not in ENTRY_POINTS] == []
+    assert not {"erf", "erfc", "unbroadcast", "_draw"} & set(defined)  # XOR needs none
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_generated_code_names_the_spec_file_as_given(backend, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "xor.yaml").write_text((ROOT / "specs" / "xor.yaml").read_text())
+    given = "./specs//xor.yaml"  # what Path() would write 'specs/xor.yaml'
+    src = gs.compile(gs.build(gs.load(given)), backend).source()
+    assert src.count("xor.yaml") == src.count(given) > 3  # the docstring and node comments
+    assert str(tmp_path) not in src
+
+
+def test_statements_only_input_gradients_need_run_under_the_flag():
+    ir = gs.build(gs.loads(MLP.replace(
+        "  - {id: fc0, op: linear, in: x, units: 7}",
+        "  - {id: xs, op: scale, in: x, factor: 2.0}\n  - {id: fc0, op: linear, units: 7}",
+    ), "<mlp>"))
+    prog = gs.compile(ir, "numpy")
+    src = _function(prog.source(), "loss_and_grads")
+    assert "    if input_grads:\n        (g_x,) = scale_vjp(g_xs, None, None, factor=2.0)" in src
+    calls: list[int] = []
+    real = prog.module.scale_vjp
+    prog.module.scale_vjp = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    params = gs.init_params(ir)
+    rng = np.random.default_rng(0)
+    x = {"x": rng.normal(size=(8, 5)), "y": rng.integers(0, 3, size=8)}
+    _, _, grads, _ = prog.module.loss_and_param_grads(params, x)
+    assert calls == [] and set(grads) == set(ir.params)
+    _, _, full, _ = prog.module.loss_and_grads(params, x)
+    assert calls == [1] and set(full) == {*ir.params, "x"}
+    for k in grads:
+        assert np.array_equal(grads[k], full[k]), k
+    # dL/dx = 2 dL/dxs: against central differences in one direction.
+    u = rng.normal(size=(8, 5))
+    eps = 1e-6
+    plus = prog.module.loss_and_grads(params, {**x, "x": x["x"] + eps * u})[0]
+    minus = prog.module.loss_and_grads(params, {**x, "x": x["x"] - eps * u})[0]
+    assert np.vdot(full["x"], u) == pytest.approx((plus - minus) / (2 * eps), rel=1e-6)
+
+
+def test_generated_names_never_clash_with_node_variables():
+    """Cotangents (g_), residuals (res_), noise (noise_) and the flags (input_grads) are
+    named around the spec's ids, whatever those are."""
+    from graphspec.verify import verify
+
+    spec = MLP.replace(
+        """graph:
+  - {id: fc0, op: linear, in: x, units: 7}
+  - {id: act0, op: relu}""",
+        """graph:
+  - {id: g_x, op: linear, in: x, units: 7}
+  - {id: res_n, op: layer_norm}
+  - {id: noise_d, op: dropout, p: 0.2}
+  - {id: g_noise_d, op: relu}
+  - {id: input_grads, op: linear, units: 7}
+  - {id: losses, op: tanh}""",
+    )
+    ir = gs.build(gs.loads(spec, "<clash>"))
+    src = gs.compile(ir, "numpy").source()
+    assert "res_n, res_res_n = layer_norm(g_x, " in src
+    assert "(g_res_n,) = dropout_vjp(g_noise_d_2, " in src
+    assert "input_grads_2 = linear(" in src and "losses_2 = tanh(" in src
+    report = verify(ir, backends=("numpy", "torch"), steps=1)
+    assert report.ok, report.render(only_failures=True)

@@ -17,9 +17,9 @@ import torch
 from torch_helpers import dropout_noise, features_batch, features_ir, max_rel, xor_batch, xor_ir
 
 import graphspec as gs
+from graphspec.codegen.kernels import collect
 from graphspec.errors import BackendError
-from graphspec_torch import sources
-from graphspec_torch.codegen import write_initial_params
+from graphspec_torch.codegen import RULES, write_initial_params
 from graphspec_torch.kernels import KERNELS
 
 SITE_PACKAGES = str(Path(torch.__file__).resolve().parents[1])
@@ -74,7 +74,7 @@ def test_tracebacks_show_generated_lines() -> None:
 
 
 def test_every_kernel_can_be_copied() -> None:
-    lib = sources.collect(list(KERNELS.values()))
+    lib = collect(list(KERNELS.values()), RULES)
     namespace: dict[str, object] = {}
     header = "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
     exec(compile(header + lib.source, "<kernels>", "exec"), namespace)
@@ -100,13 +100,13 @@ _helper.__module__ = _uses_helper.__module__ = "graphspec_torch.kernels.testing"
 
 
 def test_copy_brings_helpers_and_constants_and_refuses_other_modules() -> None:
-    lib = sources.collect([_uses_helper])
+    lib = collect([_uses_helper], RULES)
     assert lib.names == ["SCALE", "_helper", "_uses_helper"]
     namespace: dict[str, object] = {}
     exec(lib.source, namespace)
     assert namespace["_uses_helper"](1.0) == 5.0
     with pytest.raises(BackendError, match="uses module 'numpy' as 'np'"):
-        sources.collect([_uses_numpy])
+        collect([_uses_numpy], RULES)
 
 
 def test_compile_hook_writes_plain_tensors(tmp_path: Path) -> None:

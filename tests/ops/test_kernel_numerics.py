@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conformance import all_cases, numpy_vjp
 
 import graphspec as gs
+from graphspec_numpy import kernels
+from graphspec_numpy.kernels import RESIDUALS, SPECS
 from graphspec_numpy.kernels.activations import log_softmax
 from graphspec_numpy.kernels.arithmetic import log, log_vjp
 from graphspec_numpy.kernels.losses import cross_entropy
@@ -149,3 +152,39 @@ def test_scalar_inputs_keep_their_shape_on_both_backends(tmp_path: Path) -> None
     np.testing.assert_allclose(res_t.grads["s"], res_np.grads["s"], rtol=1e-12)
     np.testing.assert_allclose(res_t.grads["x"], res_np.grads["x"], rtol=1e-12)
     assert float(res_np.grads["s"]) == pytest.approx(2 * np.sum(x * x * 2.0) / 4)
+
+
+# ---- the declarations generated code relies on ------------------------------------------------
+
+SHAPED = all_cases(lambda d: d.name in SPECS and SPECS[d.name].input_shaped)
+
+
+@pytest.mark.parametrize("case", SHAPED, ids=[c.id for c in SHAPED])
+def test_input_shaped_vjps_return_each_gradient_in_its_arguments_shape(case) -> None:
+    """Generated code leaves out ``unbroadcast`` for these VJPs: the promise must hold."""
+    out = kernels.forward(case.opdef.name, case.args, case.kwargs)
+    grads = numpy_vjp(case, np.ones(np.shape(out[0] if case.opdef.has_state else out)))
+    for i, d in enumerate(case.diff):
+        if d and grads[i] is not None:
+            assert np.shape(grads[i]) == np.shape(case.args[i]), (case.id, case.arg_names[i])
+
+
+SAVING = all_cases(lambda d: d.name in RESIDUALS)
+
+
+@pytest.mark.parametrize("case", SAVING, ids=[c.id for c in SAVING])
+def test_saving_residuals_changes_no_output(case) -> None:
+    """``save=True`` returns ``(out, res)`` with ``out`` what the kernel returns otherwise."""
+    plain = kernels.forward(case.opdef.name, case.args, case.kwargs)
+    out, res = kernels.forward(case.opdef.name, case.args, case.kwargs, save=True)
+    assert res is not None
+    flat = (lambda v: [v[0], *v[1]]) if case.opdef.has_state else (lambda v: [v])
+    for a, b in zip(flat(plain), flat(out), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=case.id)
+
+
+def test_every_residual_op_hands_its_vjp_the_residuals() -> None:
+    assert {"batch_norm", "layer_norm", "highway", "scaled_dot_product_attention"} <= RESIDUALS
+    assert all(SPECS[op].reads_residuals for op in RESIDUALS)
+    # softmax and log_softmax need only their output: no input, nothing recomputed.
+    assert SPECS["softmax"].reads == {"y"} and SPECS["log_softmax"].reads == {"y"}

@@ -190,14 +190,15 @@ def test_a_spec_changed_after_loading_still_cannot_leave_the_run_root(
 
 
 def test_variant_run_directories_stay_below_the_spec_run_directory(tmp_path: Path) -> None:
-    from graphspec.spec.variants import expand_variants, run_dir
+    from graphspec.spec.variants import expand_variants
+    from graphspec.train.rundir import variant_dir
 
     spec = gs.loads(TINY + "variants:\n  small: {train: {epochs: 1}}\n", "t.yaml")
     v = expand_variants(spec)["small"]
-    assert run_dir(tmp_path, v) == tmp_path / "small"
+    assert variant_dir(tmp_path, v) == tmp_path / "small"
     v._variant = ".."  # as a Spec made by hand could be
     with pytest.raises(SpecError, match="may not start with '.'"):
-        run_dir(tmp_path, v)
+        variant_dir(tmp_path, v)
 
 
 # ---- long integers ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from graphspec.analysis.checks import check_variant
 from graphspec.cli import main
 from graphspec.errors import SpecError, UsageError
 from graphspec.spec.models import Spec
-from graphspec.spec.variants import expand_variants, run_dir, select
+from graphspec.spec.variants import expand_variants, select
+from graphspec.train.rundir import variant_dir
 
 BASE = """\
 graphspec: 1
@@ -65,7 +66,7 @@ def test_a_spec_without_variants_is_its_own_only_variant() -> None:
     spec = gs.loads(BASE)
     out = expand_variants(spec)
     assert list(out) == ["cmp"] and out["cmp"] is spec and spec.variant is None
-    assert run_dir("runs/cmp", spec) == Path("runs/cmp")
+    assert variant_dir("runs/cmp", spec) == Path("runs/cmp")
 
 
 def test_patches_merge_into_the_spec(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_patches_merge_into_the_spec(tmp_path: Path) -> None:
     assert vs["slim"].blocks["layer"].params == {"units": 2}
     assert gs.build(vs["slim"]).type("body.lin.weight").shape == (2, 2)
     assert vs["adam"].train is not None and vs["adam"].train.optimizer.name == "adam"
-    assert run_dir("runs/cmp", vs["adam"]) == Path("runs/cmp/adam")
+    assert variant_dir("runs/cmp", vs["adam"]) == Path("runs/cmp/adam")
     # The base spec is valid by itself and keeps its variants.
     assert list(gs.load(path).variants) == list(vs)
 

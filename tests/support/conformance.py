@@ -184,8 +184,10 @@ def numpy_state(case: Case) -> tuple[np.ndarray, ...]:
 
 
 def numpy_vjp(case: Case, g: np.ndarray) -> tuple[Any, ...]:
-    """The gradient of each argument for the cotangent ``g`` of the op's output, by the
-    interpreter's backward pass (None for an argument without one)."""
+    """The gradient of each argument for the cotangent ``g`` of the op's output (None for an
+    argument without one), by the interpreter's backward pass: the VJP called as generated
+    code calls it, with its forward's residuals and None for every argument it does not
+    declare it reads (so a wrong declaration fails here)."""
     fwd = case.run(save=True)
     cot = case.interpreter.backward(fwd, {NODE: g}, case._path, case.sample.training)
     return tuple(cot.get(i) if d else None for i, d in zip(case.ids, case.diff))
@@ -380,7 +382,7 @@ def generated_program(case: Case, backend: str, directory: Path) -> Any:
 
         generate, program = generate_torch.generate, TorchProgram
     path = directory / f"{case.ir.name}_{backend}.py"
-    path.write_text(generate(case.ir, path.name))
+    path.write_text(generate(case.ir))
     spec = importlib.util.spec_from_file_location(f"generated_{case.ir.name}_{backend}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -2,24 +2,37 @@
 
 Rules for kernel modules (the code generator copies kernels into standalone modules):
 
-* a kernel is a plain function that uses only ``np`` and the helpers of ``_prelude``;
-* register it with ``@kernel("op")`` and its VJP with ``@vjp("op")``, each VJP with a
-  one-line math comment;
+* a kernel is a plain function over ``np``; it may call helpers defined in its own module
+  (its family) or in ``_prelude``, and read literal constants defined there. The code
+  generator copies exactly the helpers a module's kernels call, transitively, and refuses
+  (at generation, naming the kernel and the name) anything else a kernel reads;
+* register it with ``@kernel("op")`` and its VJP with ``@vjp("op", reads=(...))``, each VJP
+  with a one-line math comment;
 * its function name must not be a Python builtin: every kernel shares one namespace in a
   generated module, where ``def sum`` would break another kernel's ``sum(...)``; name it
   ``sum_`` (generated code calls a kernel by its function name);
-* a VJP returns one gradient (or None) per positional argument, in the shape of the
-  broadcast result for elementwise ops (the driver undoes broadcasting); one registered
-  ``@vjp("op", input_shaped=True)`` promises each gradient in its argument's own shape, so
-  generated code skips the driver's ``unbroadcast`` for it;
+* a VJP is called ``vjp(g, y, *args, **kernel keywords)`` and returns one gradient (or None)
+  per positional argument of the forward, in the shape of the broadcast result for
+  elementwise ops (the driver undoes broadcasting); one registered with
+  ``input_shaped=True`` promises each gradient in its argument's own shape, so generated
+  code skips the driver's ``unbroadcast`` for it;
+* ``reads`` declares which of the VJP's positional parameters it reads (``g`` always is):
+  the output by its parameter's name (``"y"``), the forward's arguments by theirs, the
+  variadic ones by the ``*`` name. Every other argument is passed as None, so generated code
+  frees an activation as soon as nothing declared needs it. A name that is not a parameter of
+  the VJP fails at import;
+* residuals: forward work the VJP would redo (normalized values, gates) is handed over once.
+  The forward kernel is registered ``@kernel("op", residuals=True)`` and takes a keyword
+  ``save=False``; with ``save=True`` it returns ``(out, res)``, ``out`` being what it returns
+  otherwise (``(y, new_state)`` for stateful ops) and ``res`` anything the VJP wants. The VJP
+  then lists ``"res"`` in ``reads`` and takes a keyword-only ``res``;
 * a VJP may take a keyword-only ``needs=None``: generated code then passes a tuple of
   booleans, one per positional argument, when some gradient is not wanted (a first layer's
-  input), and the VJP may skip computing those and return None in their place;
-* generated code passes None for any argument a VJP never reads (``y`` of ``linear``), so
-  activations are freed as soon as the backward pass no longer needs them.
+  input), and the VJP may skip computing those and return None in their place.
 
-:func:`forward`, :func:`backward` and ``unbroadcast`` make this package a kernel table for
-the reference interpreter (``graphspec.ir.interpret.Interpreter(ir, graphspec_numpy.kernels)``).
+What a VJP needs is data (:data:`SPECS`), so a reference interpreter calls kernels exactly as
+generated code does: :func:`forward`, :func:`backward` and ``unbroadcast`` make this package
+the kernel table of ``graphspec.ir.interpret.Interpreter(ir, graphspec_numpy.kernels)``.
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # Re-exported: the interpreter undoes broadcasting with the kernels' own helper.
@@ -36,14 +50,52 @@ from graphspec_numpy.kernels._prelude import unbroadcast as unbroadcast
 
 KERNELS: dict[str, Callable[..., Any]] = {}
 VJPS: dict[str, Callable[..., Any]] = {}
-INPUT_SHAPED: set[str] = set()  # ops whose VJP returns every gradient in its argument's shape
 
 
-def kernel(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+@dataclass(frozen=True)
+class VjpSpec:
+    """What an op's VJP (``VJPS[op]``) reads from the forward pass, as declared by ``@vjp``."""
+
+    output: str  # the name of its output parameter (second positional: "y")
+    args: tuple[str, ...]  # the names of the forward's positional arguments it takes
+    variadic: str | None  # the ``*`` parameter's name, if any
+    reads: frozenset[str]  # declared: names of the above it reads, and "res"
+    input_shaped: bool  # every gradient comes back in its argument's own shape
+    takes_needs: bool  # has a keyword-only ``needs``
+
+    @property
+    def reads_output(self) -> bool:
+        return self.output in self.reads
+
+    @property
+    def reads_residuals(self) -> bool:
+        return "res" in self.reads
+
+    def reads_arg(self, k: int) -> bool:
+        """Whether the VJP reads the forward's positional argument number ``k``."""
+        name = self.args[k] if k < len(self.args) else self.variadic
+        return name in self.reads
+
+
+SPECS: dict[str, VjpSpec] = {}  # op name -> its VJP's declaration
+RESIDUALS: set[str] = set()  # ops whose forward takes ``save`` and returns ``(out, res)``
+
+
+def kernel(
+    name: str, *, residuals: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in KERNELS:
             raise ValueError(f"numpy kernel for '{name}' is defined twice")
         _check_name(fn)
+        if residuals:
+            p = inspect.signature(fn).parameters.get("save")
+            if p is None or p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is not False:
+                raise ValueError(
+                    f"numpy kernel '{fn.__name__}' declares residuals=True, so it must take a "
+                    "keyword-only save=False"
+                )
+            RESIDUALS.add(name)
         KERNELS[name] = fn
         return fn
 
@@ -51,18 +103,46 @@ def kernel(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def vjp(
-    name: str, *, input_shaped: bool = False
+    name: str, *, reads: Sequence[str], input_shaped: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in VJPS:
             raise ValueError(f"numpy VJP for '{name}' is defined twice")
         _check_name(fn)
+        SPECS[name] = _declare(fn, tuple(reads), input_shaped)
         VJPS[name] = fn
-        if input_shaped:
-            INPUT_SHAPED.add(name)
         return fn
 
     return register
+
+
+def _declare(fn: Callable[..., Any], reads: tuple[str, ...], input_shaped: bool) -> VjpSpec:
+    """The declaration, checked against ``fn``'s signature."""
+    params = list(inspect.signature(fn).parameters.values())
+    positional = [p.name for p in params if p.kind in (
+        inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    variadic = next((p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    keyword_only = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    if len(positional) < 2:
+        raise ValueError(f"numpy VJP '{fn.__name__}' must take (g, y, *args)")
+    known = set(positional[1:]) | ({variadic} if variadic else set())
+    for r in reads:
+        if r == "res":
+            if "res" not in keyword_only:
+                raise ValueError(
+                    f"numpy VJP '{fn.__name__}' reads 'res' but takes no keyword-only res"
+                )
+        elif r not in known:
+            raise ValueError(
+                f"numpy VJP '{fn.__name__}' declares reads={reads!r}, but '{r}' is none of its "
+                f"parameters ({', '.join(sorted(known))})"
+            )
+    if "res" in keyword_only and "res" not in reads:
+        raise ValueError(f"numpy VJP '{fn.__name__}' takes res but does not declare it in reads")
+    return VjpSpec(
+        output=positional[1], args=tuple(positional[2:]), variadic=variadic,
+        reads=frozenset(reads), input_shaped=input_shaped, takes_needs="needs" in keyword_only,
+    )
 
 
 def _check_name(fn: Callable[..., Any]) -> None:
@@ -77,22 +157,37 @@ def _check_name(fn: Callable[..., Any]) -> None:
             raise ValueError(f"two numpy kernel functions are named '{fn.__name__}'")
 
 
-def forward(op: str, args: Sequence[Any], kwargs: dict[str, Any], save: bool = False) -> Any:
-    """Call ``op``'s kernel as generated code does; with ``save``: ``(out, None)`` (no op
-    keeps residuals for its VJP yet)."""
-    out = KERNELS[op](*args, **kwargs)
-    return (out, None) if save else out
+def forward(
+    op: str, args: Sequence[Any], kwargs: dict[str, Any], save: bool = False,
+    fn: Callable[..., Any] | None = None,
+) -> Any:
+    """Call ``op``'s kernel as generated code does. With ``save``: ``(out, res)``, ``res``
+    being None for an op that keeps no residuals. ``fn``: the kernel to call instead of the
+    registered one (the same kernel copied into a generated module)."""
+    fn = KERNELS[op] if fn is None else fn
+    if not save:
+        return fn(*args, **kwargs)
+    if op in RESIDUALS:
+        return fn(*args, save=True, **kwargs)
+    return fn(*args, **kwargs), None
 
 
 def backward(
     op: str, g: Any, y: Any, args: Sequence[Any], kwargs: dict[str, Any], res: Any = None,
-    needs: Sequence[bool] | None = None,
+    needs: Sequence[bool] | None = None, fn: Callable[..., Any] | None = None,
 ) -> tuple[Any, ...]:
-    """Call ``op``'s VJP as generated code does, with ``needs`` when given and taken."""
-    fn = VJPS[op]
-    p = inspect.signature(fn).parameters.get("needs")
-    extra = {"needs": tuple(needs)} if needs is not None and p is not None else {}
-    return tuple(fn(g, y, *args, **kwargs, **extra))
+    """Call ``op``'s VJP as generated code does: None for every argument it does not declare,
+    ``res`` (from ``forward(..., save=True)``) when it reads residuals, ``needs`` when given
+    and taken. ``fn``: the VJP to call instead of the registered one."""
+    spec = SPECS[op]
+    fn = VJPS[op] if fn is None else fn
+    passed = [a if spec.reads_arg(k) else None for k, a in enumerate(args)]
+    extra: dict[str, Any] = {}
+    if spec.reads_residuals:
+        extra["res"] = res
+    if needs is not None and spec.takes_needs:
+        extra["needs"] = tuple(needs)
+    return tuple(fn(g, y if spec.reads_output else None, *passed, **kwargs, **extra))
 
 
 for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):

@@ -17,7 +17,7 @@ def identity(x):
     return x
 
 
-@vjp("identity")
+@vjp("identity", reads=())
 def identity_vjp(g, y, x):
     # dL/dx = g
     return (g,)
@@ -34,7 +34,7 @@ def sigmoid(x):
     return stable_sigmoid(x)
 
 
-@vjp("sigmoid")
+@vjp("sigmoid", reads=("y",))
 def sigmoid_vjp(g, y, x):
     # dL/dx = g * y * (1 - y)
     return (g * y * (1 - y),)
@@ -45,7 +45,7 @@ def tanh(x):
     return np.tanh(x)
 
 
-@vjp("tanh")
+@vjp("tanh", reads=("y",))
 def tanh_vjp(g, y, x):
     # dL/dx = g * (1 - y^2)
     return (g * (1 - y * y),)
@@ -56,7 +56,7 @@ def relu(x):
     return np.maximum(x, 0)
 
 
-@vjp("relu")
+@vjp("relu", reads=("y",))
 def relu_vjp(g, y, x):
     # dL/dx = g * [y > 0]  (y > 0 exactly where x > 0: the input need not be kept)
     return (g * (y > 0),)
@@ -67,7 +67,7 @@ def leaky_relu(x, *, slope):
     return np.where(x > 0, x, slope * x)
 
 
-@vjp("leaky_relu")
+@vjp("leaky_relu", reads=("x",))
 def leaky_relu_vjp(g, y, x, *, slope):
     # dL/dx = g * (1 if x > 0 else slope)
     return (np.where(x > 0, g, slope * g),)
@@ -79,7 +79,7 @@ def softplus(x, *, beta, threshold):
     return np.where(bx > threshold, x, stable_softplus(bx) / beta)
 
 
-@vjp("softplus")
+@vjp("softplus", reads=("x",))
 def softplus_vjp(g, y, x, *, beta, threshold):
     # dL/dx = g * sigmoid(beta x)  (g above the threshold, where y = x)
     bx = beta * x
@@ -92,7 +92,7 @@ def elu(x, *, alpha):
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
 
 
-@vjp("elu")
+@vjp("elu", reads=("x",))
 def elu_vjp(g, y, x, *, alpha):
     # dL/dx = g * (1 if x > 0 else alpha * exp(x))
     return (np.where(x > 0, g, g * alpha * np.exp(np.minimum(x, 0))),)
@@ -107,7 +107,7 @@ def gelu(x, *, approximate):
     return 0.5 * x * erfc(-0.7071067811865476 * x)
 
 
-@vjp("gelu")
+@vjp("gelu", reads=("x",))
 def gelu_vjp(g, y, x, *, approximate):
     if approximate == "tanh":
         # dL/dx = g * (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx)
@@ -121,12 +121,26 @@ def gelu_vjp(g, y, x, *, approximate):
     return (g * (cdf + x * pdf),)
 
 
+@kernel("silu", residuals=True)
+def silu(x, *, save=False):
+    # Residual: sigmoid(x), which the VJP needs and would otherwise recompute.
+    s = stable_sigmoid(x)
+    y = x * s
+    return (y, s) if save else y
+
+
+@vjp("silu", reads=("x", "res"), input_shaped=True)
+def silu_vjp(g, y, x, *, res):
+    # dL/dx = g * s * (1 + x * (1 - s)),  s = sigmoid(x)
+    return (g * res * (1 + x * (1 - res)),)
+
+
 @kernel("softmax")
 def softmax(x, *, axis):
     return softmax_along(x, axis)
 
 
-@vjp("softmax")
+@vjp("softmax", reads=("y",))
 def softmax_vjp(g, y, x, *, axis):
     # dL/dx = y * (g - sum(g * y))
     return (y * (g - np.sum(g * y, axis=axis, keepdims=True)),)
@@ -137,7 +151,7 @@ def log_softmax(x, *, axis):
     return log_softmax_along(x, axis)
 
 
-@vjp("log_softmax")
+@vjp("log_softmax", reads=("y",))
 def log_softmax_vjp(g, y, x, *, axis):
     # dL/dx = g - exp(y) * sum(g)
     return (g - np.exp(y) * np.sum(g, axis=axis, keepdims=True),)

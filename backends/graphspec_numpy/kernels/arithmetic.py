@@ -17,7 +17,7 @@ def add(*xs):
     return y
 
 
-@vjp("add")
+@vjp("add", reads=("xs",))
 def add_vjp(g, y, *xs):
     # dL/dx_i = g
     return tuple(g for _ in xs)
@@ -28,7 +28,7 @@ def sub(a, b):
     return a - b
 
 
-@vjp("sub")
+@vjp("sub", reads=())
 def sub_vjp(g, y, a, b):
     # dL/da = g ; dL/db = -g
     return g, -g
@@ -39,7 +39,7 @@ def mul(a, b):
     return a * b
 
 
-@vjp("mul")
+@vjp("mul", reads=("a", "b"))
 def mul_vjp(g, y, a, b):
     # dL/da = g * b ; dL/db = g * a
     return g * b, g * a
@@ -50,7 +50,7 @@ def div(a, b):
     return a / b
 
 
-@vjp("div")
+@vjp("div", reads=("y", "b"))
 def div_vjp(g, y, a, b):
     # dL/da = g / b ; dL/db = -g * a / b^2 = -(dL/da) * y
     ga = g / b
@@ -62,7 +62,7 @@ def maximum(a, b):
     return np.maximum(a, b)
 
 
-@vjp("maximum")
+@vjp("maximum", reads=("a", "b"))
 def maximum_vjp(g, y, a, b):
     # dL/da = g [a > b] + g/2 [a == b] ; dL/db = g - dL/da
     ga = g * (a > b) + 0.5 * g * (a == b)
@@ -74,7 +74,7 @@ def minimum(a, b):
     return np.minimum(a, b)
 
 
-@vjp("minimum")
+@vjp("minimum", reads=("a", "b"))
 def minimum_vjp(g, y, a, b):
     # dL/da = g [a < b] + g/2 [a == b] ; dL/db = g - dL/da
     ga = g * (a < b) + 0.5 * g * (a == b)
@@ -86,7 +86,7 @@ def neg(x):
     return -x
 
 
-@vjp("neg")
+@vjp("neg", reads=())
 def neg_vjp(g, y, x):
     # dL/dx = -g
     return (-g,)
@@ -97,7 +97,7 @@ def exp(x):
     return np.exp(x)
 
 
-@vjp("exp")
+@vjp("exp", reads=("y",))
 def exp_vjp(g, y, x):
     # dL/dx = g * e^x = g * y
     return (g * y,)
@@ -108,7 +108,7 @@ def log(x, *, eps):
     return np.log(np.maximum(x, eps))
 
 
-@vjp("log")
+@vjp("log", reads=("x",))
 def log_vjp(g, y, x, *, eps):
     # dL/dx = g / x where x >= eps, else 0 (the clamp is flat there): chosen by np.where,
     # as torch's clamp does, not by multiplying with the mask (inf * 0 is NaN when eps = 0)
@@ -120,7 +120,7 @@ def square(x):
     return x * x
 
 
-@vjp("square")
+@vjp("square", reads=("x",))
 def square_vjp(g, y, x):
     # dL/dx = 2 x g
     return (2 * x * g,)
@@ -131,7 +131,7 @@ def sqrt(x):
     return np.sqrt(x)
 
 
-@vjp("sqrt")
+@vjp("sqrt", reads=("y",))
 def sqrt_vjp(g, y, x):
     # dL/dx = g / (2 sqrt(x))
     return (g / (2 * y),)
@@ -142,7 +142,7 @@ def pow_(x, *, exponent):
     return np.power(x, exponent)
 
 
-@vjp("pow")
+@vjp("pow", reads=("x",))
 def pow_vjp(g, y, x, *, exponent):
     # dL/dx = g * p x^(p-1)  (0 for p = 0, where x^(p-1) may be infinite)
     if exponent == 0:
@@ -155,7 +155,7 @@ def abs_(x):
     return np.abs(x)
 
 
-@vjp("abs")
+@vjp("abs", reads=("x",))
 def abs_vjp(g, y, x):
     # dL/dx = g * sign(x)
     return (g * np.sign(x),)
@@ -166,7 +166,7 @@ def clip(x, *, min, max):
     return np.clip(x, min, max)
 
 
-@vjp("clip")
+@vjp("clip", reads=("x",))
 def clip_vjp(g, y, x, *, min, max):
     # dL/dx = g [min <= x <= max]
     inside = np.ones(x.shape, dtype=bool)
@@ -182,7 +182,7 @@ def scale(x, *, factor):
     return factor * x
 
 
-@vjp("scale")
+@vjp("scale", reads=())
 def scale_vjp(g, y, x, *, factor):
     # dL/dx = factor * g
     return (factor * g,)

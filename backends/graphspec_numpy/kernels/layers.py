@@ -14,7 +14,7 @@ def linear(x, weight, bias=None):
     return y
 
 
-@vjp("linear", input_shaped=True)
+@vjp("linear", reads=("x", "weight", "bias"), input_shaped=True)
 def linear_vjp(g, y, x, weight, bias=None, *, needs=None):
     # dL/dx = g W^T ; dL/dW = x^T g (summed over leading axes) ; dL/db = sum(g)
     # `needs` skips what nobody reads: a first layer's g W^T is a third of its backward pass.
@@ -31,7 +31,7 @@ def matmul(a, b):
     return np.matmul(a, b)
 
 
-@vjp("matmul", input_shaped=True)
+@vjp("matmul", reads=("a", "b"), input_shaped=True)
 def matmul_vjp(g, y, a, b, *, needs=None):
     # dL/da = g b^T ; dL/db = a^T g  (each summed over the batch axes it was broadcast along)
     # A vector operand is promoted to a matrix (a: a row, b: a column), as matmul does, and
@@ -56,24 +56,25 @@ def param(value):
     return value
 
 
-@vjp("param")
+@vjp("param", reads=())
 def param_vjp(g, y, value):
     # dL/dvalue = g
     return (g,)
 
 
-@kernel("highway")
-def highway(x, weight, bias, gate_weight, gate_bias, *, activation):
-    h, _ = activation_with_slope(x @ weight + bias, activation)
-    t = stable_sigmoid(x @ gate_weight + gate_bias)
-    return t * h + (1 - t) * x
-
-
-@vjp("highway")
-def highway_vjp(g, y, x, weight, bias, gate_weight, gate_bias, *, activation):
-    # dL/dx = g (1 - t) + (g t f'(a)) W^T + (g (h - x) t (1 - t)) Wt^T ; dL/dW = x^T (g t f'(a))
+@kernel("highway", residuals=True)
+def highway(x, weight, bias, gate_weight, gate_bias, *, activation, save=False):
+    # Residuals: the transform h, its slope f'(a) and the gate t.
     h, slope = activation_with_slope(x @ weight + bias, activation)
     t = stable_sigmoid(x @ gate_weight + gate_bias)
+    y = t * h + (1 - t) * x
+    return (y, (h, slope, t)) if save else y
+
+
+@vjp("highway", reads=("x", "weight", "gate_weight", "res"), input_shaped=True)
+def highway_vjp(g, y, x, weight, bias, gate_weight, gate_bias, *, activation, res):
+    # dL/dx = g (1 - t) + (g t f'(a)) W^T + (g (h - x) t (1 - t)) Wt^T ; dL/dW = x^T (g t f'(a))
+    h, slope, t = res
     ga = g * t * slope  # cotangent of the pre-activation a = x W + b
     gz = g * (h - x) * t * (1 - t)  # cotangent of the gate's pre-activation
     gx = g * (1 - t) + ga @ weight.T + gz @ gate_weight.T

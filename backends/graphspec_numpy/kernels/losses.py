@@ -1,4 +1,8 @@
-"""Kernels for graphspec.ops.losses (targets never take a gradient: their VJP slot is None)."""
+"""Kernels for graphspec.ops.losses (targets never take a gradient: their VJP slot is None).
+
+A prediction's gradient has the prediction's shape (the shape rules refuse a target that
+would broadcast it to a new one), so the VJPs are registered ``input_shaped``.
+"""
 
 import numpy as np
 
@@ -19,7 +23,7 @@ def mse(pred, t):
     return np.add.reduce((pred - t) ** 2, axis=None) / pred.size
 
 
-@vjp("mse")
+@vjp("mse", reads=("pred", "t"), input_shaped=True)
 def mse_vjp(g, y, pred, t):
     # dL/dpred = 2 g (pred - t) / n
     return 2 * g * (pred - t) / pred.size, None
@@ -35,7 +39,7 @@ def bce(p, t):
     return -(np.add.reduce(v, axis=None) / v.size)
 
 
-@vjp("bce")
+@vjp("bce", reads=("p", "t"), input_shaped=True)
 def bce_vjp(g, y, p, t):
     # dL/dp = g * (p - t) / max(p (1 - p), 1e-12) / n  (torch's guard where p is 0 or 1)
     # The guard is torch's: 1e-12 rounded to float32, so saturated gradients agree too.
@@ -48,7 +52,7 @@ def bce_with_logits(z, t):
     return np.add.reduce(v, axis=None) / v.size
 
 
-@vjp("bce_with_logits")
+@vjp("bce_with_logits", reads=("z", "t"), input_shaped=True)
 def bce_with_logits_vjp(g, y, z, t):
     # dL/dz = g * (sigmoid(z) - t) / n
     return g * (stable_sigmoid(z) - t) / z.size, None
@@ -64,7 +68,7 @@ def cross_entropy(z, t):
     return -np.sum(np.take_along_axis(log_p, idx, -1)) / rows
 
 
-@vjp("cross_entropy")
+@vjp("cross_entropy", reads=("z", "t"), input_shaped=True)
 def cross_entropy_vjp(g, y, z, t):
     # dL/dz = g * (softmax(z) * sum(t) - t) / rows  (t one-hot for integer targets)
     rows = z.size // z.shape[-1]
@@ -80,7 +84,7 @@ def nll(log_p, t):
     return -np.sum(np.take_along_axis(log_p, idx, -1)) / (log_p.size // log_p.shape[-1])
 
 
-@vjp("nll")
+@vjp("nll", reads=("log_p", "t"), input_shaped=True)
 def nll_vjp(g, y, log_p, t):
     # dL/dlog_p = -g * onehot(t) / rows
     onehot = np.arange(log_p.shape[-1]) == t.reshape(log_p.shape[:-1] + (1,))
@@ -92,7 +96,7 @@ def l1_penalty(*params):
     return sum(np.sum(np.abs(p)) for p in params)
 
 
-@vjp("l1_penalty")
+@vjp("l1_penalty", reads=("params",), input_shaped=True)
 def l1_penalty_vjp(g, y, *params):
     # dL/dp = g * sign(p)  (the subgradient 0 at p = 0)
     return tuple(g * np.sign(p) for p in params)
@@ -103,7 +107,7 @@ def l2_penalty(*params):
     return 0.5 * sum(np.vdot(p, p) for p in params)
 
 
-@vjp("l2_penalty")
+@vjp("l2_penalty", reads=("params",), input_shaped=True)
 def l2_penalty_vjp(g, y, *params):
     # dL/dp = g * p
     return tuple(g * p for p in params)
@@ -120,7 +124,7 @@ def kl_normal(mu, log_var, prior_mu=None, prior_log_var=None):
     return 0.5 * np.sum(kl) / rows
 
 
-@vjp("kl_normal")
+@vjp("kl_normal", reads=("mu", "log_var", "prior_mu", "prior_log_var"))
 def kl_normal_vjp(g, y, mu, log_var, prior_mu=None, prior_log_var=None):
     # dL/dmu = c (mu - mu_p) / v_p ; dL/dlv = c (exp(lv) / v_p - 1) / 2 ; c = g / rows
     c = g / (mu.size // mu.shape[-1])

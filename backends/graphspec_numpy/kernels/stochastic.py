@@ -27,7 +27,7 @@ def gaussian_sample(mu, scale, *, parameterization, estimator, noise):
     return mu + noise * sigma
 
 
-@vjp("gaussian_sample")
+@vjp("gaussian_sample", reads=("scale",))
 def gaussian_sample_vjp(g, z, mu, scale, *, parameterization, estimator, noise):
     # z = mu + eps σ: dL/dmu = g ; dL/dσ = g eps (σ' = σ for log σ, σ/2 for log σ²)
     if estimator == "reinforce":
@@ -47,7 +47,7 @@ def bernoulli_sample(p, *, logits, estimator, noise):
     return (noise < prob).astype(p.dtype)
 
 
-@vjp("bernoulli_sample")
+@vjp("bernoulli_sample", reads=("p",))
 def bernoulli_sample_vjp(g, z, p, *, logits, estimator, noise):
     # straight-through: dz/dP = 1 (dP/dp = P (1 - P) for a logit) ; reinforce: no pathwise term
     if estimator == "reinforce":
@@ -64,7 +64,7 @@ def categorical_sample(logits, *, estimator, noise):
     return (np.arange(logits.shape[-1]) == idx[..., None]).astype(logits.dtype)
 
 
-@vjp("categorical_sample")
+@vjp("categorical_sample", reads=("logits",))
 def categorical_sample_vjp(g, z, logits, *, estimator, noise):
     # straight-through (z ~ a = softmax(logits)): dL/dlogits = a (g - <g, a>) ; reinforce: none
     if estimator == "reinforce":
@@ -90,7 +90,7 @@ def log_prob(z, theta, scale=None, *, dist, parameterization, logits):
     return lp.sum(axis=-1)
 
 
-@vjp("log_prob")
+@vjp("log_prob", reads=("z", "theta", "scale"))
 def log_prob_vjp(g, y, z, theta, scale=None, *, dist, parameterization, logits):
     # normal: dmu = g r/σ, dlogσ = g (r² - 1) ; bernoulli: dp = g (z/p - (1-z)/(1-p)) ;
     # logits: dθ = g (z - sigmoid θ) ; categorical: dθ = g (z - softmax(θ) sum(z))
@@ -124,7 +124,7 @@ def leave_one_out_mean(x, *, axis):
     return (x.sum(axis=axis, keepdims=True) - x) / (n - 1)
 
 
-@vjp("leave_one_out_mean")
+@vjp("leave_one_out_mean", reads=("x",))
 def leave_one_out_mean_vjp(g, y, x, *, axis):
     # the map is symmetric: dL/dx_i = (sum_j g_j - g_i) / (n - 1)
     n = x.shape[axis]

@@ -3,7 +3,10 @@
 Rules for kernel modules (the code generator copies kernels into standalone modules):
 
 * a kernel is a plain function that uses only ``torch``, ``F`` (torch.nn.functional),
-  ``math`` and the helpers of ``_prelude``; register it with ``@kernel("op")``;
+  ``nn``, ``math``, helpers defined in its own module (its family) or in ``_prelude``, and
+  literal constants defined there; register it with ``@kernel("op")``. The code generator
+  copies exactly the helpers a module's kernels call, transitively, and refuses (at
+  generation, naming the kernel and the name) anything else a kernel reads;
 * it is called as ``kernel(*inputs, *params, *state, **kernel_attrs, [training=], [noise=])``
   with tensors; ops declared ``has_state`` return ``(y, new_state_tuple)``;
 * it must work on any device and dtype it is given (no ``.cpu()``, no numpy, no Python

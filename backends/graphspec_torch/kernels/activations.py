@@ -51,6 +51,11 @@ def gelu(x, *, approximate):
     return F.gelu(x, approximate=approximate)
 
 
+@kernel("silu")
+def silu(x):
+    return F.silu(x)
+
+
 @kernel("softmax")
 def softmax(x, *, axis):
     return torch.softmax(x, dim=axis)
