@@ -6,8 +6,6 @@ and the VJPs fold window gradients back with one strided add per kernel offset (
 loop over pixels).
 """
 
-import math
-
 import numpy as np
 
 from graphspec_numpy.kernels import kernel, vjp
@@ -67,7 +65,7 @@ def _max_pool(x, kernel, stride, padding, ceil_mode, save):
 def _max_pool_vjp(g, kernel, stride, padding, res):
     # dL/dx[i] = sum of g over the windows whose maximum is x[i]
     arg, shape, x_shape = res
-    onehot = arg[..., None] == np.arange(math.prod(kernel))
+    onehot = arg[..., None] == np.arange(np.prod(kernel))
     parts = (onehot * g[..., None]).reshape(g.shape + tuple(kernel))
     return _fold(parts, shape, padding, stride, g.shape[2:], x_shape)
 
@@ -160,7 +158,7 @@ def global_avg_pool(x, *, save=False):
 @vjp("global_avg_pool", reads=("res",), input_shaped=True)
 def global_avg_pool_vjp(g, y, x, *, res):
     # dL/dx = g / (number of spatial positions), at every position
-    n = math.prod(res[2:])
+    n = int(np.prod(res[2:]))  # a Python int keeps float32 gradients float32
     per = (g / n).reshape(g.shape + (1,) * (len(res) - 2))
     return (np.broadcast_to(per, res).copy(),)
 
@@ -175,4 +173,4 @@ def global_max_pool_vjp(g, y, x):
     # dL/dx = g shared equally by the positions equal to the maximum (torch's amax)
     axes = _spatial(x)
     at = x == np.expand_dims(y, axes)
-    return (at * np.expand_dims(g / np.sum(at, axis=axes), axes),)
+    return (at * np.expand_dims(g / np.sum(at, axis=axes, dtype=g.dtype), axes),)
