@@ -24,8 +24,7 @@ def _windows(x, kernel, stride, padding, ceil_mode, fill):
     """Windows ``[batch, channels, *out, *kernel]`` of ``x`` padded with ``fill``, the
     padded shape, and the output size per axis."""
     outs = [
-        _out_size(d, k, s, p, ceil_mode)
-        for d, k, s, p in zip(x.shape[2:], kernel, stride, padding)
+        _out_size(d, k, s, p, ceil_mode) for d, k, s, p in zip(x.shape[2:], kernel, stride, padding)
     ]
     # Right padding reaches the end of the last window, which ceil_mode may run past the
     # declared padding (those values are never the max nor counted in a mean).
@@ -35,8 +34,10 @@ def _windows(x, kernel, stride, padding, ceil_mode, fill):
     ]
     xp = np.pad(x, [(0, 0), (0, 0)] + pads, constant_values=fill)
     win = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=tuple(range(2, xp.ndim)))
-    win = win[(slice(None), slice(None)) + tuple(slice(0, (o - 1) * s + 1, s)
-                                                 for o, s in zip(outs, stride))]
+    win = win[
+        (slice(None), slice(None))
+        + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(outs, stride))
+    ]
     return win, xp.shape, outs
 
 
@@ -75,7 +76,7 @@ def _divisor(x_shape, kernel, stride, padding, outs, count_include_pad, dtype):
     is clipped to the padded input (a ceil_mode overhang never counts) and, without
     count_include_pad, to the input itself."""
     div = np.ones((), dtype=dtype)
-    for axis, (d, k, s, p, o) in enumerate(zip(x_shape[2:], kernel, stride, padding, outs)):
+    for d, k, s, p, o in zip(x_shape[2:], kernel, stride, padding, outs):
         start = np.arange(o) * s - p
         end = np.minimum(start + k, d + p)
         if not count_include_pad:
