@@ -86,8 +86,7 @@ class _Pool(Attrs):
                 raise ShapeError(f"{name}'s {axis} axis must be a fixed size, got shape {x}")
             if kk > d + 2 * pp:
                 raise ShapeError(
-                    f"kernel {kk} is larger than the padded {axis} "
-                    f"{d} + 2*{pp} = {d + 2 * pp}"
+                    f"kernel {kk} is larger than the padded {axis} {d} + 2*{pp} = {d + 2 * pp}"
                 )
             out.append(pool_out_size(d, kk, ss, pp, self.ceil_mode))
         return TensorType(tuple(out))
