@@ -90,7 +90,7 @@ class Pad(Attrs):
     ``[batch, 3, 6, 7]``. ``mode``: ``constant`` fills with ``value``; ``reflect`` mirrors
     the values next to the border, without repeating the edge (each pad smaller than its
     axis); ``replicate`` repeats the edge value. ``reflect`` and ``replicate`` pad at most
-    three axes (torch's and ONNX export's limit).
+    three axes (the limit of torch's ``F.pad``).
     """
 
     pads: list[PadPair] = Field(min_length=1)

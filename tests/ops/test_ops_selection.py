@@ -136,3 +136,42 @@ outputs: [y]
     message = str(e.value)
     assert "letter 'j' is 4 on operand 0 but 5 on operand 1" in message
     assert ":8:" in message  # the line of node y
+
+
+@pytest.mark.slow
+def test_selection_ops_export_to_onnx_with_a_dynamic_batch(tmp_path):
+    """Every pad mode (reflect and replicate fold the leading axes into one for F.pad),
+    where with a float mask, and einsum, exported together and run by onnxruntime at two
+    batch sizes: the numpy backend's outputs (the exporter's probe tries first samples only)."""
+    import onnxruntime as ort  # deferred: heavy, and only this test needs it
+
+    from graphspec_torch.export import export_onnx  # deferred: torch is heavy
+
+    text = """graphspec: 1
+name: sel
+seed: 0
+inputs:
+  x: [batch, 2, 4, 5]
+  m: [batch, 2, 6, 9]
+graph:
+  - {id: r, op: pad, in: x, pads: [[1, 1], [2, 2]], mode: reflect}
+  - {id: e, op: pad, in: x, pads: [[1, 1], [3, 1]], mode: replicate}
+  - {id: c, op: pad, in: x, pads: [[0, 2], [2, 2]], value: 0.5}
+  - {id: w, op: where, in: [m, r, e]}
+  - {id: y, op: einsum, in: [w, c], equation: "bchw,bchw->bh"}
+outputs: [y, w]
+"""
+    ir = gs.build(gs.loads(text))
+    params = gs.init_params(ir)
+    path = export_onnx(ir, params, tmp_path / "sel.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ref = gs.compile(ir, "numpy")
+    rng = np.random.default_rng(0)
+    for batch in (1, 7):
+        x = {
+            "x": rng.normal(size=(batch, 2, 4, 5)).astype(np.float32),
+            "m": (rng.random((batch, 2, 6, 9)) < 0.5).astype(np.float32),
+        }
+        want = ref.forward(params, {k: v.astype(np.float64) for k, v in x.items()})
+        for name, got in zip(ir.outputs, session.run(None, x)):
+            np.testing.assert_allclose(got, want[name], rtol=1e-4, atol=1e-5, err_msg=name)
