@@ -185,7 +185,7 @@ def einsum_terms(equation: str) -> tuple[list[str], str]:
         if twice:
             raise ValueError(
                 f"'{equation}': operand {k} repeats '{twice[0]}' (diagonals and traces are "
-                "not supported; take the diagonal with another op first)"
+                "not supported)"
             )
     twice = sorted({c for c in out if out.count(c) > 1})
     if twice:

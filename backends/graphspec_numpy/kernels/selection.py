@@ -16,7 +16,7 @@ def where(cond, a, b):
 @vjp("where", reads=("cond",))
 def where_vjp(g, y, cond, a, b):
     # dL/da = g [cond] ; dL/db = g [not cond] ; cond takes none
-    taken = np.broadcast_to(cond != 0, g.shape)
+    taken = cond != 0
     return None, np.where(taken, g, 0), np.where(taken, 0, g)
 
 
@@ -68,7 +68,8 @@ def _einsum_terms(equation):
 
 @kernel("einsum")
 def einsum(*xs, equation):
-    return np.einsum(equation.replace(" ", ""), *xs, optimize=len(xs) > 2)
+    # optimize: pairs of operands go through BLAS (tensordot) where the letters allow it.
+    return np.einsum(equation.replace(" ", ""), *xs, optimize=len(xs) > 1)
 
 
 @vjp("einsum", reads=("xs",), input_shaped=True)
@@ -85,7 +86,7 @@ def einsum_vjp(g, y, *xs, equation, needs=None):
         kept = "".join(c for c in term if c in out or any(c in t for t in others))
         operands = [g] + [xs[j] for j in range(len(xs)) if j != i]
         gk = np.einsum(
-            ",".join([out] + others) + "->" + kept, *operands, optimize=len(operands) > 2
+            ",".join([out] + others) + "->" + kept, *operands, optimize=len(operands) > 1
         )
         shape = [d if c in kept else 1 for c, d in zip(term, x.shape)]
         grads.append(np.broadcast_to(gk.reshape(shape), x.shape).copy())
