@@ -45,9 +45,6 @@ class Where(Attrs):
             ) from None
         return TensorType(shape, a.dtype)
 
-    def flops(self, cond: TensorType, a: TensorType, b: TensorType, out: TensorType) -> int:
-        return out.numel()
-
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
         yield Sample(
