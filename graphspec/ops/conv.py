@@ -57,9 +57,7 @@ class _Conv(Attrs):
         if not isinstance(c, int):
             raise ShapeError(f"the input's channel axis must be a fixed size, got shape {x}")
         if c % self.groups:
-            raise ShapeError(
-                f"input channels ({c}) must be divisible by groups ({self.groups})"
-            )
+            raise ShapeError(f"input channels ({c}) must be divisible by groups ({self.groups})")
         return c
 
     def infer(self, x: TensorType, *params: TensorType) -> TensorType:
@@ -70,8 +68,9 @@ class _Conv(Attrs):
             self._spatial("kernel"),
             self._spatial("stride"),
             self._spatial("dilation"),
-            self._spatial("padding") if self.padding not in ("valid", "same") else
-            (0,) * len(self.axes),
+            self._spatial("padding")
+            if self.padding not in ("valid", "same")
+            else (0,) * len(self.axes),
             strict=True,
         )
         out: list[Dim] = [x.shape[0], self.channels]
@@ -146,8 +145,15 @@ class Conv2d(_Conv):
     def samples(cls, rng: np.random.Generator) -> Any:
         n = rng.normal
 
-        def sample(cin: int, cout: int, kernel: tuple[int, int], hw: tuple[int, int],
-                   note: str, bias: bool = True, **attrs: Any) -> Sample:
+        def sample(
+            cin: int,
+            cout: int,
+            kernel: tuple[int, int],
+            hw: tuple[int, int],
+            note: str,
+            bias: bool = True,
+            **attrs: Any,
+        ) -> Sample:
             groups = attrs.get("groups", 1)
             inputs = {
                 "x": n(size=(2, cin) + hw),
@@ -156,18 +162,26 @@ class Conv2d(_Conv):
             if bias:
                 inputs["bias"] = n(size=cout)
             return Sample(
-                inputs, {"channels": cout, "kernel": list(kernel), "bias": bias, **attrs},
+                inputs,
+                {"channels": cout, "kernel": list(kernel), "bias": bias, **attrs},
                 note=note,
             )
 
         yield sample(3, 4, (3, 3), (5, 6), "3x3, valid")
         yield sample(2, 3, (3, 3), (7, 8), "stride 2, padding 1", stride=2, padding=1)
-        yield sample(2, 3, (2, 3), (5, 6), "rectangular kernel, padding [1, 2], no bias",
-                     bias=False, padding=[1, 2])
-        yield sample(2, 2, (2, 3), (4, 5), "padding same, even kernel (odd extra padding)",
-                     padding="same")
-        yield sample(2, 3, (3, 3), (7, 7), "dilation 2, stride [1, 2]",
-                     dilation=2, stride=[1, 2])
+        yield sample(
+            2,
+            3,
+            (2, 3),
+            (5, 6),
+            "rectangular kernel, padding [1, 2], no bias",
+            bias=False,
+            padding=[1, 2],
+        )
+        yield sample(
+            2, 2, (2, 3), (4, 5), "padding same, even kernel (odd extra padding)", padding="same"
+        )
+        yield sample(2, 3, (3, 3), (7, 7), "dilation 2, stride [1, 2]", dilation=2, stride=[1, 2])
         yield sample(4, 6, (3, 3), (5, 5), "groups 2", groups=2, padding="same")
         yield sample(3, 3, (3, 3), (5, 5), "depthwise (groups = in channels)", groups=3)
 

@@ -68,9 +68,9 @@ def _conv_backward(g, weight, bias, stride, dilation, groups, res, needs):
         for i in range(kh):
             for j in range(kw):
                 r, c = i * dh, j * dw
-                dxp[..., r : r + sh * (oh - 1) + 1 : sh, c : c + sw * (ow - 1) + 1 : sw] += (
-                    dcols[:, :, :, i, j]
-                )
+                dxp[..., r : r + sh * (oh - 1) + 1 : sh, c : c + sw * (ow - 1) + 1 : sw] += dcols[
+                    :, :, :, i, j
+                ]
         (top, bottom), (left, right) = pads
         h, w = xp_shape[2], xp_shape[3]
         gx = dxp.reshape(xp_shape)[:, :, top : h - bottom, left : w - right]
@@ -93,8 +93,7 @@ def conv2d(x, weight, bias=None, *, stride, padding, dilation, groups, save=Fals
 
 
 @vjp("conv2d", reads=("weight", "bias", "res"), input_shaped=True)
-def conv2d_vjp(g, y, x, weight, bias=None, *, stride, padding, dilation, groups, res,
-               needs=None):
+def conv2d_vjp(g, y, x, weight, bias=None, *, stride, padding, dilation, groups, res, needs=None):
     # dL/dW = g^T im2col(x) ; dL/dx = col2im(g W) ; dL/db = sum(g) over batch and pixels
     grads = _conv_backward(
         g, weight, bias, _conv_pair(stride), _conv_pair(dilation), groups, res, needs
@@ -108,8 +107,14 @@ def conv1d(x, weight, bias=None, *, stride, padding, dilation, groups, save=Fals
     if padding not in ("valid", "same"):
         padding = (0, padding)
     out = _conv_forward(
-        x[:, :, None, :], weight[:, :, None, :], bias, (1, stride), padding, (1, dilation),
-        groups, save,
+        x[:, :, None, :],
+        weight[:, :, None, :],
+        bias,
+        (1, stride),
+        padding,
+        (1, dilation),
+        groups,
+        save,
     )
     if save:
         return out[0][:, :, 0, :], out[1]
@@ -117,11 +122,16 @@ def conv1d(x, weight, bias=None, *, stride, padding, dilation, groups, save=Fals
 
 
 @vjp("conv1d", reads=("weight", "bias", "res"), input_shaped=True)
-def conv1d_vjp(g, y, x, weight, bias=None, *, stride, padding, dilation, groups, res,
-               needs=None):
+def conv1d_vjp(g, y, x, weight, bias=None, *, stride, padding, dilation, groups, res, needs=None):
     # dL/dW = g^T im2col(x) ; dL/dx = col2im(g W) ; dL/db = sum(g), as conv2d at unit height
     gx, gw, gb = _conv_backward(
-        g[:, :, None, :], weight[:, :, None, :], bias, (1, stride), (1, dilation), groups, res,
+        g[:, :, None, :],
+        weight[:, :, None, :],
+        bias,
+        (1, stride),
+        (1, dilation),
+        groups,
+        res,
         needs,
     )
     gx = gx[:, :, 0, :] if gx is not None else None
