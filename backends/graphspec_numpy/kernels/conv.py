@@ -80,7 +80,8 @@ def _conv_backward(g, weight, bias, stride, dilation, groups, res, needs):
 
 
 def _conv_pair(value):
-    return value if isinstance(value, tuple) else (value, value)
+    # An [h, w] pair may come back from a serialized IR as a list.
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 @kernel("conv2d", residuals=True)
