@@ -21,13 +21,14 @@ class _Conv(Attrs):
     """Shared rule of conv1d and conv2d; ``axes`` names the spatial axes they slide over."""
 
     channels: PositiveInt
-    groups: PositiveInt = 1
-    bias: bool = True
-    # Declared by each op with its own types (conv1d: ints; conv2d: ints or pairs).
+    # Declared again by each op with its own types (conv1d: ints; conv2d: ints or pairs);
+    # named here for the shared rule and the order of the documented attributes.
     kernel: Any
     stride: Any
     padding: Any
     dilation: Any
+    groups: PositiveInt = 1
+    bias: bool = True
     graph_only: ClassVar[frozenset[str]] = frozenset({"channels", "kernel", "bias"})
     axes: ClassVar[tuple[str, ...]] = ()
 
