@@ -30,10 +30,16 @@ def initializer(fn: Init) -> Init:
 
 
 def _fans(decl: ParamDecl) -> tuple[int, int]:
+    """The fans the op declared, else read from the shape: a matrix is ``[in, out]``
+    (graphspec's layout); rank 3 and up is a convolution kernel ``[out, in, *window]`` (torch's
+    and ONNX's layout), each unit seeing ``in * window`` inputs and feeding ``out * window``."""
     shape = decl.shape
-    fan_in = decl.fan_in or (shape[0] if shape else 1)
-    fan_out = decl.fan_out or (shape[-1] if shape else 1)
-    return int(fan_in), int(fan_out)
+    if len(shape) >= 3:
+        window = math.prod(shape[2:])
+        fan_in, fan_out = shape[1] * window, shape[0] * window
+    else:
+        fan_in, fan_out = (shape[0], shape[-1]) if shape else (1, 1)
+    return int(decl.fan_in or fan_in), int(decl.fan_out or fan_out)
 
 
 @initializer

@@ -132,10 +132,8 @@ class Param(Attrs):
         return TensorType(tuple(self.shape))
 
     def params(self, *_: TensorType) -> dict[str, ParamDecl]:
-        shape = tuple(self.shape)
-        fan_in = shape[0] if shape else 1
-        fan_out = shape[-1] if shape else 1
-        return {"value": ParamDecl(shape, "normal", fan_in, fan_out, self.penalize)}
+        # Fans are read from the shape by the initializers (a rank >= 3 param is a conv kernel).
+        return {"value": ParamDecl(tuple(self.shape), "normal", penalize=self.penalize)}
 
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:

@@ -1,0 +1,224 @@
+"""Convolutions over channels-first tensors, as torch and ONNX lay them out: conv1d, conv2d."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import NonNegativeInt, PositiveInt, model_validator
+
+from graphspec.ops.registry import Attrs, Dim, ParamDecl, Sample, ShapeError, TensorType, op
+
+Pair = tuple[PositiveInt, PositiveInt]
+Padding = Literal["valid", "same"] | NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt]
+
+
+def _pair(value: Any) -> tuple[Any, Any]:
+    return value if isinstance(value, tuple) else (value, value)
+
+
+class _Conv(Attrs):
+    """Shared rule of conv1d and conv2d; ``axes`` names the spatial axes they slide over."""
+
+    channels: PositiveInt
+    # Declared again by each op with its own types (conv1d: ints; conv2d: ints or pairs);
+    # named here for the shared rule and the order of the documented attributes.
+    kernel: Any
+    stride: Any
+    padding: Any
+    dilation: Any
+    groups: PositiveInt = 1
+    bias: bool = True
+    graph_only: ClassVar[frozenset[str]] = frozenset({"channels", "kernel", "bias"})
+    axes: ClassVar[tuple[str, ...]] = ()
+
+    # Per spatial axis, in the order of ``axes`` (conv1d's ints are one-element tuples).
+    def _spatial(self, name: str) -> tuple[Any, ...]:
+        value = getattr(self, name)
+        return _pair(value) if len(self.axes) == 2 else (value,)
+
+    @model_validator(mode="after")
+    def _check(self) -> _Conv:
+        if self.padding == "same" and any(s != 1 for s in self._spatial("stride")):
+            raise ValueError("padding 'same' needs stride 1 (as torch): set padding to a number")
+        if self.channels % self.groups:
+            raise ValueError(
+                f"channels ({self.channels}) must be divisible by groups ({self.groups})"
+            )
+        return self
+
+    def _in_channels(self, x: TensorType) -> int:
+        rank = 2 + len(self.axes)
+        if x.rank != rank:
+            layout = ", ".join(("batch", "channels") + self.axes)
+            raise ShapeError(
+                f"{self.op_name} needs a {rank}-D input [{layout}], got shape {x}"  # type: ignore[attr-defined]
+            )
+        c = x.shape[1]
+        if not isinstance(c, int):
+            raise ShapeError(f"the input's channel axis must be a fixed size, got shape {x}")
+        if c % self.groups:
+            raise ShapeError(f"input channels ({c}) must be divisible by groups ({self.groups})")
+        return c
+
+    def infer(self, x: TensorType, *params: TensorType) -> TensorType:
+        self._in_channels(x)
+        sizes = zip(
+            self.axes,
+            x.shape[2:],
+            self._spatial("kernel"),
+            self._spatial("stride"),
+            self._spatial("dilation"),
+            self._spatial("padding")
+            if self.padding not in ("valid", "same")
+            else (0,) * len(self.axes),
+            strict=True,
+        )
+        out: list[Dim] = [x.shape[0], self.channels]
+        for axis, n, k, s, d, p in sizes:
+            out.append(self._out_size(axis, n, k, s, d, p))
+        return TensorType(tuple(out), x.dtype)
+
+    def _out_size(self, axis: str, n: Dim, k: int, s: int, d: int, p: int) -> Dim:
+        # torch's rule: floor((n + 2p - d(k - 1) - 1) / s) + 1, refused below 1.
+        if self.padding == "same":
+            return n
+        if not isinstance(n, int):
+            raise ShapeError(f"{axis} must be a fixed size unless padding is 'same', got {n}")
+        size = (n + 2 * p - d * (k - 1) - 1) // s + 1
+        if size < 1:
+            raise ShapeError(
+                f"{axis}: ({n} + 2*{p} - {d}*({k} - 1) - 1) / {s} + 1 = {size} < 1: "
+                f"the kernel spans {d * (k - 1) + 1} but the padded input has {n + 2 * p}"
+            )
+        return size
+
+    def params(self, x: TensorType, *_: TensorType) -> dict[str, ParamDecl]:
+        c = self._in_channels(x)  # params are sized before infer runs: check here too
+        window = int(np.prod(self._spatial("kernel")))
+        kernel = tuple(self._spatial("kernel"))
+        # He/Glorot fans of a convolution: each output sees in/groups * window inputs; each
+        # input feeds out/groups * window outputs.
+        fan_in = c // self.groups * window
+        fan_out = self.channels // self.groups * window
+        out = {
+            "weight": ParamDecl(
+                (self.channels, c // self.groups) + kernel,
+                "glorot_uniform",
+                fan_in,
+                fan_out,
+                True,
+            )
+        }
+        if self.bias:
+            out["bias"] = ParamDecl((self.channels,), "zeros", fan_in, fan_out)
+        return out
+
+    def flops(self, x: TensorType, *params: TensorType, out: TensorType) -> int:
+        window = int(np.prod(self._spatial("kernel")))
+        c = x.shape[1] if isinstance(x.shape[1], int) else 1
+        return 2 * out.numel() * (c // self.groups) * window
+
+
+@op("conv2d")
+class Conv2d(_Conv):
+    """2-D convolution (cross-correlation, as torch's ``F.conv2d``) over
+    ``[batch, channels, height, width]``, giving ``[batch, channels (out), height', width']``.
+
+    Parameters: ``weight`` ``[out, in / groups, kh, kw]`` and ``bias`` ``[out]`` (dropped by
+    ``bias: false``). ``kernel``, ``stride``, ``dilation``: an int or an ``[h, w]`` pair.
+    ``padding``: ``valid`` (none), ``same`` (output as large as the input; stride 1 only, an
+    odd extra padding row/column goes at the bottom/right, as torch), an int or an ``[h, w]``
+    pair (zeros on both sides). Output size per axis: ``floor((n + 2p - d(k - 1) - 1) / s) + 1``.
+    ``groups`` splits the channels into independent convolutions (``groups`` equal to the
+    input channels: depthwise). Default init: ``glorot_uniform`` weight with the
+    convolution's fans (fan-in ``in/groups * kh * kw``, fan-out ``out/groups * kh * kw``; name
+    ``he_normal`` in the node's ``init`` for ReLU stacks), zero bias.
+    """
+
+    kernel: PositiveInt | Pair
+    stride: PositiveInt | Pair = 1
+    padding: Padding = "valid"
+    dilation: PositiveInt | Pair = 1
+    axes: ClassVar[tuple[str, ...]] = ("height", "width")
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        n = rng.normal
+
+        def sample(
+            cin: int,
+            cout: int,
+            kernel: tuple[int, int],
+            hw: tuple[int, int],
+            note: str,
+            bias: bool = True,
+            **attrs: Any,
+        ) -> Sample:
+            groups = attrs.get("groups", 1)
+            inputs = {
+                "x": n(size=(2, cin) + hw),
+                "weight": n(size=(cout, cin // groups) + kernel),
+            }
+            if bias:
+                inputs["bias"] = n(size=cout)
+            return Sample(
+                inputs,
+                {"channels": cout, "kernel": list(kernel), "bias": bias, **attrs},
+                note=note,
+            )
+
+        yield sample(3, 4, (3, 3), (5, 6), "3x3, valid")
+        yield sample(2, 3, (3, 3), (7, 8), "stride 2, padding 1", stride=2, padding=1)
+        yield sample(
+            2,
+            3,
+            (2, 3),
+            (5, 6),
+            "rectangular kernel, padding [1, 2], no bias",
+            bias=False,
+            padding=[1, 2],
+        )
+        yield sample(
+            2, 2, (2, 3), (4, 5), "padding same, even kernel (odd extra padding)", padding="same"
+        )
+        yield sample(2, 3, (3, 3), (7, 7), "dilation 2, stride [1, 2]", dilation=2, stride=[1, 2])
+        yield sample(4, 6, (3, 3), (5, 5), "groups 2", groups=2, padding="same")
+        yield sample(3, 3, (3, 3), (5, 5), "depthwise (groups = in channels)", groups=3)
+
+
+@op("conv1d")
+class Conv1d(_Conv):
+    """1-D convolution (cross-correlation, as torch's ``F.conv1d``) over
+    ``[batch, channels, length]``, giving ``[batch, channels (out), length']``.
+
+    Parameters: ``weight`` ``[out, in / groups, k]`` and ``bias`` ``[out]`` (dropped by
+    ``bias: false``). ``padding``: ``valid``, ``same`` (stride 1 only, as torch) or an int;
+    ``kernel``, ``stride``, ``dilation`` and ``groups`` as in ``conv2d``, whose rule and
+    initialization it shares (output length ``floor((n + 2p - d(k - 1) - 1) / s) + 1``).
+    """
+
+    kernel: PositiveInt
+    stride: PositiveInt = 1
+    padding: Literal["valid", "same"] | NonNegativeInt = "valid"
+    dilation: PositiveInt = 1
+    axes: ClassVar[tuple[str, ...]] = ("length",)
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        n = rng.normal
+        yield Sample(
+            {"x": n(size=(2, 3, 8)), "weight": n(size=(4, 3, 3)), "bias": n(size=4)},
+            {"channels": 4, "kernel": 3},
+            note="valid",
+        )
+        yield Sample(
+            {"x": n(size=(2, 2, 9)), "weight": n(size=(3, 2, 3))},
+            {"channels": 3, "kernel": 3, "stride": 2, "padding": 1, "bias": False},
+            note="stride 2, padding 1, no bias",
+        )
+        yield Sample(
+            {"x": n(size=(2, 4, 7)), "weight": n(size=(4, 2, 2)), "bias": n(size=4)},
+            {"channels": 4, "kernel": 2, "padding": "same", "dilation": 2, "groups": 2},
+            note="padding same, dilation 2, groups 2",
+        )
