@@ -39,7 +39,7 @@ from graphspec.ir.memory import check_memory
 from graphspec.verify.blame import blame_rows, value_rows
 from graphspec.verify.finite_differences import fd_rows
 from graphspec.verify.inputs import Arrays, batch_size, data_pool, draw_noise, perturb, take
-from graphspec.verify.locate import message, node_of, where
+from graphspec.verify.locate import message, tensor_node, where
 from graphspec.verify.report import Report, Row, compare, error_row, floored
 from graphspec.verify.steps import trajectory_rows
 from graphspec.verify.tolerances import TOLERANCES, ops_behind, tolerance
@@ -164,7 +164,7 @@ def _compare_runs(
         kind = "grad" if check == "grad" else "forward"
         mine = other.get(check, {})
         for tensor in sorted(set(values) | set(mine)):
-            node = node_of(ir, check, tensor)
+            node = tensor_node(ir, check, tensor)
             tol = tolerance(kind, dtype, ops_behind(ir, check, tensor))
             tol, note = floored(tol, values.get(tensor), shadow.get(check, {}).get(tensor))
             rows.append(compare(check, tensor, against, mine.get(tensor), values.get(tensor), tol,

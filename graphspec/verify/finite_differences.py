@@ -9,7 +9,7 @@ from graphspec.backend import Program
 from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
 from graphspec.verify.inputs import Arrays
-from graphspec.verify.locate import node_of, where
+from graphspec.verify.locate import tensor_node, where
 from graphspec.verify.report import Report, Row, compare
 from graphspec.verify.tolerances import FD_EPS, FULL_FD_MAX, fd_tolerance, ops_behind
 
@@ -42,7 +42,7 @@ def fd_rows(
             i = {**inputs, leaf: x} if not is_param else inputs
             return loss(p, i)
 
-        node = node_of(ir, "grad", leaf)
+        node = tensor_node(ir, "grad", leaf)
         u = rng.standard_normal(x0.shape)
         u /= max(float(np.linalg.norm(u)), 1e-300)
         numeric = (at(x0 + FD_EPS * u) - at(x0 - FD_EPS * u)) / (2 * FD_EPS)

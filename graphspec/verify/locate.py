@@ -8,7 +8,7 @@ from graphspec.ir.graph import IR
 from graphspec.ir.node import ParamNode
 
 
-def node_of(ir: IR, check: str, tensor: str) -> str | None:
+def tensor_node(ir: IR, check: str, tensor: str) -> str | None:
     """The IR node a compared tensor belongs to (for a parameter: the op that owns it)."""
     if check.startswith("output"):
         return ir.outputs.get(tensor)

@@ -33,7 +33,7 @@ from graphspec.backend import Program, capabilities, get_backend
 from graphspec.ir.graph import IR
 from graphspec.train.schedules import resolve
 from graphspec.verify.inputs import Arrays, draw_noise, perturb, take
-from graphspec.verify.locate import message, node_of
+from graphspec.verify.locate import message, tensor_node
 from graphspec.verify.report import Report, Row, compare, error_row, floored
 from graphspec.verify.tolerances import tolerance
 
@@ -113,7 +113,7 @@ def trajectory_rows(
                     one_sided |= keys ^ (set(ref_values) & set(mine))
                     keys = set(ref_values) & set(mine)
                 for key in sorted(keys):
-                    node = node_of(ir, check, key)
+                    node = tensor_node(ir, check, key)
                     kt, note = floored(tol, ref_values.get(key),
                                        *(logs[sh][check].get(key) for sh in SHADOWS))
                     row = compare(f"step {check}", key, against, mine.get(key),
