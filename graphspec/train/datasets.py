@@ -10,7 +10,9 @@ validation or test rows leaks into training.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,36 +23,49 @@ EXTRA = "pip install 'graphspec[datasets]'"
 
 @dataclass(frozen=True)
 class Bundled:
-    loader: str  # the sklearn.datasets function
+    file: str  # in sklearn/datasets/data/: rows of features, the class label last
     classes: int
     standardize: bool  # tabular features: standardized with training-split statistics
 
 
 DATASETS = {
-    "digits": Bundled("load_digits", 10, False),
-    "iris": Bundled("load_iris", 3, True),
-    "wine": Bundled("load_wine", 3, True),
-    "breast_cancer": Bundled("load_breast_cancer", 2, True),
+    "digits": Bundled("digits.csv.gz", 10, False),  # no header line
+    "iris": Bundled("iris.csv", 3, True),  # a header line: "150,4,setosa,..."
+    "wine": Bundled("wine_data.csv", 3, True),
+    "breast_cancer": Bundled("breast_cancer.csv", 2, True),
 }
 DIGIT_SCALE = 16.0  # the largest pixel value of the 8x8 digits
 
 
 def load(source: str, loc: Location | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(features [n, k] float64, labels [n] int64)`` of a bundled data set."""
-    try:
-        # Deferred: scikit-learn is an optional extra and slow to import.
-        from sklearn import datasets
-    except ImportError:
+    """``(features [n, k] float64, labels [n] int64)`` of a bundled data set.
+
+    The files are read where scikit-learn installed them, as its ``load_*`` functions read
+    them, without importing it: importing scikit-learn (and SciPy with it) takes seconds,
+    longer than training on these sets (tests/train/test_data_arrays.py checks the arrays
+    are the ones its loaders return)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
         raise DataError(
             f"source '{source}' needs scikit-learn, which is not installed",
             loc,
             hint=f"install the optional extra: {EXTRA}",
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    bundled = DATASETS[source]
+    path = folder / bundled.file
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=0 if source == "digits" else 1)
+    except (OSError, ValueError) as e:
+        raise DataError(
+            f"cannot read scikit-learn's {source} data ({path}): {e}",
+            loc,
+            hint=f"reinstall it: {EXTRA}",
         ) from None
-    bunch = getattr(datasets, DATASETS[source].loader)()
-    x = np.asarray(bunch.data, dtype=np.float64)
+    x, labels = table[:, :-1], table[:, -1].astype(np.int64)
     if source == "digits":
         x = x / DIGIT_SCALE
-    return x, np.asarray(bunch.target, dtype=np.int64)
+    return x, labels
 
 
 def standardize(

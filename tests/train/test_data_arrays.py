@@ -132,6 +132,16 @@ def test_bundled_set_errors(tmp_path):
         data_of(tmp_path, "{source: iris, classes: 4}", **TABULAR)
 
 
+@pytest.mark.parametrize("source", sorted(datasets.DATASETS))
+def test_bundled_sets_are_scikit_learns(source):
+    sk = pytest.importorskip("sklearn.datasets")  # slow to import: only this test does
+    bunch = getattr(sk, f"load_{source}")()
+    x, y = datasets.load(source, None)
+    scale = datasets.DIGIT_SCALE if source == "digits" else 1.0
+    np.testing.assert_array_equal(x * scale, bunch.data)
+    np.testing.assert_array_equal(y, bunch.target)
+
+
 def test_without_scikit_learn_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn raises ImportError
     with pytest.raises(DataError, match="source 'digits' needs scikit-learn") as e:
