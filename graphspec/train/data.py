@@ -186,9 +186,10 @@ def _synthetic(
 
 def _one_feature(source: str, features: list[str], targets: list[str], loc: Any) -> str:
     """The one feature input a generated or bundled source fills."""
+    kind = "bundled" if source in DATASETS else "synthetic"
     if len(features) != 1 or len(targets) > 1:
         raise DataError(
-            f"synthetic source '{source}' fills one feature input and one target input; the "
+            f"{kind} source '{source}' fills one feature input and one target input; the "
             f"spec has features {features} and targets {targets}", loc("source"),
             hint="load data from a .npz or .csv file with 'path' and 'columns'")
     return features[0]

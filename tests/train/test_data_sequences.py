@@ -182,3 +182,40 @@ def test_the_vocabulary_is_saved_with_the_run(tmp_path):
     )
     gs.train(spec, backend="numpy", out=tmp_path / "run")
     assert gs.load_run(tmp_path / "run").summary["vocabulary"] == "abcd"
+
+
+@pytest.mark.parametrize(
+    "data, inputs, graph, loss, message",
+    [
+        (
+            "{source: adding, samples: 8}",
+            "x: {shape: [batch, 6, 2], dtype: int}\n  y: [batch, 1]",
+            "- {id: t, op: param, shape: [3, 1]}\n  - {id: p, op: gather, in: [t, x]}\n"
+            "  - {id: q, op: flatten}\n  - {id: r, op: linear, units: 1}",
+            "- {op: mse, in: [r, y]}",
+            "source 'adding' gives float features, but input 'x' is declared int",
+        ),
+        (
+            "{source: copy, samples: 8, length: 7, copy_length: 2}",
+            "x: [batch, 7, 5]\n  y: {shape: [batch], dtype: int}",
+            "- {id: f, op: flatten, in: x}\n  - {id: p, op: linear, units: 5}",
+            "- {op: cross_entropy, in: [p, y]}",
+            "copy labels every step: declare target 'y'",
+        ),
+        (
+            "{source: parity, samples: 8}",
+            "x: [batch, 6]\n  y: [batch, 1]",
+            "- {id: p, op: linear, in: x, units: 1}",
+            "- {op: bce_with_logits, in: [p, y]}",
+            None,
+        ),
+    ],
+)
+def test_sequence_forms_that_do_not_fit(tmp_path, data, inputs, graph, loss, message):
+    if message is None:  # [batch, 6] floats: 6 bits per row, the parity of all of them
+        d = data_of(tmp_path, data, inputs=inputs, graph=graph, loss=loss)
+        x, y = d.splits["train"]["x"], d.splits["train"]["y"]
+        np.testing.assert_array_equal(y[:, 0], x.sum(axis=1) % 2)
+        return
+    with pytest.raises(DataError, match=message):
+        data_of(tmp_path, data, inputs=inputs, graph=graph, loss=loss)
