@@ -14,6 +14,8 @@ from graphspec.errors import BackendError, DataError
 from graphspec.ir.initializers import INITIALIZERS
 from graphspec.ops import ParamDecl
 from graphspec.train.data import load_data
+from graphspec.verify import verify
+from graphspec.verify.inputs import random_inputs
 from graphspec_numpy import kernels
 
 HEAD = (
@@ -213,3 +215,13 @@ def test_export_refuses_lengths_naming_the_node(tmp_path: Path) -> None:
         export_onnx(ir, gs.init_params(ir), tmp_path / "m.onnx")
     assert "'enc' (lstm), 'seq' (gru) have no ONNX form" in str(info.value)
     assert all("cannot export packed sequences" in note for note, _ in info.value.notes)
+
+
+def test_verify_draws_lengths_in_range_and_both_backends_pass() -> None:
+    # Without train.data verify draws random inputs: lengths in 1..time, where numpy's masks
+    # and torch's packed sequences must agree (a length 0 would be clamped by torch only).
+    report = verify(gs.build(gs.loads(SPEC, "padded.yaml")), steps=1)
+    assert report.ok, report.render(only_failures=True)
+    ir = gs.build(gs.loads(SPEC, "padded.yaml"))
+    drawn = random_inputs(ir, 64, np.random.default_rng(0))["n"]
+    assert drawn.min() == 1 and drawn.max() == 4
