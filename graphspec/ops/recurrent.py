@@ -189,6 +189,7 @@ def _samples(cls: type[Recurrent], rng: np.random.Generator) -> Any:
     yield sample(2, 4, 3, "sequences")
     yield sample(2, 3, 2, "bidirectional, last", returns="last", bidirectional=True)
     yield sample(3, 5, 2, "initial state, lengths", [5, 2, 3], initial_state=True)
+    yield sample(2, 3, 2, "initial state, bidirectional", initial_state=True, bidirectional=True)
     yield sample(
         3, 4, 2, "lengths, bidirectional, last", [4, 1, 3], returns="last", bidirectional=True
     )
