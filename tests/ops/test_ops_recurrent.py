@@ -225,3 +225,45 @@ def test_verify_draws_lengths_in_range_and_both_backends_pass() -> None:
     ir = gs.build(gs.loads(SPEC, "padded.yaml"))
     drawn = random_inputs(ir, 64, np.random.default_rng(0))["n"]
     assert drawn.min() == 1 and drawn.max() == 4
+
+
+EXPORTED = """\
+graphspec: 1
+name: exported
+seed: 2
+inputs:
+  x: [batch, 5, 3]
+  h0: [batch, 6]
+  c0: [batch, 6]
+graph:
+  - {id: enc, op: lstm, in: [x, h0, c0], units: 3, bidirectional: true, initial_state: true}
+  - {id: gru, op: gru, in: enc, units: 2, returns: last}
+  - {id: rnn, op: rnn, in: x, units: 2, nonlinearity: relu, returns: last}
+  - {id: out, op: concat, in: [gru, rnn], axis: 1}
+outputs: [out]
+"""
+
+
+@pytest.mark.slow
+def test_recurrent_ops_with_initial_states_export_to_onnx(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import onnx
+
+    from graphspec_torch.export import export_onnx
+
+    ir = gs.build(gs.loads(EXPORTED, "exported.yaml"))
+    params = gs.init_params(ir)
+    path = export_onnx(ir, params, tmp_path / "m.onnx")  # float32: onnxruntime's LSTM has no double
+    assert {"LSTM", "GRU"} <= {n.op_type for n in onnx.load(str(path)).graph.node}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    inputs = {
+        "x": rng.normal(size=(4, 5, 3)),
+        "h0": rng.normal(size=(4, 6)),
+        "c0": rng.normal(size=(4, 6)),
+    }
+    feed = {i.name: inputs[i.name].astype(np.float32) for i in session.get_inputs()}
+    (got,) = session.run(None, feed)
+    want = gs.compile(ir, "numpy").forward(params, inputs)["out"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
