@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from graphspec.errors import DataError, Location
-from graphspec.ir.checks import unused_inputs
+from graphspec.ir.checks import unknown_token, unused_inputs
 from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
 from graphspec.ops.registry import TensorType
@@ -176,6 +176,7 @@ def _synthetic(
     elif data.label_noise:
         raise DataError("label_noise needs a target input", loc("label_noise"))
     _check_targets(ir, arrays, targets, loc("source"), _sample)
+    _check_token_ids(ir, arrays, loc("source"), _sample)
     return arrays, syn.note, syn.strata, clean
 
 
@@ -255,6 +256,7 @@ def _from_file(
     with data_files.read(file, display, loc(*key)) as table:
         arrays = _select_inputs(table, data.columns or {}, ir, key, features, targets, loc)
     _check_targets(ir, arrays, targets, loc(*key), table.row)
+    _check_token_ids(ir, arrays, loc(*key), table.row)
     return arrays
 
 
@@ -372,6 +374,16 @@ def _check_targets(
                 f"{y.reshape(len(y), -1)[i][:4].tolist()}", loc)
 
 
+def _check_token_ids(
+    ir: IR, arrays: Arrays, loc: Location | None, row: RowName | None = None
+) -> None:
+    """Token ids an embedding looks up lie in its vocabulary (else the first row that
+    holds one outside)."""
+    bad = unknown_token(ir, arrays)
+    if bad is not None:
+        raise DataError(f"{(row or _indexed(''))(bad.row)}: {bad.message()}", loc)
+
+
 def _split(
     arrays: Arrays, data: DataSpec, seed: int, loc: Any, strata: np.ndarray | None = None
 ) -> dict[str, Arrays]:
@@ -421,3 +433,4 @@ def _hold_out(
 # Public names for readers of data beyond training (graphspec.train.apply_data).
 fit_input = _fit
 check_targets = _check_targets
+check_token_ids = _check_token_ids
