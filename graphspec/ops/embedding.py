@@ -61,7 +61,9 @@ class Embedding(Attrs):
         zero = () if self.padding_idx is None else (self.padding_idx,)
         return {
             "weight": ParamDecl(
-                (self.vocab, self.dim), {"name": "normal", "std": 1.0}, penalize=True,
+                (self.vocab, self.dim),
+                {"name": "normal", "std": 1.0},
+                penalize=True,
                 zero_rows=zero,
             )
         }

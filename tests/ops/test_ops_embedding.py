@@ -87,8 +87,11 @@ def test_programs_refuse_an_id_outside_the_vocabulary(backend):
     prog = gs.compile(ir, backend=backend)
     params = gs.init_params(ir, 0)
     ids = np.array([[0, 1, 2, 3, 4], [5, 6, 400, 8, 9]])
-    with pytest.raises(InputError, match="row 1: token id 400 of input 'ids' is outside the "
-                       r"vocabulary of embedding 'emb' \(vocab 400: ids 0..399\)"):
+    with pytest.raises(
+        InputError,
+        match="row 1: token id 400 of input 'ids' is outside the "
+        r"vocabulary of embedding 'emb' \(vocab 400: ids 0..399\)",
+    ):
         prog.forward(params, {"ids": ids})
     ok = prog.forward(params, {"ids": ids % 400})["logits"]
     assert ok.shape == (2, 2)
@@ -120,6 +123,7 @@ def test_onnx_export_is_a_gather(tmp_path: Path):
     assert "Gather" in {n.op_type for n in onnx.load(str(path)).graph.node}
     ids = np.random.default_rng(1).integers(0, 400, size=(3, 5))
     (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        None, {"ids": ids})
+        None, {"ids": ids}
+    )
     want = gs.compile(ir, "numpy").forward(params, {"ids": ids})["logits"]
     np.testing.assert_allclose(got, want, rtol=1e-12)

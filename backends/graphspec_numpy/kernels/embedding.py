@@ -17,8 +17,7 @@ def _check_token_ids(ids, vocab):
     if ids.size and (ids.min() < 0 or ids.max() >= vocab):
         bad = ids[(ids < 0) | (ids >= vocab)].reshape(-1)[0]
         raise ValueError(
-            f"embedding: token id {bad} is outside the vocabulary of {vocab} "
-            f"(ids 0..{vocab - 1})"
+            f"embedding: token id {bad} is outside the vocabulary of {vocab} (ids 0..{vocab - 1})"
         )
 
 
