@@ -279,11 +279,11 @@ class NLL(ClassLoss):
 
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
-        z = rng.normal(size=(5, 3))
+        z = rng.normal(size=(5, 4))  # the classes of the option samples
         yield Sample(
             {
                 "log_probs": z - np.log(np.exp(z).sum(-1, keepdims=True)),
-                "target": rng.integers(0, 3, size=5),
+                "target": rng.integers(0, 4, size=5),
             }
         )
         yield Sample(
