@@ -26,6 +26,7 @@ from graphspec.train.data import (
     fit_input,
     input_roles,
 )
+from graphspec.train.data import RowName, check_targets, check_token_ids, fit_input, input_roles
 
 Arrays = dict[str, np.ndarray]
 
@@ -164,4 +165,5 @@ def _checked(
         raise DataError(f"{display} has no rows", where)
     check_targets(ir, arrays, [t for t in targets if t in arrays], where, row)
     check_lengths(ir, arrays, where, row)
+    check_token_ids(ir, arrays, where, row)
     return arrays
