@@ -23,10 +23,10 @@ from graphspec.train.data import (
     RowName,
     check_lengths,
     check_targets,
+    check_token_ids,
     fit_input,
     input_roles,
 )
-from graphspec.train.data import RowName, check_targets, check_token_ids, fit_input, input_roles
 
 Arrays = dict[str, np.ndarray]
 

@@ -598,6 +598,8 @@ def _check_lengths(
                 f"{row(i)}: length {int(lengths[i])} of '{name}' is out of range: '{nid}' "
                 f"({node.op}) reads {reads}",
                 loc)
+
+
 def _check_token_ids(
     ir: IR, arrays: Arrays, loc: Location | None, row: RowName | None = None
 ) -> None:
