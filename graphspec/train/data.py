@@ -26,8 +26,8 @@ from graphspec.errors import DataError, Location
 from graphspec.ir.checks import unknown_token, unused_inputs
 from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
-from graphspec.ops.recurrent import Recurrent
 from graphspec.ops.losses import ClassLoss
+from graphspec.ops.recurrent import Recurrent
 from graphspec.ops.registry import TensorType
 from graphspec.spec.models import DataSpec, Spec
 from graphspec.train import data_files, datasets, seeds, sequence_sources
