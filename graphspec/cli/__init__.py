@@ -23,6 +23,7 @@ from graphspec.cli import (
     ops,
     predict,
     report,
+    sample,
     schema,
     sweep,
     train,
@@ -44,6 +45,7 @@ COMMANDS = (
     report,
     predict,
     evaluate,
+    sample,
     sweep,
 )
 

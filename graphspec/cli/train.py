@@ -24,10 +24,13 @@ from graphspec.cli.common import (
     positive_int,
     print_warnings,
     require_attr,
+    write_text,
 )
 from graphspec.cli.report import summary_table
 from graphspec.errors import TrainingError, UsageError
 from graphspec.ir.memory import check_memory
+from graphspec.runs.run import load_run
+from graphspec.runs.sample import SAMPLES, sample_text
 from graphspec.spec.variants import expand_variants, select
 from graphspec.train import rundir
 from graphspec.train.atomic import WriteError
@@ -278,6 +281,8 @@ def _train_variants(
         if args.plot:
             for path in plot_run(v, out):
                 print(f"wrote {path}", file=sys.stderr)
+        if run_result.info.get("vocabulary"):  # a character model: what it learned to write
+            _print_sample(out, args.device)
     if spec.variants and not quiet:  # the variants side by side: the point of having them
         for path in report(dirs, base):
             print(f"wrote {path}", file=sys.stderr)
@@ -335,6 +340,16 @@ def _print_expectations(spec: Any, run_result: Any) -> bool:
     for o in outcomes:
         print("  " + o.render())
     return all(o.held for o in outcomes)
+
+
+def _print_sample(out: Path, device: str) -> None:
+    """Text drawn from a character model (its run's seed, the default temperature),
+    printed and kept in the run directory as samples.txt."""
+    run = load_run(out)
+    text = sample_text(run, seed=int(run.summary.get("seed", 0)), device=device)
+    print(f"sample (more with: graphspec sample {shlex.quote(str(out))}):")
+    print(text.rstrip("\n"))
+    print(f"wrote {write_text(out / SAMPLES, text)}", file=sys.stderr)
 
 
 def _print_summary(run_result: Any, out: Path) -> None:
