@@ -8,7 +8,7 @@ import sys
 
 from graphspec.cli.common import non_negative_int
 from graphspec.runs.run import load_run
-from graphspec.runs.sample import DEFAULT_LENGTH, DEFAULT_TEMPERATURE, sample_text
+from graphspec.runs.sample import DEFAULT_LENGTH, DEFAULT_TEMPERATURE, as_lines, sample_text
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -78,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
     )
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.write(as_lines(text))
     return 0

@@ -30,7 +30,7 @@ from graphspec.cli.report import summary_table
 from graphspec.errors import TrainingError, UsageError
 from graphspec.ir.memory import check_memory
 from graphspec.runs.run import load_run
-from graphspec.runs.sample import SAMPLES, sample_text
+from graphspec.runs.sample import SAMPLES, as_lines, sample_text
 from graphspec.spec.variants import expand_variants, select
 from graphspec.train import rundir
 from graphspec.train.atomic import WriteError
@@ -346,9 +346,8 @@ def _print_sample(out: Path, device: str) -> None:
     """Text drawn from a character model (its run's seed, the default temperature),
     printed and kept in the run directory as samples.txt."""
     run = load_run(out)
-    text = sample_text(run, seed=int(run.summary.get("seed", 0)), device=device)
-    print(f"sample (more with: graphspec sample {shlex.quote(str(out))}):")
-    print(text.rstrip("\n"))
+    text = as_lines(sample_text(run, seed=int(run.summary.get("seed", 0)), device=device))
+    print(f"sample (more with: graphspec sample {shlex.quote(str(out))}):\n{text}", end="")
     print(f"wrote {write_text(out / SAMPLES, text)}", file=sys.stderr)
 
 

@@ -12,7 +12,7 @@ import graphspec as gs
 from graphspec.cli import main
 from graphspec.errors import GraphspecError
 from graphspec.runs.run import load_run
-from graphspec.runs.sample import SAMPLES, sample_text
+from graphspec.runs.sample import SAMPLES, as_lines, sample_text
 
 # A text whose next character is always decided by the one before: a trained model's most
 # likely continuation of any prime is the cycle itself.  Its period (7) is not the windows'
@@ -129,7 +129,7 @@ def test_train_prints_and_keeps_a_sample(tmp_path: Path, capsys) -> None:
     printed = capsys.readouterr().out
     kept = (out / SAMPLES).read_text(encoding="utf-8")
     seed = json.loads((out / "summary.json").read_text())["seed"]
-    assert kept == sample_text(load_run(out), seed=seed)  # the run's seed, the defaults
+    assert kept == as_lines(sample_text(load_run(out), seed=seed))  # the run's seed, defaults
     assert f"sample (more with: graphspec sample {out}):\n{kept}" in printed
 
 
