@@ -30,7 +30,7 @@ def _padding_word(value: Any, words: tuple[str, ...], numbers: str, why: str = "
             + "".join(f"'{w}', " for w in words)
             + numbers
             + why
-            + (f" ({hint})" if hint else "")
+            + (f"; {hint}" if hint else "")
         )
     return value
 

@@ -150,7 +150,10 @@ def _inputs_text(opdef: OpDef) -> list[str]:
     out = []
     for inp in opdef.inputs:
         name = inp.name + ("..." if inp.variadic else "")
-        notes = ["differentiable" if inp.differentiable else "not differentiable"]
+        notes = [
+            "any dtype" if inp.dtype == "any" else inp.dtype,
+            "differentiable" if inp.differentiable else "not differentiable",
+        ]
         if inp.optional:
             notes.append("optional")
         if inp.variadic:
