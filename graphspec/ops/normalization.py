@@ -135,6 +135,9 @@ class LayerNorm(Attrs):
         _features(x, "layer_norm", 1)
         k = len(self.axes)
         got = sorted(norm_axis(a, x.rank) for a in self.axes)
+        twice = [a for a, b in zip(got, got[1:]) if a == b]
+        if twice:
+            raise ShapeError(f"layer_norm's axes {list(self.axes)} name axis {twice[0]} twice")
         if got != list(range(x.rank - k, x.rank)):
             raise ShapeError(
                 f"layer_norm normalizes trailing axes (as torch and ONNX): axes "
