@@ -259,8 +259,8 @@ class _Builder:
                 continue
             if inp.dtype == "float":
                 hint = (
-                    f"integer tensors feed the inputs that take indices ('graphspec ops {n.op}' "
-                    f"lists what it takes); declare '{ref}' with dtype float to compute with "
+                    "integer tensors feed only inputs that take them (indices, class targets, "
+                    f"reshape and the like); declare '{ref}' with dtype float to compute with "
                     "its values"
                 )
             else:
