@@ -362,7 +362,16 @@ class ConvTranspose2d(_Conv):
             )
 
         yield sample(3, 4, (3, 3), (4, 5), "3x3, stride 1")
-        yield sample(2, 3, (3, 3), (3, 4), "stride 2, padding 1", stride=2, padding=1)
+        yield sample(
+            2,
+            3,
+            (3, 3),
+            (3, 4),
+            "stride 2, padding 1, output_padding 1",
+            stride=2,
+            padding=1,
+            output_padding=1,
+        )
         yield sample(
             2,
             3,
@@ -375,6 +384,12 @@ class ConvTranspose2d(_Conv):
             output_padding=[1, 2],
         )
         yield sample(
-            2, 2, (3, 3), (3, 4), "dilation 2, output_padding 1", dilation=2, output_padding=1
+            2,
+            2,
+            (3, 3),
+            (3, 4),
+            "dilation [2, 1], output_padding [1, 0] (below the dilation)",
+            dilation=[2, 1],
+            output_padding=[1, 0],
         )
         yield sample(4, 6, (3, 3), (3, 3), "groups 2, stride 2", groups=2, stride=2)

@@ -301,3 +301,39 @@ outputs: [y, bn]
         want = ref.forward(params, {"x": x["x"].astype(np.float64)}, training=False)
         for name, got in zip(ir.outputs, session.run(None, x)):
             np.testing.assert_allclose(got, want[name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "output_padding", "dilation", "groups"),
+    [
+        (1, 0, 0, 1, 1),
+        (2, 0, 1, 1, 1),
+        (3, 1, 2, 1, 1),
+        ((2, 1), (1, 0), (1, 0), 1, 2),
+        (1, 1, 1, 2, 1),
+        ((1, 3), (2, 1), (1, 2), (3, 1), 2),
+        (2, 2, 0, 2, 4),
+    ],
+)
+def test_transposed_kernel_and_vjp_are_torchs(stride, padding, output_padding, dilation, groups):
+    # numpy forward and VJP against F.conv_transpose2d and its autograd, beyond the samples
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 4, 3, 4))
+    w = rng.normal(size=(4, 8 // groups, 3, 2))
+    b = rng.normal(size=8)
+    kw = {
+        "stride": stride,
+        "padding": padding,
+        "output_padding": output_padding,
+        "dilation": dilation,
+        "groups": groups,
+    }
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = F.conv_transpose2d(tx, tw, tb, stride, padding, output_padding, groups, dilation)
+    y = kernels.KERNELS["conv_transpose2d"](x, w, b, **kw)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    g = rng.normal(size=y.shape)
+    ty.backward(torch.from_numpy(g))
+    grads = kernels.VJPS["conv_transpose2d"](g, None, x, w, b, **kw)
+    for got, want in zip(grads, (tx, tw, tb)):
+        np.testing.assert_allclose(got, want.grad.numpy(), rtol=1e-11, atol=1e-11)
