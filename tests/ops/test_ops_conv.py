@@ -267,8 +267,9 @@ def test_transposed_vjp_skips_the_gradients_nobody_reads() -> None:
 
 @pytest.mark.slow
 def test_a_decoder_exports_to_onnx_with_a_dynamic_batch(tmp_path) -> None:
-    """conv_transpose2d with every option, batch_norm over channels and layer_norm over
-    [C, H, W], exported together and run by onnxruntime at two batch sizes: the numpy
+    """conv_transpose2d with every option, batch_norm over channels (and over the last axis
+    of a rank-4 tensor: transposes around BatchNormalization) and layer_norm over [C, H, W],
+    exported together and run by onnxruntime at two batch sizes: the numpy
     backend's outputs (the exporter's probe tries first samples only)."""
     import onnxruntime as ort  # deferred: heavy, and only this test needs it
 
@@ -285,13 +286,17 @@ graph:
   - {id: bn, op: batch_norm, axis: 1}
   - {id: ln, op: layer_norm, axes: [-3, -2, -1]}
   - {id: y, op: conv_transpose2d, channels: 2, kernel: 3, bias: false}
-outputs: [y, bn]
+  - {id: last, op: batch_norm, in: ln}
+outputs: [y, bn, last]
 """
     ir = gs.build(gs.loads(text))
     params = gs.init_params(ir)
     rng = np.random.default_rng(1)
-    # running statistics away from their initial 0 and 1, so the export must use them
-    for node in ("bn.running_mean", "bn.running_var", "bn.gamma", "bn.beta", "ln.gamma"):
+    # statistics and affine parameters away from their initial 0 and 1: the export must
+    # use them
+    stats = [f"{n}.{p}" for n in ("bn", "last") for p in ("running_mean", "running_var")]
+    affine = [f"{n}.{p}" for n in ("bn", "last", "ln") for p in ("gamma", "beta")]
+    for node in stats + affine:
         params[node] = params[node] + rng.uniform(0.5, 1.5, size=params[node].shape)
     path = export_onnx(ir, params, tmp_path / "dec.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
