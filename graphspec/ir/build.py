@@ -27,7 +27,7 @@ from graphspec.ir.node import (
 )
 from graphspec.ir.traverse import has_cycle, lex_topo_order
 from graphspec.ops import REGISTRY, OpDef
-from graphspec.ops.registry import ParamDecl, ShapeError, TensorType
+from graphspec.ops.registry import Attrs, ParamDecl, ShapeError, TensorType
 from graphspec.spec.expand import Expanded, FlatNode, expand
 from graphspec.spec.models import Spec
 
@@ -205,7 +205,7 @@ class _Builder:
                     notes=[(f"'{ref}' is defined here", self.flat[ref].src)],
                 )
             types.append(arg.type)
-        self.check_dtypes(n, opdef, ins, types)
+        self.check_dtypes(n, opdef, attrs, ins, types)
         try:
             decls = attrs.params(*types)
             states = attrs.state(*types)
@@ -250,11 +250,11 @@ class _Builder:
         )
 
     def check_dtypes(
-        self, n: FlatNode, opdef: OpDef, ins: list[str], types: list[TensorType]
+        self, n: FlatNode, opdef: OpDef, attrs: Attrs, ins: list[str], types: list[TensorType]
     ) -> None:
         """Each argument's element kind is one its declared input takes (an int input into a
         float op is refused here, at its reference, not deep inside a kernel)."""
-        for i, (inp, ref, t) in enumerate(zip(opdef.arg_inputs(len(ins)), ins, types)):
+        for i, (inp, ref, t) in enumerate(zip(opdef.arg_inputs(len(ins), attrs), ins, types)):
             if inp.accepts(t):
                 continue
             if inp.dtype == "float":
