@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import networkx as nx
 
 from graphspec.errors import Location, SpecError, did_you_mean
+from graphspec.gc_pause import gc_paused
 from graphspec.ir.checks import check_warnings
 from graphspec.ir.estimators import add_reinforce_surrogates
 from graphspec.ir.graph import IR
@@ -38,22 +36,8 @@ MAX_PARAM_ELEMENTS = 2**31
 
 def build(spec: Spec) -> IR:
     """Expand, build and type-check a spec; raises :class:`SpecError` with a location."""
-    with _gc_paused():
+    with gc_paused():
         return build_expanded(expand(spec), spec)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building allocates a few dozen long-lived objects per node and frees no cycles; the
-    cyclic collector's full passes over that growing heap made building superlinear (1e5
-    nodes: 40% of the time).  Collection resumes afterwards, as it was."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def build_expanded(ex: Expanded, spec: Spec) -> IR:
