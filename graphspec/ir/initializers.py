@@ -32,7 +32,9 @@ def initializer(fn: Init) -> Init:
 def _fans(decl: ParamDecl) -> tuple[int, int]:
     """The fans the op declared, else read from the shape: a matrix is ``[in, out]``
     (graphspec's layout); rank 3 and up is a convolution kernel ``[out, in, *window]`` (torch's
-    and ONNX's layout), each unit seeing ``in * window`` inputs and feeding ``out * window``."""
+    and ONNX's layout), each unit seeing ``in * window`` inputs and feeding ``out * window``.
+    Ops with another kernel layout (conv_transpose2d's ``[in, out/groups, *window]``) declare
+    their fans."""
     shape = decl.shape
     if len(shape) >= 3:
         window = math.prod(shape[2:])
