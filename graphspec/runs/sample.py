@@ -3,8 +3,9 @@
 
 A character model is a run whose ``summary.json`` records the ``vocabulary`` of its text
 (graphspec.train.data), whose one feature input takes token ids ``[batch, T]`` (or one-hot
-rows ``[batch, T, V]``) and whose output is read by ``cross_entropy`` or ``nll`` with a
-class score per step (``[batch, T, V]``, the classes on the loss's class axis).
+rows ``[batch, T, V]``) and whose output is read by ``cross_entropy`` or ``nll``: class
+scores per step (``[batch, T, V]``, the classes on the loss's class axis) or for the
+character after the window (``[batch, V]``).
 
 Sampling is autoregressive on the compiled Program's forward (either backend): the model
 reads the last ``window`` characters (the length of the training windows: it never saw
@@ -29,6 +30,7 @@ from graphspec.ir.node import OpNode
 from graphspec.runs.run import Run, classifier_outputs
 from graphspec.train.data import input_roles
 from graphspec.train.runlog import SUMMARY
+from graphspec.train.runspec import SPEC
 
 SAMPLES = "samples.txt"  # what `graphspec train` writes into a character model's run
 DEFAULT_LENGTH = 300
@@ -43,7 +45,7 @@ class CharModel:
     """What sampling needs to know of a run's model."""
 
     input: str  # the feature input
-    output: str  # the per-step class scores
+    output: str  # the class scores of the next character (at every step, or the last)
     vocabulary: str  # token id i is vocabulary[i]
     window: int  # characters the model reads at once
     fixed_window: bool  # the input's time axis is declared a number: exactly ``window``
@@ -59,11 +61,10 @@ def is_char_model(run: Run) -> bool:
 
 def char_model(run: Run) -> CharModel:
     """The run's character model, or one error saying why the run cannot be sampled."""
-    where = Location(str(run.path / SUMMARY))
     if not is_char_model(run):
         raise GraphspecError(
             f"{run.path} was not trained on a text: its {SUMMARY} records no vocabulary",
-            where,
+            Location(str(run.path / SUMMARY)),
             hint="sample from a run of a spec whose train.data has 'source: text'",
         )
     vocabulary = str(run.summary["vocabulary"])
@@ -75,9 +76,9 @@ def char_model(run: Run) -> CharModel:
         raise GraphspecError(
             f"{run.path}: sampling needs one input of token ids [batch, T] (or one-hot rows "
             f"[batch, T, V]); the model has feature inputs {features}",
-            where,
+            Location(str(run.path / SPEC)),
         )
-    output, class_axis = _per_step_scores(run, len(vocabulary))
+    output, class_axis = _next_char_scores(run, len(vocabulary))
     time = x.shape[1]
     data = run.spec.train.data if run.spec.train is not None else None
     window = data.length if data is not None and data.length else time
@@ -87,9 +88,9 @@ def char_model(run: Run) -> CharModel:
     )
 
 
-def _per_step_scores(run: Run, vocab: int) -> tuple[str, int]:
-    """The output a class loss reads with ``vocab`` classes at every step, and its class
-    axis."""
+def _next_char_scores(run: Run, vocab: int) -> tuple[str, int]:
+    """The output a class loss reads with ``vocab`` classes, at every step or for the next
+    character only, and its class axis."""
     ir = run.ir
     for name, kind in classifier_outputs(ir).items():
         if kind not in ("softmax", "log_softmax"):
@@ -98,14 +99,15 @@ def _per_step_scores(run: Run, vocab: int) -> tuple[str, int]:
         t = ir.type(node)
         for _, consumer in ir.graph.out_edges(node):
             loss = ir.node(consumer)
-            if isinstance(loss, OpNode) and loss.inputs[0] == node and t.rank == 3:
+            if isinstance(loss, OpNode) and loss.inputs[0] == node and t.rank in (2, 3):
                 axis = int(loss.attrs.class_axis(t))  # type: ignore[attr-defined]
                 if axis != 0 and t.shape[axis] == vocab:
                     return name, axis
     raise GraphspecError(
         f"{run.path}: sampling needs an output of {vocab} class scores per step "
-        f"([batch, T, {vocab}]) that cross_entropy or nll reads",
-        Location(str(run.path / SUMMARY)),
+        f"([batch, T, {vocab}]) or for the next character ([batch, {vocab}]) that "
+        "cross_entropy or nll reads",
+        Location(str(run.path / SPEC)),
     )
 
 
@@ -151,8 +153,10 @@ def sample_text(
         window = np.asarray([ids[-model.window :]], dtype=np.int64)
         x = np.eye(len(index))[window] if model.one_hot else window
         scores = np.asarray(program.forward(params, {model.input: x})[model.output])
-        last = np.moveaxis(scores[0], model.class_axis - 1, -1)[-1].astype(np.float64)
-        ids.append(_draw(last, temperature, rng))
+        last = np.moveaxis(scores[0], model.class_axis - 1, -1)  # [T, V] or [V]
+        if last.ndim == 2:
+            last = last[-1]
+        ids.append(_draw(last.astype(np.float64), temperature, rng))
         drawn.append(ids[-1])
     return (prime or "") + "".join(model.vocabulary[i] for i in drawn)
 

@@ -150,3 +150,24 @@ def test_one_hot_inputs_and_fixed_windows(tmp_path: Path) -> None:
         GraphspecError, match="reads exactly 8 characters at a time; the prime has 3"
     ):
         sample_text(run, prime="abc")
+
+
+def test_a_model_of_the_next_character_only(tmp_path: Path, capsys) -> None:
+    """Scores for the character after the window alone ([batch, V]) sample too; a model
+    without class scores of the vocabulary's size is refused."""
+    spec = char_spec(
+        tmp_path,
+        x="{shape: [batch, 8], dtype: int}",
+        y="{shape: [batch], dtype: int}",
+        graph="- {id: embed, op: embedding, in: x, vocab: 7, dim: 4}\n  - {id: flat, op: flatten}",
+        epochs=40,
+    )
+    gs.train(spec, backend="numpy", out=tmp_path / "run", progress=False)
+    run = load_run(tmp_path / "run")
+    assert sample_text(run, prime="defgabcd", length=5, temperature=0) == "defgabcdefgab"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary["vocabulary"] = "abcdefgh"  # a text of 8 characters: the model has 7 classes
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
+    assert main(["sample", str(tmp_path / "run"), "--prime", "abcdefgh"]) == 1
+    err = capsys.readouterr().err
+    assert "sampling needs an output of 8 class scores per step ([batch, T, 8]) or for" in err
