@@ -264,6 +264,7 @@ def _sequences(
             y = _label_form(labels, t, vocab)
         arrays[tname] = _fit(tname, y, t, loc("source"), row=_sample)
     _check_targets(ir, arrays, targets, loc("source"), _sample)
+    _check_token_ids(ir, arrays, loc("source"), _sample)
     return arrays, seq.vocabulary
 
 
