@@ -205,6 +205,7 @@ class _Builder:
                     notes=[(f"'{ref}' is defined here", self.flat[ref].src)],
                 )
             types.append(arg.type)
+        self.check_dtypes(n, opdef, ins, types)
         try:
             decls = attrs.params(*types)
             states = attrs.state(*types)
@@ -247,6 +248,31 @@ class _Builder:
             state=tuple(states), role=n.role, weight=n.weight, src=n.src, block=n.block,
             cluster=n.cluster,
         )
+
+    def check_dtypes(
+        self, n: FlatNode, opdef: OpDef, ins: list[str], types: list[TensorType]
+    ) -> None:
+        """Each argument's element kind is one its declared input takes (an int input into a
+        float op is refused here, at its reference, not deep inside a kernel)."""
+        for i, (inp, ref, t) in enumerate(zip(opdef.arg_inputs(len(ins)), ins, types)):
+            if inp.accepts(t):
+                continue
+            if inp.dtype == "float":
+                hint = (
+                    "integer tensors feed only inputs that take them (indices, class targets, "
+                    f"reshape and the like); declare '{ref}' with dtype float to compute with "
+                    "its values"
+                )
+            else:
+                hint = f"declare '{ref}' with dtype {inp.dtype}"
+            kind = "an int" if inp.dtype == "int" else f"a {inp.dtype}"
+            raise SpecError(
+                f"'{n.id}' ({n.op}) takes {kind} tensor as its input '{inp.name}', but "
+                f"'{ref}' is {t}",
+                _in_loc(n, i),
+                notes=[(f"'{ref}' is defined here", node_of(self.g, ref).src)],
+                hint=hint,
+            )
 
     def param_node(
         self, n: FlatNode, pname: str, decl: ParamDecl, init: dict[str, Any], trainable: bool

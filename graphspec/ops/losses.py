@@ -14,6 +14,9 @@ from pydantic import Field, NonNegativeFloat, StrictInt
 
 from graphspec.ops.registry import Attrs, Input, Sample, ShapeError, TensorType, broadcast, op
 
+# Targets take no gradient and may be class indices (int) or values (float).
+_TARGET = Input("target", differentiable=False, dtype="any")
+
 
 class _Pairwise(Attrs):
     """Base: a prediction and a target of broadcast-compatible shapes, reduced to a scalar."""
@@ -39,7 +42,7 @@ def _extreme_logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
     return z
 
 
-@op("mse", inputs=["pred", Input("target", differentiable=False)], category="loss")
+@op("mse", inputs=["pred", _TARGET], category="loss")
 class MSE(_Pairwise):
     """Mean squared error ``mean((pred - target)^2)`` over every element."""
 
@@ -52,7 +55,7 @@ class MSE(_Pairwise):
         )
 
 
-@op("bce", inputs=["prob", Input("target", differentiable=False)], category="loss")
+@op("bce", inputs=["prob", _TARGET], category="loss")
 class BCE(_Pairwise):
     """Binary cross-entropy on probabilities, ``-mean(t log p + (1 - t) log(1 - p))``.
 
@@ -79,7 +82,7 @@ class BCE(_Pairwise):
         )
 
 
-@op("bce_with_logits", inputs=["logits", Input("target", differentiable=False)], category="loss")
+@op("bce_with_logits", inputs=["logits", _TARGET], category="loss")
 class BCEWithLogits(_Pairwise):
     """Binary cross-entropy on logits, ``mean(softplus(z) - y z)``; finite at any logit."""
 
@@ -211,7 +214,7 @@ class ClassLoss(Attrs):
         )
 
 
-@op("cross_entropy", inputs=["logits", Input("target", differentiable=False)], category="loss")
+@op("cross_entropy", inputs=["logits", _TARGET], category="loss")
 class CrossEntropy(ClassLoss):
     """Softmax cross-entropy on logits, mean over every position but the class axis.
 
@@ -268,7 +271,7 @@ class CrossEntropy(ClassLoss):
         )
 
 
-@op("nll", inputs=["log_probs", Input("target", differentiable=False)], category="loss")
+@op("nll", inputs=["log_probs", _TARGET], category="loss")
 class NLL(ClassLoss):
     """Negative log-likelihood ``-mean(log_probs[target])`` of integer class targets.
 

@@ -58,10 +58,21 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True)
 class Input:
+    """One declared input of an op.
+
+    ``dtype`` is the element kind it takes: ``"float"`` (the default: every op that computes
+    with its input's values), ``"int"`` (indices: gather's), or ``"any"`` (ops that only move
+    values, and targets, which may be class indices). The IR refuses, at validation and
+    located at the reference, a tensor of another kind (an ``int`` input into ``linear``)."""
+
     name: str
     differentiable: bool = True
     variadic: bool = False  # takes one or more values (concat, add of many)
     optional: bool = False
+    dtype: Literal["float", "int", "any"] = "float"
+
+    def accepts(self, t: TensorType) -> bool:
+        return self.dtype in ("any", t.dtype)
 
 
 @dataclass(frozen=True)
@@ -186,15 +197,16 @@ class OpDef:
     def summary(self) -> str:
         return self.doc.splitlines()[0] if self.doc else ""
 
+    def arg_inputs(self, n_inputs: int) -> list[Input]:
+        """The declared input of each of ``n_inputs`` arguments (a variadic one repeats)."""
+        out: list[Input] = []
+        for inp in self.inputs:
+            out += [inp] * (n_inputs - len(self.inputs) + 1) if inp.variadic else [inp]
+        return out[:n_inputs]
+
     def differentiable(self, n_args: int, n_inputs: int) -> list[bool]:
         """Which of ``n_args`` positional arguments (inputs, then params) take gradients."""
-        flags: list[bool] = []
-        for inp in self.inputs:
-            if inp.variadic:
-                flags += [inp.differentiable] * (n_inputs - len(self.inputs) + 1)
-            else:
-                flags.append(inp.differentiable)
-        flags = flags[:n_inputs]
+        flags = [inp.differentiable for inp in self.arg_inputs(n_inputs)]
         return flags + [self.differentiable_params] * (n_args - n_inputs)
 
     def grad_flags(self, n_args: int, n_inputs: int, n_state: int) -> list[bool]:

@@ -19,7 +19,14 @@ from graphspec.errors import DataError, Location
 from graphspec.ir.graph import IR
 from graphspec.spec.models import Spec
 from graphspec.train import data_files
-from graphspec.train.data import RowName, check_targets, check_token_ids, fit_input, input_roles
+from graphspec.train.data import (
+    RowName,
+    check_lengths,
+    check_targets,
+    check_token_ids,
+    fit_input,
+    input_roles,
+)
 
 Arrays = dict[str, np.ndarray]
 
@@ -158,4 +165,5 @@ def _checked(
         raise DataError(f"{display} has no rows", where)
     check_targets(ir, arrays, [t for t in targets if t in arrays], where, row)
     check_token_ids(ir, arrays, where, row)
+    check_lengths(ir, arrays, where, row)
     return arrays

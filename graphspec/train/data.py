@@ -27,6 +27,7 @@ from graphspec.ir.checks import unknown_token, unused_inputs
 from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
 from graphspec.ops.losses import ClassLoss
+from graphspec.ops.recurrent import Recurrent
 from graphspec.ops.registry import TensorType
 from graphspec.spec.models import DataSpec, Spec
 from graphspec.train import data_files, datasets, seeds, sequence_sources
@@ -183,6 +184,7 @@ def _synthetic(
         raise DataError("label_noise needs a target input", loc("label_noise"))
     _check_targets(ir, arrays, targets, loc("source"), _sample)
     _check_token_ids(ir, arrays, loc("source"), _sample)
+    _check_lengths(ir, arrays, loc("source"), _sample)
     return arrays, syn.note, syn.strata, clean
 
 
@@ -440,6 +442,7 @@ def _from_file(
         arrays = _select_inputs(table, data.columns or {}, ir, key, features, targets, loc)
     _check_targets(ir, arrays, targets, loc(*key), table.row)
     _check_token_ids(ir, arrays, loc(*key), table.row)
+    _check_lengths(ir, arrays, loc(*key), table.row)
     return arrays
 
 
@@ -579,6 +582,35 @@ def _check_token_ids(
         raise DataError(f"{(row or _indexed(''))(bad.row)}: {bad.message()}", loc)
 
 
+def _check_lengths(
+    ir: IR, arrays: Arrays, loc: Location | None, row: RowName | None = None
+) -> None:
+    """Every ``lengths`` input of a recurrent op holds, per row, a length in ``1..time``
+    (time: the sequence input's declared length, else its data's)."""
+    row = row or _indexed("")
+    for nid in ir.op_nodes():
+        node = ir.node(nid)
+        if not isinstance(node, OpNode) or not isinstance(node.attrs, Recurrent):
+            continue
+        k = node.attrs.lengths_position()
+        if k is None or node.inputs[k] not in arrays:
+            continue
+        name, x = node.inputs[k], node.inputs[0]
+        declared = ir.type(x).shape[1]
+        time = declared if isinstance(declared, int) else (
+            int(arrays[x].shape[1]) if x in arrays else None)
+        lengths = arrays[name].reshape(len(arrays[name]))
+        bad = (lengths < 1) | (lengths > time) if time is not None else lengths < 1
+        if bad.any():
+            i = int(np.argwhere(bad)[0][0])
+            reads = (f"sequences of {time} steps (lengths 1..{time})" if time is not None
+                     else "lengths of at least 1")
+            raise DataError(
+                f"{row(i)}: length {int(lengths[i])} of '{name}' is out of range: '{nid}' "
+                f"({node.op}) reads {reads}",
+                loc)
+
+
 def _split(
     arrays: Arrays, data: DataSpec, seed: int, loc: Any, strata: np.ndarray | None = None
 ) -> dict[str, Arrays]:
@@ -629,3 +661,4 @@ def _hold_out(
 fit_input = _fit
 check_targets = _check_targets
 check_token_ids = _check_token_ids
+check_lengths = _check_lengths

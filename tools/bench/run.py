@@ -42,6 +42,8 @@ TARGETS = {
     ("torch", "deep", "vs_hand"): 1.15,
 }
 COMPILE_TARGET_S = 10.0  # 1e5 nodes to typed IR
+# Issue 13's LSTM step (bench_recurrent.py): comparison -> the largest ratio allowed.
+RECURRENT_TARGETS = {"numpy_vs_torch_eager": 3.0, "torch_vs_hand": 1.10}
 
 
 def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
@@ -89,6 +91,10 @@ def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
     jobs.append({"section": "verify", "label": "verify gallery", "timeout": 900,
                  "argv": py + [str(HERE / "bench_compile.py"), "--sizes", "", "--flat-sizes",
                                "", "--verify", *verify, "--json"]})
+    reps, steps = (5, 2) if quick else (11, 3)
+    jobs.append({"section": "recurrent", "label": "lstm step", "timeout": 900,
+                 "argv": py + [str(HERE / "bench_recurrent.py"), "--reps", str(reps), "--steps",
+                               str(steps), "--clock", clock, "--json"]})
     return jobs
 
 
@@ -293,7 +299,27 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
             total = sum(v["seconds"] for v in ver["verify"])
             rows.append(["**total**", f"{total:.1f}", ""])
             lines += table(["spec", "seconds", "result"], rows) + [""]
+    lines += recurrent_section(by.get("lstm step", {}))
     return "\n".join(lines) + "\n"
+
+
+def recurrent_section(r: dict[str, Any]) -> list[str]:
+    """The LSTM training step (bench_recurrent.py): both backends against nn.LSTM."""
+    if not r:
+        return []
+    lines = ["## LSTM training step (ratios; lower is better)", ""]
+    if "error" in r:
+        return lines + [f"error: {r['error']}", ""]
+    lines += [f"{r['describe']}, {r['dtype']}, a linear head, mse, SGD: graphspec's trainers "
+              "against a hand-written `nn.LSTM` module in eager mode, in one process.", ""]
+    rows = []
+    for key, what in (("numpy_vs_torch_eager", "numpy backend / nn.LSTM"),
+                      ("torch_vs_hand", "torch backend / nn.LSTM")):
+        f, target = r[key], RECURRENT_TARGETS[key]
+        rows.append([what, _fig(f), f"{f['num_ms']:.2f} / {f['den_ms']:.2f}", str(f["reps"]),
+                     f"<= {target:.2f}", "yes" if f["ratio"] <= target else "**no**"])
+    return lines + table(["comparison", "ratio (IQR)", "ms/step", "reps", "target", "met"],
+                         rows) + [""]
 
 
 def _busy_note(info: dict[str, Any], args: argparse.Namespace) -> list[str]:
@@ -320,7 +346,7 @@ def main() -> None:
                     help="time steps by the wall clock, or by CPU time (robust against "
                     "other work on the machine; use it with --threads 1)")
     ap.add_argument("--only", default="", help="comma-separated sections: numpy,memory,torch,"
-                    "compile,verify")
+                    "compile,verify,recurrent")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     ap.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
