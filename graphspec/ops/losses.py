@@ -125,7 +125,7 @@ class ClassLoss(Attrs):
         """The class axis of a prediction, as a non-negative index."""
         what = type(self).op_name  # type: ignore[attr-defined]
         if pred.rank < 1:
-            raise ShapeError(f"{what} needs logits with a class axis, got shape {pred}")
+            raise ShapeError(f"{what} needs logits with a class (last) axis, got shape {pred}")
         if not -pred.rank <= self.axis < pred.rank:
             raise ShapeError(
                 f"{what}'s class axis {self.axis} is out of range for its rank-{pred.rank} "
@@ -161,12 +161,14 @@ class ClassLoss(Attrs):
         if self.probability_targets and target.shape == pred.shape:
             return True  # one-hot rows or probabilities (an int one-hot works too)
         indices = TensorType(lead, "int")
+        # The messages of the default (last) class axis are those from before the option.
+        on = "" if self.axis == -1 else f" (classes on axis {self.axis})"
         other = self._fitting_axis(pred, target, ax)
         hint = f": with the classes on axis {other}, set axis: {other}" if other is not None else ""
         if not self.probability_targets:
             raise ShapeError(
-                f"{what} needs integer class targets of shape {indices} for logits {pred} "
-                f"(classes on axis {self.axis}), got {target}{hint}"
+                f"{what} needs integer class targets of shape {indices} for logits {pred}{on}, "
+                f"got {target}{hint}"
             )
         if target.dtype != "int" and target.shape in (lead, kept):
             raise ShapeError(
@@ -175,7 +177,7 @@ class ClassLoss(Attrs):
             )
         raise ShapeError(
             f"{what} targets {target} fit neither integer classes {indices} nor one-hot or "
-            f"probability rows {pred} (classes on axis {self.axis}){hint}"
+            f"probability rows {pred}{on}{hint}"
         )
 
     @staticmethod
