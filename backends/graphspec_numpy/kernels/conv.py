@@ -41,7 +41,9 @@ def _im2col(x, kernel_hw, stride, pads, dilation, groups, out_hw=None):
     for i in range(kh):
         for j in range(kw):
             r, q = i * dh, j * dw
-            cols[:, :, i, j] = xp[:, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw]
+            cols[:, :, i, j] = xp[
+                :, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw
+            ]
     return cols.reshape(n, groups, c // groups * kh * kw, oh * ow), (oh, ow), xp.shape
 
 
