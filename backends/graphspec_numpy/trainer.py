@@ -42,6 +42,7 @@ class NumpyTrainer:
         self._last_grads: Arrays = {}
         self._stochastic = bool(self.ir.stochastic_nodes)
         self._noise: Arrays | None = None
+        self.fused = self._fused()
 
     # ---- data ----------------------------------------------------------------------------
     def set_data(self, split: str, arrays: Arrays) -> None:
@@ -56,8 +57,7 @@ class NumpyTrainer:
         return len(next(iter(self.data[split].values())))
 
     # ---- training ------------------------------------------------------------------------
-    @property
-    def fused(self) -> bool:
+    def _fused(self) -> bool:
         """Whether each parameter is updated inside the backward pass, as soon as its
         gradient is final (``train.fused_update``, where exact): then the step holds one
         layer's gradients at a time, not all of them.  Exact when one parameter's update reads
@@ -232,10 +232,11 @@ class NumpyTrainer:
 
 def _gather(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Rows ``idx`` of ``values``: a view when they are consecutive and ascending (batches
-    of unshuffled data), else a copy.  The first test rules out almost every shuffled batch
-    before the exact one looks at each index."""
+    of unshuffled data), else a copy by ``take``, which is 3-4x faster than indexing with an
+    array on small batches (same rows).  The first test rules out almost every shuffled
+    batch before the exact one looks at each index."""
     n = len(idx)
     if n and idx[-1] - idx[0] == n - 1 and (n == 1 or bool((np.diff(idx) == 1).all())):
         start = int(idx[0])
         return values[start:start + n]
-    return values[idx]
+    return values.take(idx, axis=0)

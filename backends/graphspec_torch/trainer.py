@@ -21,6 +21,7 @@ import torch
 
 from graphspec.errors import DataError, NonFiniteLoss
 from graphspec.ir.checks import unused_inputs
+from graphspec.ir.node import OpNode
 from graphspec.ir.plan import Plan
 from graphspec.train import seeds
 from graphspec.train.adversarial import fgsm_example, mix, mix_each
@@ -33,6 +34,8 @@ DEVICE_DATA_FRACTION = 0.5  # a split goes to the GPU when it takes at most this
 
 
 class TorchTrainer:
+    fuses = True  # may update parameters inside the backward pass (not under DDP)
+
     def __init__(self, program: Any, params: Arrays, train: Any, seed: int) -> None:
         self.program = program
         self.ir = program.ir
@@ -48,6 +51,7 @@ class TorchTrainer:
         self.named = {n: getattr(self.model, attrs[n]) for n in self.ir.params}
         self.optim = Optim(self.ir, train.optimizer, train.schedule, self.named)
         self.params_list = list(self.named.values())
+        self._name_of = {id(p): n for n, p in self.named.items()}
         # Parameters that never reach the loss get zero gradients, as in the numpy backend
         # (torch would skip them, and weight decay would then not touch them).
         path = Plan(self.ir).grad_path()
@@ -76,6 +80,35 @@ class TorchTrainer:
         self.noise: dict[str, torch.Tensor] | None = None
         self._norms: list[torch.Tensor] | None = None
         self.terms = [lid for lid, _ in self.ir.losses]
+        self.fused = self._fused()
+        self._fused_norms: dict[str, torch.Tensor] = {}
+        self._record_norms = False
+        if self.fused:
+            unreached = {id(p) for p, _ in self._unreached}
+            for name, p in self.named.items():
+                if id(p) not in unreached:
+                    p.register_post_accumulate_grad_hook(self._update_hook(name))
+
+    def _fused(self) -> bool:
+        """Whether each parameter is updated inside the backward pass as soon as its
+        gradient is accumulated (``train.fused_update``): only where that is exact.  Not
+        with clipping by the global norm, adversarial training or fp16's gradient scaling
+        (they need every gradient first), not under DDP (gradients are averaged after they
+        are accumulated), and not when an op reads a parameter's value where no gradient
+        flows back (autograd would not order its backward before the update)."""
+        t = self.train
+        return (self.fuses and bool(t.fused_update) and t.clip_grad_norm is None
+                and t.adversarial is None and self.scaler is None
+                and not _reads_parameter_without_gradient(self.ir))
+
+    def _update_hook(self, name: str) -> Any:
+        def hook(p: torch.Tensor) -> None:
+            if self._record_norms:  # the epoch's last step: what grad_norms() reports
+                self._fused_norms[name] = p.grad.detach().norm()
+            self.optim.step_one(p)
+            p.grad = None  # the memory saved: one gradient at a time
+
+        return hook
 
     # ---- data ----------------------------------------------------------------------------
     def set_data(self, split: str, arrays: Arrays) -> None:
@@ -129,6 +162,7 @@ class TorchTrainer:
         rows = []
         for step, index in enumerate(indices):
             self.optim.set_lr(epoch, step, n)
+            self._record_norms = step == n - 1
             rows.append(self._step(self._take("train", index)))
         return self._epoch_summary(torch.stack(rows).cpu(), sizes, epoch)  # the one sync
 
@@ -150,7 +184,13 @@ class TorchTrainer:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(opt)
         else:
-            loss.backward()
+            loss.backward()  # fused: the hooks update every parameter the loss reaches
+        if self.fused:
+            for p, zero in self._unreached:
+                if self._record_norms:
+                    self._fused_norms[self._name_of[id(p)]] = zero.norm()
+                self.optim.step_one(p)
+            return record.to(self.dtype)
         clip = self.train.clip_grad_norm
         if clip is not None:
             grads = [p.grad for p in self.params_list if p.grad is not None]
@@ -265,6 +305,10 @@ class TorchTrainer:
 
     def grad_norms(self) -> dict[str, float]:
         """Each parameter's gradient norm at the last step (before clipping, when clipped)."""
+        if self.fused:  # the hooks kept them at the epoch's last step
+            have = [n for n in self.named if n in self._fused_norms]
+            values = [self._fused_norms[n] for n in have]
+            return dict(zip(have, torch.stack(values).tolist())) if values else {}
         if self._norms is not None:
             have = [n for n, p in self.named.items() if p.grad is not None]
             values = torch.stack(self._norms).tolist() if self._norms else []
@@ -278,3 +322,21 @@ class TorchTrainer:
 def _seed(seed: int, purpose: int, *keys: int) -> int:
     """A torch seed from graphspec's per-purpose streams (63 bits: torch takes a signed int)."""
     return int(seeds.stream(seed, purpose, *keys).integers(0, 2**63 - 1))
+
+
+def _reads_parameter_without_gradient(ir: Any) -> bool:
+    """Whether an op reads a parameter's value, or a value computed from one, through an
+    argument no gradient flows back through (``stop_gradient``, say): autograd orders that
+    op's backward only by its differentiable inputs, so it may run after the parameter's
+    last gradient and find a saved value changed in place by the update."""
+    downstream = set(ir.params)
+    for nid in ir.order:
+        node = ir.node(nid)
+        if not isinstance(node, OpNode):
+            continue
+        if any(a in downstream for a in node.inputs):
+            downstream.add(nid)
+            if any(a in downstream and not flag
+                   for a, flag in zip(node.inputs, node.grad_flags)):
+                return True
+    return False

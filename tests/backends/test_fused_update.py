@@ -120,3 +120,42 @@ def test_a_non_finite_loss_leaves_the_parameters_as_they_were():
         t.train_epoch([np.arange(8)], 0)
     for k, v in before.items():
         np.testing.assert_array_equal(t.params()[k], v, err_msg=k)
+
+
+# torch: the same spec without stop_gradient (whose read of w autograd cannot order).
+TORCH_SPEC = PENALTY.replace("  - {id: frozen, op: stop_gradient, in: w}\n", "").replace(
+    "in: [hx, frozen]", "in: [hx, w]"
+)
+
+
+def _torch_trainer(ir, optimizer, fused: bool):
+    spec = ir.spec.train.model_copy(update={"optimizer": optimizer, "fused_update": fused})
+    prog = gs.compile(ir, "torch", dtype="float64", device="cpu")
+    t = prog.trainer(gs.init_params(ir, seed=1), spec, 0)
+    rng = np.random.default_rng(3)
+    t.set_data(
+        "train", {"x": rng.normal(size=(32, 3)), "y": (rng.random((32, 1)) < 0.5).astype(float)}
+    )
+    return t
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=lambda o: repr(o)[:50])
+def test_torch_fused_update_is_bit_identical(optimizer):
+    ir = gs.build(gs.loads(TORCH_SPEC, "fused.yaml"))
+    plain, fused = _torch_trainer(ir, optimizer, False), _torch_trainer(ir, optimizer, True)
+    assert fused.fused and not plain.fused
+    _epochs(plain)
+    _epochs(fused)
+    for k, v in plain.params().items():
+        np.testing.assert_array_equal(fused.params()[k], v, err_msg=k)
+    state = plain.state_dict()
+    assert set(fused.state_dict()) == set(state)
+    for k, v in fused.state_dict().items():
+        np.testing.assert_array_equal(v, state[k], err_msg=k)
+    assert fused.grad_norms() == pytest.approx(plain.grad_norms(), rel=1e-12)
+    assert all(p.grad is None for p in fused.params_list)  # no gradient held after a step
+
+
+def test_torch_does_not_fuse_where_autograd_cannot_order_a_read():
+    sgd = SGDSpec(name="sgd", lr=0.1)
+    assert not _torch_trainer(gs.build(gs.loads(SPEC, "fused.yaml")), sgd, True).fused
