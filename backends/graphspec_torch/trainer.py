@@ -31,6 +31,10 @@ from graphspec_torch.optim import Optim
 Arrays = dict[str, np.ndarray]
 EVAL_CHUNK = 8192  # rows per forward pass in evaluation (the numpy trainer's chunking)
 DEVICE_DATA_FRACTION = 0.5  # a split goes to the GPU when it takes at most this much free memory
+# Parameters of at least this many elements are updated inside the backward pass (where
+# exact): an optimizer call per parameter costs tens of microseconds in torch, which a 64k
+# gradient's memory is worth and a bias's is not.
+FUSE_MIN_ELEMENTS = 1 << 16
 
 
 class TorchTrainer:
@@ -51,7 +55,6 @@ class TorchTrainer:
         self.named = {n: getattr(self.model, attrs[n]) for n in self.ir.params}
         self.optim = Optim(self.ir, train.optimizer, train.schedule, self.named)
         self.params_list = list(self.named.values())
-        self._name_of = {id(p): n for n, p in self.named.items()}
         # Parameters that never reach the loss get zero gradients, as in the numpy backend
         # (torch would skip them, and weight decay would then not touch them).
         path = Plan(self.ir).grad_path()
@@ -80,18 +83,21 @@ class TorchTrainer:
         self.noise: dict[str, torch.Tensor] | None = None
         self._norms: list[torch.Tensor] | None = None
         self.terms = [lid for lid, _ in self.ir.losses]
-        self.fused = self._fused()
+        # Parameters updated inside the backward pass (the large ones, where exact); the
+        # rest by the optimizer's step after it, which skips those (their .grad is None).
+        unreached = {id(p) for p, _ in self._unreached}
+        self.fused = [
+            n for n, p in self.named.items()
+            if self._fused() and id(p) not in unreached and p.numel() >= FUSE_MIN_ELEMENTS
+        ]
         self._fused_norms: dict[str, torch.Tensor] = {}
         self._record_norms = False
-        if self.fused:
-            unreached = {id(p) for p, _ in self._unreached}
-            for name, p in self.named.items():
-                if id(p) not in unreached:
-                    p.register_post_accumulate_grad_hook(self._update_hook(name))
+        for name in self.fused:
+            self.named[name].register_post_accumulate_grad_hook(self._update_hook(name))
 
     def _fused(self) -> bool:
-        """Whether each parameter is updated inside the backward pass as soon as its
-        gradient is accumulated (``train.fused_update``): only where that is exact.  Not
+        """Whether parameters are updated inside the backward pass as soon as their
+        gradients are accumulated (``train.fused_update``): only where that is exact.  Not
         with clipping by the global norm, adversarial training or fp16's gradient scaling
         (they need every gradient first), not under DDP (gradients are averaged after they
         are accumulated), and not when an op reads a parameter's value where no gradient
@@ -184,13 +190,7 @@ class TorchTrainer:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(opt)
         else:
-            loss.backward()  # fused: the hooks update every parameter the loss reaches
-        if self.fused:
-            for p, zero in self._unreached:
-                if self._record_norms:
-                    self._fused_norms[self._name_of[id(p)]] = zero.norm()
-                self.optim.step_one(p)
-            return record.to(self.dtype)
+            loss.backward()  # the hooks update the fused parameters
         clip = self.train.clip_grad_norm
         if clip is not None:
             grads = [p.grad for p in self.params_list if p.grad is not None]
@@ -305,15 +305,14 @@ class TorchTrainer:
 
     def grad_norms(self) -> dict[str, float]:
         """Each parameter's gradient norm at the last step (before clipping, when clipped)."""
-        if self.fused:  # the hooks kept them at the epoch's last step
-            have = [n for n in self.named if n in self._fused_norms]
-            values = [self._fused_norms[n] for n in have]
-            return dict(zip(have, torch.stack(values).tolist())) if values else {}
         if self._norms is not None:
             have = [n for n, p in self.named.items() if p.grad is not None]
             values = torch.stack(self._norms).tolist() if self._norms else []
             return dict(zip(have, values))
-        norms = {n: p.grad.detach().norm() for n, p in self.named.items() if p.grad is not None}
+        norms = {
+            n: self._fused_norms[n] if n in self._fused_norms else p.grad.detach().norm()
+            for n, p in self.named.items() if p.grad is not None or n in self._fused_norms
+        }  # fused parameters: what the hooks kept at the epoch's last step
         if not norms:
             return {}
         return dict(zip(norms, torch.stack(list(norms.values())).tolist()))

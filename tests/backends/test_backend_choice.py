@@ -56,26 +56,33 @@ def test_step_flops_are_three_forward_passes_at_the_spec_batch():
     assert step_batch(_mlp(8, batch="full")) == 300  # the data's samples
 
 
-def test_the_choice_flips_at_the_measured_threshold(monkeypatch, cuda):
+def test_the_choice_flips_at_the_measured_thresholds(monkeypatch, cuda):
     ir = _mlp(32)
     flops = step_flops(ir, 64)
-    monkeypatch.setattr(choice, "NUMPY_MAX_FLOPS", flops)
+    monkeypatch.setattr(choice, "NUMPY_MAX_FLOPS_GPU", flops)
+    monkeypatch.setattr(choice, "NUMPY_MAX_FLOPS_CPU", flops)
     assert choose(ir).backend == "numpy"
-    assert cuda.asked == 0  # a step for numpy never imports torch to look for a GPU
-    monkeypatch.setattr(choice, "NUMPY_MAX_FLOPS", flops - 1)
-    picked = choose(ir)
-    assert (picked.backend, picked.device) == ("torch", "cpu")
+    assert cuda.asked == 0  # a step for numpy on any device never imports torch
+    monkeypatch.setattr(choice, "NUMPY_MAX_FLOPS_GPU", flops - 1)
+    assert choose(ir).backend == "numpy"  # no GPU: the CPU's threshold
+    cuda.present = True
+    assert (choose(ir).backend, choose(ir).device) == ("torch", "cuda")
+    cuda.present = False
+    monkeypatch.setattr(choice, "NUMPY_MAX_FLOPS_CPU", flops - 1)
+    assert (choose(ir).backend, choose(ir).device) == ("torch", "cpu")
 
 
 def test_small_models_go_to_numpy_large_ones_to_torch(cuda):
-    small, large = _mlp(16), _mlp(1024)
-    assert step_flops(small, 64) <= choice.NUMPY_MAX_FLOPS < step_flops(large, 64)
+    small, large, huge = _mlp(16), _mlp(1024), _mlp(16384, batch=512)
+    assert step_flops(small, 64) <= choice.NUMPY_MAX_FLOPS_GPU < step_flops(large, 64)
+    assert step_flops(large, 64) <= choice.NUMPY_MAX_FLOPS_CPU < step_flops(huge, 512)
     assert choose(small).backend == "numpy"
-    assert (choose(large).backend, choose(large).device) == ("torch", "cpu")
+    assert choose(large).backend == "numpy"  # on one CPU, numpy is still faster
+    assert (choose(huge).backend, choose(huge).device) == ("torch", "cpu")
     cuda.present = True
     assert (choose(large).backend, choose(large).device) == ("torch", "cuda")
     assert choose(small).backend == "numpy"  # a tiny step is faster on numpy than launched
-    assert (choose(large, "cpu").backend, choose(large, "cpu").device) == ("torch", "cpu")
+    assert choose(large, "cpu").backend == "numpy"  # a CPU asked for: the CPU's rule
 
 
 def test_a_cuda_device_asked_for_gets_torch(cuda):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import graphspec as gs
+import graphspec_torch.trainer as torch_trainer
 from graphspec.errors import NonFiniteLoss
 from graphspec.spec.models import (
     AdagradSpec,
@@ -140,10 +141,12 @@ def _torch_trainer(ir, optimizer, fused: bool):
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=lambda o: repr(o)[:50])
-def test_torch_fused_update_is_bit_identical(optimizer):
+def test_torch_fused_update_is_bit_identical(optimizer, monkeypatch):
+    # Every parameter fused (by default only those of at least 64k elements are).
+    monkeypatch.setattr(torch_trainer, "FUSE_MIN_ELEMENTS", 1)
     ir = gs.build(gs.loads(TORCH_SPEC, "fused.yaml"))
     plain, fused = _torch_trainer(ir, optimizer, False), _torch_trainer(ir, optimizer, True)
-    assert fused.fused and not plain.fused
+    assert set(fused.fused) == set(ir.params) and not plain.fused
     _epochs(plain)
     _epochs(fused)
     for k, v in plain.params().items():
@@ -156,6 +159,11 @@ def test_torch_fused_update_is_bit_identical(optimizer):
     assert all(p.grad is None for p in fused.params_list)  # no gradient held after a step
 
 
-def test_torch_does_not_fuse_where_autograd_cannot_order_a_read():
+def test_torch_fuses_large_parameters_where_exact(monkeypatch):
     sgd = SGDSpec(name="sgd", lr=0.1)
-    assert not _torch_trainer(gs.build(gs.loads(SPEC, "fused.yaml")), sgd, True).fused
+    ir = gs.build(gs.loads(TORCH_SPEC, "fused.yaml"))
+    assert _torch_trainer(ir, sgd, True).fused == []  # 3x3 weights: not worth a call each
+    monkeypatch.setattr(torch_trainer, "FUSE_MIN_ELEMENTS", 9)
+    assert sorted(_torch_trainer(ir, sgd, True).fused) == ["hx.weight", "w.value"]
+    # stop_gradient reads w where autograd cannot order the read before w's update.
+    assert _torch_trainer(gs.build(gs.loads(SPEC, "fused.yaml")), sgd, True).fused == []
