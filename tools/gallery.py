@@ -32,6 +32,8 @@ BACKENDS = ("numpy", "torch")
 # Pictures that show nothing: `train --plot` draws a decision boundary for any model with a
 # 2-feature input and a [batch, k] output, the VAE's reconstruction included.
 SKIP = {"vae": {"boundary.png"}}
+# What `train --plot` draws of a convolutional model (graphspec.analysis.pictures).
+VARIANT_PICTURES = {"conv_filters.png", "feature_maps.png"}
 COLORS = 96  # palette size: the boundary shading survives, files shrink five- to tenfold
 # fewer colours for a picture still larger (tests/gallery/test_gallery.py: 150 kB)
 MAX_BYTES = 140_000
@@ -66,17 +68,21 @@ def copy_pictures(stem: str) -> list[Path]:
     shutil.rmtree(dst, ignore_errors=True)
     dst.mkdir(parents=True)
     written = []
-    for png in sorted(src.glob("*.png")):
+    # A spec with variants: the comparison figures are in its folder, and the pictures of
+    # one model (VARIANT_PICTURES) in each variant's, copied as <variant>_<name>.png.
+    variant_pngs = [p for p in sorted(src.glob("*/*.png")) if p.name in VARIANT_PICTURES]
+    for png in sorted(src.glob("*.png")) + variant_pngs:
         if png.name in SKIP.get(stem, ()):
             continue
+        name = png.name if png.parent == src else f"{png.parent.name}_{png.name}"
         with Image.open(png) as im:
             rgb = im.convert("RGB")
         for colors in (COLORS, 64, 48, 32):
             small = rgb.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
-            small.save(dst / png.name, optimize=True)
-            if (dst / png.name).stat().st_size < MAX_BYTES:
+            small.save(dst / name, optimize=True)
+            if (dst / name).stat().st_size < MAX_BYTES:
                 break
-        written.append(dst / png.name)
+        written.append(dst / name)
     return written
 
 

@@ -1,7 +1,10 @@
 """What ``graphspec train --plot`` adds to a finished run beyond the spec's own analysis.
 
 A 2-D classifier gets its decision boundary drawn even when its spec lists no
-``decision_boundary`` entry (the first picture one wants of a 2-D classifier).
+``decision_boundary`` entry (the first picture one wants of a 2-D classifier).  A model
+whose first convolution (``conv2d``) reads an image input gets that layer's filters and
+the feature maps it computes for one validation image (``conv_filters.png``,
+``feature_maps.png``).
 The run directory is all it needs: the final parameters from the checkpoint, the seed
 from ``summary.json``.  The scores come from the reference backend
 (:func:`graphspec.backend.reference_backend`): a picture of the function does not depend
@@ -17,11 +20,14 @@ import graphspec as gs
 from graphspec.analysis.checks import plan
 from graphspec.analysis.context import CheckContext
 from graphspec.analysis.decision_boundary import DecisionBoundary
-from graphspec.analysis.plots import report
+from graphspec.analysis.plots import plot_conv_filters, plot_feature_maps, report
 from graphspec.analysis.registry import Entry
 from graphspec.analysis.runner import read_index, run_stage
 from graphspec.backend import reference_backend
 from graphspec.errors import SpecError
+from graphspec.ir.graph import IR
+from graphspec.ir.node import InputNode, OpNode
+from graphspec.ir.one_op import with_outputs
 from graphspec.spec.models import Spec
 from graphspec.train import checkpoint
 from graphspec.train.data import load_data
@@ -50,8 +56,43 @@ def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
                      splits=load_data(spec, ir, seed).splits, seed=seed, run_dir=run_dir)
 
 
+def image_conv(ir: IR) -> OpNode | None:
+    """The first ``conv2d`` whose data input is an input of the spec (an image), if any."""
+    for nid in ir.order:
+        node = ir.node(nid)
+        if isinstance(node, OpNode) and node.op == "conv2d" and isinstance(
+                ir.node(node.inputs[0]), InputNode):
+            return node
+    return None
+
+
+def add_conv_pictures(spec: Spec, run_dir: str | Path) -> list[Path]:
+    """``conv_filters.png`` and ``feature_maps.png`` of the first convolution on an image
+    input, with the run's final parameters and the first validation (else training) image;
+    nothing for other models."""
+    run_dir = Path(run_dir)
+    ir = gs.build(spec)
+    conv = image_conv(ir)
+    if conv is None:
+        return []
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    params = checkpoint.load(run_dir / checkpoint.FILENAME).param
+    splits = load_data(spec, ir, int(summary.get("seed", spec.seed))).splits
+    rows = splits.get("val", splits["train"])
+    inputs = {k: v[:1] for k, v in rows.items()}
+    probe, names = with_outputs(ir, [conv.id])
+    maps = gs.compile(probe, reference_backend().name).forward(params, inputs)[names[conv.id]]
+    image = inputs[conv.inputs[0]][0]
+    return [
+        plot_conv_filters(params[conv.inputs[1]], run_dir / "conv_filters.png",
+                          f"{conv.id}: {len(maps[0])} filters"),
+        plot_feature_maps(image, maps[0], run_dir / "feature_maps.png",
+                          f"{conv.id} on one validation image"),
+    ]
+
+
 def plot_run(spec: Spec, run_dir: str | Path) -> list[Path]:
     """Every picture of one run into its directory (``train --plot``)."""
 
     add_boundary(spec, run_dir)
-    return report([run_dir], run_dir)
+    return report([run_dir], run_dir) + add_conv_pictures(spec, run_dir)

@@ -511,6 +511,44 @@ def plot_confusion(matrices: dict[str, Any], out: str | Path, title: str = "") -
     return _save(fig, out)
 
 
+def _tiles(n: int, title: str, extra: int = 0) -> tuple[Any, list[Any]]:
+    """A figure of ``n + extra`` small square tiles, at most 8 a row, without axes."""
+    plt = _plt()
+    cols = min(n + extra, 8)
+    rows = math.ceil((n + extra) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.45 * rows + 0.4), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    return fig, flat[: n + extra]
+
+
+def plot_conv_filters(weight: np.ndarray, out: str | Path, title: str = "") -> Path:
+    """A convolution's filters ``[out, in, kh, kw]``, one tile each (summed over the input
+    channels), on one diverging scale centred on 0 so that tiles compare."""
+    w = np.asarray(weight, dtype=np.float64).sum(axis=1)
+    scale = float(np.abs(w).max()) or 1.0
+    fig, axes = _tiles(len(w), title or "first-layer filters")
+    for k, (ax, f) in enumerate(zip(axes, w)):
+        ax.imshow(f, cmap="RdBu_r", vmin=-scale, vmax=scale)
+        ax.set_title(str(k), fontsize=8)
+    return _save(fig, out)
+
+
+def plot_feature_maps(image: np.ndarray, maps: np.ndarray, out: str | Path,
+                      title: str = "") -> Path:
+    """One input image ``[channels, h, w]`` (its channels' mean), then each feature map
+    ``[out, h', w']`` a layer computes from it, each map on its own scale."""
+    fig, axes = _tiles(len(maps), title or "feature maps", extra=1)
+    axes[0].imshow(np.asarray(image, dtype=np.float64).mean(axis=0), cmap="gray_r")
+    axes[0].set_title("input", fontsize=8)
+    for k, (ax, m) in enumerate(zip(axes[1:], maps)):
+        ax.imshow(m, cmap="viridis")
+        ax.set_title(str(k), fontsize=8)
+    return _save(fig, out)
+
+
 def plot_sweep(rows: list[dict[str, Any]], path: str, out: Path) -> Path | None:
     """Final metrics and epochs against the first swept path (mean over the other axes'
     members, each member a dot): a picture like Zhang et al. (2017), Figure 1."""

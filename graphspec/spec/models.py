@@ -100,10 +100,19 @@ class DataSpec(Strict):
         Literal[
             "xor", "and", "or", "blobs", "circles", "moons", "spirals", "linear", "sine",
             "random_labels", "feature_select",
+            # sequence tasks (graphspec.train.sequence_sources); text reads ``path``
+            "adding", "copy", "parity", "text",
+            # scikit-learn's bundled data sets (graphspec.train.datasets; graphspec[datasets])
+            "digits", "iris", "wine", "breast_cancer",
         ]
         | None
     ) = None
     path: str | None = None
+    # Sequence sources: steps per sequence (text: the window); default the declared
+    # feature input's time axis (its second dimension).
+    length: PositiveInt | None = None
+    # copy: how many symbols are shown first and reproduced at the end
+    copy_length: PositiveInt = 10
     columns: dict[str, str | list[str] | list[int] | int] | None = None
     samples: PositiveInt = 512
     noise: NonNegativeFloat = 0.0
@@ -124,7 +133,10 @@ class DataSpec(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
-        if (self.source is None) == (self.path is None):
+        if self.source == "text":
+            if self.path is None:
+                raise ValueError("source 'text' needs 'path': the text file to read")
+        elif (self.source is None) == (self.path is None):
             raise ValueError("data needs exactly one of 'source' (synthetic) or 'path' (a file)")
         if self.test_path is not None and self.test_split > 0:
             raise ValueError("give 'test_split' or 'test_path', not both")

@@ -28,7 +28,7 @@ from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
 from graphspec.ops.registry import TensorType
 from graphspec.spec.models import DataSpec, Spec
-from graphspec.train import data_files, seeds
+from graphspec.train import data_files, datasets, seeds, sequence_sources
 from graphspec.train.data_sources import (
     FIXED_CLASSES,
     FIXED_FEATURES,
@@ -36,6 +36,8 @@ from graphspec.train.data_sources import (
     corrupt_labels,
     generate,
 )
+from graphspec.train.datasets import DATASETS
+from graphspec.train.sequence_sources import SEQUENCE_SOURCES
 
 Arrays = dict[str, np.ndarray]
 RowName = Callable[[int], str]  # row index -> where it is, for messages (data_files.Table.row)
@@ -47,6 +49,7 @@ PROBABILITY_TARGETS = {"bce_with_logits", "bce"}
 class Dataset:
     splits: dict[str, Arrays]  # "train" and, with a validation split, "val"
     note: str = ""
+    vocabulary: str | None = None  # source text: the characters token ids index
 
     def rows(self, split: str) -> int:
         return len(next(iter(self.splits[split].values())))
@@ -88,7 +91,12 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
     note = ""
     strata = None
     clean: Arrays = {}  # targets before label_noise: what the test split keeps
-    if data.source is not None:
+    vocabulary = None
+    if data.source in SEQUENCE_SOURCES:
+        arrays, vocabulary = _sequences(spec, ir, features, targets, data_seed, loc)
+    elif data.source in DATASETS:
+        arrays, strata = _bundled(data, ir, features, targets, data_seed, loc)
+    elif data.source is not None:
         arrays, note, strata, clean = _synthetic(data, ir, features, targets, data_seed, loc)
     else:
         assert data.path is not None
@@ -121,7 +129,9 @@ def load_data(spec: Spec, ir: IR, seed: int) -> Dataset:
         splits = _split(arrays, data, data_seed, loc, strata)
     if test is not None:
         splits["test"] = test
-    return Dataset(splits, note)
+    if data.source in DATASETS:
+        splits = datasets.standardize(data.source, splits, features)
+    return Dataset(splits, note, vocabulary)
 
 
 # ---- synthetic ---------------------------------------------------------------------------
@@ -132,12 +142,7 @@ def _synthetic(
 ) -> tuple[Arrays, str, np.ndarray | None, Arrays]:
     source = data.source
     assert source is not None
-    if len(features) != 1 or len(targets) > 1:
-        raise DataError(
-            f"synthetic source '{source}' fills one feature input and one target input; the "
-            f"spec has features {features} and targets {targets}", loc("source"),
-            hint="load data from a .npz or .csv file with 'path' and 'columns'")
-    xname = features[0]
+    xname = _one_feature(source, features, targets, loc)
     xtype = ir.type(xname)
     width = _static_numel(xtype)
     n_features = data.features
@@ -177,6 +182,168 @@ def _synthetic(
         raise DataError("label_noise needs a target input", loc("label_noise"))
     _check_targets(ir, arrays, targets, loc("source"), _sample)
     return arrays, syn.note, syn.strata, clean
+
+
+def _one_feature(source: str, features: list[str], targets: list[str], loc: Any) -> str:
+    """The one feature input a generated or bundled source fills."""
+    kind = "bundled" if source in DATASETS else "synthetic"
+    if len(features) != 1 or len(targets) > 1:
+        raise DataError(
+            f"{kind} source '{source}' fills one feature input and one target input; the "
+            f"spec has features {features} and targets {targets}", loc("source"),
+            hint="load data from a .npz or .csv file with 'path' and 'columns'")
+    return features[0]
+
+
+def _sequences(
+    spec: Spec, ir: IR, features: list[str], targets: list[str], seed: int, loc: Any
+) -> tuple[Arrays, str | None]:
+    """A sequence task's rows in the declared forms: integer inputs get token ids ``[n, T]``,
+    float inputs bits ``[n, T, 1]`` or one-hot rows ``[n, T, V]``; integer targets get ids,
+    float targets 0/1 (two classes) or one-hot rows, one per step when the target's second
+    axis is the feature input's time axis, else the label of the last step."""
+    data = spec.train.data  # type: ignore[union-attr]
+    source = data.source
+    assert source is not None
+    xname = _one_feature(source, features, targets, loc)
+    xtype = ir.type(xname)
+    if xtype.rank < 2:
+        raise DataError(f"source '{source}' gives sequences [n, T, ...], but input '{xname}' is "
+                        f"declared {xtype}", loc("source"))
+    declared = xtype.shape[1]
+    length = data.length or (declared if isinstance(declared, int) else None)
+    if length is None:
+        raise DataError(f"source '{source}' needs the sequence length: input '{xname}' has "
+                        f"the symbolic time axis '{declared}'", loc("source"),
+                        hint="give train.data.length")
+    if isinstance(declared, int) and declared != length:
+        raise DataError(f"length {length} does not fit input '{xname}' declared {xtype}",
+                        loc("length"))
+    rng = seeds.stream(seed, seeds.DATA)
+    tname = targets[0] if targets else None
+    vocab = 2  # symbols (parity: the bits)
+    if source == "adding":
+        seq = sequence_sources.adding(rng, data.samples, length)
+    elif source == "parity":
+        seq = sequence_sources.parity(rng, data.samples, length)
+    elif source == "copy":
+        k = data.copy_length
+        vocab = _copy_vocabulary(data, ir, xtype, tname, loc)
+        if length < 2 * k + 1:
+            raise DataError(f"copy needs length >= 2 * copy_length + 1 = {2 * k + 1}, got "
+                            f"{length}", loc("length" if data.length else "copy_length"))
+        seq = sequence_sources.copy(rng, data.samples, length, k, vocab)
+    else:
+        file, display = _resolve(spec, data.path or "")
+        text = sequence_sources.read_text(file, display, loc("path"))
+        seq = sequence_sources.text_windows(text, display, length, loc("length"))
+        vocab = len(seq.vocabulary or "")
+        _check_text_vocabulary(display, seq.vocabulary or "", ir, xname, tname, loc)
+        if "samples" in data.model_fields_set:
+            seq.x, seq.y = seq.x[: data.samples], seq.y[: data.samples]
+    x = seq.x
+    if x.ndim == 2 and xtype.dtype == "float":  # symbols: bits [n, T, 1] or one-hot rows
+        x = x[..., None].astype(np.float64) if source == "parity" else np.eye(vocab)[x]
+    elif xtype.dtype == "int" and source == "adding":
+        raise DataError(f"source 'adding' gives float features, but input '{xname}' is "
+                        "declared int", loc("source"))
+    arrays = {xname: _fit(xname, x, xtype, loc("source"), row=_sample)}
+    if tname is not None:
+        t = ir.type(tname)
+        if seq.regression:
+            y = _target_form(seq.y, True, 0, data, t, tname, loc)
+        else:
+            per_step = _per_step(t, xtype, length, vocab)
+            if source == "copy" and not per_step:
+                raise DataError(f"copy labels every step: declare target '{tname}' "
+                                f"[batch, {declared}] (int) or [batch, {declared}, {vocab}]",
+                                loc("source"))
+            labels = seq.y if per_step else seq.y[:, -1]
+            y = _label_form(labels, t, vocab)
+        arrays[tname] = _fit(tname, y, t, loc("source"), row=_sample)
+    _check_targets(ir, arrays, targets, loc("source"), _sample)
+    return arrays, seq.vocabulary
+
+
+def _bundled(
+    data: DataSpec, ir: IR, features: list[str], targets: list[str], seed: int, loc: Any
+) -> tuple[Arrays, np.ndarray]:
+    """A scikit-learn data set fitted to the declared inputs (digits as images or rows, as
+    the input is declared), with its labels as strata for the splits."""
+    source = data.source
+    assert source is not None
+    xname = _one_feature(source, features, targets, loc)
+    classes = DATASETS[source].classes
+    if "classes" in data.model_fields_set and data.classes != classes:
+        raise DataError(f"source '{source}' has {classes} classes", loc("classes"))
+    x, labels = datasets.load(source, loc("source"))
+    if "samples" in data.model_fields_set:
+        if data.samples > len(x):
+            raise DataError(f"source '{source}' has {len(x)} samples, not {data.samples}",
+                            loc("samples"))
+        keep = np.sort(seeds.stream(seed, seeds.DATA).permutation(len(x))[: data.samples])
+        x, labels = x[keep], labels[keep]
+    arrays = {xname: _fit(xname, x, ir.type(xname), loc("source"), row=_sample)}
+    if targets:
+        tname = targets[0]
+        t = ir.type(tname)
+        arrays[tname] = _fit(tname, _target_form(labels, False, classes, data, t, tname, loc),
+                             t, loc("source"), row=_sample)
+    _check_targets(ir, arrays, targets, loc("source"), _sample)
+    return arrays, labels
+
+
+def _per_step(t: TensorType, x: TensorType, length: int, classes: int) -> bool:
+    """Whether target ``t`` takes a label per step: its second axis is the time axis."""
+    if t.rank < 2:
+        return False
+    if t.dtype == "int" or t.rank >= 3:
+        return True
+    second = t.shape[1]
+    return (second == x.shape[1] or second == length) and not (second == classes > 2)
+
+
+def _label_form(labels: np.ndarray, t: TensorType, classes: int) -> np.ndarray:
+    """Integer labels as target ``t`` is declared: ids, 0/1 floats, or one-hot rows."""
+    if t.dtype == "int":
+        return labels
+    if classes == 2 and t.shape[-1] != 2:
+        y = labels.astype(np.float64)
+        return y[..., None] if t.rank == labels.ndim + 1 else y
+    return np.eye(classes)[labels]
+
+
+def _copy_vocabulary(
+    data: DataSpec, ir: IR, x: TensorType, target: str | None, loc: Any
+) -> int:
+    """Symbols of the copy task (blank and delimiter included): ``classes`` when given, else
+    the prediction's classes, else a float input's one-hot width."""
+    vocab = None
+    if "classes" in data.model_fields_set:
+        vocab = data.classes
+    elif target is not None:
+        vocab = _classes_of(ir, target)
+    if vocab is None and x.dtype == "float" and isinstance(x.shape[-1], int) and x.rank == 3:
+        vocab = int(x.shape[-1])
+    if vocab is None or vocab < 3:
+        raise DataError("copy needs at least 3 symbols (blank, one to copy, delimiter)"
+                        + (f"; it has {vocab}" if vocab else ""), loc("classes"),
+                        hint="give train.data.classes, the symbols with blank and delimiter")
+    return vocab
+
+
+def _check_text_vocabulary(
+    display: str, vocabulary: str, ir: IR, xname: str, target: str | None, loc: Any
+) -> None:
+    """A model sized for another vocabulary than the text's is refused, naming both."""
+    v = len(vocabulary)
+    x = ir.type(xname)
+    width = x.shape[-1] if x.dtype == "float" and x.rank == 3 else None
+    classes = _classes_of(ir, target) if target is not None else None
+    for what, n in ((f"input '{xname}'", width), ("the prediction", classes)):
+        if isinstance(n, int) and n != v:
+            raise DataError(f"{display} has {v} distinct characters, but {what} has {n}",
+                            loc("path"), hint=f"declare the vocabulary size {v}")
 
 
 def _sample(i: int) -> str:
@@ -287,7 +454,9 @@ def _select_inputs(
     for name in used:
         where = loc("columns", name) if name in given else loc(*key)
         raw = data_files.select(table, columns[name], where)
-        arrays[name] = _fit(name, raw, ir.type(name), where, display, row=table.row)
+        array = columns[name] if isinstance(columns[name], str) and not table.is_csv else ""
+        arrays[name] = _fit(name, raw, ir.type(name), where, display, row=table.row,
+                            array=array)
     if not arrays:
         raise DataError(f"no input of the spec reads data from {display}", loc(*key),
                         hint="nothing depends on the inputs: connect them to the graph")
@@ -311,10 +480,10 @@ def _static_numel(t: TensorType) -> int | None:
 
 def _fit(
     name: str, a: np.ndarray, t: TensorType, loc: Location | None, file: str = "",
-    row: RowName | None = None,
+    row: RowName | None = None, array: str = "",
 ) -> Any:
     """``a`` shaped and typed as input ``name`` is declared (batch first), or a DataError;
-    ``row`` names a row for messages (default: its index)."""
+    ``row`` names a row for messages (default: its index), ``array`` the .npz array read."""
     src = f"{file}: " if file else ""
     row = row or _indexed(file)
     shape = t.shape
@@ -331,8 +500,14 @@ def _fit(
         fits = True
     if not fits:
         got = "[" + ", ".join(["n"] + [str(d) for d in a.shape[1:]]) + "]"
-        raise DataError(f"{src}data for input '{name}' has shape {got}, but it is declared {t}",
-                        loc)
+        detail = [f"array '{array}'"] if array else []
+        if a.ndim == len(shape) >= 3:  # images and sequences: say which axis differs
+            axis = next(i for i, (d, s) in enumerate(zip(shape, a.shape))
+                        if i and isinstance(d, int) and d != s)
+            detail.append(f"axis {axis} is {a.shape[axis]}, not {shape[axis]}")
+        more = f" ({', '.join(detail)})" if detail else ""
+        raise DataError(f"{src}data for input '{name}' has shape {got}, but it is declared "
+                        f"{t}{more}", loc)
     if t.dtype == "int":
         if a.dtype.kind == "f":
             bad = a != np.round(a)

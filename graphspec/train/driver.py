@@ -647,6 +647,8 @@ class _Run:
         }
         if self.data.note:
             summary["data_note"] = self.data.note
+        if self.data.vocabulary is not None:  # what a character model's token ids mean
+            summary["vocabulary"] = self.data.vocabulary
         if self.init_from is not None:
             summary["init_from"] = str(self.init_from)
         if error:
