@@ -79,14 +79,21 @@ def choose(ir: IR, device: str = "auto") -> Choice:
     if device.startswith("cuda"):
         return Choice("torch", device, f"device {device} asked for")
     if flops <= NUMPY_MAX_FLOPS_GPU:
-        return Choice("numpy", "cpu", f"{size}, at most {NUMPY_MAX_FLOPS_GPU:.3g}: "
-                      "faster than eager torch on any device")
+        return Choice(
+            "numpy",
+            "cpu",
+            f"{size}, at most {NUMPY_MAX_FLOPS_GPU:.3g}: faster than eager torch on any device",
+        )
     if device == "auto" and cuda_available():
-        return Choice("torch", "cuda", f"{size}, above {NUMPY_MAX_FLOPS_GPU:.3g}, and a "
-                      "CUDA GPU is present")
+        return Choice(
+            "torch", "cuda", f"{size}, above {NUMPY_MAX_FLOPS_GPU:.3g}, and a CUDA GPU is present"
+        )
     if flops <= NUMPY_MAX_FLOPS_CPU:
-        return Choice("numpy", "cpu", f"{size}, at most {NUMPY_MAX_FLOPS_CPU:.3g} on the "
-                      "CPU: faster than eager torch")
+        return Choice(
+            "numpy",
+            "cpu",
+            f"{size}, at most {NUMPY_MAX_FLOPS_CPU:.3g} on the CPU: faster than eager torch",
+        )
     return Choice("torch", "cpu", f"{size}, above {NUMPY_MAX_FLOPS_CPU:.3g} on the CPU")
 
 

@@ -4,17 +4,19 @@ graphspec.backend_choice (small steps on numpy, large ones on torch, on CUDA whe
 from __future__ import annotations
 
 import pytest
+from paths import XOR
 
 import graphspec as gs
 import graphspec.backend_choice as choice
 from graphspec.backend_choice import choose, resolve, step_batch, step_flops
 from graphspec.cli import main
 from graphspec.ir.counts import flop_count
-from paths import XOR
 
 
 def _mlp(width: int, batch: int | str = 64):
-    return gs.build(gs.loads(f"""\
+    return gs.build(
+        gs.loads(
+            f"""\
 graphspec: 1
 name: mlp
 inputs:
@@ -29,7 +31,10 @@ loss:
 train:
   data: {{source: blobs, samples: 300}}
   batch_size: {batch}
-""", "mlp.yaml"))
+""",
+            "mlp.yaml",
+        )
+    )
 
 
 @pytest.fixture

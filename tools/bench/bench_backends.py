@@ -87,9 +87,12 @@ def main() -> None:
             print(json.dumps(r), flush=True)
             continue
         f = r["numpy_vs_torch"]
-        print(f"{r['arch']:32s} {r['flops_per_step']:>14,d} FLOPs/step  numpy/torch "
-              f"{f['ratio']:.3f} (IQR {f['q1']:.3f}-{f['q3']:.3f}; {f['num_ms']:.3f} vs "
-              f"{f['den_ms']:.3f} ms/step)", flush=True)
+        print(
+            f"{r['arch']:32s} {r['flops_per_step']:>14,d} FLOPs/step  numpy/torch "
+            f"{f['ratio']:.3f} (IQR {f['q1']:.3f}-{f['q3']:.3f}; {f['num_ms']:.3f} vs "
+            f"{f['den_ms']:.3f} ms/step)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
