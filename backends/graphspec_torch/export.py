@@ -37,6 +37,14 @@ NOT_EXPORTABLE: dict[str, str] = {
         "length, features) inputs, and graphspec's are 3-D"
     ),
 }
+# Ops that export unless one attribute is set: op -> (attribute, the reason shown).  The
+# recurrent ops export as ONNX LSTM/GRU/RNN; their padded sequences (pack_padded_sequence)
+# have data-dependent sizes, which torch.export refuses.
+NOT_EXPORTABLE_WITH: dict[str, tuple[str, str]] = {
+    op: ("lengths", "torch.onnx cannot export packed sequences (a 'lengths' input): their "
+         "sizes depend on the data; export a spec without 'lengths'")
+    for op in ("lstm", "gru", "rnn")
+}
 # The exporter builds opset 18 or newer and converts down from there; the conversion fails
 # for some ops (ReduceMean's axes, graphs without nodes), so 18 is the default.
 DEFAULT_OPSET = 18
@@ -59,9 +67,9 @@ def export_onnx(
     if not ir.outputs:
         raise BackendError("the spec has no outputs to export", hint="list them under outputs:")
     ops = Plan(ir).needed([f"output:{k}" for k in ir.outputs])
-    refused = [n for n in ops if ir.node(n).op in NOT_EXPORTABLE]
-    if refused:
-        raise _op_error(ir, refused, {n: NOT_EXPORTABLE[ir.node(n).op] for n in refused})
+    why = {n: r for n in ops if (r := _refusal(ir, n)) is not None}
+    if why:
+        raise _op_error(ir, list(why), why)
 
     program = TorchProgram(ir, CompileOptions(dtype=dtype, device="cpu"))
     model = program.new_model()
@@ -83,6 +91,16 @@ def export_onnx(
         raise BackendError(f"ONNX export failed: {_short(e)}") from None
     _check_opset(path, opset)
     return path
+
+
+def _refusal(ir: IR, nid: str) -> str | None:
+    """Why op node ``nid`` cannot export (:data:`NOT_EXPORTABLE`, :data:`NOT_EXPORTABLE_WITH`),
+    or None."""
+    node = ir.node(nid)
+    if node.op in NOT_EXPORTABLE:
+        return NOT_EXPORTABLE[node.op]
+    attr, reason = NOT_EXPORTABLE_WITH.get(node.op, ("", ""))
+    return reason if attr and getattr(node.attrs, attr) else None
 
 
 def _check_opset(path: Path, opset: int) -> None:

@@ -32,7 +32,9 @@ def initializer(fn: Init) -> Init:
 def _fans(decl: ParamDecl) -> tuple[int, int]:
     """The fans the op declared, else read from the shape: a matrix is ``[in, out]``
     (graphspec's layout); rank 3 and up is a convolution kernel ``[out, in, *window]`` (torch's
-    and ONNX's layout), each unit seeing ``in * window`` inputs and feeding ``out * window``."""
+    and ONNX's layout), each unit seeing ``in * window`` inputs and feeding ``out * window``.
+    Ops with another kernel layout (conv_transpose2d's ``[in, out/groups, *window]``) declare
+    their fans."""
     shape = decl.shape
     if len(shape) >= 3:
         window = math.prod(shape[2:])
@@ -110,18 +112,39 @@ def lecun_normal(rng: np.random.Generator, decl: ParamDecl) -> np.ndarray:
 
 
 @initializer
-def orthogonal(rng: np.random.Generator, decl: ParamDecl, gain: float = 1.0) -> np.ndarray:
-    """A (semi-)orthogonal matrix from the QR decomposition of a Gaussian (Saxe et al.)."""
+def orthogonal(
+    rng: np.random.Generator, decl: ParamDecl, gain: float = 1.0, blocks: int = 1
+) -> np.ndarray:
+    """A (semi-)orthogonal matrix from the QR decomposition of a Gaussian (Saxe et al.);
+    ``blocks``: the first axis split into that many equal blocks, each orthogonal on its own
+    (a recurrent layer's gate blocks, as Keras initializes its recurrent kernel)."""
     shape = decl.shape
     if len(shape) < 2:
         raise ValueError("orthogonal initialization needs a parameter of rank >= 2")
-    rows, cols = shape[0], math.prod(shape[1:])
-    a = rng.normal(size=(max(rows, cols), min(rows, cols)))
-    q, r = np.linalg.qr(a)
-    q = q * np.sign(np.diag(r))  # make the decomposition unique
-    if rows < cols:
-        q = q.T
-    return gain * q[:rows, :cols].reshape(shape)
+    if blocks < 1 or shape[0] % blocks:
+        raise ValueError(f"orthogonal: blocks ({blocks}) must divide the first axis ({shape[0]})")
+    rows, cols = shape[0] // blocks, math.prod(shape[1:])
+    out = []
+    for _ in range(blocks):
+        a = rng.normal(size=(max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))  # make the decomposition unique
+        if rows < cols:
+            q = q.T
+        out.append(gain * q[:rows, :cols])
+    return np.concatenate(out).reshape(shape)
+
+
+@initializer
+def unit_forget_bias(rng: np.random.Generator, decl: ParamDecl, value: float = 1.0) -> np.ndarray:
+    """An LSTM bias in torch's gate order ``i, f, g, o``: zeros, and ``value`` in the forget
+    gate's block (the second quarter), as Keras's ``unit_forget_bias`` (Jozefowicz et al.)."""
+    if len(decl.shape) != 1 or decl.shape[0] % 4:
+        raise ValueError("unit_forget_bias needs a vector of 4 gate blocks")
+    out = np.zeros(decl.shape)
+    n = decl.shape[0] // 4
+    out[n : 2 * n] = value
+    return out
 
 
 def parse(init: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -12,6 +12,9 @@ import numpy as np
 
 from graphspec.ops.registry import Attrs, Input, Sample, ShapeError, TensorType, broadcast, op
 
+# Targets take no gradient and may be class indices (int) or values (float).
+_TARGET = Input("target", differentiable=False, dtype="any")
+
 
 class _Pairwise(Attrs):
     """Base: a prediction and a target of broadcast-compatible shapes, reduced to a scalar."""
@@ -37,7 +40,7 @@ def _extreme_logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
     return z
 
 
-@op("mse", inputs=["pred", Input("target", differentiable=False)], category="loss")
+@op("mse", inputs=["pred", _TARGET], category="loss")
 class MSE(_Pairwise):
     """Mean squared error ``mean((pred - target)^2)`` over every element."""
 
@@ -50,7 +53,7 @@ class MSE(_Pairwise):
         )
 
 
-@op("bce", inputs=["prob", Input("target", differentiable=False)], category="loss")
+@op("bce", inputs=["prob", _TARGET], category="loss")
 class BCE(_Pairwise):
     """Binary cross-entropy on probabilities, ``-mean(t log p + (1 - t) log(1 - p))``.
 
@@ -77,7 +80,7 @@ class BCE(_Pairwise):
         )
 
 
-@op("bce_with_logits", inputs=["logits", Input("target", differentiable=False)], category="loss")
+@op("bce_with_logits", inputs=["logits", _TARGET], category="loss")
 class BCEWithLogits(_Pairwise):
     """Binary cross-entropy on logits, ``mean(softplus(z) - y z)``; finite at any logit."""
 
@@ -125,7 +128,7 @@ def _class_targets(what: str, logits: TensorType, target: TensorType, probs: boo
     )
 
 
-@op("cross_entropy", inputs=["logits", Input("target", differentiable=False)], category="loss")
+@op("cross_entropy", inputs=["logits", _TARGET], category="loss")
 class CrossEntropy(Attrs):
     """Softmax cross-entropy on logits (classes on the last axis), mean over the batch.
 
@@ -162,7 +165,7 @@ class CrossEntropy(Attrs):
         )
 
 
-@op("nll", inputs=["log_probs", Input("target", differentiable=False)], category="loss")
+@op("nll", inputs=["log_probs", _TARGET], category="loss")
 class NLL(Attrs):
     """Negative log-likelihood ``-mean(log_probs[target])`` of integer class targets.
 

@@ -19,7 +19,13 @@ from graphspec.errors import DataError, Location
 from graphspec.ir.graph import IR
 from graphspec.spec.models import Spec
 from graphspec.train import data_files
-from graphspec.train.data import RowName, check_targets, fit_input, input_roles
+from graphspec.train.data import (
+    RowName,
+    check_lengths,
+    check_targets,
+    fit_input,
+    input_roles,
+)
 
 Arrays = dict[str, np.ndarray]
 
@@ -157,4 +163,5 @@ def _checked(
     if not lengths or next(iter(lengths.values())) == 0:
         raise DataError(f"{display} has no rows", where)
     check_targets(ir, arrays, [t for t in targets if t in arrays], where, row)
+    check_lengths(ir, arrays, where, row)
     return arrays

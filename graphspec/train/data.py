@@ -26,6 +26,7 @@ from graphspec.errors import DataError, Location
 from graphspec.ir.checks import unused_inputs
 from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
+from graphspec.ops.recurrent import Recurrent
 from graphspec.ops.registry import TensorType
 from graphspec.spec.models import DataSpec, Spec
 from graphspec.train import data_files, datasets, seeds, sequence_sources
@@ -181,6 +182,7 @@ def _synthetic(
     elif data.label_noise:
         raise DataError("label_noise needs a target input", loc("label_noise"))
     _check_targets(ir, arrays, targets, loc("source"), _sample)
+    _check_lengths(ir, arrays, loc("source"), _sample)
     return arrays, syn.note, syn.strata, clean
 
 
@@ -422,6 +424,7 @@ def _from_file(
     with data_files.read(file, display, loc(*key)) as table:
         arrays = _select_inputs(table, data.columns or {}, ir, key, features, targets, loc)
     _check_targets(ir, arrays, targets, loc(*key), table.row)
+    _check_lengths(ir, arrays, loc(*key), table.row)
     return arrays
 
 
@@ -547,6 +550,35 @@ def _check_targets(
                 f"{y.reshape(len(y), -1)[i][:4].tolist()}", loc)
 
 
+def _check_lengths(
+    ir: IR, arrays: Arrays, loc: Location | None, row: RowName | None = None
+) -> None:
+    """Every ``lengths`` input of a recurrent op holds, per row, a length in ``1..time``
+    (time: the sequence input's declared length, else its data's)."""
+    row = row or _indexed("")
+    for nid in ir.op_nodes():
+        node = ir.node(nid)
+        if not isinstance(node, OpNode) or not isinstance(node.attrs, Recurrent):
+            continue
+        k = node.attrs.lengths_position()
+        if k is None or node.inputs[k] not in arrays:
+            continue
+        name, x = node.inputs[k], node.inputs[0]
+        declared = ir.type(x).shape[1]
+        time = declared if isinstance(declared, int) else (
+            int(arrays[x].shape[1]) if x in arrays else None)
+        lengths = arrays[name].reshape(len(arrays[name]))
+        bad = (lengths < 1) | (lengths > time) if time is not None else lengths < 1
+        if bad.any():
+            i = int(np.argwhere(bad)[0][0])
+            reads = (f"sequences of {time} steps (lengths 1..{time})" if time is not None
+                     else "lengths of at least 1")
+            raise DataError(
+                f"{row(i)}: length {int(lengths[i])} of '{name}' is out of range: '{nid}' "
+                f"({node.op}) reads {reads}",
+                loc)
+
+
 def _split(
     arrays: Arrays, data: DataSpec, seed: int, loc: Any, strata: np.ndarray | None = None
 ) -> dict[str, Arrays]:
@@ -596,3 +628,4 @@ def _hold_out(
 # Public names for readers of data beyond training (graphspec.train.apply_data).
 fit_input = _fit
 check_targets = _check_targets
+check_lengths = _check_lengths

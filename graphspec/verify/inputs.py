@@ -13,6 +13,7 @@ import numpy as np
 
 from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
+from graphspec.ops.recurrent import Recurrent
 from graphspec.train.data import input_roles, load_data
 
 Arrays = dict[str, np.ndarray]
@@ -60,7 +61,9 @@ def random_inputs(ir: IR, batch: int, rng: np.random.Generator) -> Arrays:
         t = ir.type(nid)
         shape = tuple(d if isinstance(d, int) else batch for d in t.shape)
         if t.dtype == "int":
-            out[nid] = rng.integers(0, int_range(ir, nid), size=shape)
+            span = lengths_span(ir, nid, batch)
+            lo, hi = span if span is not None else (0, int_range(ir, nid))
+            out[nid] = rng.integers(lo, hi, size=shape)
         elif t.dtype == "bool":
             out[nid] = rng.random(shape) < 0.5
         elif nid in targets:
@@ -102,6 +105,17 @@ def int_range(ir: IR, nid: str) -> int:
             if i != pos and t.dtype == "float" and t.rank >= 1 and isinstance(t.shape[-1], int):
                 bounds.append(t.shape[-1])  # class labels index the last axis of the logits
     return max(1, min(bounds)) if bounds else 2
+
+
+def lengths_span(ir: IR, nid: str, batch: int) -> tuple[int, int] | None:
+    """``[lo, hi)`` for an input that recurrent ops read as sequence lengths: ``1..time``
+    (a symbolic time taken as ``batch``, as the inputs are drawn), else None."""
+    spans = []
+    for node, pos in _consumers(ir, nid):
+        if isinstance(node.attrs, Recurrent) and pos == node.attrs.lengths_position():
+            time = ir.type(node.inputs[0]).shape[1]
+            spans.append(time if isinstance(time, int) else batch)
+    return (1, min(spans) + 1) if spans else None
 
 
 def bind_dims(ir: IR, inputs: Arrays) -> dict[str, int]:
