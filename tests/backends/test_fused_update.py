@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from paths import GALLERY
 
 import graphspec as gs
 import graphspec_torch.trainer as torch_trainer
 from graphspec.errors import NonFiniteLoss
+from graphspec.spec.load import load
 from graphspec.spec.models import (
     AdagradSpec,
     AdamSpec,
@@ -167,3 +169,19 @@ def test_torch_fuses_large_parameters_where_exact(monkeypatch):
     assert sorted(_torch_trainer(ir, sgd, True).fused) == ["hx.weight", "w.value"]
     # stop_gradient reads w where autograd cannot order the read before w's update.
     assert _torch_trainer(gs.build(gs.loads(SPEC, "fused.yaml")), sgd, True).fused == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", GALLERY, ids=lambda p: p.stem)
+def test_gallery_trains_identically_fused_or_not(path, tmp_path):
+    """Every gallery spec, two epochs through the driver: the same parameters either way
+    (every op's VJP and forward aliasing meet the fused update's placement rule)."""
+    runs = {}
+    for fused in ("true", "false"):
+        spec = load(path, [f"train.fused_update={fused}", "train.epochs=2"])
+        out = tmp_path / fused
+        gs.train(spec, backend="numpy", out=out, progress=False)
+        runs[fused] = gs.load_run(out).last_params
+    assert set(runs["true"]) == set(runs["false"])
+    for k, v in runs["false"].items():
+        np.testing.assert_array_equal(runs["true"][k], v, err_msg=k)
