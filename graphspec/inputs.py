@@ -2,7 +2,8 @@
 
 Every backend's ``Program.forward``, ``evaluate`` and ``loss_and_grads`` call an
 :class:`InputCheck` first, so a caller's mistake -- an unbatched array, a wrong width, a
-missing target, a misspelt name, strings or floats for an ``int`` input -- is one
+missing target, a misspelt name, strings or floats for an ``int`` input, a token id outside
+an embedding's vocabulary -- is one
 :class:`~graphspec.errors.InputError` naming the input with its declared and actual shape,
 instead of a numpy broadcasting error, a wrong-shaped result or a ``KeyError`` from the
 generated code.  Trainers do not call it per step: their data was fitted to the inputs
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from graphspec.errors import InputError, did_you_mean
+from graphspec.ir.checks import token_vocabularies, unknown_token
 from graphspec.ir.graph import IR
 from graphspec.ir.traverse import ancestors
 
@@ -61,6 +63,7 @@ class InputCheck:
             "evaluate": outputs + losses + list(ir.metrics),
             "loss_and_grads": losses,
         }
+        self.vocabularies = token_vocabularies(ir)
         self.required: dict[str, list[str]] = {}
         for purpose, nodes in sinks.items():
             live = ancestors(ir.graph, nodes)
@@ -94,6 +97,9 @@ class InputCheck:
         sizes: dict[str, tuple[int, str]] = {}  # symbolic dim -> (size, the input that set it)
         for name, value in inputs.items():
             self._check_one(name, value, sizes)
+        bad = unknown_token(ir, inputs, self.vocabularies) if self.vocabularies else None
+        if bad is not None:
+            raise InputError(f"row {bad.row}: {bad.message()}", notes=self._declared(bad.input))
 
     def _declared(self, name: str) -> list[tuple[str, Any]]:
         src = self.ir.node(name).src

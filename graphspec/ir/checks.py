@@ -1,10 +1,18 @@
-"""Whole-graph checks that warn rather than fail: unused inputs and parameters, dead nodes."""
+"""Whole-graph checks that warn rather than fail: unused inputs and parameters, dead nodes;
+and which inputs hold token ids, for the checks of their values where data enters."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
 from graphspec.errors import Location
 from graphspec.ir.graph import IR
+from graphspec.ir.node import OpNode
 from graphspec.ir.traverse import ancestors
+from graphspec.ops.embedding import Embedding
 
 
 def live_nodes(ir: IR) -> set[str]:
@@ -38,3 +46,53 @@ def check_warnings(ir: IR) -> list[tuple[str, Location | None]]:
                     (f"parameter '{p}' never reaches the loss: it will not train", ir.node(p).src)
                 )
     return warnings
+
+
+@dataclass(frozen=True)
+class UnknownToken:
+    """A token id outside the vocabulary of the embedding that looks it up."""
+
+    input: str
+    row: int  # index along the input's batch (first) axis
+    token: int
+    vocab: int
+    node: str  # the embedding
+
+    def message(self) -> str:
+        return (
+            f"token id {self.token} of input '{self.input}' is outside the vocabulary of "
+            f"embedding '{self.node}' (vocab {self.vocab}: ids 0..{self.vocab - 1})"
+        )
+
+
+def token_vocabularies(ir: IR) -> dict[str, tuple[int, str]]:
+    """Inputs that embeddings look up: input -> (the smallest vocabulary, its embedding)."""
+    out: dict[str, tuple[int, str]] = {}
+    for name in ir.inputs:
+        for _, consumer in ir.graph.out_edges(name):
+            node = ir.node(consumer)
+            if isinstance(node, OpNode) and isinstance(node.attrs, Embedding) and (
+                    node.inputs[0] == name):
+                if name not in out or node.attrs.vocab < out[name][0]:
+                    out[name] = (node.attrs.vocab, consumer)
+    return out
+
+
+def unknown_token(
+    ir: IR, arrays: Mapping[str, np.ndarray],
+    vocabularies: dict[str, tuple[int, str]] | None = None,
+) -> UnknownToken | None:
+    """The first token id (in row order) outside its embedding's vocabulary, or None;
+    ``vocabularies``: ``token_vocabularies(ir)`` when the caller keeps it."""
+    if vocabularies is None:
+        vocabularies = token_vocabularies(ir)
+    for name, (vocab, node) in vocabularies.items():
+        if name not in arrays:
+            continue
+        a = np.asarray(arrays[name])
+        bad = (a < 0) | (a >= vocab)
+        if a.ndim and bad.any():
+            row = int(np.argwhere(bad.reshape(len(a), -1).any(axis=1))[0][0])
+            token = int(a.reshape(len(a), -1)[row][bad.reshape(len(a), -1)[row]][0])
+            return UnknownToken(name, row, token, vocab, node)
+    return None

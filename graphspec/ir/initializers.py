@@ -220,4 +220,6 @@ def init_params(ir: IR, seed: int | None = None) -> dict[str, np.ndarray]:
         except (TypeError, ValueError) as e:
             raise SpecError(f"parameter '{pid}': {e}", node.src) from None
         out[pid] = np.asarray(value, dtype=np.float64).reshape(node.decl.shape)
+        if node.decl.zero_rows:  # an embedding's padding row, zero whatever the initializer
+            out[pid][list(node.decl.zero_rows)] = 0.0
     return out

@@ -106,6 +106,8 @@ def _encode(key: str, value: Any) -> Any:
             "fan_in": value.fan_in,
             "fan_out": value.fan_out,
             "penalize": value.penalize,
+            # Only when set: the JSON of every other parameter stays as it was.
+            **({"zero_rows": list(value.zero_rows)} if value.zero_rows else {}),
         }
     if isinstance(value, tuple):
         return list(value)
@@ -128,6 +130,7 @@ def _decode(key: str, value: Any, op: str | None) -> Any:
             value["fan_in"],
             value["fan_out"],
             value["penalize"],
+            tuple(value.get("zero_rows", ())),
         )
     if key in _TUPLE_ATTRS:
         return tuple(value)

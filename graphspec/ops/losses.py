@@ -1,14 +1,16 @@
 """Losses (scalar, mean over the batch) and weight penalties.
 
 Targets are never differentiated. Classification losses take the classes on the last axis
-and average over every other position (the batch, and the length for sequences).
+(or the ``axis`` they are given) and average over every other position (the batch, and the
+length for sequences).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field, NonNegativeFloat, StrictInt
 
 from graphspec.ops.registry import Attrs, Input, Sample, ShapeError, TensorType, broadcast, op
 
@@ -101,45 +103,137 @@ class BCEWithLogits(_Pairwise):
         )
 
 
-def _class_targets(what: str, logits: TensorType, target: TensorType, probs: bool) -> None:
-    """Targets are class indices (int, shaped like the logits without their class axis, or
-    with a class axis of 1) or, when ``probs``, class probabilities of the logits' shape."""
-    if logits.rank < 1:
-        raise ShapeError(f"{what} needs logits with a class (last) axis, got shape {logits}")
-    lead = logits.shape[:-1]
-    if target.dtype == "int" and target.shape in (lead, lead + (1,)):
-        return
-    if probs and target.shape == logits.shape:
-        return  # one-hot rows or probabilities (an int one-hot works too)
-    indices = TensorType(lead, "int")
-    if not probs:
+class ClassLoss(Attrs):
+    """Base of cross_entropy and nll: the class-axis options and the target rule.
+
+    Options at their defaults are left out of the kernels' keywords, so the code generated
+    for a spec that sets none is what it was before the options existed.
+    """
+
+    class_weights: list[NonNegativeFloat] | None = None
+    ignore_index: StrictInt | None = None
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    axis: StrictInt = -1
+    reduction: Literal["mean", "sum"] = "mean"
+    probability_targets: ClassVar[bool] = False
+
+    def kernel_attrs(self) -> dict[str, Any]:
+        defaults = type(self).model_fields
+        return {k: v for k, v in super().kernel_attrs().items() if v != defaults[k].default}
+
+    def class_axis(self, pred: TensorType) -> int:
+        """The class axis of a prediction, as a non-negative index."""
+        what = type(self).op_name  # type: ignore[attr-defined]
+        if pred.rank < 1:
+            raise ShapeError(f"{what} needs logits with a class (last) axis, got shape {pred}")
+        if not -pred.rank <= self.axis < pred.rank:
+            raise ShapeError(
+                f"{what}'s class axis {self.axis} is out of range for its rank-{pred.rank} "
+                f"input {pred}"
+            )
+        return self.axis % pred.rank
+
+    def infer(self, pred: TensorType, target: TensorType) -> TensorType:
+        ax = self.class_axis(pred)
+        probs = self._check_targets(pred, target, ax)
+        what = type(self).op_name  # type: ignore[attr-defined]
+        if probs and self.ignore_index is not None:
+            raise ShapeError(
+                f"{what}'s ignore_index applies to integer class targets; targets {target} "
+                f"are one-hot or probability rows of the logits' shape {pred}"
+            )
+        classes = pred.shape[ax]
+        if self.class_weights is not None and classes != len(self.class_weights):
+            raise ShapeError(
+                f"{what}'s class_weights has {len(self.class_weights)} entries, but the "
+                f"logits {pred} have {classes} classes (axis {self.axis})"
+            )
+        return TensorType(())
+
+    def _check_targets(self, pred: TensorType, target: TensorType, ax: int) -> bool:
+        """Whether ``target`` holds probability rows (else integer class indices): indices
+        are shaped like the logits without their class axis, or with a class axis of 1."""
+        what = type(self).op_name  # type: ignore[attr-defined]
+        lead = pred.shape[:ax] + pred.shape[ax + 1 :]
+        kept = pred.shape[:ax] + (1,) + pred.shape[ax + 1 :]
+        if target.dtype == "int" and target.shape in (lead, kept):
+            return False
+        if self.probability_targets and target.shape == pred.shape:
+            return True  # one-hot rows or probabilities (an int one-hot works too)
+        indices = TensorType(lead, "int")
+        # The messages of the default (last) class axis are those from before the option.
+        on = "" if self.axis == -1 else f" (classes on axis {self.axis})"
+        other = self._fitting_axis(pred, target, ax)
+        hint = f": with the classes on axis {other}, set axis: {other}" if other is not None else ""
+        if not self.probability_targets:
+            raise ShapeError(
+                f"{what} needs integer class targets of shape {indices} for logits {pred}{on}, "
+                f"got {target}{hint}"
+            )
+        if target.dtype != "int" and target.shape in (lead, kept):
+            raise ShapeError(
+                f"{what} targets {target} look like class indices but are float: declare the "
+                f"input with dtype int, or give one-hot targets of the logits' shape {pred}"
+            )
         raise ShapeError(
-            f"{what} needs integer class targets of shape {indices} for logits {logits}, "
-            f"got {target}"
+            f"{what} targets {target} fit neither integer classes {indices} nor one-hot or "
+            f"probability rows {pred}{on}{hint}"
         )
-    if target.dtype != "int" and target.shape in (lead, lead + (1,)):
-        raise ShapeError(
-            f"{what} targets {target} look like class indices but are float: declare the "
-            f"input with dtype int, or give one-hot targets of the logits' shape {logits}"
+
+    @staticmethod
+    def _fitting_axis(pred: TensorType, target: TensorType, ax: int) -> int | None:
+        """Another class axis that integer targets of this shape would fit, for the hint."""
+        for other in range(pred.rank):
+            if other != ax and target.shape == pred.shape[:other] + pred.shape[other + 1 :]:
+                return other
+        return None
+
+    @classmethod
+    def option_samples(cls, rng: np.random.Generator, pred: str) -> Any:
+        """One sample per option (not every combination); ``pred`` names the first input."""
+        z = rng.normal(size=(6, 4))
+        labels = np.array([0, 3, 1, 3, 2, 1])
+        yield Sample(
+            {pred: z, "target": labels}, {"class_weights": [0.5, 2.0, 1.0, 0.25]},
+            note="class_weights",
         )
-    raise ShapeError(
-        f"{what} targets {target} fit neither integer classes {indices} nor one-hot or "
-        f"probability rows {logits}"
-    )
+        yield Sample(
+            {pred: z, "target": np.array([0, -100, 1, 3, -100, 1])}, {"ignore_index": -100},
+            note="ignore_index",
+        )
+        yield Sample({pred: z, "target": labels}, {"label_smoothing": 0.2}, note="label_smoothing")
+        yield Sample({pred: z, "target": labels}, {"reduction": "sum"}, note="reduction sum")
+        yield Sample(
+            {pred: rng.normal(size=(2, 3, 2, 2)), "target": rng.integers(0, 3, (2, 2, 2))},
+            {"axis": 1}, note="classes on axis 1: per-pixel [batch, classes, H, W]",
+        )
+        yield Sample(
+            {pred: z, "target": np.array([2, 3, 2, 0, 2, 1])},
+            {"class_weights": [1.0, 0.5, 2.0, 1.5], "ignore_index": 2, "label_smoothing": 0.1},
+            note="weights, ignore_index and smoothing together",
+        )
 
 
 @op("cross_entropy", inputs=["logits", _TARGET], category="loss")
-class CrossEntropy(Attrs):
-    """Softmax cross-entropy on logits (classes on the last axis), mean over the batch.
+class CrossEntropy(ClassLoss):
+    """Softmax cross-entropy on logits, mean over every position but the class axis.
 
-    ``target`` holds integer class indices (shape ``[batch]``, or ``[batch, 1]``) or, with
-    the logits' shape, one-hot rows or class probabilities: ``-mean_rows(sum(t * log
-    softmax(z)))``. Log-sum-exp keeps it finite at any logit.
+    ``target`` holds integer class indices (the logits' shape without the class axis, or
+    with it of size 1) or, with the logits' shape, one-hot rows or class probabilities:
+    ``-mean_rows(sum(t * log softmax(z)))``. Log-sum-exp keeps it finite at any logit.
+
+    Options, as torch's ``F.cross_entropy``: ``axis`` (default -1, the last; 1 for torch's
+    ``[batch, classes, H, W]`` layout), ``class_weights`` (one per class: each position is
+    weighted by its target class's weight, and the mean divides by the sum of those
+    weights; with probability targets, each class term is weighted and the mean divides by
+    the number of positions), ``ignore_index`` (a target value whose positions contribute
+    nothing and leave the mean's denominator; integer targets only), ``label_smoothing``
+    ``e`` in [0, 1) (the target mixes ``1 - e`` of itself with ``e`` spread evenly over the
+    classes, the spread term weighted by ``class_weights`` too), ``reduction`` ``mean`` or
+    ``sum``.
     """
 
-    def infer(self, logits: TensorType, target: TensorType) -> TensorType:
-        _class_targets("cross_entropy", logits, target, probs=True)
-        return TensorType(())
+    probability_targets: ClassVar[bool] = True
 
     def flops(self, logits: TensorType, *rest: TensorType, out: TensorType) -> int:
         return 6 * logits.numel()
@@ -163,33 +257,45 @@ class CrossEntropy(Attrs):
             {"logits": _extreme_logits(rng, (3, 4)), "target": np.array([0, 2, 3])},
             note="logits ±1000",
         )
+        yield from cls.option_samples(rng, "logits")
+        p = rng.dirichlet(np.ones(4), size=3)
+        yield Sample(
+            {"logits": rng.normal(size=(3, 4)), "target": p},
+            {"class_weights": [0.5, 2.0, 1.0, 0.25], "label_smoothing": 0.3},
+            note="probability targets, class_weights and label_smoothing",
+        )
+        yield Sample(
+            {"logits": rng.normal(size=(2, 4, 3)), "target": rng.dirichlet(np.ones(4), (2, 3))
+             .transpose(0, 2, 1)},
+            {"axis": 1, "reduction": "sum"}, note="probability targets on axis 1, summed",
+        )
 
 
 @op("nll", inputs=["log_probs", _TARGET], category="loss")
-class NLL(Attrs):
+class NLL(ClassLoss):
     """Negative log-likelihood ``-mean(log_probs[target])`` of integer class targets.
 
-    ``log_probs`` has the classes on the last axis (from ``log_softmax``); ``target`` holds
-    class indices of shape ``[batch]`` (or ``[batch, 1]``).
+    ``log_probs`` has the classes on axis ``axis`` (default the last; from
+    ``log_softmax``); ``target`` holds class indices, shaped like ``log_probs`` without
+    the class axis (or with it of size 1). The options are cross_entropy's, with the same
+    meaning (``nll(log_softmax(z))`` equals ``cross_entropy(z)`` for every option; torch's
+    ``F.nll_loss`` has no ``label_smoothing``, which here is cross_entropy's).
     """
-
-    def infer(self, log_probs: TensorType, target: TensorType) -> TensorType:
-        _class_targets("nll", log_probs, target, probs=False)
-        return TensorType(())
 
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
-        z = rng.normal(size=(5, 3))
+        z = rng.normal(size=(5, 4))  # the classes of the option samples
         yield Sample(
             {
                 "log_probs": z - np.log(np.exp(z).sum(-1, keepdims=True)),
-                "target": rng.integers(0, 3, size=5),
+                "target": rng.integers(0, 4, size=5),
             }
         )
         yield Sample(
             {"log_probs": rng.normal(size=(2, 3, 4)), "target": rng.integers(0, 4, size=(2, 3, 1))},
             note="rank 3, [.., 1] targets",
         )
+        yield from cls.option_samples(rng, "log_probs")
 
 
 class _Penalty(Attrs):

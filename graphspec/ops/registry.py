@@ -80,7 +80,9 @@ class ParamDecl:
     """A parameter (or state buffer) an op creates.
 
     ``fan_in``/``fan_out`` feed the scaled initializers; ``penalize`` marks weights that
-    weight penalties and weight decay apply to by default (not biases or norm scales).
+    weight penalties and weight decay apply to by default (not biases or norm scales);
+    ``zero_rows``: rows set to zero after any initializer (an embedding's padding row, as
+    torch's ``nn.Embedding``).
     """
 
     shape: tuple[int, ...]
@@ -88,6 +90,7 @@ class ParamDecl:
     fan_in: int | None = None
     fan_out: int | None = None
     penalize: bool = False
+    zero_rows: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from graphspec.train.data import (
     RowName,
     check_lengths,
     check_targets,
+    check_token_ids,
     fit_input,
     input_roles,
 )
@@ -163,5 +164,6 @@ def _checked(
     if not lengths or next(iter(lengths.values())) == 0:
         raise DataError(f"{display} has no rows", where)
     check_targets(ir, arrays, [t for t in targets if t in arrays], where, row)
+    check_token_ids(ir, arrays, where, row)
     check_lengths(ir, arrays, where, row)
     return arrays

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from graphspec.errors import DataError, Location
-from graphspec.ir.checks import unused_inputs
+from graphspec.ir.checks import unknown_token, unused_inputs
 from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
+from graphspec.ops.losses import ClassLoss
 from graphspec.ops.recurrent import Recurrent
 from graphspec.ops.registry import TensorType
 from graphspec.spec.models import DataSpec, Spec
@@ -182,6 +183,7 @@ def _synthetic(
     elif data.label_noise:
         raise DataError("label_noise needs a target input", loc("label_noise"))
     _check_targets(ir, arrays, targets, loc("source"), _sample)
+    _check_token_ids(ir, arrays, loc("source"), _sample)
     _check_lengths(ir, arrays, loc("source"), _sample)
     return arrays, syn.note, syn.strata, clean
 
@@ -264,6 +266,7 @@ def _sequences(
             y = _label_form(labels, t, vocab)
         arrays[tname] = _fit(tname, y, t, loc("source"), row=_sample)
     _check_targets(ir, arrays, targets, loc("source"), _sample)
+    _check_token_ids(ir, arrays, loc("source"), _sample)
     return arrays, seq.vocabulary
 
 
@@ -369,15 +372,29 @@ def _classes(data: DataSpec, ir: IR, targets: list[str], source: str, loc: Any) 
 
 
 def _classes_of(ir: IR, target: str) -> int | None:
-    """Classes implied by the prediction a loss or metric compares a target with: its last
-    dimension (a single logit means two classes)."""
+    """Classes implied by the prediction a loss or metric compares a target with: its class
+    axis (the last, or a classification loss's ``axis``; a single logit means two classes)."""
     for _, consumer in ir.graph.out_edges(target):
         node = ir.node(consumer)
         if not isinstance(node, OpNode) or node.role not in ("loss", "metric") or not node.inputs:
             continue
-        shape = ir.type(node.inputs[0]).shape
-        if shape and isinstance(shape[-1], int):
-            return 2 if shape[-1] == 1 else int(shape[-1])
+        pred = ir.type(node.inputs[0])
+        shape = pred.shape
+        if not shape:
+            continue
+        classes = shape[node.attrs.class_axis(pred)] if isinstance(
+            node.attrs, ClassLoss) else shape[-1]
+        if isinstance(classes, int):
+            return 2 if classes == 1 else int(classes)
+    return None
+
+
+def _ignored_label(ir: IR, target: str) -> int | None:
+    """The ``ignore_index`` of a classification loss reading ``target``, if one sets it."""
+    for _, consumer in ir.graph.out_edges(target):
+        attrs = getattr(ir.node(consumer), "attrs", None)
+        if isinstance(attrs, ClassLoss) and attrs.ignore_index is not None:
+            return attrs.ignore_index
     return None
 
 
@@ -424,6 +441,7 @@ def _from_file(
     with data_files.read(file, display, loc(*key)) as table:
         arrays = _select_inputs(table, data.columns or {}, ir, key, features, targets, loc)
     _check_targets(ir, arrays, targets, loc(*key), table.row)
+    _check_token_ids(ir, arrays, loc(*key), table.row)
     _check_lengths(ir, arrays, loc(*key), table.row)
     return arrays
 
@@ -534,10 +552,14 @@ def _check_targets(
             if classes is None:
                 continue
             bad = (y < 0) | (y >= classes)
+            ignored = _ignored_label(ir, name)
+            if ignored is not None:
+                bad &= y != ignored  # positions the loss skips
             if bad.any():
                 i = int(np.argwhere(bad)[0][0])
+                label = int(y.reshape(len(y), -1)[i][bad.reshape(len(y), -1)[i]][0])
                 raise DataError(
-                    f"{row(i)}: label {int(y.reshape(len(y), -1)[i].max())} of '{name}' is out "
+                    f"{row(i)}: label {label} of '{name}' is out "
                     f"of range: the prediction has {classes} classes (labels 0..{classes - 1})",
                     loc)
             continue
@@ -548,6 +570,16 @@ def _check_targets(
                 f"{row(i)}: target '{name}' must lie in [0, 1] for "
                 f"{sorted(losses & PROBABILITY_TARGETS)[0]}, but the row holds "
                 f"{y.reshape(len(y), -1)[i][:4].tolist()}", loc)
+
+
+def _check_token_ids(
+    ir: IR, arrays: Arrays, loc: Location | None, row: RowName | None = None
+) -> None:
+    """Token ids an embedding looks up lie in its vocabulary (else the first row that
+    holds one outside)."""
+    bad = unknown_token(ir, arrays)
+    if bad is not None:
+        raise DataError(f"{(row or _indexed(''))(bad.row)}: {bad.message()}", loc)
 
 
 def _check_lengths(
@@ -628,4 +660,5 @@ def _hold_out(
 # Public names for readers of data beyond training (graphspec.train.apply_data).
 fit_input = _fit
 check_targets = _check_targets
+check_token_ids = _check_token_ids
 check_lengths = _check_lengths

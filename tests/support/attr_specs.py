@@ -30,6 +30,21 @@ def first_sample(op: str) -> Any:
     return next(iter(REGISTRY[op].attrs.samples(np.random.default_rng(0))))
 
 
+def _inputs(op: str) -> str:
+    """Three float inputs ``[batch, 3]``; an op whose first sample takes an integer input
+    (a class-index target) gets its inputs shaped and typed like that sample's instead."""
+    given = first_sample(op).inputs
+    values = [np.asarray(given[i.name]) for i in REGISTRY[op].inputs if i.name in given]
+    if not any(v.dtype.kind in "iub" for v in values):
+        return "{i0: [batch, 3], i1: [batch, 3], i2: [batch, 3]}"
+    decls = []
+    for k, v in enumerate(values):
+        shape = ", ".join(["batch", *(str(d) for d in v.shape[1:])])
+        kind = ", dtype: int" if v.dtype.kind in "iub" else ""
+        decls.append(f"i{k}: {{shape: [{shape}]{kind}}}")
+    return "{" + ", ".join(decls) + "}"
+
+
 def spec_with(op: str, field: str, value: str) -> tuple[str, int, int]:
     """A spec using ``op`` (its first sample's attributes) with ``field: value`` on a line of
     its own, and the line and column of ``value``."""
@@ -37,7 +52,7 @@ def spec_with(op: str, field: str, value: str) -> tuple[str, int, int]:
     attrs = {k: v for k, v in first_sample(op).attrs.items() if k != field}
     n_in = sum(1 for i in opdef.inputs if not i.optional)
     ins = [f"i{k}" for k in range(n_in)]
-    lines = ["graphspec: 1", "name: t", "inputs: {i0: [batch, 3], i1: [batch, 3], i2: [batch, 3]}"]
+    lines = ["graphspec: 1", "name: t", "inputs: " + _inputs(op)]
     indent = "    "
     if opdef.category == "op":
         lines.append("graph:")
