@@ -129,8 +129,9 @@ def state_gradients(
         PROBE_X: np.concatenate([xs, np.zeros(xs.shape[:2] + (units,))], axis=2),
         PROBE_W: np.concatenate([w_ih, w_hh], axis=1),
     }
-    kept = {k: v for k, v in params.items() if k != node.inputs[node.n_inputs]}
-    res = _compile(probe_ir(ir, node)).loss_and_grads(kept, probe, noise=noise, training=False)
+    probed = probe_ir(ir, node)
+    kept = {k: v for k, v in params.items() if k in probed.graph}
+    res = _compile(probed).loss_and_grads(kept, probe, noise=noise, training=False)
     g = np.asarray(res.grads[PROBE_X])[:, :, xs.shape[2] :]
     return g.transpose(1, 0, 2)
 
