@@ -245,7 +245,8 @@ class _Generator:
         tail = [Stmt([f"grads = {{{grads}}}"], set(), {
             self.names("g_", plan.var(p)) if p in has_g else plan.var(p) for p in ir.params
         })]
-        inputs = [i for i in leaves if i not in ir.params]
+        params = set(ir.params)
+        inputs = [i for i in leaves if i not in params]
         if inputs:
             tail.append(Stmt([
                 f"grads[{literal(i)}] = "

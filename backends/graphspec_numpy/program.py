@@ -10,6 +10,7 @@ import numpy as np
 
 from graphspec.backend import Arrays, CompileOptions, LossResult
 from graphspec.codegen.text import load_module
+from graphspec.gc_pause import gc_paused
 from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
 from graphspec_numpy.codegen import generate
@@ -26,8 +27,9 @@ class NumpyProgram:
         self.options = options
         self.dtype = np.dtype(options.dtype)
         if module is None:
-            self._source = generate(ir)
-            self.module = load_module(self._source, f"{ir.name}_numpy")
+            with gc_paused():  # linear in the graph's size (see gc_pause)
+                self._source = generate(ir)
+                self.module = load_module(self._source, f"{ir.name}_numpy")
         else:
             self._source, self.module = inspect.getsource(module), module
         self.check_inputs = InputCheck(ir)  # at each entry point; never per training step

@@ -18,6 +18,7 @@ import torch
 
 from graphspec.backend import Arrays, CompileOptions, LossResult
 from graphspec.codegen.text import load_module
+from graphspec.gc_pause import gc_paused
 from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Plan
@@ -44,8 +45,9 @@ class TorchProgram:
         self.dtype = resolve_dtype(options.dtype)
         self.amp_dtype = resolve_amp(options.amp, self.dtype)
         if module is None:
-            self._source = generate(ir)
-            self.module = load_module(self._source, f"{ir.name}_torch")
+            with gc_paused():  # linear in the graph's size (see gc_pause)
+                self._source = generate(ir)
+                self.module = load_module(self._source, f"{ir.name}_torch")
         else:
             self._source, self.module = inspect.getsource(module), module
         self.check_inputs = InputCheck(ir)  # at each entry point; never per training step

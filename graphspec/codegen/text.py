@@ -64,6 +64,8 @@ def docstring(text: str, indent: str = "") -> str:
 
 
 def _escape(text: str, *, keep_newlines: bool, quote: str = "'") -> str:
+    if text.isascii() and text.isprintable() and "\\" not in text and not (quote and quote in text):
+        return text  # nothing to escape: the common case, without a loop per character
     out: list[str] = []
     for ch in text:
         if ch == "\\":

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import networkx as nx
 
 from graphspec.errors import Location, SpecError, did_you_mean
+from graphspec.gc_pause import gc_paused
 from graphspec.ir.checks import check_warnings
 from graphspec.ir.estimators import add_reinforce_surrogates
 from graphspec.ir.graph import IR
@@ -27,7 +25,7 @@ from graphspec.ir.node import (
 )
 from graphspec.ir.traverse import has_cycle, lex_topo_order
 from graphspec.ops import REGISTRY, OpDef
-from graphspec.ops.registry import ParamDecl, ShapeError, TensorType
+from graphspec.ops.registry import Attrs, ParamDecl, ShapeError, TensorType
 from graphspec.spec.expand import Expanded, FlatNode, expand
 from graphspec.spec.models import Spec
 
@@ -38,22 +36,8 @@ MAX_PARAM_ELEMENTS = 2**31
 
 def build(spec: Spec) -> IR:
     """Expand, build and type-check a spec; raises :class:`SpecError` with a location."""
-    with _gc_paused():
+    with gc_paused():
         return build_expanded(expand(spec), spec)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building allocates a few dozen long-lived objects per node and frees no cycles; the
-    cyclic collector's full passes over that growing heap made building superlinear (1e5
-    nodes: 40% of the time).  Collection resumes afterwards, as it was."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def build_expanded(ex: Expanded, spec: Spec) -> IR:
@@ -205,6 +189,7 @@ class _Builder:
                     notes=[(f"'{ref}' is defined here", self.flat[ref].src)],
                 )
             types.append(arg.type)
+        self.check_dtypes(n, opdef, attrs, ins, types)
         try:
             decls = attrs.params(*types)
             states = attrs.state(*types)
@@ -247,6 +232,31 @@ class _Builder:
             state=tuple(states), role=n.role, weight=n.weight, src=n.src, block=n.block,
             cluster=n.cluster,
         )
+
+    def check_dtypes(
+        self, n: FlatNode, opdef: OpDef, attrs: Attrs, ins: list[str], types: list[TensorType]
+    ) -> None:
+        """Each argument's element kind is one its declared input takes (an int input into a
+        float op is refused here, at its reference, not deep inside a kernel)."""
+        for i, (inp, ref, t) in enumerate(zip(opdef.arg_inputs(len(ins), attrs), ins, types)):
+            if inp.accepts(t):
+                continue
+            if inp.dtype == "float":
+                hint = (
+                    "integer tensors feed only inputs that take them (indices, class targets, "
+                    f"reshape and the like); declare '{ref}' with dtype float to compute with "
+                    "its values"
+                )
+            else:
+                hint = f"declare '{ref}' with dtype {inp.dtype}"
+            kind = "an int" if inp.dtype == "int" else f"a {inp.dtype}"
+            raise SpecError(
+                f"'{n.id}' ({n.op}) takes {kind} tensor as its input '{inp.name}', but "
+                f"'{ref}' is {t}",
+                _in_loc(n, i),
+                notes=[(f"'{ref}' is defined here", node_of(self.g, ref).src)],
+                hint=hint,
+            )
 
     def param_node(
         self, n: FlatNode, pname: str, decl: ParamDecl, init: dict[str, Any], trainable: bool

@@ -32,7 +32,9 @@ def initializer(fn: Init) -> Init:
 def _fans(decl: ParamDecl) -> tuple[int, int]:
     """The fans the op declared, else read from the shape: a matrix is ``[in, out]``
     (graphspec's layout); rank 3 and up is a convolution kernel ``[out, in, *window]`` (torch's
-    and ONNX's layout), each unit seeing ``in * window`` inputs and feeding ``out * window``."""
+    and ONNX's layout), each unit seeing ``in * window`` inputs and feeding ``out * window``.
+    Ops with another kernel layout (conv_transpose2d's ``[in, out/groups, *window]``) declare
+    their fans."""
     shape = decl.shape
     if len(shape) >= 3:
         window = math.prod(shape[2:])
@@ -218,5 +220,6 @@ def init_params(ir: IR, seed: int | None = None) -> dict[str, np.ndarray]:
         except (TypeError, ValueError) as e:
             raise SpecError(f"parameter '{pid}': {e}", node.src) from None
         out[pid] = np.asarray(value, dtype=np.float64).reshape(node.decl.shape)
-        out[pid][list(node.decl.zero_rows)] = 0.0
+        if node.decl.zero_rows:  # an embedding's padding row, zero whatever the initializer
+            out[pid][list(node.decl.zero_rows)] = 0.0
     return out

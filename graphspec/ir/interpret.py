@@ -251,7 +251,8 @@ class Interpreter:
         """Loss, terms, the gradient of each of ``leaves`` (by default ``Plan.grad_leaves``:
         zeros for one the loss does not reach) and the new state."""
         leaves = self.plan.grad_leaves() if leaves is None else list(leaves)
-        path = self.plan.grad_path([v for v in self.plan.leaves() if v in set(leaves)])
+        wanted = set(leaves)
+        path = self.plan.grad_path([v for v in self.plan.leaves() if v in wanted])
         fwd = self.run(
             params,
             inputs,

@@ -103,7 +103,7 @@ class OpNode:
     def grad_flags(self) -> list[bool]:
         """Per argument, whether a gradient flows through it: as the op declares for its
         inputs and parameters; never through a state buffer."""
-        return self.opdef.grad_flags(len(self.inputs), self.n_inputs, self.n_state)
+        return self.opdef.grad_flags(len(self.inputs), self.n_inputs, self.n_state, self.attrs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ def _extremes(rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-@op("identity")
+@op("identity", inputs=[Input("x", dtype="any")])
 class Identity(Elementwise):
     """``y = x``."""
 

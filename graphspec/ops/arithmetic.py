@@ -234,7 +234,7 @@ class Scale(_Unary):
         yield Sample({"x": rng.normal(size=(2, 3, 2))}, {"factor": 0.5})
 
 
-@op("stop_gradient", inputs=[Input("x", differentiable=False)])
+@op("stop_gradient", inputs=[Input("x", differentiable=False, dtype="any")])
 class StopGradient(Elementwise):
     """``y = x`` forward; no gradient flows back through it (REINFORCE's baselines)."""
 

@@ -1,20 +1,38 @@
-"""Convolutions over channels-first tensors, as torch and ONNX lay them out: conv1d, conv2d."""
+"""Convolutions over channels-first tensors, as torch and ONNX lay them out: conv1d, conv2d,
+conv_transpose2d."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import NonNegativeInt, PositiveInt, model_validator
+from pydantic import NonNegativeInt, PositiveInt, field_validator, model_validator
 
+from graphspec.errors import did_you_mean
 from graphspec.ops.registry import Attrs, Dim, ParamDecl, Sample, ShapeError, TensorType, op
 
 Pair = tuple[PositiveInt, PositiveInt]
-Padding = Literal["valid", "same"] | NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt]
+Pads = tuple[NonNegativeInt, NonNegativeInt]
+Padding = Literal["valid", "same"] | NonNegativeInt | Pads
 
 
 def _pair(value: Any) -> tuple[Any, Any]:
     return value if isinstance(value, tuple) else (value, value)
+
+
+def _padding_word(value: Any, words: tuple[str, ...], numbers: str, why: str = "") -> Any:
+    """A padding given as a word must be one of ``words``; the message says what else it may
+    be (``numbers``: "an int", "an int or an [h, w] pair"), which pydantic's would not."""
+    if isinstance(value, str) and value not in words:
+        hint = did_you_mean(value, words)
+        raise ValueError(
+            "must be "
+            + "".join(f"'{w}', " for w in words)
+            + numbers
+            + why
+            + (f"; {hint}" if hint else "")
+        )
+    return value
 
 
 class _Conv(Attrs):
@@ -36,6 +54,12 @@ class _Conv(Attrs):
     def _spatial(self, name: str) -> tuple[Any, ...]:
         value = getattr(self, name)
         return _pair(value) if len(self.axes) == 2 else (value,)
+
+    @field_validator("padding", mode="before")
+    @classmethod
+    def _padding_words(cls, value: Any) -> Any:
+        numbers = "an int or an [h, w] pair" if len(cls.axes) == 2 else "or an int"
+        return _padding_word(value, ("valid", "same"), numbers)
 
     @model_validator(mode="after")
     def _check(self) -> _Conv:
@@ -222,3 +246,150 @@ class Conv1d(_Conv):
             {"channels": 4, "kernel": 2, "padding": "same", "dilation": 2, "groups": 2},
             note="padding same, dilation 2, groups 2",
         )
+
+
+@op("conv_transpose2d")
+class ConvTranspose2d(_Conv):
+    """2-D transposed convolution (as torch's ``F.conv_transpose2d``, the gradient of
+    ``conv2d`` with respect to its input; decoders upsample with it) over
+    ``[batch, channels, height, width]``, giving ``[batch, channels (out), height', width']``.
+
+    Parameters: ``weight`` ``[in, out / groups, kh, kw]`` (torch's ``ConvTranspose2d``
+    layout) and ``bias`` ``[out]`` (dropped by ``bias: false``). ``kernel``, ``stride``,
+    ``dilation``, ``padding`` and ``output_padding``: an int or an ``[h, w]`` pair. Output
+    size per axis: ``(n - 1) * s - 2p + d(k - 1) + output_padding + 1``: ``padding`` crops
+    ``p`` rows/columns from each side of the full output (``same`` and ``valid`` are
+    refused: they have no meaning here, as in torch), ``output_padding`` (smaller than the
+    stride or the dilation, as torch) adds rows/columns at the bottom/right, so that a
+    stride-``s`` ``conv2d`` and this op can map sizes both ways. ``groups`` as ``conv2d``.
+    Default init: ``glorot_uniform`` with torch's fans of this layout (fan-in
+    ``out/groups * kh * kw``, fan-out ``in/groups * kh * kw``), zero bias.
+    """
+
+    kernel: PositiveInt | Pair
+    stride: PositiveInt | Pair = 1
+    padding: NonNegativeInt | Pads = 0
+    output_padding: NonNegativeInt | Pads = 0
+    dilation: PositiveInt | Pair = 1
+    axes: ClassVar[tuple[str, ...]] = ("height", "width")
+
+    @field_validator("padding", mode="before")
+    @classmethod
+    def _padding_words(cls, value: Any) -> Any:
+        why = (
+            " (rows and columns cropped from each side of the output): 'same' and 'valid' "
+            "have no meaning for a transposed convolution, as in torch"
+        )
+        return _padding_word(value, (), "an int or an [h, w] pair", why)
+
+    @model_validator(mode="after")
+    def _check_output_padding(self) -> ConvTranspose2d:
+        sizes = zip(
+            self.axes,
+            self._spatial("output_padding"),
+            self._spatial("stride"),
+            self._spatial("dilation"),
+            strict=True,
+        )
+        for axis, op_, s, d in sizes:
+            if op_ >= max(s, d):
+                raise ValueError(
+                    f"output_padding {op_} along {axis} must be smaller than the stride ({s}) "
+                    f"or the dilation ({d}), as torch requires"
+                )
+        return self
+
+    def _out_size(self, axis: str, n: Dim, k: int, s: int, d: int, p: int) -> Dim:
+        if not isinstance(n, int):
+            raise ShapeError(f"{axis} must be a fixed size, got {n}")
+        op_ = self._spatial("output_padding")[self.axes.index(axis)]
+        size = (n - 1) * s - 2 * p + d * (k - 1) + op_ + 1
+        if size < 1:
+            raise ShapeError(
+                f"{axis}: ({n} - 1)*{s} - 2*{p} + {d}*({k} - 1) + {op_} + 1 = {size} < 1: "
+                f"the padding crops {2 * p} of the {size + 2 * p} rows/columns the kernel "
+                "spreads the input over"
+            )
+        return size
+
+    def params(self, x: TensorType, *_: TensorType) -> dict[str, ParamDecl]:
+        c = self._in_channels(x)  # params are sized before infer runs: check here too
+        window = int(np.prod(self._spatial("kernel")))
+        kernel = tuple(self._spatial("kernel"))
+        # torch's fans of a [in, out/groups, kh, kw] kernel read its axes as conv2d's
+        # [out, in/groups, ...]: fan-in out/groups * window, fan-out in * window (per group
+        # here, as conv2d's fan-out).
+        fan_in = self.channels // self.groups * window
+        fan_out = c // self.groups * window
+        out = {
+            "weight": ParamDecl(
+                (c, self.channels // self.groups) + kernel, "glorot_uniform", fan_in, fan_out, True
+            )
+        }
+        if self.bias:
+            out["bias"] = ParamDecl((self.channels,), "zeros", fan_in, fan_out)
+        return out
+
+    def flops(self, x: TensorType, *params: TensorType, out: TensorType) -> int:
+        # every input value is multiplied into out/groups * kh * kw outputs
+        window = int(np.prod(self._spatial("kernel")))
+        return 2 * x.numel() * (self.channels // self.groups) * window
+
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        n = rng.normal
+
+        def sample(
+            cin: int,
+            cout: int,
+            kernel: tuple[int, int],
+            hw: tuple[int, int],
+            note: str,
+            bias: bool = True,
+            **attrs: Any,
+        ) -> Sample:
+            groups = attrs.get("groups", 1)
+            inputs = {
+                "x": n(size=(2, cin) + hw),
+                "weight": n(size=(cin, cout // groups) + kernel),
+            }
+            if bias:
+                inputs["bias"] = n(size=cout)
+            return Sample(
+                inputs,
+                {"channels": cout, "kernel": list(kernel), "bias": bias, **attrs},
+                note=note,
+            )
+
+        yield sample(3, 4, (3, 3), (4, 5), "3x3, stride 1")
+        yield sample(
+            2,
+            3,
+            (3, 3),
+            (3, 4),
+            "stride 2, padding 1, output_padding 1",
+            stride=2,
+            padding=1,
+            output_padding=1,
+        )
+        yield sample(
+            2,
+            3,
+            (2, 3),
+            (3, 3),
+            "rectangular kernel, stride [2, 3], padding [0, 1], output_padding [1, 2], no bias",
+            bias=False,
+            stride=[2, 3],
+            padding=[0, 1],
+            output_padding=[1, 2],
+        )
+        yield sample(
+            2,
+            2,
+            (3, 3),
+            (3, 4),
+            "dilation [2, 1], output_padding [1, 0] (below the dilation)",
+            dilation=[2, 1],
+            output_padding=[1, 0],
+        )
+        yield sample(4, 6, (3, 3), (3, 3), "groups 2, stride 2", groups=2, stride=2)

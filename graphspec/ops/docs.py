@@ -151,6 +151,8 @@ def _inputs_text(opdef: OpDef) -> list[str]:
     for inp in opdef.inputs:
         name = inp.name + ("..." if inp.variadic else "")
         notes = ["differentiable" if inp.differentiable else "not differentiable"]
+        if inp.dtype != "float":  # the default, left unsaid
+            notes.insert(0, "any dtype" if inp.dtype == "any" else "int")
         if inp.optional:
             notes.append("optional")
         if inp.variadic:

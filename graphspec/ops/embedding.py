@@ -10,7 +10,7 @@ from pydantic import NonNegativeInt, PositiveInt, model_validator
 from graphspec.ops.registry import Attrs, Input, ParamDecl, Sample, ShapeError, TensorType, op
 
 
-@op("embedding", inputs=[Input("ids", differentiable=False)])
+@op("embedding", inputs=[Input("ids", differentiable=False, dtype="int")])
 class Embedding(Attrs):
     """Rows of a learned ``weight`` table ``[vocab, dim]`` at integer token ``ids``.
 

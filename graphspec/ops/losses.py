@@ -14,6 +14,9 @@ from pydantic import Field, NonNegativeFloat, StrictInt
 
 from graphspec.ops.registry import Attrs, Input, Sample, ShapeError, TensorType, broadcast, op
 
+# Targets take no gradient and may be class indices (int) or values (float).
+_TARGET = Input("target", differentiable=False, dtype="any")
+
 
 class _Pairwise(Attrs):
     """Base: a prediction and a target of broadcast-compatible shapes, reduced to a scalar."""
@@ -39,7 +42,7 @@ def _extreme_logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
     return z
 
 
-@op("mse", inputs=["pred", Input("target", differentiable=False)], category="loss")
+@op("mse", inputs=["pred", _TARGET], category="loss")
 class MSE(_Pairwise):
     """Mean squared error ``mean((pred - target)^2)`` over every element."""
 
@@ -52,7 +55,7 @@ class MSE(_Pairwise):
         )
 
 
-@op("bce", inputs=["prob", Input("target", differentiable=False)], category="loss")
+@op("bce", inputs=["prob", _TARGET], category="loss")
 class BCE(_Pairwise):
     """Binary cross-entropy on probabilities, ``-mean(t log p + (1 - t) log(1 - p))``.
 
@@ -79,7 +82,7 @@ class BCE(_Pairwise):
         )
 
 
-@op("bce_with_logits", inputs=["logits", Input("target", differentiable=False)], category="loss")
+@op("bce_with_logits", inputs=["logits", _TARGET], category="loss")
 class BCEWithLogits(_Pairwise):
     """Binary cross-entropy on logits, ``mean(softplus(z) - y z)``; finite at any logit."""
 
@@ -122,7 +125,7 @@ class ClassLoss(Attrs):
         """The class axis of a prediction, as a non-negative index."""
         what = type(self).op_name  # type: ignore[attr-defined]
         if pred.rank < 1:
-            raise ShapeError(f"{what} needs logits with a class axis, got shape {pred}")
+            raise ShapeError(f"{what} needs logits with a class (last) axis, got shape {pred}")
         if not -pred.rank <= self.axis < pred.rank:
             raise ShapeError(
                 f"{what}'s class axis {self.axis} is out of range for its rank-{pred.rank} "
@@ -158,12 +161,14 @@ class ClassLoss(Attrs):
         if self.probability_targets and target.shape == pred.shape:
             return True  # one-hot rows or probabilities (an int one-hot works too)
         indices = TensorType(lead, "int")
+        # The messages of the default (last) class axis are those from before the option.
+        on = "" if self.axis == -1 else f" (classes on axis {self.axis})"
         other = self._fitting_axis(pred, target, ax)
         hint = f": with the classes on axis {other}, set axis: {other}" if other is not None else ""
         if not self.probability_targets:
             raise ShapeError(
-                f"{what} needs integer class targets of shape {indices} for logits {pred} "
-                f"(classes on axis {self.axis}), got {target}{hint}"
+                f"{what} needs integer class targets of shape {indices} for logits {pred}{on}, "
+                f"got {target}{hint}"
             )
         if target.dtype != "int" and target.shape in (lead, kept):
             raise ShapeError(
@@ -172,7 +177,7 @@ class ClassLoss(Attrs):
             )
         raise ShapeError(
             f"{what} targets {target} fit neither integer classes {indices} nor one-hot or "
-            f"probability rows {pred} (classes on axis {self.axis}){hint}"
+            f"probability rows {pred}{on}{hint}"
         )
 
     @staticmethod
@@ -209,7 +214,7 @@ class ClassLoss(Attrs):
         )
 
 
-@op("cross_entropy", inputs=["logits", Input("target", differentiable=False)], category="loss")
+@op("cross_entropy", inputs=["logits", _TARGET], category="loss")
 class CrossEntropy(ClassLoss):
     """Softmax cross-entropy on logits, mean over every position but the class axis.
 
@@ -266,7 +271,7 @@ class CrossEntropy(ClassLoss):
         )
 
 
-@op("nll", inputs=["log_probs", Input("target", differentiable=False)], category="loss")
+@op("nll", inputs=["log_probs", _TARGET], category="loss")
 class NLL(ClassLoss):
     """Negative log-likelihood ``-mean(log_probs[target])`` of integer class targets.
 

@@ -8,8 +8,11 @@ import numpy as np
 
 from graphspec.ops.registry import Attrs, Input, Sample, ShapeError, TensorType, op
 
+# Targets may be class indices (int) or one-hot / 0-1 values (float).
+_TARGET = Input("target", False, dtype="any")
 
-@op("accuracy", inputs=[Input("logits", False), Input("target", False)], category="metric")
+
+@op("accuracy", inputs=[Input("logits", False), _TARGET], category="metric")
 class Accuracy(Attrs):
     """Fraction of rows whose argmax over the last (class) axis equals the target.
 
@@ -47,7 +50,7 @@ class Accuracy(Attrs):
         )
 
 
-@op("binary_accuracy", inputs=[Input("logits", False), Input("target", False)], category="metric")
+@op("binary_accuracy", inputs=[Input("logits", False), _TARGET], category="metric")
 class BinaryAccuracy(Attrs):
     """Fraction of entries where ``(logit > threshold) == (target > 0.5)``.
 

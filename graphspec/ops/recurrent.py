@@ -47,10 +47,8 @@ class Recurrent(Attrs):
     ) -> tuple[TensorType, tuple[TensorType, ...], TensorType | None]:
         """(x, initial states, lengths) among the op's input types, by the attributes."""
         n_states = self.states if self.initial_state else 0
-        want = 1 + n_states + (1 if self.lengths else 0)
-        names = ["x"] + (["h0", "c0"][: self.states] if self.initial_state else [])
-        names += ["lengths"] if self.lengths else []
-        if len(types) < want:
+        names = self.input_names()
+        if len(types) < len(names):
             raise ShapeError(
                 f"{self._name} with these attributes takes inputs ({', '.join(names)}), "
                 f"got {len(types)}"
@@ -58,6 +56,10 @@ class Recurrent(Attrs):
         x, states = types[0], types[1 : 1 + n_states]
         lengths = types[1 + n_states] if self.lengths else None
         return x, states, lengths
+
+    def input_names(self) -> list[str]:
+        names = ["x"] + (["h0", "c0"][: self.states] if self.initial_state else [])
+        return names + (["lengths"] if self.lengths else [])
 
     def lengths_position(self) -> int | None:
         """Which input holds the lengths (None without ``lengths: true``): the data check
@@ -71,8 +73,6 @@ class Recurrent(Attrs):
             raise ShapeError(
                 f"{self._name} needs a 3-D input [batch, time, features], got shape {x}"
             )
-        if x.dtype != "float":
-            raise ShapeError(f"{self._name} needs a float input x, got {x}")
         f = x.shape[2]
         if not isinstance(f, int):
             raise ShapeError(f"the input's feature axis must be a fixed size, got shape {x}")
@@ -87,20 +87,13 @@ class Recurrent(Attrs):
     ) -> None:
         batch, width = x.shape[0], self.directions * self.units
         for name, s in zip(("h0", "c0"), states):
-            if s.dtype != "float":
-                hint = (
-                    " (a lengths input needs 'lengths: true')"
-                    if s.dtype == "int" and not self.lengths
-                    else ""
-                )
-                raise ShapeError(f"initial state {name} must be float, got {s}{hint}")
             if s.rank != 2 or s.shape[1] != width or not _same(s.shape[0], batch):
                 raise ShapeError(
                     f"initial state {name} must be [batch, {width}] (directions {self.directions}"
                     f" * units {self.units}) with x's batch {batch}, got shape {s}"
                 )
         if lengths is not None:
-            if lengths.dtype != "int" or lengths.rank != 1 or not _same(lengths.shape[0], batch):
+            if lengths.rank != 1 or not _same(lengths.shape[0], batch):
                 raise ShapeError(f"lengths must be an int vector [batch] ({batch}), got {lengths}")
         used = 1 + len(states) + (lengths is not None)
         if n_inputs > used:
@@ -201,7 +194,7 @@ def _samples(cls: type[Recurrent], rng: np.random.Generator) -> Any:
         "x",
         Input("h0", optional=True),
         Input("c0", optional=True),
-        Input("lengths", differentiable=False, optional=True),
+        Input("lengths", differentiable=False, optional=True, dtype="int"),
     ],
 )
 class LSTM(Recurrent):
@@ -242,7 +235,11 @@ class LSTM(Recurrent):
 
 @op(
     "gru",
-    inputs=["x", Input("h0", optional=True), Input("lengths", differentiable=False, optional=True)],
+    inputs=[
+        "x",
+        Input("h0", optional=True),
+        Input("lengths", differentiable=False, optional=True, dtype="int"),
+    ],
 )
 class GRU(Recurrent):
     """Gated recurrent unit over ``[batch, time, features]``, as torch's ``nn.GRU`` (one
@@ -265,7 +262,11 @@ class GRU(Recurrent):
 
 @op(
     "rnn",
-    inputs=["x", Input("h0", optional=True), Input("lengths", differentiable=False, optional=True)],
+    inputs=[
+        "x",
+        Input("h0", optional=True),
+        Input("lengths", differentiable=False, optional=True, dtype="int"),
+    ],
 )
 class RNN(Recurrent):
     """Elman recurrent network over ``[batch, time, features]``, as torch's ``nn.RNN`` (one

@@ -58,10 +58,21 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True)
 class Input:
+    """One declared input of an op.
+
+    ``dtype`` is the element kind it takes: ``"float"`` (the default: every op that computes
+    with its input's values), ``"int"`` (indices: gather's), or ``"any"`` (ops that only move
+    values, and targets, which may be class indices). The IR refuses, at validation and
+    located at the reference, a tensor of another kind (an ``int`` input into ``linear``)."""
+
     name: str
     differentiable: bool = True
     variadic: bool = False  # takes one or more values (concat, add of many)
     optional: bool = False
+    dtype: Literal["float", "int", "any"] = "float"
+
+    def accepts(self, t: TensorType) -> bool:
+        return self.dtype in ("any", t.dtype)
 
 
 @dataclass(frozen=True)
@@ -151,6 +162,12 @@ class Attrs(BaseModel):
     def noise(self) -> Noise | None:
         return None
 
+    def input_names(self) -> list[str] | None:
+        """The declared inputs a node takes, by name, when its attributes choose among
+        optional ones (the recurrent ops: initial states and lengths, each switched on by an
+        attribute); None: arguments fill the declared inputs in order."""
+        return None
+
     def flops(self, *types: TensorType, out: TensorType) -> int:
         return out.numel()
 
@@ -186,21 +203,31 @@ class OpDef:
     def summary(self) -> str:
         return self.doc.splitlines()[0] if self.doc else ""
 
-    def differentiable(self, n_args: int, n_inputs: int) -> list[bool]:
-        """Which of ``n_args`` positional arguments (inputs, then params) take gradients."""
-        flags: list[bool] = []
+    def arg_inputs(self, n_inputs: int, attrs: Attrs | None = None) -> list[Input]:
+        """The declared input of each of ``n_inputs`` arguments (a variadic one repeats, and
+        ``attrs`` may name which optional inputs are present: :meth:`Attrs.input_names`)."""
+        names = attrs.input_names() if attrs is not None else None
+        if names is not None:
+            declared = {inp.name: inp for inp in self.inputs}
+            return [declared[name] for name in names][:n_inputs]
+        out: list[Input] = []
         for inp in self.inputs:
-            if inp.variadic:
-                flags += [inp.differentiable] * (n_inputs - len(self.inputs) + 1)
-            else:
-                flags.append(inp.differentiable)
-        flags = flags[:n_inputs]
+            out += [inp] * (n_inputs - len(self.inputs) + 1) if inp.variadic else [inp]
+        return out[:n_inputs]
+
+    def differentiable(
+        self, n_args: int, n_inputs: int, attrs: Attrs | None = None
+    ) -> list[bool]:
+        """Which of ``n_args`` positional arguments (inputs, then params) take gradients."""
+        flags = [inp.differentiable for inp in self.arg_inputs(n_inputs, attrs)]
         return flags + [self.differentiable_params] * (n_args - n_inputs)
 
-    def grad_flags(self, n_args: int, n_inputs: int, n_state: int) -> list[bool]:
+    def grad_flags(
+        self, n_args: int, n_inputs: int, n_state: int, attrs: Attrs | None = None
+    ) -> list[bool]:
         """Which of ``n_args`` arguments (inputs, params, then ``n_state`` state buffers) a
         gradient flows through: as declared, and never through a state buffer."""
-        return self.differentiable(n_args - n_state, n_inputs) + [False] * n_state
+        return self.differentiable(n_args - n_state, n_inputs, attrs) + [False] * n_state
 
 
 REGISTRY: dict[str, OpDef] = {}

@@ -25,7 +25,14 @@ from graphspec.ops.registry import (
 MAX_NONCONSTANT_PAD_AXES = 3
 
 
-@op("where", inputs=[Input("cond", differentiable=False), "a", "b"])
+@op(
+    "where",
+    inputs=[
+        Input("cond", differentiable=False, dtype="any"),
+        Input("a", dtype="any"),
+        Input("b", dtype="any"),
+    ],
+)
 class Where(Attrs):
     """``a`` where ``cond`` is true, ``b`` elsewhere, all three broadcast (NumPy's rules).
 
@@ -76,7 +83,7 @@ class Where(Attrs):
 PadPair = tuple[StrictInt, StrictInt]
 
 
-@op("pad")
+@op("pad", inputs=[Input("x", dtype="any")])
 class Pad(Attrs):
     """``x`` with borders added to its trailing axes.
 

@@ -223,7 +223,7 @@ class CategoricalSample(Sampler):
                      note="rank 3, straight-through")
 
 
-@op("log_prob", inputs=[Input("z", differentiable=False), "theta",
+@op("log_prob", inputs=[Input("z", differentiable=False, dtype="any"), "theta",
                         Input("scale", optional=True)])
 class LogProb(Attrs):
     """Log-density of a value ``z`` under a distribution, summed over the last (event) axis.

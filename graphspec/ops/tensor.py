@@ -87,7 +87,7 @@ class _Reduce(Attrs):
         yield Sample({"x": rng.normal(size=(2, 3))}, {"keepdims": True}, note="all, keepdims")
 
 
-@op("sum")
+@op("sum", inputs=[Input("x", dtype="any")])
 class Sum(_Reduce):
     """Sum over ``axis`` (an int, a list, or all axes), optionally keeping the dims."""
 
@@ -102,7 +102,7 @@ class Mean(_Reduce):
         return super().infer(x)
 
 
-@op("concat", inputs=[Input("x", variadic=True)])
+@op("concat", inputs=[Input("x", variadic=True, dtype="any")])
 class Concat(Attrs):
     """Join tensors along ``axis`` (default: the last); other dims must be equal."""
 
@@ -147,7 +147,7 @@ class Concat(Attrs):
         )
 
 
-@op("slice")
+@op("slice", inputs=[Input("x", dtype="any")])
 class Slice(Attrs):
     """``x[start:stop:step]`` along ``axis`` (default: the last), with NumPy's rules.
 
@@ -202,7 +202,7 @@ class Slice(Attrs):
         )
 
 
-@op("split")
+@op("split", inputs=[Input("x", dtype="any")])
 class Split(Attrs):
     """Part ``index`` of ``x`` cut along ``axis`` (default: the last) into ``sections``.
 
@@ -268,7 +268,7 @@ class Split(Attrs):
         )
 
 
-@op("reshape")
+@op("reshape", inputs=[Input("x", dtype="any")])
 class Reshape(Attrs):
     """``x`` with a new ``shape``; one entry may be -1 (inferred from the element count).
 
@@ -333,7 +333,7 @@ class Reshape(Attrs):
         yield Sample({"x": rng.normal(size=(6,))}, {"shape": [2, 1, 3]})
 
 
-@op("flatten")
+@op("flatten", inputs=[Input("x", dtype="any")])
 class Flatten(Attrs):
     """Merge axes ``start_axis`` to ``end_axis`` (default 1 to -1): [b, 4, 3] -> [b, 12]."""
 
@@ -375,7 +375,7 @@ class Flatten(Attrs):
         yield Sample({"x": rng.normal(size=(3, 4))}, {"start_axis": 0}, note="everything")
 
 
-@op("transpose")
+@op("transpose", inputs=[Input("x", dtype="any")])
 class Transpose(Attrs):
     """Permute the axes: ``axes`` lists the input axis for each output axis (default: reversed)."""
 
@@ -404,7 +404,7 @@ class Transpose(Attrs):
         yield Sample({"x": rng.normal(size=(2, 3, 4))}, {"axes": [-1, 0, 1]}, note="negative axis")
 
 
-@op("gather", inputs=["x", Input("indices", differentiable=False)])
+@op("gather", inputs=[Input("x", dtype="any"), Input("indices", differentiable=False, dtype="int")])
 class Gather(Attrs):
     """``take(x, indices, axis)``: the slices of ``x`` at integer ``indices`` along ``axis``.
 

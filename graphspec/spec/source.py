@@ -15,6 +15,7 @@ import bisect
 import functools
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         raise SpecError(
             "the file is empty", Location(file, 1, 1), hint="a spec starts with 'graphspec: 1'"
         )
-    loader = None
     try:
         _check_flow_depth(text, file)
-        _precount(text, file)
-        loader = _BoundedLoader(text, file)  # its reader refuses control characters
-        node = loader.get_single_node()
+        node = _compose(text, file)
     except yaml.MarkedYAMLError as e:
         raise _yaml_error(e, text, file) from None
     except yaml.reader.ReaderError as e:  # a character YAML forbids (NUL, most controls)
@@ -150,9 +148,6 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         ) from None
     except yaml.YAMLError as e:  # composer errors without marks
         raise SpecError(f"invalid YAML: {e}", Location(file)) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
     if node is None:
         raise SpecError("the file holds no YAML document", Location(file, 1, 1))
     _check_expansion(node, file, text)
@@ -239,14 +234,16 @@ class _Budget:
         self.open.pop()
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _Bounded(yaml.composer.Composer):
     """PyYAML's safe composer (no object is constructed from a tag), counting values and
     nesting as each node is composed.  The composer recurses once per nesting level; the
-    depth is refused at MAX_DEPTH, long before Python's recursion limit."""
+    depth is refused at MAX_DEPTH, long before Python's recursion limit, and the parser
+    beneath it (PyYAML's or libyaml's) keeps its own states on the heap, so a deeply nested
+    document is refused at level MAX_DEPTH + 1 whatever follows it."""
 
-    def __init__(self, text: str, file: str) -> None:
-        super().__init__(text)
-        self.budget = _Budget(text, file)
+    budget: _Budget
+    check_event: Callable[..., bool]  # from the parser it is mixed with
+    peek_event: Callable[[], Any]
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):  # an existing node again: sized later
@@ -261,27 +258,62 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
-def _precount(text: str, file: str) -> None:
-    """Count values and nesting with libyaml's event parser, when PyYAML has it: it reads
-    an oversized document up to the limit in a fraction of a second, where PyYAML's own
-    parser takes seconds (a 4 MiB list used to take a minute and 1.6 GB before its refusal).
-    Any error stops the count silently: PyYAML reports it below, with its own message."""
-    loader = getattr(yaml, "CSafeLoader", None)
-    if loader is None:
-        return
-    budget = _Budget(text, file)
+class _BoundedLoader(_Bounded, yaml.SafeLoader):
+    """PyYAML's own scanner and parser: the reference, and the one whose messages users see."""
+
+    def __init__(self, text: str, file: str) -> None:
+        yaml.SafeLoader.__init__(self, text)  # its reader refuses control characters
+        self.budget = _Budget(text, file)
+
+
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)  # None: PyYAML built without libyaml
+
+if _CSafeLoader is not None:
+
+    class _CBoundedLoader(_Bounded, _CSafeLoader):  # type: ignore[misc, valid-type]
+        """libyaml's scanner and parser (in C, 3-4x faster on a large spec) under the same
+        Python composer and budget: the same nodes, and marks at the same character index
+        (libyaml counts characters, as PyYAML does)."""
+
+        def __init__(self, text: str, file: str) -> None:
+            _CSafeLoader.__init__(self, text)
+            self.anchors = {}  # Composer.__init__'s one field (CParser's __init__ runs instead)
+            self.budget = _Budget(text, file)
+
+
+# Where libyaml and PyYAML read the same text differently (found by comparing both on
+# thousands of mutated specs): libyaml accepts tabs in scalars, '?' inside a flow plain
+# scalar, ',' in a tag and any character after a block scalar's '|' or '>', all of which
+# PyYAML refuses; it reads a byte-order mark past the start as nothing, and marks an empty
+# value in a flow collection one column later.  A text with any of these (or anything that
+# looks like them) is left to PyYAML alone.
+_LIBYAML_DIFFERS = re.compile(r"[\t?!\ufeff]|:(?:\s|#[^\n]*)*[,}\]]|[|>][-+0-9]*[^-+0-9\s]")
+
+
+def _compose(text: str, file: str) -> Any:
+    """The document's node tree, composed in one pass with the value and depth budget.
+
+    libyaml parses when PyYAML has it (and the text has none of the constructs the two
+    read differently).  On any problem, PyYAML's own parser reads the
+    document again and reports it: its messages are the ones the bad-spec corpus fixes, and
+    a document libyaml refuses but PyYAML accepts is still read.  The budget's refusals (too
+    many values, too deep) stand from the first pass: they are at the same marks."""
+    if _CSafeLoader is not None and not _LIBYAML_DIFFERS.search(text):
+        try:
+            return _compose_with(_CBoundedLoader, text, file)
+        except SpecError:
+            raise
+        except Exception:  # noqa: BLE001 - a syntax error, a lone surrogate libyaml cannot
+            pass  # encode...: PyYAML's parse below decides and reports
+    return _compose_with(_BoundedLoader, text, file)
+
+
+def _compose_with(loader_class: Any, text: str, file: str) -> Any:
+    loader = loader_class(text, file)
     try:
-        for event in yaml.parse(text, Loader=loader):
-            if isinstance(event, yaml.NodeEvent) and not isinstance(event, yaml.AliasEvent):
-                budget.value(event.start_mark)
-            if isinstance(event, yaml.CollectionStartEvent):
-                budget.enter(event.start_mark)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                budget.leave()
-    except SpecError:
-        raise
-    except Exception:  # noqa: BLE001 - a syntax error, a lone surrogate libyaml cannot
-        return  # encode...: only a count; PyYAML's parse below decides and reports
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -164,6 +164,6 @@ def _checked(
     if not lengths or next(iter(lengths.values())) == 0:
         raise DataError(f"{display} has no rows", where)
     check_targets(ir, arrays, [t for t in targets if t in arrays], where, row)
-    check_lengths(ir, arrays, where, row)
     check_token_ids(ir, arrays, where, row)
+    check_lengths(ir, arrays, where, row)
     return arrays

@@ -183,8 +183,8 @@ def _synthetic(
     elif data.label_noise:
         raise DataError("label_noise needs a target input", loc("label_noise"))
     _check_targets(ir, arrays, targets, loc("source"), _sample)
-    _check_lengths(ir, arrays, loc("source"), _sample)
     _check_token_ids(ir, arrays, loc("source"), _sample)
+    _check_lengths(ir, arrays, loc("source"), _sample)
     return arrays, syn.note, syn.strata, clean
 
 
@@ -266,6 +266,7 @@ def _sequences(
             y = _label_form(labels, t, vocab)
         arrays[tname] = _fit(tname, y, t, loc("source"), row=_sample)
     _check_targets(ir, arrays, targets, loc("source"), _sample)
+    _check_token_ids(ir, arrays, loc("source"), _sample)
     return arrays, seq.vocabulary
 
 
@@ -440,8 +441,8 @@ def _from_file(
     with data_files.read(file, display, loc(*key)) as table:
         arrays = _select_inputs(table, data.columns or {}, ir, key, features, targets, loc)
     _check_targets(ir, arrays, targets, loc(*key), table.row)
-    _check_lengths(ir, arrays, loc(*key), table.row)
     _check_token_ids(ir, arrays, loc(*key), table.row)
+    _check_lengths(ir, arrays, loc(*key), table.row)
     return arrays
 
 
@@ -571,6 +572,16 @@ def _check_targets(
                 f"{y.reshape(len(y), -1)[i][:4].tolist()}", loc)
 
 
+def _check_token_ids(
+    ir: IR, arrays: Arrays, loc: Location | None, row: RowName | None = None
+) -> None:
+    """Token ids an embedding looks up lie in its vocabulary (else the first row that
+    holds one outside)."""
+    bad = unknown_token(ir, arrays)
+    if bad is not None:
+        raise DataError(f"{(row or _indexed(''))(bad.row)}: {bad.message()}", loc)
+
+
 def _check_lengths(
     ir: IR, arrays: Arrays, loc: Location | None, row: RowName | None = None
 ) -> None:
@@ -598,16 +609,6 @@ def _check_lengths(
                 f"{row(i)}: length {int(lengths[i])} of '{name}' is out of range: '{nid}' "
                 f"({node.op}) reads {reads}",
                 loc)
-
-
-def _check_token_ids(
-    ir: IR, arrays: Arrays, loc: Location | None, row: RowName | None = None
-) -> None:
-    """Token ids an embedding looks up lie in its vocabulary (else the first row that
-    holds one outside)."""
-    bad = unknown_token(ir, arrays)
-    if bad is not None:
-        raise DataError(f"{(row or _indexed(''))(bad.row)}: {bad.message()}", loc)
 
 
 def _split(
@@ -659,5 +660,5 @@ def _hold_out(
 # Public names for readers of data beyond training (graphspec.train.apply_data).
 fit_input = _fit
 check_targets = _check_targets
-check_lengths = _check_lengths
 check_token_ids = _check_token_ids
+check_lengths = _check_lengths

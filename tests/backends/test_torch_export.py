@@ -85,6 +85,11 @@ def _covering(specs: list[Path]) -> set[Path]:
 COVERING = _covering(GALLERY)
 
 
+# Ops whose ONNX form onnxruntime's CPU build implements for float32 only (a float64 Conv
+# fails there with NOT_IMPLEMENTED): their float64 export is checked as a graph, not run.
+ORT_FLOAT32_ONLY = {"conv1d", "conv2d", "conv_transpose2d"}
+
+
 @pytest.mark.parametrize(
     "spec_file",
     [p if p in COVERING else pytest.param(p, marks=pytest.mark.slow) for p in GALLERY],
@@ -103,8 +108,11 @@ def test_gallery_exports(spec_file: Path, tmp_path: Path) -> None:
     # initialization spec) amplifies float32 rounding to ~5e-4 relative, hence the
     # tolerance; float64 pins the graph itself down.
     _check(ir, export_onnx(ir, params, tmp_path / "m32.onnx"), params, rtol=2e-3, atol=1e-4)
-    _check(ir, export_onnx(ir, params, tmp_path / "m64.onnx", dtype="float64"), params,
-           rtol=1e-9, atol=1e-12)
+    m64 = export_onnx(ir, params, tmp_path / "m64.onnx", dtype="float64")
+    if ops & ORT_FLOAT32_ONLY:
+        onnx.checker.check_model(str(m64), full_check=True)  # valid, typed; ORT cannot run it
+        return
+    _check(ir, m64, params, rtol=1e-9, atol=1e-12)
 
 
 def test_state_dropout_and_unused_inputs(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from graphspec.cli import main
-from graphspec.ops import REGISTRY
+from graphspec.ops import REGISTRY, ShapeError, TensorType
 from graphspec_numpy.kernels import KERNELS, VJPS
 from graphspec_torch.kernels import KERNELS as TORCH
 
@@ -134,3 +134,53 @@ def test_data_labels_follow_the_class_axis_and_ignore_index(tmp_path: Path, caps
         assert rc == 0, err
     else:
         assert rc == 1 and error in err
+
+
+def T(*shape, dtype="float"):
+    return TensorType(tuple(shape), dtype)
+
+
+@pytest.mark.parametrize(
+    "name, kw, pred, target, message",
+    [
+        (
+            "nll",
+            {"axis": 3},
+            T("b", 4, 5),
+            T("b", 5, dtype="int"),
+            "nll's class axis 3 is out of range for its rank-3 input [b, 4, 5]",
+        ),
+        (
+            "nll",
+            {},
+            T("b", 4, 5),
+            T("b", 5, dtype="int"),
+            "nll needs integer class targets of shape [b, 4] int for logits [b, 4, 5], got [b, 5] "
+            "int: with the classes on axis 1, set axis: 1",
+        ),
+        (
+            "cross_entropy",
+            {"axis": 1},
+            T("b", 4, 5),
+            T("b", 4, dtype="int"),
+            "(classes on axis 1): with the classes on axis 2, set axis: 2",
+        ),
+        (
+            "nll",
+            {"class_weights": [1.0, 2.0]},
+            T("b", 5, 3),
+            T("b", 5, dtype="int"),
+            "nll's class_weights has 2 entries, but the logits [b, 5, 3] have 3 classes (axis -1)",
+        ),
+    ],
+)
+def test_shape_errors_name_the_class_axis(name, kw, pred, target, message):
+    with pytest.raises(ShapeError) as e:
+        REGISTRY[name].attrs(**kw).infer(pred, target)
+    assert message in str(e.value)
+
+
+def test_per_pixel_targets_may_keep_a_class_axis_of_one():
+    ce = REGISTRY["cross_entropy"].attrs(axis=1)
+    assert ce.infer(T("b", 3, 4, 4), T("b", 1, 4, 4, dtype="int")).shape == ()
+    assert ce.infer(T("b", 3, 4, 4), T("b", 4, 4, dtype="int")).shape == ()

@@ -51,12 +51,12 @@ def build(node: str) -> gs.IR:
         ),
         (
             "op: rnn, in: [x, n], units: 4, initial_state: true",
-            "initial state h0 must be float, got [batch] int (a lengths input needs "
-            "'lengths: true')",
+            # the registry's dtype check (recurrent inputs declare theirs), located at 'n'
+            "'r' (rnn) takes a float tensor as its input 'h0', but 'n' is [batch] int",
         ),
         (
             "op: gru, in: [x, h], units: 4, lengths: true",
-            "lengths must be an int vector [batch] (batch), got [batch, 4]",
+            "'r' (gru) takes an int tensor as its input 'lengths', but 'h' is [batch, 4]",
         ),
     ],
 )

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from paths import XOR
+from paths import ROOT, XOR
 
 import graphspec as gs
 from graphspec.cli import main
@@ -426,27 +426,27 @@ def test_an_oversized_document_is_refused_after_the_limit_not_the_end(
     libyaml: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Work and memory are bounded by the limit: counting stops the parse at the first
-    value past it (libyaml's counting pass when PyYAML has it, else the composer)."""
+    value past it (with libyaml's parser when PyYAML has it, else PyYAML's own)."""
     monkeypatch.setattr(source, "MAX_VALUES", 1000)
     if not libyaml:
-        monkeypatch.setattr(source, "_precount", lambda text, file: None)
+        monkeypatch.setattr(source, "_CSafeLoader", None)
     elif getattr(yaml, "CSafeLoader", None) is None:
         pytest.skip("PyYAML without libyaml")
     composed = []
-    original = source._BoundedLoader.compose_node
+    original = source._Bounded.compose_node
 
     def counting(self: Any, parent: Any, index: Any) -> Any:
         composed.append(1)
         return original(self, parent, index)
 
-    monkeypatch.setattr(source._BoundedLoader, "compose_node", counting)
+    monkeypatch.setattr(source._Bounded, "compose_node", counting)
     with pytest.raises(SpecError, match="holds more than 1,000 values"):
         source.parse_yaml(big_list(50_000), "big.yaml")
-    assert len(composed) <= (0 if libyaml else 1001)
+    assert len(composed) <= 1001
 
 
 def test_nesting_is_bounded_while_composing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(source, "_precount", lambda text, file: None)
+    monkeypatch.setattr(source, "_CSafeLoader", None)
     deep = "a:\n" + "".join("  " * i + "- \n" for i in range(1, source.MAX_DEPTH + 5))
     with pytest.raises(SpecError, match="nests more than 100 levels deep"):
         source.parse_yaml(deep, "deep.yaml")
@@ -499,3 +499,84 @@ def test_the_counting_pass_never_replaces_the_parsers_own_error() -> None:
 def test_a_claim_is_printed_without_its_control_characters() -> None:
     line = evaluate("(val_loss >\r 1)", VALUES).render()  # '\r' is whitespace to Python
     assert "\r" not in line and line.startswith("FAIL (val_loss >\ufffd 1)")
+
+
+# ---- libyaml and PyYAML read the same ------------------------------------------------------
+
+
+def _read_with(monkeypatch: pytest.MonkeyPatch, text: str, libyaml: bool) -> Any:
+    """parse_yaml's data and locations, or its error, through one parser."""
+    with monkeypatch.context() as m:
+        if not libyaml:
+            m.setattr(source, "_CSafeLoader", None)
+        try:
+            data, smap = source.parse_yaml(text, "f.yaml")
+        except SpecError as e:
+            return e.render()
+        return data, smap.values, smap.keys
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "specs").glob("*.yaml")))
+def test_libyaml_and_pyyaml_give_the_same_data_and_locations(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if getattr(yaml, "CSafeLoader", None) is None:
+        pytest.skip("PyYAML without libyaml")
+    text = (ROOT / "specs" / name).read_text() + "extra: {a: 'é', b: [1, {c: ~}], d: &x 2}\n"
+    text += "more:\n  - *x\n  - |\n    two\n    lines\n"
+    fast = _read_with(monkeypatch, text, libyaml=True)
+    assert fast == _read_with(monkeypatch, text, libyaml=False)
+    assert isinstance(fast, tuple) and fast[1][("more", 1)].line == text.count("\n") - 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: b\tc\n",  # a tab: libyaml takes it into the scalar
+        "a: {b: li?near}\n",  # '?' in a flow plain scalar
+        "a: {b: !x, c: 1}\n",  # ',' in a tag
+        "a: {b: , c: 1}\n",  # an empty flow value: libyaml marks it a column later
+        "a: |x\n  b\n",  # a character after a block scalar's indicator
+        "\na: \ufeff1\n",  # a byte-order mark past the start
+    ],
+)
+def test_texts_the_parsers_read_differently_get_pyyamls_reading(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert source._LIBYAML_DIFFERS.search(text)
+    assert _read_with(monkeypatch, text, True) == _read_with(monkeypatch, text, False)
+
+
+def test_libyaml_reads_a_document_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One parse when libyaml has it: PyYAML's parser runs only on a problem."""
+    if getattr(yaml, "CSafeLoader", None) is None:
+        pytest.skip("PyYAML without libyaml")
+    made: list[str] = []
+    for cls in (source._BoundedLoader, source._CBoundedLoader):
+        original = cls.__init__
+
+        def init(self: Any, text: str, file: str, original: Any = original) -> None:
+            made.append(type(self).__name__)
+            original(self, text, file)
+
+        monkeypatch.setattr(cls, "__init__", init)
+    source.parse_yaml((ROOT / "specs" / "xor.yaml").read_text(), "xor.yaml")
+    assert made == ["_CBoundedLoader"]
+    made.clear()
+    with pytest.raises(SpecError, match="invalid YAML"):
+        source.parse_yaml("a: [1, 2\n", "f.yaml")
+    assert made == ["_CBoundedLoader", "_BoundedLoader"]
+
+
+@pytest.mark.parametrize("libyaml", [True, False])
+def test_deep_block_nesting_is_refused_at_the_limit_not_the_end(
+    libyaml: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A million levels of '- - - ...' (which no bracket count sees) is refused at level
+    MAX_DEPTH + 1: neither the composer's recursion nor the parser gets deeper."""
+    if libyaml and getattr(yaml, "CSafeLoader", None) is None:
+        pytest.skip("PyYAML without libyaml")
+    if not libyaml:
+        monkeypatch.setattr(source, "_CSafeLoader", None)
+    with pytest.raises(SpecError, match="nests more than 100 levels deep"):
+        source.parse_yaml("- " * 1_000_000 + "x\n", "deep.yaml")

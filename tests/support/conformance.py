@@ -164,7 +164,7 @@ def cases(opdef: OpDef, seed: int = 0) -> Iterator[Case]:
                     kwargs["noise"] = rng.random(like.shape)
                 else:
                     kwargs["noise"] = rng.standard_normal(like.shape)
-        flags = opdef.grad_flags(len(args), n_inputs, len(states))
+        flags = opdef.grad_flags(len(args), n_inputs, len(states), attrs)
         if opdef.category == "metric":
             flags = [False] * len(args)
         diff = [f and np.asarray(a).dtype.kind == "f" for f, a in zip(flags, args)]

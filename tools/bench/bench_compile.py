@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import sys
 import time
 import tracemalloc
@@ -62,12 +63,15 @@ def _load_build(text: str) -> Any:
 
 
 def _allow(cells: int) -> int | None:
-    """Raise the expander's refusal bound when this size needs it; returns the old bound.
+    """Raise the refusal bounds this size needs; returns the expander's old bound.
 
     ``graphspec.spec.expand.MAX_EXPANDED_NODES`` refuses specs that expand to more nodes
-    than any real spec has; the compile-cost series measures the same code past it."""
-    from graphspec.spec import expand
+    than any real spec has, ``graphspec.spec.source.MAX_VALUES`` documents of more values
+    (a flat listing of 1e5 nodes holds about 5e5); the compile-cost series measures the same
+    code past them."""
+    from graphspec.spec import expand, source
 
+    source.MAX_VALUES = max(source.MAX_VALUES, cells * 40)  # a flat cell holds ~25 values
     need = cells * (NODES_PER_CELL - 1) + 16  # block instances and op nodes (no params)
     old = expand.MAX_EXPANDED_NODES
     if need <= old:
@@ -76,7 +80,9 @@ def _allow(cells: int) -> int | None:
     return old
 
 
-def compile_cost(nodes: int, flat: bool, memory: bool = True) -> dict[str, Any]:
+def compile_cost(
+    nodes: int, flat: bool, memory: bool = True, codegen: bool = False
+) -> dict[str, Any]:
     cells = cell_count(nodes)
     text = spec_text(cells, flat)
     limit = _allow(cells)
@@ -94,6 +100,13 @@ def compile_cost(nodes: int, flat: bool, memory: bool = True) -> dict[str, Any]:
     }
     if limit is not None:
         out["raised_limit_from"] = limit
+    if codegen:
+        import graphspec
+
+        gc.collect()
+        c3 = time.process_time()
+        graphspec.compile(ir, backend="numpy")
+        out["codegen_cpu_s"] = time.process_time() - c3
     del ir, spec
     if memory:
         gc.collect()
@@ -109,6 +122,19 @@ def compile_cost(nodes: int, flat: bool, memory: bool = True) -> dict[str, Any]:
         out["kept_bytes_per_node"] = current / n
         del ir
     return out
+
+
+def exponents(rows: list[dict[str, Any]], key: str) -> list[tuple[int, int, float]]:
+    """(nodes, next nodes, k) for successive sizes of one style: time ~ nodes^k between them."""
+    out = []
+    for a, b in zip(rows, rows[1:]):
+        if key in a and key in b and a[key] > 0 and b[key] > 0:
+            k = math.log(b[key] / a[key]) / math.log(b["nodes"] / a["nodes"])
+            out.append((a["nodes"], b["nodes"], k))
+    return out
+
+
+STEPS = (("load_cpu_s", "load+validate"), ("build_cpu_s", "build"), ("codegen_cpu_s", "compile"))
 
 
 def verify_gallery(specs: list[Path]) -> list[dict[str, Any]]:
@@ -145,15 +171,22 @@ def main() -> None:
     ap.add_argument("--flat-sizes", default="1000,10000")
     ap.add_argument("--memory-max", type=int, default=100000,
                     help="measure peak memory up to this many nodes")
+    ap.add_argument("--codegen", action="store_true",
+                    help="also time the numpy backend's compile (module generation)")
     ap.add_argument("--verify", action="store_true", help="also time verify on the gallery")
     ap.add_argument("--verify-specs", default="", help="comma-separated spec names (default all)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     rows = []
+    growth = []
     for flat, sizes in ((False, a.sizes), (True, a.flat_sizes)):
-        for s in [int(x) for x in sizes.split(",") if x]:
-            rows.append(compile_cost(s, flat, memory=s <= a.memory_max))
-    result: dict[str, Any] = {"compile": rows}
+        style = [compile_cost(int(x), flat, memory=int(x) <= a.memory_max, codegen=a.codegen)
+                 for x in sizes.split(",") if x]
+        rows += style
+        for key, what in STEPS:
+            growth += [{"style": "flat" if flat else "repeat", "step": what, "from": n0,
+                        "to": n1, "exponent": k} for n0, n1, k in exponents(style, key)]
+    result: dict[str, Any] = {"compile": rows, "growth": growth}
     if a.verify:
         names = [x for x in a.verify_specs.split(",") if x]
         specs = sorted((ROOT / "specs").glob("*.yaml"))
@@ -167,8 +200,14 @@ def main() -> None:
     for r in rows:
         mem = (f", peak {r['peak_bytes_per_node'] / 1024:.1f} KiB/node" if "peak_bytes" in r
                else "")
+        steps = ", ".join(f"{what} {r[key] / r['nodes'] * 1e6:.1f}" for key, what in STEPS
+                          if key in r)
         print(f"{r['style']:6s} {r['nodes']:>7d} nodes: {r['cpu_s']:.2f} s CPU "
-              f"({r['wall_s']:.2f} s wall), {r['us_per_node']:.1f} us/node{mem}")
+              f"({r['wall_s']:.2f} s wall), {r['us_per_node']:.1f} us/node{mem}; "
+              f"us/node: {steps}")
+    for g in growth:
+        print(f"{g['style']:6s} {g['step']:14s} {g['from']:>7d} -> {g['to']:>7d} nodes: "
+              f"time ~ nodes^{g['exponent']:.2f}")
     for v in result.get("verify", []):
         print(f"verify {v['spec']:28s} {v['seconds']:.2f} s  {v['ok']}")
 

@@ -1,4 +1,5 @@
-"""Kernels for graphspec.ops.normalization (features on the last axis)."""
+"""Kernels for graphspec.ops.normalization (batch_norm: features on ``axis``; layer_norm:
+the trailing ``axes``)."""
 
 import torch
 import torch.nn.functional as F
@@ -7,16 +8,22 @@ from graphspec_torch.kernels import kernel
 
 
 @kernel("batch_norm")
-def batch_norm(x, gamma, beta, running_mean, running_var, *, momentum, eps, training,
+def batch_norm(x, gamma, beta, running_mean, running_var, *, momentum, eps, axis=-1, training,
                group=None):
+    axis %= x.dim()
     if training and group is not None:  # data-parallel training: statistics over all ranks
-        return synced_batch_norm(x, gamma, beta, running_mean, running_var, momentum, eps, group)
+        # (features last there: move them, and the result back)
+        y, new = synced_batch_norm(
+            x.movedim(axis, -1), gamma, beta, running_mean, running_var, momentum, eps, group
+        )
+        return y.movedim(-1, axis), new
     # F.batch_norm wants features on axis 1 and updates the running statistics in place:
-    # move the last axis there, and hand it copies so the caller's buffers stay as they were.
-    xt = x if x.dim() == 2 else x.movedim(-1, 1)
+    # move the feature axis there, and hand it copies so the caller's buffers stay as they
+    # were.
+    xt = x if axis == 1 else x.movedim(axis, 1)
     new_mean, new_var = running_mean.clone(), running_var.clone()
     y = F.batch_norm(xt, new_mean, new_var, gamma, beta, training, momentum, eps)
-    return (y if x.dim() == 2 else y.movedim(1, -1)), (new_mean, new_var)
+    return (y if axis == 1 else y.movedim(1, axis)), (new_mean, new_var)
 
 
 def synced_batch_norm(x, gamma, beta, running_mean, running_var, momentum, eps, group):
@@ -50,8 +57,9 @@ def synced_batch_norm(x, gamma, beta, running_mean, running_var, momentum, eps, 
 
 
 @kernel("layer_norm")
-def layer_norm(x, gamma, beta, *, eps):
-    return F.layer_norm(x, x.shape[-1:], gamma, beta, eps)
+def layer_norm(x, gamma, beta, *, eps, axes=(-1,)):
+    # the axes are the trailing ones (checked at build), as torch's normalized_shape
+    return F.layer_norm(x, x.shape[x.dim() - len(axes) :], gamma, beta, eps)
 
 
 @kernel("dropout")
