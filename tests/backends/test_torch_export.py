@@ -86,8 +86,9 @@ COVERING = _covering(GALLERY)
 
 
 # Ops whose ONNX form onnxruntime's CPU build implements for float32 only (a float64 Conv
-# fails there with NOT_IMPLEMENTED): their float64 export is checked as a graph, not run.
-ORT_FLOAT32_ONLY = {"conv1d", "conv2d", "conv_transpose2d"}
+# fails there with NOT_IMPLEMENTED, an LSTM with "does not support double yet"): their
+# float64 export is checked as a graph, not run.
+ORT_FLOAT32_ONLY = {"conv1d", "conv2d", "conv_transpose2d", "lstm"}
 
 
 @pytest.mark.parametrize(
