@@ -76,9 +76,13 @@ def compile(
     device: str = "auto",
     **options: Any,
 ) -> Program:
-    """Compile the IR with a backend found through the ``graphspec.backends`` entry points."""
+    """Compile the IR with a backend found through the ``graphspec.backends`` entry points;
+    ``backend="auto"`` picks numpy or torch and the device by model size
+    (graphspec.backend_choice) and says which on stderr."""
     from graphspec.backend import CompileOptions, get_backend  # deferred: see the docstring
+    from graphspec.backend_choice import resolve  # deferred: see the docstring
 
+    backend, device = resolve(backend, ir, device)
     opts = CompileOptions(dtype=dtype, device=device, **options)  # type: ignore[arg-type]
     return get_backend(backend).compile(ir, opts)
 

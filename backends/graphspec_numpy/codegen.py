@@ -42,11 +42,12 @@ RULES = Rules(
 )
 INPUT_GRADS = "input_grads"  # the guard of statements only input gradients need
 LOSSES = "losses"  # the guard of statements only losses and metrics need
+UPDATE = "update is not None"  # the guard of the fused optimizer updates
 # Top-level names of a generated module besides its kernels (node variables avoid them).
 MODULE_NAMES = [
     "INPUTS", "PARAMS", "STATE", "OUTPUTS", "LOSS_TERMS", "METRICS", "_RNG", "_draw", "_g",
     "_main", "forward", "evaluate", "loss_and_grads", "loss_and_param_grads", "backward",
-    "load_checkpoint", "load_initial_params", INPUT_GRADS, LOSSES, "unbroadcast",
+    "load_checkpoint", "load_initial_params", INPUT_GRADS, LOSSES, "unbroadcast", "update",
 ]
 HEADER = ["import numpy as np"]  # the imports of every generated module (RULES.modules)
 
@@ -223,6 +224,10 @@ class _Generator:
         saving = frozenset(n for n in backward if plan.ir.op(n).op in RESIDUALS)
         stmts, new_state = self._forward(ops, saving)
         stmts.append(emit.loss_lines(plan, "0.0"))
+        stmts.append(Stmt([  # a failed step leaves the parameters as they were
+            f"if {UPDATE} and not np.isfinite(loss):", "    update = None",
+        ]))
+        n_forward = len(stmts)
         has_g: set[str] = set()
         for lid, w in ir.losses:
             if lid in path:
@@ -238,11 +243,13 @@ class _Generator:
         for leaf in ir.params:  # parameters no loss reads still get (zero) gradients
             if plan.var(leaf) not in read:
                 stmts.insert(0, emit.leaf_read(plan, leaf))
+                n_forward += 1
+        stmts = self._fused_updates(stmts, n_forward, has_g)
         grads = ", ".join(
             f"{literal(p)}: {self.names('g_', plan.var(p)) if p in has_g else _zeros(plan, p)}"
             for p in ir.params
         )
-        tail = [Stmt([f"grads = {{{grads}}}"], set(), {
+        tail = [Stmt([f"grads = {{{grads}}} if update is None else {{}}"], set(), {
             self.names("g_", plan.var(p)) if p in has_g else plan.var(p) for p in ir.params
         })]
         params = set(ir.params)
@@ -263,11 +270,57 @@ class _Generator:
         head = [
             "",
             "def loss_and_grads(params, inputs, training=True, noise=None, rng=None, "
-            "input_grads=True):",
+            "input_grads=True, update=None):",
             '    """(loss, terms, grads, new_state): the backward pass by hand. Without',
-            '    input_grads, the gradients of the parameters only (training)."""',
+            '    input_grads, the gradients of the parameters only (training). A finite loss',
+            '    with update calls update(name, gradient) once each parameter is done with',
+            '    (its gradient final, its value read for the last time), not held in grads."""',
         ]
         return head + self._emit(stmts + tail, keep)
+
+    def _fused_updates(self, stmts: list[Stmt], n_forward: int, has_g: set[str]) -> list[Stmt]:
+        """``stmts`` with ``update(name, g)`` (under ``if update is not None:``) placed after
+        the last statement that adds to the parameter's gradient or reads its value, or any
+        value computed from it (a view would see the update), and the gradient deleted
+        there. Values computed from a parameter are followed through the forward
+        statements (``n_forward`` of them); a cotangent is linear in the incoming
+        cotangent, a new array, never a view of a forward value. One backward pass over
+        the statements: linear in their size."""
+        plan = self.plan
+        reach: dict[str, int] = {}  # variable -> last statement reading it or a value from it
+        for i in range(len(stmts) - 1, -1, -1):
+            s = stmts[i]
+            later = max((reach.get(d, -1) for d in s.defines), default=-1)
+            top = max(i, later) if i < n_forward else i
+            for u in s.uses:
+                if reach.get(u, -1) < top:
+                    reach[u] = top
+        last_def: dict[str, int] = {}
+        for i, s in enumerate(stmts):
+            for d in s.defines:
+                last_def[d] = i
+        after: dict[int, list[tuple[str, str]]] = {}
+        zeros: list[str] = []
+        for p in plan.ir.params:
+            if p not in has_g:
+                zeros.append(p)
+                continue
+            g = self.names("g_", plan.var(p))
+            at = max(last_def[g], reach.get(plan.var(p), -1))
+            after.setdefault(at, []).append((p, g))
+        out: list[Stmt] = []
+        for i, s in enumerate(stmts):
+            out.append(s)
+            if i in after:
+                gs = [g for _, g in after[i]]
+                lines = [f"update({literal(p)}, {g})" for p, g in after[i]]
+                out.append(Stmt([*lines, f"del {', '.join(gs)}"], set(), set(gs), UPDATE))
+        if zeros:
+            out.append(Stmt(
+                [f"update({literal(p)}, {_zeros(plan, p)})" for p in zeros],
+                set(), {plan.var(p) for p in zeros}, UPDATE,
+            ))
+        return out
 
     def _vjp(self, c: Call, path: set[str], param_path: set[str], has_g: set[str]) -> list[Stmt]:
         """The VJP call and the cotangent of each argument the gradient flows to, one line

@@ -57,14 +57,32 @@ class Optimizer:
             for names, o in groups
         ]
         self.state: dict[str, dict[str, np.ndarray]] = {}
+        # Each parameter's (group lr, weight decay), in group order: looked up per update
+        # instead of walking the groups.
+        self.options = {name: (lr, wd) for names, lr, wd in self.groups for name in names}
+        self._params: Arrays = {}
+        self._factor = 1.0
 
     def step(self, params: Arrays, grads: Arrays, lr_factor: float = 1.0) -> None:
         """One update of every parameter in place; the lr is ``group lr * lr_factor``."""
-        for names, base_lr, wd in self.groups:
-            lr = base_lr * lr_factor
-            for name in names:
-                st = self.state.setdefault(name, {})
-                self.update(params[name], grads[name], st, lr, wd)
+        self.begin(params, lr_factor)
+        for name in self.options:
+            self.apply(name, grads[name])
+
+    def begin(self, params: Arrays, lr_factor: float = 1.0) -> None:
+        """Start a step: the parameters :meth:`apply` updates and the step's lr factor."""
+        self._params = params
+        self._factor = lr_factor
+
+    def apply(self, name: str, g: np.ndarray) -> None:
+        """Update parameter ``name`` with its gradient ``g``: what :meth:`step` does for each
+        parameter, and what a fused backward pass calls as each gradient becomes final (the
+        update of one parameter reads only its own gradient, value and state)."""
+        lr, wd = self.options[name]
+        st = self.state.get(name)
+        if st is None:
+            st = self.state[name] = {}
+        self.update(self._params[name], g, st, lr * self._factor, wd)
 
     def update(
         self, p: np.ndarray, g: np.ndarray, st: dict[str, np.ndarray], lr: float, wd: float

@@ -387,6 +387,8 @@ class DistributedTrainer(TorchTrainer):
     """TorchTrainer for one rank: its share of every batch, gradients averaged by DDP
     (weighted as the module docstring says), records and evaluations summed over ranks."""
 
+    fuses = False  # DDP averages the gradients after they are accumulated
+
     def __init__(
         self, program: Any, params: Any, train: Any, seed: int, group: WorkerGroup
     ) -> None:

@@ -50,6 +50,23 @@ class Optim:
         self.base_lrs = [float(g["lr"]) for g in self.opt.param_groups]
         self._static = schedule.name == "constant" and schedule.warmup == 0
         self._params = [named[n] for n in self.names]
+        # The fused update's optimizer per parameter (``step_one``), made on first use.
+        self._singles: dict[torch.nn.Parameter, tuple[torch.optim.Optimizer, int]] = {}
+
+    def step_one(self, p: torch.nn.Parameter) -> None:
+        """Update parameter ``p`` alone, its gradient being final: the fused update
+        (PyTorch's optimizer-in-backward recipe).  An optimizer over just ``p`` with its
+        group's options and this optimizer's state makes the step ``opt.step()`` would
+        make for ``p``: torch's update rules treat each parameter on its own."""
+        if p not in self._singles:
+            index = next(i for i, g in enumerate(self.opt.param_groups)
+                         if any(q is p for q in g["params"]))
+            group = {k: v for k, v in self.opt.param_groups[index].items() if k != "params"}
+            self._singles[p] = (type(self.opt)([{"params": [p], **group}]), index)
+        single, index = self._singles[p]
+        single.state = self.opt.state  # shared (load_state_dict replaces the object)
+        single.param_groups[0]["lr"] = self.opt.param_groups[index]["lr"]  # the schedule's
+        single.step()
 
     def set_lr(self, epoch: int, step: int, steps_per_epoch: int) -> None:
         """Each group's lr = base lr * schedule factor (torch's LambdaLR, stepped per batch)."""

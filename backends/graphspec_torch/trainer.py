@@ -21,6 +21,7 @@ import torch
 
 from graphspec.errors import DataError, NonFiniteLoss
 from graphspec.ir.checks import unused_inputs
+from graphspec.ir.node import OpNode
 from graphspec.ir.plan import Plan
 from graphspec.train import seeds
 from graphspec.train.adversarial import fgsm_example, mix, mix_each
@@ -30,9 +31,15 @@ from graphspec_torch.optim import Optim
 Arrays = dict[str, np.ndarray]
 EVAL_CHUNK = 8192  # rows per forward pass in evaluation (the numpy trainer's chunking)
 DEVICE_DATA_FRACTION = 0.5  # a split goes to the GPU when it takes at most this much free memory
+# Parameters of at least this many elements are updated inside the backward pass (where
+# exact): an optimizer call per parameter costs tens of microseconds in torch, which a 64k
+# gradient's memory is worth and a bias's is not.
+FUSE_MIN_ELEMENTS = 1 << 16
 
 
 class TorchTrainer:
+    fuses = True  # may update parameters inside the backward pass (not under DDP)
+
     def __init__(self, program: Any, params: Arrays, train: Any, seed: int) -> None:
         self.program = program
         self.ir = program.ir
@@ -76,6 +83,38 @@ class TorchTrainer:
         self.noise: dict[str, torch.Tensor] | None = None
         self._norms: list[torch.Tensor] | None = None
         self.terms = [lid for lid, _ in self.ir.losses]
+        # Parameters updated inside the backward pass (the large ones, where exact); the
+        # rest by the optimizer's step after it, which skips those (their .grad is None).
+        unreached = {id(p) for p, _ in self._unreached}
+        self.fused = [
+            n for n, p in self.named.items()
+            if self._fused() and id(p) not in unreached and p.numel() >= FUSE_MIN_ELEMENTS
+        ]
+        self._fused_norms: dict[str, torch.Tensor] = {}
+        self._record_norms = False
+        for name in self.fused:
+            self.named[name].register_post_accumulate_grad_hook(self._update_hook(name))
+
+    def _fused(self) -> bool:
+        """Whether parameters are updated inside the backward pass as soon as their
+        gradients are accumulated (``train.fused_update``): only where that is exact.  Not
+        with clipping by the global norm, adversarial training or fp16's gradient scaling
+        (they need every gradient first), not under DDP (gradients are averaged after they
+        are accumulated), and not when an op reads a parameter's value where no gradient
+        flows back (autograd would not order its backward before the update)."""
+        t = self.train
+        return (self.fuses and bool(t.fused_update) and t.clip_grad_norm is None
+                and t.adversarial is None and self.scaler is None
+                and not _reads_parameter_without_gradient(self.ir))
+
+    def _update_hook(self, name: str) -> Any:
+        def hook(p: torch.Tensor) -> None:
+            if self._record_norms:  # the epoch's last step: what grad_norms() reports
+                self._fused_norms[name] = p.grad.detach().norm()
+            self.optim.step_one(p)
+            p.grad = None  # the memory saved: one gradient at a time
+
+        return hook
 
     # ---- data ----------------------------------------------------------------------------
     def set_data(self, split: str, arrays: Arrays) -> None:
@@ -129,6 +168,7 @@ class TorchTrainer:
         rows = []
         for step, index in enumerate(indices):
             self.optim.set_lr(epoch, step, n)
+            self._record_norms = step == n - 1
             rows.append(self._step(self._take("train", index)))
         return self._epoch_summary(torch.stack(rows).cpu(), sizes, epoch)  # the one sync
 
@@ -150,7 +190,7 @@ class TorchTrainer:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(opt)
         else:
-            loss.backward()
+            loss.backward()  # the hooks update the fused parameters
         clip = self.train.clip_grad_norm
         if clip is not None:
             grads = [p.grad for p in self.params_list if p.grad is not None]
@@ -269,7 +309,10 @@ class TorchTrainer:
             have = [n for n, p in self.named.items() if p.grad is not None]
             values = torch.stack(self._norms).tolist() if self._norms else []
             return dict(zip(have, values))
-        norms = {n: p.grad.detach().norm() for n, p in self.named.items() if p.grad is not None}
+        norms = {
+            n: self._fused_norms[n] if n in self._fused_norms else p.grad.detach().norm()
+            for n, p in self.named.items() if p.grad is not None or n in self._fused_norms
+        }  # fused parameters: what the hooks kept at the epoch's last step
         if not norms:
             return {}
         return dict(zip(norms, torch.stack(list(norms.values())).tolist()))
@@ -278,3 +321,21 @@ class TorchTrainer:
 def _seed(seed: int, purpose: int, *keys: int) -> int:
     """A torch seed from graphspec's per-purpose streams (63 bits: torch takes a signed int)."""
     return int(seeds.stream(seed, purpose, *keys).integers(0, 2**63 - 1))
+
+
+def _reads_parameter_without_gradient(ir: Any) -> bool:
+    """Whether an op reads a parameter's value, or a value computed from one, through an
+    argument no gradient flows back through (``stop_gradient``, say): autograd orders that
+    op's backward only by its differentiable inputs, so it may run after the parameter's
+    last gradient and find a saved value changed in place by the update."""
+    downstream = set(ir.params)
+    for nid in ir.order:
+        node = ir.node(nid)
+        if not isinstance(node, OpNode):
+            continue
+        if any(a in downstream for a in node.inputs):
+            downstream.add(nid)
+            if any(a in downstream and not flag
+                   for a, flag in zip(node.inputs, node.grad_flags)):
+                return True
+    return False

@@ -24,7 +24,7 @@ DEFAULT_BACKEND = "numpy"  # what a user gets without --backend (no backend is s
 
 def add_backend(p: argparse.ArgumentParser) -> None:
     """``-b/--backend``, defaulting to :data:`DEFAULT_BACKEND`."""
-    help = f"backend name (default: {DEFAULT_BACKEND})"
+    help = f"backend name, or auto: by model size and device (default: {DEFAULT_BACKEND})"
     p.add_argument("-b", "--backend", default=DEFAULT_BACKEND, help=help)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 import graphspec as gs
 from graphspec.backend import Backend, capabilities, get_backend
+from graphspec.backend_choice import resolve
 from graphspec.cli.common import (
     DTYPES,
     add_backend,
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     spec, ir = load_ir(args.file, args.max_params, args.overrides)
     check_memory(ir, "compile", args.dtype)  # before the parameters are drawn
     print_warnings(ir)
+    args.backend, args.device = resolve(args.backend, ir, args.device)  # auto: a choice
     prog = gs.compile(ir, backend=args.backend, dtype=args.dtype, device=args.device)
     out = Path(args.output)
     source = prog.source()

@@ -11,6 +11,7 @@ from typing import Any
 from graphspec.analysis.checks import check_variant
 from graphspec.analysis.pictures import plot_run
 from graphspec.analysis.plots import report
+from graphspec.backend_choice import AUTO, resolve
 from graphspec.cli.common import (
     DEFAULT_BACKEND,
     DTYPES,
@@ -151,6 +152,8 @@ def _check_distributed(args: argparse.Namespace) -> None:
     2)."""
 
     if args.nproc is not None:
+        if args.backend == AUTO:
+            raise UsageError("--nproc needs a named --backend: auto chooses one per model")
         require_distributed(args.backend, "--nproc")
     if args.max_restarts and args.nproc is None:
         raise UsageError(
@@ -174,8 +177,10 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.file, args.overrides)
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
-    for v in variants.values():
+    backends: dict[str, tuple[str, str]] = {}  # variant -> (backend, device): auto resolved
+    for key, v in variants.items():
         ir = check_variant(v, args.max_params, training=True)
+        backends[key] = resolve(args.backend, ir, args.device, quiet)
         check_memory(ir, "train", args.dtype)  # graphspec.ir.memory: before any variant trains
         if not quiet:
             print_warnings(ir)
@@ -201,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         base = rundir.next_version(rundir.spec_root(spec.name))
     try:
-        return _train_variants(args, spec, variants, base, train, quiet)
+        return _train_variants(args, spec, variants, backends, base, train, quiet)
     finally:
         if not args.out and base is not None:
             rundir.discard_if_empty(base)  # nothing was trained: no empty run number left
@@ -211,6 +216,7 @@ def _train_variants(
     args: argparse.Namespace,
     spec: Any,
     variants: dict[str, Any],
+    backends: dict[str, tuple[str, str]],
     base: Path | None,
     train: Any,
     quiet: bool,
@@ -222,14 +228,15 @@ def _train_variants(
 
     dirs = []
     failed = 0
-    for v in variants.values():
+    for key, v in variants.items():
+        backend, device = backends[key]
         out = rundir.variant_dir(base, v) if base is not None else None
         if v.variant is not None and not quiet:
             print(f"variant {v.variant}:", flush=True)
         try:
             run_result = train(
                 v,
-                backend=args.backend,
+                backend=backend,
                 out=out,
                 epochs=args.epochs,
                 seed=args.seed,
@@ -237,7 +244,7 @@ def _train_variants(
                 overwrite=args.overwrite,
                 init_from=args.init_from,
                 dtype=args.dtype,
-                device=args.device,
+                device=device,
                 progress=True,
                 log_every=args.log_every,
                 tensorboard=args.tensorboard,

@@ -104,16 +104,44 @@ class _Conv(Attrs):
         return TensorType(tuple(out), x.dtype)
 
     def _out_size(self, axis: str, n: Dim, k: int, s: int, d: int, p: int) -> Dim:
+        raise NotImplementedError  # each kind of convolution has its own size rule
+
+
+class _Sliding(_Conv):
+    """conv1d and conv2d: windows that slide over the padded input.
+
+    Every input row must fall in some window unless ``drop_remainder`` says to drop the
+    rows the last window does not reach (what torch and ONNX do silently): an input row no
+    window reads is most often a wrong kernel, stride or padding, so it is refused with the
+    arithmetic. Dropping only padding (kernel 3, stride 2, padding 1 on an even size, the
+    usual downsampling) is not refused."""
+
+    drop_remainder: bool = False
+    graph_only: ClassVar[frozenset[str]] = _Conv.graph_only | {"drop_remainder"}
+
+    def _out_size(self, axis: str, n: Dim, k: int, s: int, d: int, p: int) -> Dim:
         # torch's rule: floor((n + 2p - d(k - 1) - 1) / s) + 1, refused below 1.
         if self.padding == "same":
             return n
         if not isinstance(n, int):
             raise ShapeError(f"{axis} must be a fixed size unless padding is 'same', got {n}")
-        size = (n + 2 * p - d * (k - 1) - 1) // s + 1
+        span = n + 2 * p - d * (k - 1) - 1
+        size = span // s + 1
         if size < 1:
             raise ShapeError(
                 f"{axis}: ({n} + 2*{p} - {d}*({k} - 1) - 1) / {s} + 1 = {size} < 1: "
                 f"the kernel spans {d * (k - 1) + 1} but the padded input has {n + 2 * p}"
+            )
+        # The rows no window reaches are the last span % s of the padded input; dropping
+        # only padding is what strided downsampling (k 3, s 2, p 1 on an even size) does
+        # by design, dropping input is a mistake unless asked for.
+        lost = span % s - p
+        if lost > 0 and not self.drop_remainder:
+            window = f"{k}" if d == 1 else f"{d}*({k} - 1) - 1"
+            raise ShapeError(
+                f"{axis}: ({n} + 2*{p} - {window}) / {s} + 1 is not an integer: the input's "
+                f"last {lost} of {n} falls in no window; change the kernel, stride or "
+                "padding, or set drop_remainder: true to drop it (as torch does)"
             )
         return size
 
@@ -145,7 +173,7 @@ class _Conv(Attrs):
 
 
 @op("conv2d")
-class Conv2d(_Conv):
+class Conv2d(_Sliding):
     """2-D convolution (cross-correlation, as torch's ``F.conv2d``) over
     ``[batch, channels, height, width]``, giving ``[batch, channels (out), height', width']``.
 
@@ -153,7 +181,9 @@ class Conv2d(_Conv):
     ``bias: false``). ``kernel``, ``stride``, ``dilation``: an int or an ``[h, w]`` pair.
     ``padding``: ``valid`` (none), ``same`` (output as large as the input; stride 1 only, an
     odd extra padding row/column goes at the bottom/right, as torch), an int or an ``[h, w]``
-    pair (zeros on both sides). Output size per axis: ``floor((n + 2p - d(k - 1) - 1) / s) + 1``.
+    pair (zeros on both sides). Output size per axis: ``(n + 2p - d(k - 1) - 1) / s + 1``,
+    floored as torch does when only padding is left over; when input rows would fall in no
+    window it is an error unless ``drop_remainder: true`` drops them.
     ``groups`` splits the channels into independent convolutions (``groups`` equal to the
     input channels: depthwise). Default init: ``glorot_uniform`` weight with the
     convolution's fans (fan-in ``in/groups * kh * kw``, fan-out ``out/groups * kh * kw``; name
@@ -196,6 +226,16 @@ class Conv2d(_Conv):
         yield sample(2, 3, (3, 3), (7, 8), "stride 2, padding 1", stride=2, padding=1)
         yield sample(
             2,
+            2,
+            (3, 3),
+            (8, 9),
+            "stride 3, padding 1, drop remainder",
+            stride=3,
+            padding=1,
+            drop_remainder=True,
+        )
+        yield sample(
+            2,
             3,
             (2, 3),
             (5, 6),
@@ -212,14 +252,15 @@ class Conv2d(_Conv):
 
 
 @op("conv1d")
-class Conv1d(_Conv):
+class Conv1d(_Sliding):
     """1-D convolution (cross-correlation, as torch's ``F.conv1d``) over
     ``[batch, channels, length]``, giving ``[batch, channels (out), length']``.
 
     Parameters: ``weight`` ``[out, in / groups, k]`` and ``bias`` ``[out]`` (dropped by
     ``bias: false``). ``padding``: ``valid``, ``same`` (stride 1 only, as torch) or an int;
     ``kernel``, ``stride``, ``dilation`` and ``groups`` as in ``conv2d``, whose rule and
-    initialization it shares (output length ``floor((n + 2p - d(k - 1) - 1) / s) + 1``).
+    initialization it shares (output length ``(n + 2p - d(k - 1) - 1) / s + 1``, input left
+    over only with ``drop_remainder: true``).
     """
 
     kernel: PositiveInt
@@ -237,9 +278,16 @@ class Conv1d(_Conv):
             note="valid",
         )
         yield Sample(
-            {"x": n(size=(2, 2, 9)), "weight": n(size=(3, 2, 3))},
-            {"channels": 3, "kernel": 3, "stride": 2, "padding": 1, "bias": False},
-            note="stride 2, padding 1, no bias",
+            {"x": n(size=(2, 2, 12)), "weight": n(size=(3, 2, 3))},
+            {
+                "channels": 3,
+                "kernel": 3,
+                "stride": 3,
+                "padding": 1,
+                "bias": False,
+                "drop_remainder": True,
+            },
+            note="stride 3, padding 1, no bias, drop remainder",
         )
         yield Sample(
             {"x": n(size=(2, 4, 7)), "weight": n(size=(4, 2, 2)), "bias": n(size=4)},

@@ -282,6 +282,9 @@ class TrainSpec(Strict):
     metrics: list[str | NodeSpec] = Field(default_factory=list)
     log_grad_norms: bool = False
     adversarial: AdversarialSpec | None = None
+    # Update each parameter inside the backward pass as soon as its gradient is final,
+    # where that is exact (docs/training.md); false: after the whole backward pass.
+    fused_update: bool = True
 
 
 class AnalysisSpec(BaseModel):

@@ -107,15 +107,31 @@ def test_a_dilated_kernel_that_just_fits_builds() -> None:
 )
 @pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on even kernels
 def test_output_sizes_are_torchs(kernel: int, stride: int, padding, dilation: int) -> None:
-    # Input sizes that leave a remainder over the stride: both floor.
+    # Input sizes that leave a remainder over the stride: with drop_remainder both floor;
+    # without it, a size is refused exactly where torch would drop input (not only padding).
     for n in (7, 8):
         x = torch.zeros(1, 2, n, n + 1)
         w = torch.zeros(3, 2, kernel, kernel)
         want = F.conv2d(x, w, None, stride, padding, dilation).shape
-        attrs = REGISTRY["conv2d"].attrs(
-            channels=3, kernel=kernel, stride=stride, padding=padding, dilation=dilation
-        )
+        common = dict(channels=3, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+        attrs = REGISTRY["conv2d"].attrs(**common, drop_remainder=True)
         assert attrs.infer(TensorType(tuple(x.shape))).shape == tuple(want)
+        p = 0 if padding in ("same", "valid") else padding
+        exact = all((m + 2 * p - dilation * (kernel - 1) - 1) % stride <= p for m in (n, n + 1))
+        strict = REGISTRY["conv2d"].attrs(**common)
+        if exact or padding == "same":
+            assert strict.infer(TensorType(tuple(x.shape))).shape == tuple(want)
+        else:
+            with pytest.raises(ShapeError, match="is not an integer"):
+                strict.infer(TensorType(tuple(x.shape)))
+
+
+def test_a_remainder_is_refused_with_the_arithmetic() -> None:
+    attrs = REGISTRY["conv2d"].attrs(channels=2, kernel=3, stride=2)
+    with pytest.raises(ShapeError) as e:
+        attrs.infer(TensorType((1, 1, 8, 9)))
+    assert str(e.value).startswith("height: (8 + 2*0 - 3) / 2 + 1 is not an integer")
+    assert "drop_remainder: true" in str(e.value)
 
 
 def test_conv_weights_declare_the_fans_of_a_kernel() -> None:

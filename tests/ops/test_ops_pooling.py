@@ -122,6 +122,8 @@ def test_a_kernel_too_large_is_located_in_the_spec():
     "name, kw",
     [
         ("max_pool2d", {"kernel": 2, "stride": 1}),
+        ("max_pool2d", {"kernel": 2}),  # disjoint windows: the VJP writes, not adds
+        ("max_pool2d", {"kernel": 3, "ceil_mode": True}),  # disjoint, an overhanging window
         ("max_pool1d", {"kernel": 3, "stride": 2, "padding": 1}),
         ("global_max_pool", {}),
     ],

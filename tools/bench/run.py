@@ -46,6 +46,10 @@ TARGETS = {
 COMPILE_TARGET_S = 10.0  # 1e5 nodes to typed IR
 # Issue 13's LSTM step (bench_recurrent.py): comparison -> the largest ratio allowed.
 RECURRENT_TARGETS = {"numpy_vs_torch_eager": 3.0, "torch_vs_hand": 1.10}
+# Issue 13's conv2d step (bench_conv.py): the largest numpy / torch eager ratio allowed.
+CONV_TARGET = 2.0
+# bench_conv.py's models -> (repetitions, steps per repetition).
+CONV_RUNS = {"digits": (21, 10), "large": (11, 2)}
 
 
 def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
@@ -98,6 +102,11 @@ def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
         jobs.append({"section": "recurrent", "label": "lstm step", "timeout": 900,
                      "argv": py + [str(HERE / "bench_recurrent.py"), "--reps", "11", "--steps",
                                    "3", "--clock", clock, "--json"]})
+        for model, (reps, steps) in CONV_RUNS.items():
+            jobs.append({"section": "conv", "label": f"conv {model}", "timeout": 900,
+                         "argv": py + [str(HERE / "bench_conv.py"), "--model", model, "--reps",
+                                       str(reps), "--steps", str(steps), "--clock", clock,
+                                       "--json"]})
     return jobs
 
 
@@ -303,6 +312,7 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
             rows.append(["**total**", f"{total:.1f}", ""])
             lines += table(["spec", "seconds", "result"], rows) + [""]
     lines += recurrent_section(by.get("lstm step", {}))
+    lines += conv_section([(j["label"], r) for j, r in results if j["section"] == "conv"])
     return "\n".join(lines) + "\n"
 
 
@@ -323,6 +333,33 @@ def recurrent_section(r: dict[str, Any]) -> list[str]:
                      f"<= {target:.2f}", "yes" if f["ratio"] <= target else "**no**"])
     return lines + table(["comparison", "ratio (IQR)", "ms/step", "reps", "target", "met"],
                          rows) + [""]
+
+
+def conv_section(results: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The conv2d training step (bench_conv.py): the numpy backend against torch eager and
+    against the GEMM bound of an im2col step."""
+    if not results:
+        return []
+    lines = ["## conv2d training step (ratios; lower is better)", "",
+             "`conv2d(3x3, same) -> relu -> max_pool2d(2)` twice, `flatten -> linear` to 10 "
+             "classes, softmax cross-entropy, SGD, float32: the numpy backend's "
+             "`train_epoch` against a hand-written `nn.Sequential` in eager mode, and both "
+             "against the GEMM bound (the step's im2col matrix products alone, into "
+             "preallocated buffers), in one process.", ""]
+    rows = []
+    for label, r in results:
+        if "error" in r:
+            rows.append([label, r["error"], "", "", "", "", ""])
+            continue
+        for key, what, target in (("vs_torch", "numpy backend / torch eager", CONV_TARGET),
+                                  ("vs_gemm", "numpy backend / GEMM bound", None),
+                                  ("torch_vs_gemm", "torch eager / GEMM bound", None)):
+            f = r[key]
+            met = "" if target is None else "yes" if f["ratio"] <= target else "**no**"
+            rows.append([r["describe"], what, _fig(f), f"{f['num_ms']:.2f} / {f['den_ms']:.2f}",
+                         str(f["reps"]), "" if target is None else f"<= {target:.2f}", met])
+    return lines + table(["model", "comparison", "ratio (IQR)", "ms/step", "reps", "target",
+                          "met"], rows) + [""]
 
 
 def _busy_note(info: dict[str, Any], args: argparse.Namespace) -> list[str]:
@@ -350,7 +387,7 @@ def main() -> None:
                     help="time steps by the wall clock, or by CPU time (robust against "
                     "other work on the machine; use it with --threads 1)")
     ap.add_argument("--only", default="", help="comma-separated sections: numpy,memory,torch,"
-                    "compile,verify,recurrent")
+                    "compile,verify,recurrent,conv")
     ap.add_argument("--write", action="store_true", help="rewrite BENCHMARKS.md (--output)")
     ap.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()

@@ -1,4 +1,4 @@
-"""Kernels for graphspec.ops.conv: im2col on BLAS, one matmul per group each way.
+"""Kernels for graphspec.ops.conv: im2col on BLAS, one GEMM per sample and group each way.
 
 conv1d is conv2d over a unit height; conv_transpose2d is conv2d's VJP with respect to its
 input (forward: GEMM then col2im) and conv2d itself (backward: im2col then GEMMs). All
@@ -23,93 +23,81 @@ def _conv_pads(padding, kernel_hw, dilation):
 
 
 def _im2col(x, kernel_hw, stride, pads, dilation, groups, out_hw=None):
-    """The strided windows of the zero-padded ``x`` [n, c, h, w], gathered once into a
-    [groups, n * oh * ow, c/groups * kh * kw] matrix (one view, one copy; no loop over
-    pixels). ``out_hw`` keeps only the first output rows and columns (a transposed
-    convolution's output padding can leave more windows than its input has pixels).
-    Returns the columns, (oh, ow) and the padded input's shape."""
+    """The strided windows of the zero-padded ``x`` [n, c, h, w] as columns
+    [n, groups, c/groups * kh * kw, oh * ow]: one strided copy per kernel offset (kh * kw of
+    them, never a loop over pixels), each moving whole rows of the input. Positions last, so
+    a GEMM ``W @ cols`` comes out channels-first with no transposing copy. ``out_hw`` keeps
+    only the first output rows and columns (a transposed convolution's output padding can
+    leave more windows than its input has pixels). Returns the columns, (oh, ow) and the
+    padded input's shape."""
     (kh, kw), (sh, sw), (dh, dw) = kernel_hw, stride, dilation
     xp = np.pad(x, ((0, 0), (0, 0)) + tuple(pads))
-    n, c = x.shape[:2]
-    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=(2, 3))
-    win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # [n, c, oh, ow, kh, kw]
+    n, c, hp, wp = xp.shape
+    oh = (hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (wp - dw * (kw - 1) - 1) // sw + 1
     if out_hw is not None:
-        win = win[:, :, : out_hw[0], : out_hw[1]]
-    oh, ow = win.shape[2], win.shape[3]
-    cols = (
-        win.reshape(n, groups, c // groups, oh, ow, kh, kw)
-        .transpose(1, 0, 3, 4, 2, 5, 6)
-        .reshape(groups, n * oh * ow, c // groups * kh * kw)
-    )
-    return cols, (oh, ow), xp.shape
-
-
-def _col2im(dcols, xp_shape, pads, kernel_hw, stride, dilation, groups, out_hw):
-    """The adjoint of :func:`_im2col`: [groups, n * oh * ow, c/groups * kh * kw] columns
-    summed back into the padded input's positions, the padding cropped off."""
-    (kh, kw), (sh, sw), (dh, dw) = kernel_hw, stride, dilation
-    (oh, ow), n, c = out_hw, xp_shape[0], xp_shape[1]
-    cg = c // groups
-    dcols = dcols.reshape(groups, n, oh, ow, cg, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3)
-    dxp = np.zeros((n, groups, cg) + tuple(xp_shape[2:]), dtype=dcols.dtype)
-    # One strided scatter-add per kernel offset (kh * kw of them, not per pixel); the
-    # windows of one offset never overlap each other.
+        oh, ow = min(oh, out_hw[0]), min(ow, out_hw[1])
+    cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             r, q = i * dh, j * dw
-            dxp[..., r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw] += dcols[
-                :, :, :, i, j
+            cols[:, :, i, j] = xp[
+                :, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw
+            ]
+    return cols.reshape(n, groups, c // groups * kh * kw, oh * ow), (oh, ow), xp.shape
+
+
+def _col2im(dcols, xp_shape, pads, kernel_hw, stride, dilation, out_hw):
+    """The adjoint of :func:`_im2col`: [n, groups, c/groups * kh * kw, oh * ow] columns
+    summed back into the padded input's positions, the padding cropped off."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_hw, stride, dilation
+    (oh, ow), (n, c, h, w) = out_hw, xp_shape
+    dcols = dcols.reshape(n, c, kh, kw, oh, ow)  # each offset's [n, c, oh, ow] is contiguous
+    dxp = np.zeros(xp_shape, dtype=dcols.dtype)
+    # One strided add per kernel offset; the windows of one offset never overlap each other.
+    for i in range(kh):
+        for j in range(kw):
+            r, q = i * dh, j * dw
+            dxp[:, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw] += dcols[
+                :, :, i, j
             ]
     (top, bottom), (left, right) = pads
-    h, w = xp_shape[2], xp_shape[3]
-    return dxp.reshape(xp_shape)[:, :, top : h - bottom, left : w - right]
+    return dxp[:, :, top : h - bottom, left : w - right]
 
 
-def _rows(t, groups):
-    """[n, c, h, w] -> [groups, n * h * w, c/groups]: one row per pixel, per group."""
-    n, c, h, w = t.shape
-    return (
-        t.reshape(n, groups, c // groups, h, w)
-        .transpose(1, 0, 3, 4, 2)
-        .reshape(groups, -1, c // groups)
-    )
-
-
-def _unrows(t, n, hw):
-    """The inverse of :func:`_rows`: [groups, n * h * w, c/groups] -> [n, c, h, w]."""
-    groups, _, cg = t.shape
-    return (
-        t.reshape(groups, n, hw[0], hw[1], cg)
-        .transpose(1, 0, 4, 2, 3)
-        .reshape(n, groups * cg, hw[0], hw[1])
-    )
+def _batch_sum_gemm(a, b):
+    """sum over the batch of a[n] @ b[n]^T: [n, groups, p, k] x [n, groups, q, k] ->
+    [groups, p, q] (a weight gradient, summed over the samples)."""
+    return np.matmul(a, b.swapaxes(-1, -2)).sum(axis=0)
 
 
 def _conv_forward(x, weight, bias, stride, padding, dilation, groups, save):
-    # im2col, then one matmul per group.
+    # im2col, then one GEMM per sample and group: [out/groups, K] @ [K, positions].
     o, cg, kh, kw = weight.shape
     pads = _conv_pads(padding, (kh, kw), dilation)
     cols, out_hw, xp_shape = _im2col(x, (kh, kw), stride, pads, dilation, groups)
     wg = weight.reshape(groups, o // groups, cg * kh * kw)
-    y = _unrows(cols @ wg.transpose(0, 2, 1), x.shape[0], out_hw)
+    y = np.matmul(wg, cols).reshape((x.shape[0], o) + out_hw)
     if bias is not None:
         y += bias[:, None, None]
-    # Residual: the columns (dW = g^T cols) and the padded input's shape (dx's col2im).
+    # Residual: the columns (dW = g cols^T) and the padded input's shape (dx's col2im).
     return (y, (cols, xp_shape, pads)) if save else y
 
 
 def _conv_backward(g, weight, bias, stride, dilation, groups, res, needs):
-    # dL/dW = g^T cols per group ; dL/dcols = g W, scattered back (col2im) ; dL/db = sum(g)
+    # dL/dW = sum_n g_n cols_n^T per group ; dL/dcols = W^T g_n, scattered back (col2im) ;
+    # dL/db = sum(g)
     cols, xp_shape, pads = res
     o, cg, kh, kw = weight.shape
-    gg = _rows(g, groups)
+    n, _, oh, ow = g.shape
+    g4 = g.reshape(n, groups, o // groups, oh * ow)
     gw = gx = gb = None
     if needs is None or needs[1]:
-        gw = (gg.transpose(0, 2, 1) @ cols).reshape(weight.shape)
+        gw = _batch_sum_gemm(g4, cols).reshape(weight.shape)
     if needs is None or needs[0]:
-        dcols = gg @ weight.reshape(groups, o // groups, cg * kh * kw)
-        gx = _col2im(dcols, xp_shape, pads, (kh, kw), stride, dilation, groups, g.shape[2:])
+        wg = weight.reshape(groups, o // groups, cg * kh * kw)
+        dcols = np.matmul(wg.swapaxes(-1, -2), g4)
+        gx = _col2im(dcols, xp_shape, pads, (kh, kw), stride, dilation, (oh, ow))
     if bias is not None and (needs is None or needs[2]):
         gb = np.add.reduce(g, axis=(0, 2, 3))
     return gx, gw, gb
@@ -185,15 +173,15 @@ def conv_transpose2d(x, weight, bias=None, *, stride, padding, output_padding, d
     (oph, opw), (dh, dw) = _conv_pair(output_padding), _conv_pair(dilation)
     n, _, h, w = x.shape
     full = ((h - 1) * sh + dh * (kh - 1) + 1 + oph, (w - 1) * sw + dw * (kw - 1) + 1 + opw)
-    dcols = _rows(x, groups) @ weight.reshape(groups, cin // groups, og * kh * kw)
+    x4 = x.reshape(n, groups, cin // groups, h * w)
+    wg = weight.reshape(groups, cin // groups, og * kh * kw)
     y = _col2im(
-        dcols,
+        np.matmul(wg.swapaxes(-1, -2), x4),
         (n, og * groups) + full,
         ((ph, ph), (pw, pw)),
         (kh, kw),
         (sh, sw),
         (dh, dw),
-        groups,
         (h, w),
     )
     if bias is not None:
@@ -205,7 +193,7 @@ def conv_transpose2d(x, weight, bias=None, *, stride, padding, output_padding, d
 def conv_transpose2d_vjp(
     g, y, x, weight, bias=None, *, stride, padding, output_padding, dilation, groups, needs=None
 ):
-    # dL/dx = conv2d(g, W) ; dL/dW = x^T im2col(g) per group ; dL/db = sum(g)
+    # dL/dx = conv2d(g, W) ; dL/dW = sum_n x_n im2col(g)_n^T per group ; dL/db = sum(g)
     cin, og, kh, kw = weight.shape
     ph, pw = _conv_pair(padding)
     cols, _, _ = _im2col(
@@ -217,12 +205,14 @@ def conv_transpose2d_vjp(
         groups,
         out_hw=x.shape[2:],
     )
+    n, _, h, w = x.shape
     gx = gw = gb = None
     if needs is None or needs[0]:
         wg = weight.reshape(groups, cin // groups, og * kh * kw)
-        gx = _unrows(cols @ wg.transpose(0, 2, 1), x.shape[0], x.shape[2:])
+        gx = np.matmul(wg, cols).reshape(x.shape)
     if needs is None or needs[1]:
-        gw = (_rows(x, groups).transpose(0, 2, 1) @ cols).reshape(weight.shape)
+        x4 = x.reshape(n, groups, cin // groups, h * w)
+        gw = _batch_sum_gemm(x4, cols).reshape(weight.shape)
     if bias is None:
         return gx, gw
     if needs is None or needs[2]:

@@ -1,9 +1,10 @@
 """Kernels for graphspec.ops.pooling (channels-first: ``[batch, channels, *spatial]``).
 
-The windowed pools are rank-generic (one or two spatial axes): the input is padded, its
-windows viewed in place with ``sliding_window_view`` (``[batch, channels, *out, *kernel]``),
-and the VJPs fold window gradients back with one strided add per kernel offset (never a
-loop over pixels).
+The windowed pools are rank-generic (one or two spatial axes) and work kernel offset by
+kernel offset on the padded input (never a loop over pixels): max pooling takes the
+elementwise maximum of the offsets' strided slices, average pooling sums the windows viewed
+in place with ``sliding_window_view`` (``[batch, channels, *out, *kernel]``), and the VJPs
+put window gradients back with one strided write or add per offset.
 """
 
 import numpy as np
@@ -20,9 +21,8 @@ def _out_size(size, k, s, p, ceil_mode):
     return out
 
 
-def _windows(x, kernel, stride, padding, ceil_mode, fill):
-    """Windows ``[batch, channels, *out, *kernel]`` of ``x`` padded with ``fill``, the
-    padded shape, and the output size per axis."""
+def _padded(x, kernel, stride, padding, ceil_mode, fill):
+    """``x`` padded with ``fill`` and the output size per axis."""
     outs = [
         _out_size(d, k, s, p, ceil_mode) for d, k, s, p in zip(x.shape[2:], kernel, stride, padding)
     ]
@@ -32,7 +32,23 @@ def _windows(x, kernel, stride, padding, ceil_mode, fill):
         (p, max(0, (o - 1) * s + k - d - p))
         for d, k, s, p, o in zip(x.shape[2:], kernel, stride, padding, outs)
     ]
-    xp = np.pad(x, [(0, 0), (0, 0)] + pads, constant_values=fill)
+    if any(p != (0, 0) for p in pads):
+        x = np.pad(x, [(0, 0), (0, 0)] + pads, constant_values=fill)
+    return x, outs
+
+
+def _offsets(kernel, stride, outs):
+    """Per kernel offset (flat index ``q`` within the window, row-major): the strided slice
+    of the padded input that offset reads in every window, ``[batch, channels, *out]``."""
+    for q, offset in enumerate(np.ndindex(*kernel)):
+        at = tuple(slice(i, i + (o - 1) * s + 1, s) for i, o, s in zip(offset, outs, stride))
+        yield q, (slice(None), slice(None)) + at
+
+
+def _windows(x, kernel, stride, padding, ceil_mode, fill):
+    """Windows ``[batch, channels, *out, *kernel]`` of ``x`` padded with ``fill``, the
+    padded shape, and the output size per axis."""
+    xp, outs = _padded(x, kernel, stride, padding, ceil_mode, fill)
     win = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=tuple(range(2, xp.ndim)))
     win = win[
         (slice(None), slice(None))
@@ -45,30 +61,51 @@ def _fold(parts, shape, padding, stride, outs, x_shape):
     """The input gradient: each window's ``parts`` ``[batch, channels, *out, *kernel]``
     added back where the window read, the padding cut off."""
     gxp = np.zeros(shape, dtype=parts.dtype)
-    n = len(outs)
-    for offset in np.ndindex(*parts.shape[-n:]):  # one strided add per kernel offset
-        at = tuple(slice(i, i + (o - 1) * s + 1, s) for i, o, s in zip(offset, outs, stride))
-        gxp[(slice(None), slice(None)) + at] += parts[(Ellipsis,) + offset]
+    kernel = parts.shape[-len(outs) :]
+    flat = parts.reshape(parts.shape[: -len(outs)] + (-1,))
+    for q, at in _offsets(kernel, stride, outs):  # one strided add per kernel offset
+        gxp[at] += flat[..., q]
+    return _crop(gxp, padding, x_shape)
+
+
+def _crop(gxp, padding, x_shape):
     crop = tuple(slice(p, p + d) for p, d in zip(padding, x_shape[2:]))
     return gxp[(slice(None), slice(None)) + crop]
 
 
 def _max_pool(x, kernel, stride, padding, ceil_mode, save):
-    # Residual: each window's argmax (flat within the window), so the VJP routes g there,
-    # and the padded and input shapes the VJP folds into.
-    win, shape, outs = _windows(x, kernel, stride, padding, ceil_mode, -np.inf)
-    flat = win.reshape(win.shape[: 2 + len(outs)] + (-1,))
-    arg = np.argmax(flat, axis=-1)  # the first maximum on a tie, as torch
-    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-    return (y, (arg, shape, x.shape)) if save else y
+    # The max over the kernel's strided slices (k * k elementwise maxima over the whole
+    # batch, no window view). Residual: each window's argmax (flat within the window), so
+    # the VJP routes g there, and the padded and input shapes the VJP folds into.
+    xp, outs = _padded(x, kernel, stride, padding, ceil_mode, -np.inf)
+    offsets = list(_offsets(kernel, stride, outs))
+    y = xp[offsets[0][1]].copy()
+    for _, at in offsets[1:]:
+        np.maximum(y, xp[at], out=y)
+    if not save:
+        return y
+    # The first offset holding the maximum, as torch on a tie: offsets last to first, each
+    # one that holds it lowering arg to its own index (arithmetic on small integers, much
+    # faster than a masked copy).
+    last = len(offsets) - 1
+    arg = np.full(y.shape, last, dtype=np.min_scalar_type(last))
+    for q, at in reversed(offsets[:-1]):
+        arg -= (xp[at] == y) * (arg - q)  # arg > q here: later offsets wrote it
+    return y, (arg, xp.shape, x.shape)
 
 
 def _max_pool_vjp(g, kernel, stride, padding, res):
     # dL/dx[i] = sum of g over the windows whose maximum is x[i]
     arg, shape, x_shape = res
-    onehot = arg[..., None] == np.arange(np.prod(kernel))
-    parts = (onehot * g[..., None]).reshape(g.shape + tuple(kernel))
-    return _fold(parts, shape, padding, stride, g.shape[2:], x_shape)
+    gxp = np.zeros(shape, dtype=g.dtype)
+    # Windows that do not overlap (stride >= kernel) each own their slice: written, not added.
+    disjoint = all(s >= k for s, k in zip(stride, kernel))
+    for q, at in _offsets(kernel, stride, g.shape[2:]):
+        if disjoint:
+            np.multiply(g, arg == q, out=gxp[at])
+        else:
+            gxp[at] += g * (arg == q)
+    return _crop(gxp, padding, x_shape)
 
 
 def _divisor(x_shape, kernel, stride, padding, outs, count_include_pad, dtype):
