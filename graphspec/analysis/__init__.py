@@ -10,6 +10,7 @@ directory (indexed by ``analysis.json``), which ``graphspec report`` draws::
       - {procedure: mc_predict, samples: 100}
       - {procedure: decision_boundary}
       - {procedure: estimator_variance, samples: 200, params: [mu, log_sigma]}
+      - {procedure: state_grads}                     # an rnn or lstm: ‖∂L/∂h_t‖ over t
 
 Each procedure is one module here, registered in :mod:`graphspec.analysis.registry`, and
 runs through the backend-agnostic Program interface.
@@ -24,6 +25,7 @@ from graphspec.analysis import (  # noqa: F401
     fgsm,
     grad_norms,
     mc_predict,
+    state_grads,
 )
 from graphspec.analysis.checks import check_adversarial, plan
 from graphspec.analysis.registry import REGISTRY, Entry, Procedure

@@ -4,7 +4,8 @@ A 2-D classifier gets its decision boundary drawn even when its spec lists no
 ``decision_boundary`` entry (the first picture one wants of a 2-D classifier).  A model
 whose first convolution (``conv2d``) reads an image input gets that layer's filters and
 the feature maps it computes for one validation image (``conv_filters.png``,
-``feature_maps.png``).
+``feature_maps.png``).  A model with an ``rnn`` or ``lstm`` (one direction, ``returns:
+last``) gets ``‖∂L/∂h_t‖`` over the steps (``state_grads``, drawn as ``state_grads.png``).
 The run directory is all it needs: the final parameters from the checkpoint, the seed
 from ``summary.json``.  The scores come from the reference backend
 (:func:`graphspec.backend.reference_backend`): a picture of the function does not depend
@@ -19,9 +20,8 @@ from pathlib import Path
 import graphspec as gs
 from graphspec.analysis.checks import plan
 from graphspec.analysis.context import CheckContext
-from graphspec.analysis.decision_boundary import DecisionBoundary
 from graphspec.analysis.plots import plot_conv_filters, plot_feature_maps, report
-from graphspec.analysis.registry import Entry
+from graphspec.analysis.registry import REGISTRY, Entry
 from graphspec.analysis.runner import read_index, run_stage
 from graphspec.backend import reference_backend
 from graphspec.errors import SpecError
@@ -36,22 +36,34 @@ from graphspec.train.data import load_data
 def add_boundary(spec: Spec, run_dir: str | Path) -> list[Path]:
     """Compute ``boundary.npz`` for a 2-D classifier's run unless the run has a decision
     boundary already; returns the files written (none for other models)."""
+    return _add_analysis(spec, run_dir, "decision_boundary")
 
+
+def add_state_grads(spec: Spec, run_dir: str | Path) -> list[Path]:
+    """Compute ``state_grads.json`` (``‖∂L/∂h_t‖`` over the steps) for a model with an rnn
+    or lstm unless the run has it already; returns the files written."""
+    return _add_analysis(spec, run_dir, "state_grads")
+
+
+def _add_analysis(spec: Spec, run_dir: str | Path, procedure: str) -> list[Path]:
+    """Run ``procedure`` with its defaults on a finished run's final parameters, unless the
+    run has its result already or the model does not fit it (nothing then)."""
     run_dir = Path(run_dir)
-    if any(e.get("procedure") == "decision_boundary" for e in read_index(run_dir)):
+    if any(e.get("procedure") == procedure for e in read_index(run_dir)):
         return []
     ir = gs.build(spec)
+    cls = REGISTRY[procedure]
     try:
-        attrs = DecisionBoundary.model_validate({}).check(CheckContext(spec, ir, -1))
+        attrs = cls.model_validate({}).check(CheckContext(spec, ir, -1))
     except SpecError:
-        return []  # not a classifier of two features: nothing to add
+        return []  # not a model this procedure measures: nothing to add
     names = {e.name for e in plan(spec, ir)}
-    name = "boundary" if "boundary" not in names else "boundary_plot"
+    name = cls.stem if cls.stem not in names else f"{cls.stem}_plot"
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     seed = int(summary.get("seed", spec.seed))
     params = checkpoint.load(run_dir / checkpoint.FILENAME).param
     program = gs.compile(ir, reference_backend().name)
-    entry = Entry(-1, "decision_boundary", "end", name, attrs)
+    entry = Entry(-1, procedure, "end", name, attrs)
     return run_stage([entry], "end", spec=spec, ir=ir, program=program, params=params,
                      splits=load_data(spec, ir, seed).splits, seed=seed, run_dir=run_dir)
 
@@ -95,4 +107,5 @@ def plot_run(spec: Spec, run_dir: str | Path) -> list[Path]:
     """Every picture of one run into its directory (``train --plot``)."""
 
     add_boundary(spec, run_dir)
+    add_state_grads(spec, run_dir)
     return report([run_dir], run_dir) + add_conv_pictures(spec, run_dir)

@@ -240,6 +240,28 @@ def plot_grad_norms(norms: dict[str, Any], out: str | Path, title: str = "") -> 
     return _save(fig, out)
 
 
+def plot_state_grads(results: dict[str, Any], out: str | Path, title: str = "") -> Path:
+    """``‖∂L/∂h_t‖`` over the steps of a recurrent op (``state_grads`` results), one line
+    per run, log scale: a gradient that vanishes back through time falls towards t = 0."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for (label, result), c in zip(results.items(), _colors(len(results))):
+        ys = [max(float(v), 1e-300) for v in result["norms"]]
+        op = str(result.get("op", ""))
+        op = f" ({op})" if len(results) > 1 and op and op not in label else ""
+        ax.semilogy(range(len(ys)), ys, "-", color=c, lw=1.6, label=label + op)
+    ax.set_xlabel("step t (the state step t + 1 reads; t = 0: the initial state)")
+    ax.set_ylabel("‖∂L/∂h_t‖ (mean over sequences)")
+    at = {str(r.get("at")) for r in results.values() if "at" in r}
+    when = {"init": " at initialization", "end": " after training"}.get(
+        next(iter(at)) if len(at) == 1 else "", "")
+    ax.set_title(title or f"gradient carried back through time{when}")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
 def plot_robustness(curves: dict[str, Any], out: str | Path, title: str = "") -> Path:
     """Accuracy against the FGSM budget ε, one line per model.  ``curves`` maps a label to
     a ``fgsm`` result or to ``(epsilons, accuracy)``."""
@@ -438,6 +460,7 @@ _DRAW: dict[str, Callable[..., Path]] = {
     "decision_boundary": plot_boundaries,
     "mc_predict": plot_predictive,
     "estimator_variance": plot_estimator_variance,
+    "state_grads": plot_state_grads,
 }
 
 

@@ -115,7 +115,7 @@ def cls_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_procedures_are_registered() -> None:
     assert sorted(REGISTRY) == ["decision_boundary", "estimator_variance", "fgsm",
-                                "grad_norms", "mc_predict"]
+                                "grad_norms", "mc_predict", "state_grads"]
 
 
 def test_the_index_lists_every_entry_and_its_files(cls_run: Path) -> None:
