@@ -16,15 +16,9 @@ from graphspec.runs.run import load_run
 OUT_TYPES = (".csv", ".npz")
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """What predict and evaluate share: the run, the data, the checkpoint, the backend."""
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory ('graphspec train --out')")
-    p.add_argument(
-        "--data",
-        required=True,
-        metavar="FILE",
-        help="a .csv or .npz file, read with the training data's column mapping",
-    )
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Which parameters of a finished run, on which backend and device (predict, evaluate,
+    sample)."""
     p.add_argument(
         "--checkpoint",
         choices=("best", "last"),
@@ -34,6 +28,18 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-b", "--backend", help="backend (default: the one the run trained with)")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """What predict and evaluate share: the run, the data, the checkpoint, the backend."""
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory ('graphspec train --out')")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="a .csv or .npz file, read with the training data's column mapping",
+    )
+    add_model_options(p)
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from graphspec.cli.common import non_negative_int
+from graphspec.cli.predict import add_model_options
 from graphspec.runs.run import load_run
 from graphspec.runs.sample import DEFAULT_LENGTH, DEFAULT_TEMPERATURE, as_lines, sample_text
 
@@ -44,15 +45,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "the model starts as at the beginning of a line)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
-    p.add_argument(
-        "--checkpoint",
-        choices=("best", "last"),
-        default="best",
-        help="best: the parameters the run ended with (restored best); last: the "
-        "last epoch's (default: best)",
-    )
-    p.add_argument("-b", "--backend", help="backend (default: the one the run trained with)")
-    p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
+    add_model_options(p)
     p.set_defaults(run=run)
 
 

@@ -35,6 +35,29 @@ def _padding_word(value: Any, words: tuple[str, ...], numbers: str, why: str = "
     return value
 
 
+def _sample2d(
+    rng: np.random.Generator,
+    transposed: bool,
+    cin: int,
+    cout: int,
+    kernel: tuple[int, int],
+    hw: tuple[int, int],
+    note: str,
+    bias: bool = True,
+    **attrs: Any,
+) -> Sample:
+    """A conformance sample of conv2d or conv_transpose2d (whose weight is ``[in, out /
+    groups, kh, kw]`` where conv2d's is ``[out, in / groups, kh, kw]``)."""
+    groups = attrs.get("groups", 1)
+    weight = (cin, cout // groups) if transposed else (cout, cin // groups)
+    inputs = {"x": rng.normal(size=(2, cin) + hw), "weight": rng.normal(size=weight + kernel)}
+    if bias:
+        inputs["bias"] = rng.normal(size=cout)
+    return Sample(
+        inputs, {"channels": cout, "kernel": list(kernel), "bias": bias, **attrs}, note=note
+    )
+
+
 class _Conv(Attrs):
     """Shared rule of conv1d and conv2d; ``axes`` names the spatial axes they slide over."""
 
@@ -198,29 +221,8 @@ class Conv2d(_Sliding):
 
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
-        n = rng.normal
-
-        def sample(
-            cin: int,
-            cout: int,
-            kernel: tuple[int, int],
-            hw: tuple[int, int],
-            note: str,
-            bias: bool = True,
-            **attrs: Any,
-        ) -> Sample:
-            groups = attrs.get("groups", 1)
-            inputs = {
-                "x": n(size=(2, cin) + hw),
-                "weight": n(size=(cout, cin // groups) + kernel),
-            }
-            if bias:
-                inputs["bias"] = n(size=cout)
-            return Sample(
-                inputs,
-                {"channels": cout, "kernel": list(kernel), "bias": bias, **attrs},
-                note=note,
-            )
+        def sample(*args: Any, **attrs: Any) -> Sample:
+            return _sample2d(rng, False, *args, **attrs)
 
         yield sample(3, 4, (3, 3), (5, 6), "3x3, valid")
         yield sample(2, 3, (3, 3), (7, 8), "stride 2, padding 1", stride=2, padding=1)
@@ -385,29 +387,8 @@ class ConvTranspose2d(_Conv):
 
     @classmethod
     def samples(cls, rng: np.random.Generator) -> Any:
-        n = rng.normal
-
-        def sample(
-            cin: int,
-            cout: int,
-            kernel: tuple[int, int],
-            hw: tuple[int, int],
-            note: str,
-            bias: bool = True,
-            **attrs: Any,
-        ) -> Sample:
-            groups = attrs.get("groups", 1)
-            inputs = {
-                "x": n(size=(2, cin) + hw),
-                "weight": n(size=(cin, cout // groups) + kernel),
-            }
-            if bias:
-                inputs["bias"] = n(size=cout)
-            return Sample(
-                inputs,
-                {"channels": cout, "kernel": list(kernel), "bias": bias, **attrs},
-                note=note,
-            )
+        def sample(*args: Any, **attrs: Any) -> Sample:
+            return _sample2d(rng, True, *args, **attrs)
 
         yield sample(3, 4, (3, 3), (4, 5), "3x3, stride 1")
         yield sample(
