@@ -212,6 +212,14 @@ def plot_grad_norm_history(histories: dict[str, History], out: str | Path,
 # ---- analysis results ---------------------------------------------------------------------
 
 
+def _when(results: Any) -> str:
+    """The title's suffix, ' at initialization' or ' after training', when every result
+    says the same ``at``."""
+    at = {str(r.get("at")) for r in results if isinstance(r, dict) and "at" in r}
+    return {"init": " at initialization", "end": " after training"}.get(
+        next(iter(at)) if len(at) == 1 else "", "")
+
+
 def plot_grad_norms(norms: dict[str, Any], out: str | Path, title: str = "") -> Path:
     """Gradient norm per layer (weights in graph order, input to output), one line per run:
     vanishing gradients show as a slope down towards the input layers.
@@ -230,9 +238,7 @@ def plot_grad_norms(norms: dict[str, Any], out: str | Path, title: str = "") -> 
         ax.semilogy(range(1, len(names) + 1), ys, "o-", color=c, label=label + ratio, ms=3.5)
     ax.set_xlabel("layer (input → output)")
     ax.set_ylabel("‖∂L/∂W‖")
-    at = {str(r.get("at")) for r in norms.values() if isinstance(r, dict) and "at" in r}
-    when = {"init": " at initialization", "end": " after training"}.get(
-        next(iter(at)) if len(at) == 1 else "", "")
+    when = _when(norms.values())
     ax.set_title(title or f"gradient norm per layer{when}")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3, which="both")
@@ -252,9 +258,7 @@ def plot_state_grads(results: dict[str, Any], out: str | Path, title: str = "") 
         ax.semilogy(range(len(ys)), ys, "-", color=c, lw=1.6, label=label + op)
     ax.set_xlabel("step t (the state step t + 1 reads; t = 0: the initial state)")
     ax.set_ylabel("‖∂L/∂h_t‖ (mean over sequences)")
-    at = {str(r.get("at")) for r in results.values() if "at" in r}
-    when = {"init": " at initialization", "end": " after training"}.get(
-        next(iter(at)) if len(at) == 1 else "", "")
+    when = _when(results.values())
     ax.set_title(title or f"gradient carried back through time{when}")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3, which="both")

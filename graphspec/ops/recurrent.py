@@ -34,6 +34,10 @@ class Recurrent(Attrs):
     gates: ClassVar[int] = 1
     states: ClassVar[int] = 1
 
+    @classmethod
+    def samples(cls, rng: np.random.Generator) -> Any:
+        return _samples(cls, rng)
+
     @property
     def _name(self) -> str:
         return self.op_name  # type: ignore[attr-defined,no-any-return]
@@ -228,10 +232,6 @@ class LSTM(Recurrent):
     def _bias_ih_init(self) -> str | dict[str, Any]:
         return "unit_forget_bias"
 
-    @classmethod
-    def samples(cls, rng: np.random.Generator) -> Any:
-        return _samples(cls, rng)
-
 
 @op(
     "gru",
@@ -254,10 +254,6 @@ class GRU(Recurrent):
     """
 
     gates: ClassVar[int] = 3
-
-    @classmethod
-    def samples(cls, rng: np.random.Generator) -> Any:
-        return _samples(cls, rng)
 
 
 @op(
