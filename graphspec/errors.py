@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,18 @@ class Location:
     file: str
     line: int | None = None
     col: int | None = None
+    # In a file brought in by ``include:`` (graphspec.spec.includes): the include entry that
+    # named it, itself perhaps in an included file.  Diagnostics show this chain as notes.
+    included_from: Location | None = None
+
+    def include_chain(self) -> list[Location]:
+        """The include entries that led to this location, innermost first."""
+        out: list[Location] = []
+        at = self.included_from
+        while at is not None:
+            out.append(at)
+            at = at.included_from
+        return out
 
     def __str__(self) -> str:
         parts = [self.file]
@@ -108,14 +120,43 @@ def render_diagnostic(
 
     ``source`` is the text of ``location.file`` when it is not on disk (``gs.loads``).
     """
+    # ``source`` is the text of the file the diagnostic is about: the outermost one, when the
+    # location is in a file it includes.
+    top = location.include_chain()[-1] if location and location.included_from else location
+
+    def text_of(loc: Location | None) -> str | None:
+        return source if loc and top and loc.file == top.file else None
+
     out = [f"{location}: {severity}: {message}" if location else f"{severity}: {message}"]
-    out += _quote(location, source)
+    out += _quote(location, text_of(location))
+    shown: set[Location] = set()  # include entries already shown
+    out += _included_from(location, text_of, shown)
     for text, loc in notes:
         out.append(f"{loc}: note: {text}" if loc else f"note: {text}")
-        out += _quote(loc, source if loc and location and loc.file == location.file else None)
+        out += _quote(loc, text_of(loc))
+        out += _included_from(loc, text_of, shown)
     if hint:
         out.append(f"hint: {hint}")
     return "\n".join(_printable(line) for line in out)
+
+
+def _included_from(
+    loc: Location | None, text_of: Callable[[Location], str | None], shown: set[Location]
+) -> list[str]:
+    """A note per include entry that brought ``loc``'s file in (as C compilers say "In file
+    included from"), innermost first, each entry once per diagnostic."""
+    out: list[str] = []
+    if loc is None:
+        return out
+    inner = loc
+    for entry in loc.include_chain():
+        if entry in shown:
+            break
+        shown.add(entry)
+        out.append(f"{entry}: note: {inner.file} is included here")
+        out += _quote(entry, text_of(entry))
+        inner = entry
+    return out
 
 
 def _printable(line: str) -> str:

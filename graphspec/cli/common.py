@@ -60,9 +60,11 @@ def print_warnings(ir: IR) -> None:
 # ---- loading ---------------------------------------------------------------------------
 
 
-def load_spec(path: str, overrides: list[str] | None = None) -> Spec:
+def load_spec(
+    path: str, overrides: list[str] | None = None, allow_outside: bool = False
+) -> Spec:
 
-    return load(path, overrides or ())
+    return load(path, overrides or (), allow_outside=allow_outside)
 
 
 def build_ir(spec: Spec, max_params: int | None = None) -> IR:
@@ -74,9 +76,10 @@ def build_ir(spec: Spec, max_params: int | None = None) -> IR:
 
 
 def load_ir(
-    path: str, max_params: int | None = None, overrides: list[str] | None = None
+    path: str, max_params: int | None = None, overrides: list[str] | None = None,
+    allow_outside: bool = False,
 ) -> tuple[Spec, IR]:
-    spec = load_spec(path, overrides)
+    spec = load_spec(path, overrides, allow_outside)
     return spec, build_ir(spec, max_params)
 
 
@@ -102,6 +105,16 @@ def add_overrides(p: argparse.ArgumentParser) -> None:
         metavar="PATH=VALUE",
         help="override a spec value, e.g. --set train.optimizer.lr=0.05 --set "
         "graph.hidden.units=32 (dotted path, graph nodes by id, value in YAML; repeatable)",
+    )
+
+
+def add_allow_outside(p: argparse.ArgumentParser) -> None:
+    """``--allow-outside``: let the spec's ``include:`` read files outside its directory."""
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="let include: read files outside the spec's directory (absolute paths, '..' "
+        "or symbolic links leading out); refused by default",
     )
 
 

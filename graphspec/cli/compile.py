@@ -16,6 +16,7 @@ from graphspec.cli.common import (
     DTYPES,
     add_backend,
     add_max_params,
+    add_allow_outside,
     add_overrides,
     load_ir,
     print_warnings,
@@ -44,12 +45,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--seed", type=int, help="seed of the initial parameters (default: the spec's)")
     add_max_params(p)
     add_overrides(p)
+    add_allow_outside(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
 
-    spec, ir = load_ir(args.file, args.max_params, args.overrides)
+    spec, ir = load_ir(args.file, args.max_params, args.overrides, args.allow_outside)
     check_memory(ir, "compile", args.dtype)  # before the parameters are drawn
     print_warnings(ir)
     args.backend, args.device = resolve(args.backend, ir, args.device)  # auto: a choice

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import graphspec as gs
 from graphspec.backend import OnnxExporter, capabilities, declaring, get_backend
-from graphspec.cli.common import add_max_params, load_ir
+from graphspec.cli.common import add_allow_outside, add_max_params, load_ir
 from graphspec.errors import UsageError
 from graphspec.train.checkpoint import load_params_for
 
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="the backend that exports (default: the first installed one that can: torch)",
     )
     add_max_params(p)
+    add_allow_outside(p)
     p.set_defaults(run=run)
 
 
@@ -58,7 +59,7 @@ def exporter(backend: str | None) -> OnnxExporter:
 
 def run(args: argparse.Namespace) -> int:
 
-    spec, ir = load_ir(args.file, args.max_params)
+    spec, ir = load_ir(args.file, args.max_params, allow_outside=args.allow_outside)
     # A checkpoint of another spec is an error listing every difference, not a KeyError.
     params = load_params_for(ir, args.checkpoint) if args.checkpoint else gs.init_params(ir)
     exporter(args.backend)(ir, params, Path(args.onnx))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from graphspec.cli.common import (
     add_max_params,
+    add_allow_outside,
     add_overrides,
     load_ir,
     print_warnings,
@@ -54,11 +55,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     add_max_params(p)
     add_overrides(p)
+    add_allow_outside(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec, ir = load_ir(args.file, args.max_params, args.overrides)
+    spec, ir = load_ir(args.file, args.max_params, args.overrides, args.allow_outside)
     print_warnings(ir)
     fmt = args.format
     if fmt == "text":

@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from graphspec.cli.common import DTYPES, add_backend, add_overrides, eprint, positive_int
+from graphspec.cli.common import (
+    DTYPES,
+    add_allow_outside,
+    add_backend,
+    add_overrides,
+    eprint,
+    positive_int,
+)
 from graphspec.errors import UsageError
 from graphspec.runs import sweep
 from graphspec.runs import table as runtable
@@ -44,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     add_overrides(p)
+    add_allow_outside(p)
     p.set_defaults(run=run)
 
 
@@ -57,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("a path is given to --grid twice")
     out = Path(args.out)
     members = sweep.members(axes, out)
-    sweep.check(args.file, members, list(args.overrides))
+    sweep.check(args.file, members, list(args.overrides), args.allow_outside)
     train_args = ["--backend", args.backend, "--dtype", args.dtype]
+    if args.allow_outside:
+        train_args.append("--allow-outside")
     if args.epochs:
         train_args += ["--epochs", str(args.epochs)]
     for o in args.overrides:

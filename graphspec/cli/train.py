@@ -17,6 +17,7 @@ from graphspec.cli.common import (
     DTYPES,
     add_backend,
     add_max_params,
+    add_allow_outside,
     add_overrides,
     eprint,
     import_feature,
@@ -135,6 +136,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     add_max_params(p)
     add_overrides(p)
+    add_allow_outside(p)
     p.set_defaults(run=run)
 
 
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--resume continues a run; it cannot be combined with {other}")
     # Under torchrun every rank runs this command; rank 0 speaks for the run.
     quiet = worker_rank() != 0
-    spec = load_spec(args.file, args.overrides)
+    spec = load_spec(args.file, args.overrides, args.allow_outside)
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
     backends: dict[str, tuple[str, str]] = {}  # variant -> (backend, device): auto resolved

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from graphspec.analysis.checks import check_variant
-from graphspec.cli.common import add_max_params, add_overrides, eprint, load_spec, print_warnings
+from graphspec.cli.common import (
+    add_allow_outside,
+    add_max_params,
+    add_overrides,
+    eprint,
+    load_spec,
+    print_warnings,
+)
 from graphspec.errors import GraphspecError
 from graphspec.ir.graph import IR
 from graphspec.ir.memory import memory_warning
@@ -26,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("files", nargs="+", metavar="FILE", help="spec files (YAML)")
     add_max_params(p)
     add_overrides(p)
+    add_allow_outside(p)
     p.add_argument(
         "--train",
         action="store_true",
@@ -49,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            spec = load_spec(path, args.overrides)
+            spec = load_spec(path, args.overrides, args.allow_outside)
             # Each variant of the spec is checked as the spec it becomes (none: the spec).
             checked = []
             for v in expand_variants(spec).values():

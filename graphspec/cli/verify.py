@@ -9,6 +9,7 @@ from graphspec.analysis.checks import check_variant
 from graphspec.cli.common import (
     DTYPES,
     add_max_params,
+    add_allow_outside,
     add_overrides,
     import_feature,
     load_spec,
@@ -47,12 +48,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_max_params(p)
     add_overrides(p)
+    add_allow_outside(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
 
-    spec = load_spec(args.file, args.overrides)
+    spec = load_spec(args.file, args.overrides, args.allow_outside)
     variants = expand_variants(spec)
     for v in variants.values():  # every variant's spec errors before any verification
         print_warnings(check_variant(v, args.max_params))

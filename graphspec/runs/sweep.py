@@ -116,12 +116,15 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text)[:80].strip("-.") or "run"
 
 
-def check(spec_file: str, members_: list[Member], base_overrides: list[str]) -> None:
+def check(
+    spec_file: str, members_: list[Member], base_overrides: list[str], allow_outside: bool = False
+) -> None:
     """Load and build every member's spec: a bad value fails before anything trains."""
 
     for m in members_:
         try:
-            for v in expand_variants(load(spec_file, base_overrides + m.overrides)).values():
+            spec = load(spec_file, base_overrides + m.overrides, allow_outside=allow_outside)
+            for v in expand_variants(spec).values():
                 build(v)
         except SpecError as e:
             e.notes.append((f"in sweep member {m.name}", None))

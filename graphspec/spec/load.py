@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, get_args
@@ -11,36 +10,45 @@ from pydantic import BaseModel, ValidationError
 
 from graphspec.errors import SpecError, did_you_mean
 from graphspec.gc_pause import gc_paused
+from graphspec.spec.includes import include_blocks, standalone
 from graphspec.spec.models import OPTIMIZERS, Spec
 from graphspec.spec.overrides import apply as apply_overrides
 from graphspec.spec.source import SourceMap, parse_yaml, read_text
 from graphspec.spec.version import check_version
 
 
-def load(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
+def load(
+    path: str | Path, overrides: Iterable[str] = (), *, allow_outside: bool = False
+) -> Spec:
     """Load and validate a spec file. Raises :class:`SpecError` with ``.location`` on bad input.
 
     ``overrides`` are ``PATH=VALUE`` strings (``--set``, graphspec.spec.overrides) applied
-    to the file's data before validation."""
+    to the file's data before validation.  ``allow_outside`` lets ``include:`` read files
+    outside the spec's directory (graphspec.spec.includes)."""
     name, text = read_text(path)
-    return loads(text, name, base=Path(path), overrides=overrides)
+    return loads(text, name, base=Path(path), overrides=overrides, allow_outside=allow_outside)
 
 
 def loads(
-    text: str, file: str = "<string>", base: Path | None = None, overrides: Iterable[str] = ()
+    text: str, file: str = "<string>", base: Path | None = None, overrides: Iterable[str] = (),
+    *, allow_outside: bool = False,
 ) -> Spec:
-    """Validate spec text; ``file`` names it in error messages."""
+    """Validate spec text; ``file`` names it in error messages, ``base`` is the file's path
+    (includes and relative data paths start from its directory)."""
     with gc_paused():  # composing allocates a node per value: linear without the collector
         data, smap = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise SpecError("a spec must be a YAML mapping (key: value pairs)", smap.locate(()))
     check_version(data, smap)
+    included = include_blocks(data, smap, base, allow_outside)
     applied = apply_overrides(data, smap, overrides)
-    resolved = copy.deepcopy(data) if applied else None  # before pydantic sees it
+    # Before pydantic sees it: what a run saves, and what variants patch.
+    resolved = standalone(data) if applied or included else None
     spec = validate(Spec, data, smap)
     spec._source = smap
     spec._path = base
     spec._overrides = applied
+    spec._includes = included
     spec._resolved = resolved
     return spec
 

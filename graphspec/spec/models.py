@@ -346,6 +346,11 @@ class Spec(Strict):
     doc: str = ""
     seed: int = 0
     inputs: dict[Identifier, list[Dim] | InputSpec] = Field(min_length=1)
+    include: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="block libraries whose blocks this spec uses, relative to it "
+        "(graphspec.spec.includes; format version 2)",
+    )
     blocks: dict[Identifier, BlockSpec] = Field(default_factory=dict)
     graph: list[NodeSpec] = Field(min_length=1)
     outputs: list[str] = Field(default_factory=list)
@@ -377,6 +382,8 @@ class Spec(Strict):
     # Command-line overrides (--set) applied before validation, and the YAML data they
     # produced (None without overrides: the file's text is the spec).
     _overrides: tuple[str, ...] = PrivateAttr(default=())
+    # The files ``include:`` read (graphspec.spec.includes), as messages name them.
+    _includes: tuple[str, ...] = PrivateAttr(default=())
     _resolved: Any = PrivateAttr(default=None)
 
     @property
@@ -399,8 +406,14 @@ class Spec(Strict):
         return self._overrides
 
     @property
+    def includes(self) -> tuple[str, ...]:
+        """The files whose blocks ``include:`` brought in (graphspec.spec.includes)."""
+        return self._includes
+
+    @property
     def resolved(self) -> Any:
-        """The YAML data after overrides, or None when the file's text is the spec as is."""
+        """The YAML data after includes and overrides, standing alone (no ``include:``), or
+        None when the file's text is the spec as is."""
         return self._resolved
 
     def input_specs(self) -> dict[str, InputSpec]:

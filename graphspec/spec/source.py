@@ -87,10 +87,11 @@ def _at(file: str, text: str, mark: Any) -> Location:
     return Location(file, *position(text, mark.index))
 
 
-def read_text(path: str | Path) -> tuple[str, str]:
-    """Read a spec file as UTF-8 text with clear errors; returns (display name, text)."""
+def read_text(path: str | Path, name: str | None = None) -> tuple[str, str]:
+    """Read a spec file as UTF-8 text with clear errors; returns (display name, text).
+    ``name`` is what messages call the file (default: ``path`` as given)."""
     p = Path(path)
-    name = str(path)
+    name = str(path) if name is None else name
     if not p.exists():
         raise SpecError(f"no such file: {name}", Location(name))
     if p.is_dir():

@@ -34,9 +34,10 @@ from graphspec.spec.models import Spec, folder_name_problem
 from graphspec.spec.source import PathKey, SourceMap, parse_yaml
 
 KEY = "variants"
-# Top-level keys a patch may not touch: the format version is the file's, and variants
-# do not nest (a variant of a variant is just another variant).
-FROZEN = ("graphspec", KEY)
+# Top-level keys a patch may not touch: the format version is the file's, variants do not
+# nest (a variant of a variant is just another variant), and includes are read before
+# variants apply (a variant patches the blocks they brought in).
+FROZEN = ("graphspec", KEY, "include")
 
 
 def expand_variants(spec_or_path: Spec | str | os.PathLike[str]) -> dict[str, Spec]:
@@ -53,6 +54,7 @@ def expand_variants(spec_or_path: Spec | str | os.PathLike[str]) -> dict[str, Sp
         out[name] = _variant(data, smap, name, spec.path)
         # A variant's run records the file it came from, overrides included.
         out[name]._overrides, out[name]._resolved = spec.overrides, spec.resolved
+        out[name]._includes = spec.includes
     return out
 
 

@@ -645,6 +645,8 @@ class _Run:
             "spec_file": runspec.SPEC, "variant": self.spec.variant,
             "overrides": list(self.spec.overrides),
         }
+        if self.spec.includes:  # where the blocks in spec.yaml came from
+            summary["includes"] = list(self.spec.includes)
         if self.data.note:
             summary["data_note"] = self.data.note
         if self.data.vocabulary is not None:  # what a character model's token ids mean

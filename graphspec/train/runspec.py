@@ -1,9 +1,10 @@
 """The spec a run was trained from, saved in its run directory as ``spec.yaml``.
 
 A run directory is self-describing: ``spec.yaml`` (the effective spec: the file as
-written, or its data after ``--set`` overrides), ``summary.json`` (which variant of it,
-the overrides, where the file came from) and ``checkpoint.npz`` are all that predict,
-evaluate and :func:`graphspec.load_run` need.
+written, or its data after ``--set`` overrides and with the blocks of its includes merged
+in, so that the run does not depend on files that may change), ``summary.json`` (which
+variant of it, the overrides, where the file came from) and ``checkpoint.npz`` are all that
+predict, evaluate and :func:`graphspec.load_run` need.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ SPEC = "spec.yaml"
 
 def effective_text(spec: Spec) -> str:
     """The YAML text of ``spec`` as this run sees it: the file's own text (comments kept)
-    when nothing overrode it, else the overridden data with the overrides in a comment."""
+    when nothing overrode it or was included, else its data standing alone, the overrides
+    and included files named in a comment."""
     head = ""
+    if spec.includes:  # the blocks of the files it includes are in the data: it stands alone
+        head = "# the spec file with the blocks of its includes merged in:\n" + "".join(
+            f"#   {_one_line(f)}\n" for f in spec.includes
+        )
     if spec.overrides:
-        head = "# the spec file with these overrides applied:\n" + "".join(
+        head += "# the spec file with these overrides applied:\n" + "".join(
             f"#   --set {_one_line(o)}\n" for o in spec.overrides
         )
     source = spec.source
