@@ -17,7 +17,7 @@ import copy
 from typing import Any
 
 from graphspec.ops import REGISTRY, OpDef
-from graphspec.spec.models import FORMAT_VERSION, Spec
+from graphspec.spec.models import Spec
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:graphspec:spec:1"
@@ -63,7 +63,6 @@ def spec_schema() -> dict[str, Any]:
     defs["TrainSpec"]["properties"]["metrics"]["items"] = {
         "anyOf": [{"enum": metric_names}, {"$ref": "#/$defs/MetricNode"}],
     }
-    props["graphspec"]["const"] = FORMAT_VERSION
     out = {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_ID, "title": "graphspec spec file"}
     out.update(schema)
     out["description"] = (

@@ -1,7 +1,8 @@
 """Fuzzing the front end: random YAML and mutated gallery specs through load, validate, build.
 
 The invariant for every input: it is accepted, or it is refused with a :class:`GraphspecError`
-located in the file (``file:line:col`` with the line inside the text) -- never another
+located in the file (``file:line:col`` with the line inside the text), or in a block library
+it includes (at a line of that file, included from the file) -- never another
 exception, never a hang.  Each example runs under a wall-clock alarm, so a hang fails the
 test instead of stalling the suite.  The example counts keep this file well under a minute.
 """
@@ -37,6 +38,7 @@ from graphspec.train.expect import ClaimError, evaluate, parse
 GALLERY = sorted((ROOT / "specs").glob("*.yaml"))
 TEXTS = {p.name: p.read_text(encoding="utf-8") for p in GALLERY}
 NAME = "fuzz.yaml"
+BASE = ROOT / "specs" / NAME  # where it stands: the gallery's include: paths resolve from here
 PER_CASE_S = 5.0  # a valid gallery spec takes ~0.1 s; generous for loaded CI machines
 HANG_S = 20  # the alarm: past this an example is a hang
 
@@ -78,7 +80,7 @@ def alarm(seconds: int) -> Iterator[None]:
 def front_end(text: str, file: str = NAME) -> None:
     """What ``graphspec validate`` does to a file's text: load, validate, expand every
     variant, build and check it (shapes, references, analysis entries)."""
-    spec = loads(text, file)
+    spec = loads(text, file, base=BASE)
     for variant in expand_variants(spec).values():
         check_variant(variant, max_params=10**12, training=variant.train is not None)
 
@@ -91,9 +93,13 @@ def assert_accepted_or_located(text: str) -> None:
     except GraphspecError as e:
         loc = e.location
         assert loc is not None, f"unlocated error: {e.message}"
-        assert loc.file == NAME, f"error located in {loc.file!r}: {e.message}"
+        # In the file, or in a block library it includes (from the file, at a line of it).
+        chain = loc.include_chain()
+        top = chain[-1] if chain else loc
+        assert top.file == NAME, f"error located in {top.file!r}: {e.message}"
         assert loc.line is not None, f"error without a line: {e.message}"
-        lines = re.split(r"\r\n|\r|\n", text)  # as editors count them
+        source = Path(loc.file).read_text(encoding="utf-8") if chain else text
+        lines = re.split(r"\r\n|\r|\n", source)  # as editors count them
         assert 1 <= loc.line <= len(lines), f"line {loc.line} is outside the file: {e}"
         assert loc.col is None or 1 <= loc.col <= len(lines[loc.line - 1]) + 1, str(e)
         e.render(source=text)  # the diagnostic itself renders
@@ -105,7 +111,7 @@ def assert_accepted_or_located(text: str) -> None:
 
 VOCABULARY = [
     "graphspec", "name", "doc", "seed", "inputs", "blocks", "graph", "outputs", "loss",
-    "train", "analysis", "expect", "variants", "id", "op", "block", "in", "init", "params",
+    "train", "analysis", "expect", "variants", "include", "blocks/layers.yaml", "id", "op", "block", "in", "init", "params",
     "repeat", "weight", "shape", "dtype", "differentiable", "units", "axis", "bias", "value",
     "p", "data", "source", "path", "columns", "samples", "val_split", "optimizer", "lr",
     "momentum", "schedule", "epochs", "batch_size", "early_stopping", "monitor", "metrics",
