@@ -113,8 +113,9 @@ class _Includer:
                 e for e in entries if not (isinstance(e, str) and e))
             where = (KEY,) if not isinstance(entries, list) else (KEY, entries.index(bad))
             raise SpecError(
-                f"include: is a list of file paths, got {bad!r}", self.at(owner, where),
-                hint="include: [blocks/mlp.yaml, ...]")
+                f"include: is a list of file paths, got {_shown(bad)}", self.at(owner, where),
+                hint=f"include: [{entries}]" if isinstance(entries, str) and entries
+                else "include: [blocks/layers.yaml, ...]")
         for i, entry in enumerate(entries):
             at = self.at(owner, (KEY, i))
             file = self.find(owner, entry, at)
@@ -236,6 +237,11 @@ def _real(path: Path, entry: str | None = None, at: Location | None = None) -> P
     except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
         raise SpecError(f"cannot resolve the path '{entry or path}' (a symbolic link loop?)",
                         at or Location(str(path))) from None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:56] + " ..."
 
 
 def _inside(e: SpecError, via: Location) -> SpecError:
