@@ -60,9 +60,7 @@ def print_warnings(ir: IR) -> None:
 # ---- loading ---------------------------------------------------------------------------
 
 
-def load_spec(
-    path: str, overrides: list[str] | None = None, allow_outside: bool = False
-) -> Spec:
+def load_spec(path: str, overrides: list[str] | None = None, allow_outside: bool = False) -> Spec:
 
     return load(path, overrides or (), allow_outside=allow_outside)
 
@@ -76,7 +74,9 @@ def build_ir(spec: Spec, max_params: int | None = None) -> IR:
 
 
 def load_ir(
-    path: str, max_params: int | None = None, overrides: list[str] | None = None,
+    path: str,
+    max_params: int | None = None,
+    overrides: list[str] | None = None,
     allow_outside: bool = False,
 ) -> tuple[Spec, IR]:
     spec = load_spec(path, overrides, allow_outside)

@@ -14,9 +14,9 @@ from graphspec.backend import Backend, capabilities, get_backend
 from graphspec.backend_choice import resolve
 from graphspec.cli.common import (
     DTYPES,
+    add_allow_outside,
     add_backend,
     add_max_params,
-    add_allow_outside,
     add_overrides,
     load_ir,
     print_warnings,

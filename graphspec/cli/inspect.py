@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from graphspec.cli.common import (
-    add_max_params,
     add_allow_outside,
+    add_max_params,
     add_overrides,
     load_ir,
     print_warnings,

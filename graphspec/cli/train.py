@@ -15,9 +15,9 @@ from graphspec.backend_choice import AUTO, resolve
 from graphspec.cli.common import (
     DEFAULT_BACKEND,
     DTYPES,
+    add_allow_outside,
     add_backend,
     add_max_params,
-    add_allow_outside,
     add_overrides,
     eprint,
     import_feature,

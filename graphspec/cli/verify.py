@@ -8,8 +8,8 @@ import json
 from graphspec.analysis.checks import check_variant
 from graphspec.cli.common import (
     DTYPES,
-    add_max_params,
     add_allow_outside,
+    add_max_params,
     add_overrides,
     import_feature,
     load_spec,

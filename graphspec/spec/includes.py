@@ -68,8 +68,8 @@ def standalone(data: dict[str, Any]) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class _File:
-    display: str  # the name messages use: the path as the user wrote it, from the spec on
-    path: Path  # as found (relative includes inside it start from its directory)
+    display: str  # the name messages use
+    path: Path  # as found, from the spec's path on (includes inside start from its directory)
     real: Path | None  # resolved: the file's identity (cycles, a file read once)
     smap: SourceMap
     via: Location | None  # the include entry that brought it in; None: the spec itself
@@ -88,6 +88,11 @@ class _Includer:
         )
         self.root = self.top.path.parent
         self.root_real = _real(self.root)
+        self.root_shown = (
+            f"{self.root} (the directory of {base})"
+            if base is not None
+            else "the current directory"
+        )
         self.read: dict[Path, str] = {}  # resolved path -> display name, in reading order
         self.total = 0
         self.blocks: dict[str, Any] = {}
@@ -96,8 +101,10 @@ class _Includer:
     def run(self, data: dict[str, Any]) -> tuple[str, ...]:
         own = data.get("blocks")
         # Where the spec's own blocks are, before included ones' locations join the map.
-        own_at = {name: self.at(self.top, ("blocks", name), key=True)
-                  for name in (own if isinstance(own, dict) else {})}
+        own_at = {
+            name: self.at(self.top, ("blocks", name), key=True)
+            for name in (own if isinstance(own, dict) else {})
+        }
         self.include(self.top, data[KEY], [self.top])
         if not self.blocks or not isinstance(own, dict | None):
             return tuple(self.read.values())  # a malformed 'blocks:' is validation's to report
@@ -108,52 +115,75 @@ class _Includer:
 
     # ---- one file's include list ----------------------------------------------------------
     def include(self, owner: _File, entries: Any, stack: list[_File]) -> None:
-        if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
-            bad = entries if not isinstance(entries, list) else next(
-                e for e in entries if not (isinstance(e, str) and e))
-            where = (KEY,) if not isinstance(entries, list) else (KEY, entries.index(bad))
-            raise SpecError(
-                f"include: is a list of file paths, got {_shown(bad)}", self.at(owner, where),
-                hint=f"include: [{entries}]" if isinstance(entries, str) and entries
-                else "include: [blocks/layers.yaml, ...]")
+        self.check_entries(owner, entries)
         for i, entry in enumerate(entries):
             at = self.at(owner, (KEY, i))
             file = self.find(owner, entry, at)
             cycle = [f for f in stack if f.real == file.real]
             if cycle:
-                chain = stack[stack.index(cycle[0]):] + [file]
+                chain = stack[stack.index(cycle[0]) :] + [file]
                 raise SpecError(
-                    "include cycle: " + " -> ".join(f.display for f in chain), at,
+                    "include cycle: " + " -> ".join(f.display for f in chain),
+                    at,
                     hint="a block library cannot include, directly or not, the file "
-                    "that includes it")
+                    "that includes it",
+                )
             if file.real in self.read:
                 continue  # reached along another path too: its blocks are in already
             if len(self.read) >= MAX_FILES:
                 raise SpecError(f"the spec includes more than {MAX_FILES} files (the limit)", at)
             if len(stack) > MAX_DEPTH:
-                raise SpecError(f"includes nest more than {MAX_DEPTH} deep here (the limit)",
-                                at, notes=[("files on the way: " + " -> ".join(
-                                    f.display for f in stack[:4]) + " -> ...", None)])
+                raise SpecError(
+                    f"includes nest more than {MAX_DEPTH} deep here (the limit)",
+                    at,
+                    notes=[
+                        (
+                            "files on the way: "
+                            + " -> ".join(f.display for f in stack[:4])
+                            + " -> ...",
+                            None,
+                        )
+                    ],
+                )
             self.library(file, stack)
+
+    def check_entries(self, owner: _File, entries: Any) -> None:
+        example = "include: [blocks/layers.yaml, ...]"
+        if not isinstance(entries, list):
+            raise SpecError(
+                f"include: is a list of file paths, got {_shown(entries)}",
+                self.at(owner, (KEY,)),
+                hint=f"include: [{entries}]" if isinstance(entries, str) and entries else example,
+            )
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, str) or not entry:
+                raise SpecError(
+                    f"include: is a list of file paths, got {_shown(entry)}",
+                    self.at(owner, (KEY, i)),
+                    hint=example,
+                )
 
     def find(self, owner: _File, entry: str, at: Location) -> _File:
         """The file ``entry`` names from ``owner``: checked against the spec's directory."""
         written = Path(entry)
         if written.is_absolute() and not self.allow_outside:
             raise SpecError(
-                f"include path '{entry}' is absolute", at,
-                hint="include paths are relative to the including file; " + ALLOW_HINT)
+                f"include path '{entry}' is absolute",
+                at,
+                hint="include paths are relative to the including file; " + ALLOW_HINT,
+            )
         path = owner.path.parent / written
-        display = os.path.normpath(os.path.join(os.path.dirname(owner.display), entry))
+        display = os.path.normpath(path)  # as the user would reach it from here
         real = _real(path, entry, at)
         if not self.allow_outside and not real.is_relative_to(self.root_real):
             # As written (links not followed), is it inside?  Then a link leads out.
             plain = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(self.root))
             how = " through a symbolic link" if plain else ""
             raise SpecError(
-                f"include '{entry}' leads outside the spec's directory{how}", at,
-                hint=f"includes stay under {os.path.dirname(self.top.display) or '.'} "
-                f"(the directory of {self.top.display}); " + ALLOW_HINT)
+                f"include '{entry}' leads outside the spec's directory{how}",
+                at,
+                hint=f"includes stay under {self.root_shown}; " + ALLOW_HINT,
+            )
         return _File(display, path, real, SourceMap(display), at)
 
     # ---- one library ----------------------------------------------------------------------
@@ -165,10 +195,13 @@ class _Includer:
             if e.location is None or e.location.line is None:  # about the file as a whole
                 raise SpecError(e.message, file.via, hint=e.hint) from None
             raise _inside(e, file.via) from None  # not UTF-8: at the byte, in the file
-        self.total += len(text)
+        self.total += len(text.encode("utf-8"))
         if self.total > MAX_TOTAL_BYTES:
-            raise SpecError(f"the included files hold more than {MAX_TOTAL_BYTES // 2**20} MiB "
-                            "together (the limit for a spec)", file.via)
+            raise SpecError(
+                f"the included files hold more than {MAX_TOTAL_BYTES // 2**20} MiB "
+                "together (the limit for a spec)",
+                file.via,
+            )
         self.read[file.real] = file.display
         try:
             data, smap = parse_yaml(text, file.display)
@@ -176,8 +209,11 @@ class _Includer:
             raise _inside(e, file.via) from None
         file = dataclasses.replace(file, smap=smap)
         if not isinstance(data, dict):
-            raise SpecError("an included file must be a block library, a YAML mapping "
-                            "(graphspec: 2, blocks: ...)", self.at(file, ()))
+            raise SpecError(
+                "an included file must be a block library, a YAML mapping "
+                "(graphspec: 2, blocks: ...)",
+                self.at(file, ()),
+            )
         self.check_library(file, data)
         if KEY in data:
             self.include(file, data[KEY], stack + [file])
@@ -190,37 +226,49 @@ class _Includer:
         for key in data:
             if key not in LIBRARY_KEYS:
                 raise SpecError(
-                    f"'{key}' does not belong in a block library", self.at(file, (key,), key=True),
-                    hint="an included file holds only " + ", ".join(LIBRARY_KEYS)
-                    + "; the rest of a spec stays in the spec")
+                    f"'{key}' does not belong in a block library",
+                    self.at(file, (key,), key=True),
+                    hint="an included file holds only "
+                    + ", ".join(LIBRARY_KEYS)
+                    + "; the rest of a spec stays in the spec",
+                )
         if "graphspec" not in data:
-            raise SpecError("a block library starts with 'graphspec: 2'", self.at(file, ()),
-                            hint="an included file is a block library: graphspec: 2, blocks: ...")
+            raise SpecError(
+                "a block library starts with 'graphspec: 2'",
+                self.at(file, ()),
+                hint="an included file is a block library: graphspec: 2, blocks: ...",
+            )
         if data["graphspec"] != LIBRARY_VERSION or type(data["graphspec"]) is not int:
             raise SpecError(
-                f"a block library is format version {LIBRARY_VERSION}, not "
-                f"{data['graphspec']!r}", self.at(file, ("graphspec",)),
-                hint=f"write 'graphspec: {LIBRARY_VERSION}'")
+                f"a block library is format version {LIBRARY_VERSION}, not {data['graphspec']!r}",
+                self.at(file, ("graphspec",)),
+                hint=f"write 'graphspec: {LIBRARY_VERSION}'",
+            )
         if not isinstance(data.get("doc", ""), str):
             raise SpecError("doc: must be text", self.at(file, ("doc",)))
         if not isinstance(data.get("blocks") or {}, dict):
-            raise SpecError("blocks: must be a mapping of block names to blocks",
-                            self.at(file, ("blocks",)))
+            raise SpecError(
+                "blocks: must be a mapping of block names to blocks", self.at(file, ("blocks",))
+            )
 
     def define(self, name: str, where: Location) -> None:
         first = self.defined.get(name)
         if first is not None:
             raise SpecError(
-                f"block '{name}' is defined twice", where, notes=[("first defined here", first)],
-                hint="the spec and the files it includes share one namespace of blocks: "
-                "rename one")
+                f"block '{name}' is defined twice",
+                where,
+                notes=[("first defined here", first)],
+                hint="the spec and the files it includes share one namespace of blocks: rename one",
+            )
         self.defined[name] = where
 
     def copy_locations(self, file: _File) -> None:
         """The included blocks' locations into the spec's map, pointing into ``file``."""
         assert file.via is not None
-        for mine, theirs in ((self.smap.values, file.smap.values),
-                             (self.smap.keys, file.smap.keys)):
+        for mine, theirs in (
+            (self.smap.values, file.smap.values),
+            (self.smap.keys, file.smap.keys),
+        ):
             for path, loc in theirs.items():
                 if len(path) >= 2 and path[0] == "blocks":
                     mine[path] = dataclasses.replace(loc, included_from=file.via)
@@ -235,8 +283,10 @@ def _real(path: Path, entry: str | None = None, at: Location | None = None) -> P
     try:
         return path.resolve()
     except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
-        raise SpecError(f"cannot resolve the path '{entry or path}' (a symbolic link loop?)",
-                        at or Location(str(path))) from None
+        raise SpecError(
+            f"cannot resolve the path '{entry or path}' (a symbolic link loop?)",
+            at or Location(str(path)),
+        ) from None
 
 
 def _shown(value: Any) -> str:
@@ -246,6 +296,7 @@ def _shown(value: Any) -> str:
 
 def _inside(e: SpecError, via: Location) -> SpecError:
     """``e``, found in an included file, with the include entry on its locations."""
+
     def chained(loc: Location | None) -> Location | None:
         if loc is None or loc.included_from is not None:
             return loc

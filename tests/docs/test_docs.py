@@ -45,6 +45,14 @@ def yaml_examples(path: Path) -> list[tuple[int, str]]:
     ]
 
 
+def library_files(path: Path) -> dict[str, str]:
+    """The block libraries shown as ```yaml FILE blocks: {file name: text}."""
+    text = path.read_text(encoding="utf-8")
+    return {
+        m.group(1): m.group(2) for m in re.finditer(r"^```yaml (\S+)\n(.*?)^```", text, re.S | re.M)
+    }
+
+
 EXAMPLES = yaml_examples(SPEC_MD)
 
 
@@ -67,9 +75,20 @@ def test_spec_md_has_examples() -> None:
 
 
 @pytest.mark.parametrize("line, text", EXAMPLES, ids=[f"line{n}" for n, _ in EXAMPLES])
-def test_spec_md_example_builds(line: int, text: str) -> None:
-    ir = gs.build(gs.loads(text, f"{SPEC_MD}:{line}"))
+def test_spec_md_example_builds(line: int, text: str, tmp_path: Path) -> None:
+    # Beside the block libraries the page shows, as the example's include: names them.
+    for name, library in library_files(SPEC_MD).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(library, encoding="utf-8")
+    ir = gs.build(gs.loads(text, f"{SPEC_MD}:{line}", base=tmp_path / "example.yaml"))
     assert not ir.warnings, ir.warnings
+
+
+def test_spec_md_shows_a_block_library_an_example_includes() -> None:
+    libraries = library_files(SPEC_MD)
+    assert libraries
+    included = [name for _, text in EXAMPLES for name in yaml.safe_load(text).get("include", [])]
+    assert sorted(set(included)) == sorted(libraries)
 
 
 @pytest.mark.parametrize("line, text", EXAMPLES, ids=[f"line{n}" for n, _ in EXAMPLES])

@@ -111,7 +111,8 @@ def assert_accepted_or_located(text: str) -> None:
 
 VOCABULARY = [
     "graphspec", "name", "doc", "seed", "inputs", "blocks", "graph", "outputs", "loss",
-    "train", "analysis", "expect", "variants", "include", "blocks/layers.yaml", "id", "op", "block", "in", "init", "params",
+    "train", "analysis", "expect", "variants", "id", "op", "block", "in", "init", "params",
+    "include", "blocks/layers.yaml",
     "repeat", "weight", "shape", "dtype", "differentiable", "units", "axis", "bias", "value",
     "p", "data", "source", "path", "columns", "samples", "val_split", "optimizer", "lr",
     "momentum", "schedule", "epochs", "batch_size", "early_stopping", "monitor", "metrics",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import GALLERY, SPEC_DIR
 
 import graphspec as gs
 from graphspec.cli import main
@@ -87,13 +88,15 @@ def test_included_blocks_build_as_if_written_in_the_spec(here: Path) -> None:
 
 
 def test_a_library_includes_libraries_and_a_file_reached_twice_is_read_once(here: Path) -> None:
-    write({
-        "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a.yaml, lib/b.yaml]"),
-        "lib/a.yaml": "graphspec: 2\ninclude: [layers.yaml]\n",
-        "lib/b.yaml": "graphspec: 2\ninclude: [../lib/layers.yaml]\nblocks:\n"
-                      "  two: {graph: [{block: layer}, {block: layer}]}\n",
-        "lib/layers.yaml": LAYERS,
-    })
+    write(
+        {
+            "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a.yaml, lib/b.yaml]"),
+            "lib/a.yaml": "graphspec: 2\ninclude: [layers.yaml]\n",
+            "lib/b.yaml": "graphspec: 2\ninclude: [../lib/layers.yaml]\nblocks:\n"
+            "  two: {graph: [{block: layer}, {block: layer}]}\n",
+            "lib/layers.yaml": LAYERS,
+        }
+    )
     spec = gs.load("spec.yaml")
     assert spec.includes == ("lib/a.yaml", "lib/layers.yaml", "lib/b.yaml")
     assert list(spec.blocks) == ["layer", "two"]
@@ -113,11 +116,13 @@ def test_variants_and_overrides_patch_included_blocks(here: Path) -> None:
 
 
 def test_an_error_in_a_nested_library_names_the_file_and_the_chain(here: Path) -> None:
-    write({
-        "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a.yaml]"),
-        "lib/a.yaml": "graphspec: 2\ninclude:\n  - layers.yaml\n",
-        "lib/layers.yaml": LAYERS.replace("op: linear", "op: lineer"),
-    })
+    write(
+        {
+            "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a.yaml]"),
+            "lib/a.yaml": "graphspec: 2\ninclude:\n  - layers.yaml\n",
+            "lib/layers.yaml": LAYERS.replace("op: linear", "op: lineer"),
+        }
+    )
     e = refused()
     assert str(e) == "lib/layers.yaml:7:21: unknown op 'lineer'"
     assert e.location is not None
@@ -146,8 +151,9 @@ def test_a_shape_error_found_at_build_points_into_the_library(here: Path) -> Non
     lib = LAYERS.replace("- {id: h, op: $act}", "- {id: h, op: add, in: [s, $in]}")
     write({"spec.yaml": SPEC, "lib/layers.yaml": lib})
     e = refused()
-    assert e.location == Location("lib/layers.yaml", 8, 9,
-                                  included_from=Location("spec.yaml", 3, 11))
+    assert e.location == Location(
+        "lib/layers.yaml", 8, 9, included_from=Location("spec.yaml", 3, 11)
+    )
     assert e.message.startswith("shape mismatch in 'body.0.h' (add)")
     assert ("in block 'layer' used here", Location("spec.yaml", 6, 5)) in e.notes
 
@@ -185,20 +191,30 @@ def test_an_error_rendered_from_a_spec_given_as_text_quotes_each_file(here: Path
 
 
 LIBRARY_PROBLEMS = [
-    ("graphspec: 2\nname: t\nblocks: {}\n",
-     "lib/layers.yaml:2:1: 'name' does not belong in a block library"),
+    (
+        "graphspec: 2\nname: t\nblocks: {}\n",
+        "lib/layers.yaml:2:1: 'name' does not belong in a block library",
+    ),
     ("blocks: {}\n", "lib/layers.yaml:1:1: a block library starts with 'graphspec: 2'"),
-    ("graphspec: 1\nblocks: {}\n",
-     "lib/layers.yaml:1:12: a block library is format version 2, not 1"),
-    ("- graphspec: 2\n",
-     "lib/layers.yaml:1:1: an included file must be a block library, a YAML mapping "
-     "(graphspec: 2, blocks: ...)"),
-    ("graphspec: 2\nblocks: [layer]\n",
-     "lib/layers.yaml:2:9: blocks: must be a mapping of block names to blocks"),
+    (
+        "graphspec: 1\nblocks: {}\n",
+        "lib/layers.yaml:1:12: a block library is format version 2, not 1",
+    ),
+    (
+        "- graphspec: 2\n",
+        "lib/layers.yaml:1:1: an included file must be a block library, a YAML mapping "
+        "(graphspec: 2, blocks: ...)",
+    ),
+    (
+        "graphspec: 2\nblocks: [layer]\n",
+        "lib/layers.yaml:2:9: blocks: must be a mapping of block names to blocks",
+    ),
     ("graphspec: 2\ndoc: [a]\n", "lib/layers.yaml:2:6: doc: must be text"),
-    ("graphspec: 2\ninclude: [3]\n", "lib/layers.yaml:2:11: include: is a list of file paths, got 3"),
-    ("graphspec: 2\ninclude: [none.yaml]\n",
-     "lib/layers.yaml:2:11: no such file: lib/none.yaml"),
+    (
+        "graphspec: 2\ninclude: [3]\n",
+        "lib/layers.yaml:2:11: include: is a list of file paths, got 3",
+    ),
+    ("graphspec: 2\ninclude: [none.yaml]\n", "lib/layers.yaml:2:11: no such file: lib/none.yaml"),
 ]
 
 
@@ -214,28 +230,34 @@ def test_what_a_block_library_may_hold(here: Path, library: str, message: str) -
 
 
 def test_an_include_cycle_names_the_chain(here: Path) -> None:
-    write({
-        "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a.yaml]"),
-        "lib/a.yaml": "graphspec: 2\ninclude: [b.yaml]\n",
-        "lib/b.yaml": "graphspec: 2\ninclude: [a.yaml]\n",
-    })
+    write(
+        {
+            "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a.yaml]"),
+            "lib/a.yaml": "graphspec: 2\ninclude: [b.yaml]\n",
+            "lib/b.yaml": "graphspec: 2\ninclude: [a.yaml]\n",
+        }
+    )
     e = refused()
     assert str(e) == ("lib/b.yaml:2:11: include cycle: lib/a.yaml -> lib/b.yaml -> lib/a.yaml")
     write({"lib/b.yaml": "graphspec: 2\ninclude: [../spec.yaml]\n"})
     assert refused().message == (
-        "include cycle: spec.yaml -> lib/a.yaml -> lib/b.yaml -> spec.yaml")
+        "include cycle: spec.yaml -> lib/a.yaml -> lib/b.yaml -> spec.yaml"
+    )
 
 
 def test_a_block_defined_in_two_libraries(here: Path) -> None:
-    write({
-        "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/layers.yaml, lib/more.yaml]"),
-        "lib/layers.yaml": LAYERS,
-        "lib/more.yaml": "graphspec: 2\nblocks:\n  layer: {graph: [{op: relu}]}\n",
-    })
+    write(
+        {
+            "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/layers.yaml, lib/more.yaml]"),
+            "lib/layers.yaml": LAYERS,
+            "lib/more.yaml": "graphspec: 2\nblocks:\n  layer: {graph: [{op: relu}]}\n",
+        }
+    )
     e = refused()
     assert str(e) == "lib/more.yaml:3:3: block 'layer' is defined twice"
-    assert e.notes == [("first defined here",
-                        Location("lib/layers.yaml", 4, 3, Location("spec.yaml", 3, 11)))]
+    assert e.notes == [
+        ("first defined here", Location("lib/layers.yaml", 4, 3, Location("spec.yaml", 3, 11)))
+    ]
 
 
 def test_a_block_defined_in_a_library_and_in_the_spec(here: Path) -> None:
@@ -243,28 +265,40 @@ def test_a_block_defined_in_a_library_and_in_the_spec(here: Path) -> None:
     write({"spec.yaml": own, "lib/layers.yaml": LAYERS})
     e = refused()
     assert str(e) == "spec.yaml:5:3: block 'layer' is defined twice"
-    assert e.notes == [("first defined here",
-                        Location("lib/layers.yaml", 4, 3, Location("spec.yaml", 3, 11)))]
+    assert e.notes == [
+        ("first defined here", Location("lib/layers.yaml", 4, 3, Location("spec.yaml", 3, 11)))
+    ]
 
 
 # ---- where includes may lead ---------------------------------------------------------------------
 
 
 def test_includes_stay_in_the_spec_directory_unless_allowed(here: Path) -> None:
-    write({"specs/spec.yaml": SPEC.replace("[lib/layers.yaml]", "[../lib/layers.yaml]"),
-           "lib/layers.yaml": LAYERS})
+    write(
+        {
+            "specs/spec.yaml": SPEC.replace("[lib/layers.yaml]", "[../lib/layers.yaml]"),
+            "lib/layers.yaml": LAYERS,
+        }
+    )
     e = refused("specs/spec.yaml")
-    assert str(e) == ("specs/spec.yaml:3:11: include '../lib/layers.yaml' leads outside the "
-                      "spec's directory")
-    assert e.hint == ("includes stay under specs (the directory of specs/spec.yaml); "
-                      "--allow-outside (allow_outside=True) permits it")
+    assert str(e) == (
+        "specs/spec.yaml:3:11: include '../lib/layers.yaml' leads outside the spec's directory"
+    )
+    assert e.hint == (
+        "includes stay under specs (the directory of specs/spec.yaml); "
+        "--allow-outside (allow_outside=True) permits it"
+    )
     assert gs.load("specs/spec.yaml", allow_outside=True).includes == ("lib/layers.yaml",)
 
 
 def test_a_library_may_use_dot_dot_inside_the_spec_directory(here: Path) -> None:
-    write({"spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a/b.yaml]"),
-           "lib/a/b.yaml": "graphspec: 2\ninclude: [../layers.yaml]\n",
-           "lib/layers.yaml": LAYERS})
+    write(
+        {
+            "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a/b.yaml]"),
+            "lib/a/b.yaml": "graphspec: 2\ninclude: [../layers.yaml]\n",
+            "lib/layers.yaml": LAYERS,
+        }
+    )
     assert gs.load("spec.yaml").includes == ("lib/a/b.yaml", "lib/layers.yaml")
 
 
@@ -280,14 +314,19 @@ def test_a_symbolic_link_leading_out_counts_as_outside(here: Path) -> None:
     write({"outside/layers.yaml": LAYERS, "specs/spec.yaml": SPEC})
     os.symlink(here / "outside", here / "specs" / "lib")
     e = refused("specs/spec.yaml")
-    assert e.message == ("include 'lib/layers.yaml' leads outside the spec's directory "
-                         "through a symbolic link")
+    assert e.message == (
+        "include 'lib/layers.yaml' leads outside the spec's directory through a symbolic link"
+    )
     assert gs.load("specs/spec.yaml", allow_outside=True).includes == ("specs/lib/layers.yaml",)
 
 
 def test_the_cli_allows_outside_on_request(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write({"specs/spec.yaml": SPEC.replace("[lib/layers.yaml]", "[../lib/layers.yaml]"),
-           "lib/layers.yaml": LAYERS})
+    write(
+        {
+            "specs/spec.yaml": SPEC.replace("[lib/layers.yaml]", "[../lib/layers.yaml]"),
+            "lib/layers.yaml": LAYERS,
+        }
+    )
     assert main(["validate", "specs/spec.yaml"]) == 1
     assert "leads outside the spec's directory" in capsys.readouterr().err
     for command in (["validate"], ["inspect"]):
@@ -299,25 +338,39 @@ def test_the_cli_allows_outside_on_request(here: Path, capsys: pytest.CaptureFix
 
 def test_the_number_of_files_is_bounded(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(includes, "MAX_FILES", 2)
-    write({"spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a.yaml, lib/b.yaml, lib/c.yaml]"),
-           **{f"lib/{n}.yaml": "graphspec: 2\n" for n in "abc"}})
+    write(
+        {
+            "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/a.yaml, lib/b.yaml, lib/c.yaml]"),
+            **{f"lib/{n}.yaml": "graphspec: 2\n" for n in "abc"},
+        }
+    )
     assert str(refused()) == "spec.yaml:3:35: the spec includes more than 2 files (the limit)"
 
 
 def test_the_nesting_is_bounded(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(includes, "MAX_DEPTH", 2)
-    write({"spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/1.yaml]"),
-           **{f"lib/{n}.yaml": f"graphspec: 2\ninclude: [{n + 1}.yaml]\n" for n in range(1, 4)}})
+    write(
+        {
+            "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/1.yaml]"),
+            **{f"lib/{n}.yaml": f"graphspec: 2\ninclude: [{n + 1}.yaml]\n" for n in range(1, 4)},
+        }
+    )
     e = refused()
     assert str(e) == "lib/2.yaml:2:11: includes nest more than 2 deep here (the limit)"
 
 
 def test_the_total_size_is_bounded(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(includes, "MAX_TOTAL_BYTES", len(LAYERS) + 10)
-    write({"spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/layers.yaml, lib/more.yaml]"),
-           "lib/layers.yaml": LAYERS, "lib/more.yaml": "graphspec: 2\ndoc: more\n"})
-    assert str(refused()) == ("spec.yaml:3:28: the included files hold more than 0 MiB "
-                              "together (the limit for a spec)")
+    write(
+        {
+            "spec.yaml": SPEC.replace("[lib/layers.yaml]", "[lib/layers.yaml, lib/more.yaml]"),
+            "lib/layers.yaml": LAYERS,
+            "lib/more.yaml": "graphspec: 2\ndoc: more\n",
+        }
+    )
+    assert str(refused()) == (
+        "spec.yaml:3:28: the included files hold more than 0 MiB together (the limit for a spec)"
+    )
 
 
 # ---- commands on a spec with includes ------------------------------------------------------------
@@ -331,11 +384,13 @@ def test_a_run_stands_alone_without_the_library(
     write({"spec.yaml": SPEC, "lib/layers.yaml": LAYERS})
     assert main(["train", "spec.yaml", "--out", "run", "--epochs", "1"]) == 0
     saved = (here / "run" / "spec.yaml").read_text()
-    assert saved.startswith("# the spec file with the blocks of its includes merged in:\n"
-                            "#   lib/layers.yaml\n")
+    assert saved.startswith(
+        "# the spec file with the blocks of its includes merged in:\n#   lib/layers.yaml\n"
+    )
     assert "include" not in saved.split("\n", 2)[2]
     assert json.loads((here / "run" / "summary.json").read_text())["includes"] == [
-        "lib/layers.yaml"]
+        "lib/layers.yaml"
+    ]
     before = gs.load_run(here / "run").params
     shutil.rmtree(here / "lib")
     run = gs.load_run(here / "run")
@@ -354,3 +409,17 @@ def test_compile_and_verify_a_spec_with_includes(here: Path) -> None:
     module = (here / "model.py").read_text()
     assert "(lib/layers.yaml:7:9)" in module  # each node's comment says where it is defined
     assert main(["verify", "spec.yaml", "--backends", "numpy", "--steps", "1"]) == 0
+
+
+# ---- the gallery's library ----------------------------------------------------------------------
+
+
+def test_the_gallery_block_library_is_used_and_is_no_gallery_spec() -> None:
+    libraries = sorted((SPEC_DIR / "blocks").glob("*.yaml"))
+    assert libraries and not set(libraries) & set(GALLERY)
+    users: dict[str, list[str]] = {}
+    for spec in GALLERY:
+        for name in gs.load(spec).includes:
+            users.setdefault(name, []).append(spec.stem)
+    assert sorted(users) == [str(p) for p in libraries]
+    assert len({stem for stems in users.values() for stem in stems}) >= 4
