@@ -98,7 +98,7 @@ def _encode(key: str, value: Any) -> Any:
     if isinstance(value, TensorType):
         return {"shape": list(value.shape), "dtype": value.dtype}
     if isinstance(value, Location):
-        return {"file": value.file, "line": value.line, "col": value.col}
+        return _location(value)
     if isinstance(value, ParamDecl):
         return {
             "shape": list(value.shape),
@@ -114,6 +114,20 @@ def _encode(key: str, value: Any) -> Any:
     return value
 
 
+def _location(loc: Location) -> dict[str, Any]:
+    out: dict[str, Any] = {"file": loc.file, "line": loc.line, "col": loc.col}
+    if loc.included_from is not None:  # in a block library: the include entry, and its own
+        out["included_from"] = _location(loc.included_from)
+    return out
+
+
+def _read_location(value: dict[str, Any]) -> Location:
+    via = value.get("included_from")
+    return Location(
+        value["file"], value["line"], value["col"], _read_location(via) if via else None
+    )
+
+
 def _decode(key: str, value: Any, op: str | None) -> Any:
     if value is None:
         return None
@@ -122,7 +136,7 @@ def _decode(key: str, value: Any, op: str | None) -> Any:
     if key == "type":
         return TensorType(tuple(value["shape"]), value["dtype"])
     if key == "src":
-        return Location(value["file"], value["line"], value["col"])
+        return _read_location(value)
     if key == "decl":
         return ParamDecl(
             tuple(value["shape"]),
