@@ -118,10 +118,9 @@ def render_diagnostic(
 ) -> str:
     """``file:line:col: <severity>: message``, the quoted line with a caret, notes, hint.
 
-    ``source`` is the text of ``location.file`` when it is not on disk (``gs.loads``).
+    ``source`` is the text of the spec when it is not on disk (``gs.loads``): the file of
+    ``location``, or the outermost file of its include chain (graphspec.spec.includes).
     """
-    # ``source`` is the text of the file the diagnostic is about: the outermost one, when the
-    # location is in a file it includes.
     top = location.include_chain()[-1] if location and location.included_from else location
 
     def text_of(loc: Location | None) -> str | None:

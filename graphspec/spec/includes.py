@@ -31,10 +31,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from graphspec.errors import Location, SpecError
+from graphspec.spec.overrides import argument_location
 from graphspec.spec.source import MAX_FILE_BYTES, PathKey, SourceMap, parse_yaml, read_text
 
 KEY = "include"
@@ -48,13 +50,25 @@ ALLOW_HINT = "--allow-outside (allow_outside=True) permits it"
 
 
 def include_blocks(
-    data: dict[str, Any], smap: SourceMap, base: Path | None, allow_outside: bool = False
+    data: dict[str, Any],
+    smap: SourceMap,
+    base: Path | None,
+    allow_outside: bool = False,
+    overrides: Iterable[str] = (),
 ) -> tuple[str, ...]:
     """Merge the blocks of the files ``data['include']`` names into ``data['blocks']``
     (in place), and their locations into ``smap``; the names of the files read, in order.
 
     ``base`` is the spec file's path (include paths are relative to its directory; without
-    one, to the current directory)."""
+    one, to the current directory).  ``overrides`` (``--set``, applied after this) may not
+    change ``include:``: it would change nothing."""
+    for text in overrides:
+        if text.partition("=")[0].split(".")[0].strip() == KEY:
+            raise SpecError(
+                "--set cannot change include: (the included files are read before overrides apply)",
+                argument_location(text),
+                hint="--set may change the blocks they bring in: blocks.NAME...",
+            )
     if KEY not in data:
         return ()
     return _Includer(smap, base, allow_outside).run(data)

@@ -40,7 +40,8 @@ def loads(
     if not isinstance(data, dict):
         raise SpecError("a spec must be a YAML mapping (key: value pairs)", smap.locate(()))
     check_version(data, smap)
-    included = include_blocks(data, smap, base, allow_outside)
+    overrides = tuple(overrides)
+    included = include_blocks(data, smap, base, allow_outside, overrides)
     applied = apply_overrides(data, smap, overrides)
     # Before pydantic sees it: what a run saves, and what variants patch.
     resolved = standalone(data) if applied or included else None

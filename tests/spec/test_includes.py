@@ -112,6 +112,16 @@ def test_variants_and_overrides_patch_included_blocks(here: Path) -> None:
     assert gs.build(spec).type("body.1.s").shape[-1] == 4
 
 
+def test_set_cannot_change_include(here: Path) -> None:
+    write({"spec.yaml": SPEC, "lib/layers.yaml": LAYERS})
+    with pytest.raises(SpecError) as info:
+        gs.load("spec.yaml", ["include=[]"])
+    assert str(info.value) == (
+        "--set include=[]: --set cannot change include: (the included files are read "
+        "before overrides apply)"
+    )
+
+
 # ---- errors inside an included file: its line and column, and the include chain -------------
 
 
