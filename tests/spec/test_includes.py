@@ -433,3 +433,21 @@ def test_the_gallery_block_library_is_used_and_is_no_gallery_spec() -> None:
             users.setdefault(name, []).append(spec.stem)
     assert sorted(users) == [str(p) for p in libraries]
     assert len({stem for stems in users.values() for stem in stems}) >= 4
+
+
+@pytest.mark.slow  # a sweep trains in a process of its own: seconds
+def test_a_sweep_passes_allow_outside_to_its_runs(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        {
+            "specs/spec.yaml": SPEC.replace("[lib/layers.yaml]", "[../lib/layers.yaml]"),
+            "lib/layers.yaml": LAYERS,
+        }
+    )
+    argv = ["sweep", "specs/spec.yaml", "--grid", "seed=1", "--epochs", "1", "--out", "sweep"]
+    assert main(argv) == 1 and not (here / "sweep").exists()  # refused before training
+    assert "leads outside the spec's directory" in capsys.readouterr().err
+    assert main([*argv, "--allow-outside"]) == 0
+    rows = (here / "sweep" / "sweep.csv").read_text().splitlines()
+    assert len(rows) == 2 and "completed" in rows[1]
