@@ -146,19 +146,8 @@ class _Includer:
                 continue  # reached along another path too: its blocks are in already
             if len(self.read) >= MAX_FILES:
                 raise SpecError(f"the spec includes more than {MAX_FILES} files (the limit)", at)
-            if len(stack) > MAX_DEPTH:
-                raise SpecError(
-                    f"includes nest more than {MAX_DEPTH} deep here (the limit)",
-                    at,
-                    notes=[
-                        (
-                            "files on the way: "
-                            + " -> ".join(f.display for f in stack[:4])
-                            + " -> ...",
-                            None,
-                        )
-                    ],
-                )
+            if len(stack) > MAX_DEPTH:  # the chain of files shows in the notes of ``at``
+                raise SpecError(f"includes nest more than {MAX_DEPTH} deep here (the limit)", at)
             self.library(file, stack)
 
     def check_entries(self, owner: _File, entries: Any) -> None:

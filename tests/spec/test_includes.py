@@ -183,6 +183,15 @@ def test_bad_yaml_in_an_included_file(here: Path) -> None:
     assert all(loc is None or loc.included_from for _, loc in e.notes)
 
 
+def test_an_included_file_that_is_not_utf8(here: Path) -> None:
+    write({"spec.yaml": SPEC})
+    (here / "lib").mkdir()
+    (here / "lib" / "layers.yaml").write_bytes(b"graphspec: 2\ndoc: caf\xe9\n")
+    e = refused()
+    assert str(e) == "lib/layers.yaml:2:9: file is not valid UTF-8 (byte 0xe9)"
+    assert e.location is not None and e.location.included_from == Location("spec.yaml", 3, 11)
+
+
 def test_an_error_rendered_from_a_spec_given_as_text_quotes_each_file(here: Path) -> None:
     write({"lib/layers.yaml": LAYERS.replace("op: $act", "op: tanhh")})
     with pytest.raises(SpecError) as info:
