@@ -3,7 +3,7 @@
 A version-2 spec names the files whose blocks it uses::
 
     graphspec: 2
-    include: [blocks/mlp.yaml, blocks/shortcuts.yaml]
+    include: [blocks/layers.yaml, blocks/shortcuts.yaml]
 
 An included file is a *block library*: ``graphspec: 2``, ``blocks:``, and optionally
 ``doc:`` and an ``include:`` of its own; anything else in it is refused where it stands.
@@ -17,6 +17,8 @@ Its blocks join the spec's own in one namespace, as if written under the spec's
   directly or not, is a cycle, reported at the include entry with the chain of files.
 * A block name defined twice (in two files, or in a file and the spec) is an error
   naming both places.
+* Variants and ``--set`` patch the blocks brought in, but not ``include:`` itself: the
+  files are read before either applies.
 * Reads are bounded: each file as a spec is (graphspec.spec.source.read_text), all of
   them together to the size of one spec, and the number of files and their nesting too.
 
