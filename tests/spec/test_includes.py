@@ -398,8 +398,8 @@ def test_the_total_size_is_bounded(here: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_a_run_stands_alone_without_the_library(
     here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """train saves the spec with its includes merged in: the run reloads, resumes and
-    predicts after the library has changed or gone."""
+    """train saves the spec with its includes merged in: the run reloads with the same
+    blocks and parameters after the library has gone; --resume reads the spec again."""
     write({"spec.yaml": SPEC, "lib/layers.yaml": LAYERS})
     assert main(["train", "spec.yaml", "--out", "run", "--epochs", "1"]) == 0
     saved = (here / "run" / "spec.yaml").read_text()
