@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from graphspec import __version__
 from graphspec.cli import (
     compile,
+    diff,
     evaluate,
     export,
     inspect,
@@ -36,6 +37,7 @@ from graphspec.errors import GraphspecError, UsageError
 COMMANDS = (
     validate,
     inspect,
+    diff,
     schema,
     ops,
     compile,
