@@ -20,12 +20,12 @@ written: a variable, a block, an include, a default spelled out) is not a differ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from graphspec.ir.graph import IR
-from graphspec.ir.node import InputNode, OpNode, ParamNode
+from graphspec.ir.node import InputNode, Node, OpNode, ParamNode
 
 Change = Literal["added", "removed", "renamed", "changed"]
 # Spec-level settings compared key by key (the rest of a spec is compared as its IR).
@@ -33,6 +33,7 @@ SETTINGS = ("name", "seed", "train", "analysis", "expect", "variants")
 # The order groups and changes are listed in.
 GROUPS = ("input", "graph", "loss", "metric")
 CHANGES: tuple[Change, ...] = ("removed", "added", "renamed", "changed")
+_Ids = Callable[[Iterable[str]], tuple[str, ...]]
 _MARK = {"added": "+", "removed": "-", "renamed": ">", "changed": "~"}
 
 
@@ -104,7 +105,9 @@ class SpecDiff:
             "nodes": [_node_json(d) for d in self.nodes],
             "parameters": [_param_json(d) for d in self.params],
             "parameter_count": {"a": a, "b": b, "change": b - a, "percent": _percent(a, b)},
-            "settings": [{"key": f.name, "a": _jsonable(f.a), "b": _jsonable(f.b)} for f in self.settings],
+            "settings": [
+                {"key": f.name, "a": _jsonable(f.a), "b": _jsonable(f.b)} for f in self.settings
+            ],
         }
 
     def render(self) -> str:
@@ -159,15 +162,11 @@ def diff_irs(a: IR, b: IR, labels: tuple[str, str] = ("a", "b")) -> SpecDiff:
     b_to_a = {n: n for n in nodes_b if n in nodes_a and _kind(a, n) == _kind(b, n)}
     renamed = _find_renames(a, b, nodes_a, nodes_b, b_to_a)
     params_b_to_a = _param_map(a, b, b_to_a)
-
-    def mapped(ids: Iterable[str]) -> tuple[str, ...]:
-        """b's ids as a would name them, to compare wiring across renames."""
-        return tuple(b_to_a.get(i, params_b_to_a.get(i, i)) for i in ids)
-
+    mapped = _as_a(b_to_a, params_b_to_a)
     matched_a = set(b_to_a.values())
-    diffs = [
-        _node_entry("removed", a, n) for n in nodes_a if n not in matched_a
-    ] + [_node_entry("added", b, n) for n in nodes_b if n not in b_to_a]
+    diffs = [_node_entry("removed", a, n) for n in nodes_a if n not in matched_a] + [
+        _node_entry("added", b, n) for n in nodes_b if n not in b_to_a
+    ]
     for n in nodes_b:
         if n in b_to_a:
             fields = _node_fields(a.node(b_to_a[n]), b.node(n), mapped)
@@ -216,14 +215,10 @@ def _find_renames(
         paired = set(b_to_a.values())
         only_a = [n for n in nodes_a if n not in paired]
         only_b = [n for n in nodes_b if n not in b_to_a]
-        params = _param_map(a, b, b_to_a)
+        mapped = _as_a(b_to_a, _param_map(a, b, b_to_a))
         by_signature: dict[Any, list[str]] = {}
         for n in only_a:
-            by_signature.setdefault(_signature(a, n, lambda ids: tuple(ids)), []).append(n)
-
-        def mapped(ids: Iterable[str]) -> tuple[str, ...]:
-            return tuple(b_to_a.get(i, params.get(i, i)) for i in ids)
-
+            by_signature.setdefault(_signature(a, n, tuple), []).append(n)
         wanted: dict[Any, list[str]] = {}
         for n in only_b:
             wanted.setdefault(_signature(b, n, mapped), []).append(n)
@@ -239,7 +234,17 @@ def _find_renames(
             renamed.add(nb)
 
 
-def _signature(ir: IR, nid: str, mapped: Any) -> tuple[Any, ...]:
+def _as_a(b_to_a: dict[str, str], params_b_to_a: dict[str, str]) -> _Ids:
+    """A function reading b's node and parameter ids as a names them (an id without a pair
+    as itself), to compare wiring across renames."""
+
+    def mapped(ids: Iterable[str]) -> tuple[str, ...]:
+        return tuple(b_to_a.get(i, params_b_to_a.get(i, i)) for i in ids)
+
+    return mapped
+
+
+def _signature(ir: IR, nid: str, mapped: _Ids) -> tuple[Any, ...]:
     """What makes a node the same node under another id: for an input its type; for an op
     its op, attributes, role, loss weight and data inputs (``mapped`` to a's ids)."""
     node = ir.node(nid)
@@ -269,7 +274,7 @@ def _node_entry(
     return NodeDiff(change, nid, _group(ir, nid), node.op, str(node.type), was, fields)
 
 
-def _node_fields(na: Any, nb: Any, mapped: Any) -> tuple[FieldChange, ...]:
+def _node_fields(na: Node, nb: Node, mapped: _Ids) -> tuple[FieldChange, ...]:
     """The fields of two matched nodes that differ, b's ids read as a's."""
     fields: list[FieldChange] = []
 
@@ -331,7 +336,7 @@ def _param_entry(
     return ParamDiff(change, p.id, str(p.type), p.trainable, count_a, count_b, was, fields)
 
 
-def _diff_outputs(a: IR, b: IR, mapped: Any) -> list[FieldChange]:
+def _diff_outputs(a: IR, b: IR, mapped: _Ids) -> list[FieldChange]:
     """``outputs.<name>``: the node each output names, b's read as a's (a renamed node keeps
     its outputs); ABSENT where a side lacks the output."""
     out = []
@@ -387,7 +392,9 @@ def _param_line(d: ParamDiff) -> str:
         count = d.count_b - d.count_a
         return f"{_MARK[d.change]} {name}{state} {d.shape} ({count:+,})"
     delta = f" ({d.count_b - d.count_a:+,})" if d.count_a != d.count_b else ""
-    return f"{_MARK[d.change]} {name}{state}" + (f": {_fields(d.fields)}{delta}" if d.fields else "")
+    return f"{_MARK[d.change]} {name}{state}" + (
+        f": {_fields(d.fields)}{delta}" if d.fields else ""
+    )
 
 
 def _fields(fields: Iterable[FieldChange]) -> str:

@@ -56,15 +56,30 @@ def test_a_wider_layer_changes_its_node_the_shapes_after_it_and_the_parameters()
     ]
     assert d.params == [
         ParamDiff(
-            "changed", "hidden.weight", "[2, 16]", True, 16, 32,
+            "changed",
+            "hidden.weight",
+            "[2, 16]",
+            True,
+            16,
+            32,
             fields=(FieldChange("shape", "[2, 8]", "[2, 16]"),),
         ),  # fmt: skip
         ParamDiff(
-            "changed", "hidden.bias", "[16]", True, 8, 16,
+            "changed",
+            "hidden.bias",
+            "[16]",
+            True,
+            8,
+            16,
             fields=(FieldChange("shape", "[8]", "[16]"),),
         ),  # fmt: skip
         ParamDiff(
-            "changed", "logit.weight", "[16, 1]", True, 8, 16,
+            "changed",
+            "logit.weight",
+            "[16, 1]",
+            True,
+            8,
+            16,
             fields=(FieldChange("shape", "[8, 1]", "[16, 1]"),),
         ),  # fmt: skip
     ]
@@ -187,7 +202,9 @@ def test_renames_that_could_be_either_way_are_not_guessed() -> None:
 
 
 def test_outputs_follow_renames_and_report_what_each_names() -> None:
-    renamed = XOR.read_text().replace("logit", "score").replace("bce_with_scores", "bce_with_logits")
+    renamed = (
+        XOR.read_text().replace("logit", "score").replace("bce_with_scores", "bce_with_logits")
+    )
     d = diff_irs(xor_ir(), ir_of_text(renamed))
     assert [(n.change, n.was, n.id) for n in d.nodes if n.group == "graph"] == [
         ("renamed", "logit", "score")
@@ -201,16 +218,17 @@ def test_outputs_follow_renames_and_report_what_each_names() -> None:
 
 def test_no_percentage_from_zero_parameters() -> None:
     free = TWINS.format("t1", "t2")
-    d = diff_irs(ir_of_text(free), ir_of_text(free.replace("op: tanh, in: x}", "op: linear, in: x, units: 2}")))
+    d = diff_irs(
+        ir_of_text(free),
+        ir_of_text(free.replace("op: tanh, in: x}", "op: linear, in: x, units: 2}")),
+    )
     assert d.param_count == (0, 12)
     assert d.to_json()["parameter_count"]["percent"] is None
     assert d.summary().endswith("; parameters 0 -> 12 (+12)")
 
 
 def test_render_groups_changes_by_kind() -> None:
-    d = diff_irs(
-        variant_ir("regularization.yaml", "none"), variant_ir("regularization.yaml", "l2")
-    )
+    d = diff_irs(variant_ir("regularization.yaml", "none"), variant_ir("regularization.yaml", "l2"))
     d.labels = ("a.yaml", "b.yaml")
     assert d.render() == (
         "--- a.yaml\n"
