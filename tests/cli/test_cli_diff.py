@@ -29,13 +29,13 @@ def test_equivalent_specs_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_default_written_out_is_no_difference(capsys: pytest.CaptureFixture[str]) -> None:
-    # batch_size 32 is the default, bias true is linear's: the same spec, spelled out.
+    # nesterov false is sgd's default, bias true is linear's: the same spec, spelled out.
     status, out, _ = run(
         capsys,
         str(XOR),
         str(XOR),
         "--set-b",
-        "train.batch_size=32",
+        "train.optimizer.nesterov=false",
         "--set-b",
         "graph.hidden.bias=true",
     )

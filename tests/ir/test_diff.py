@@ -240,3 +240,38 @@ def test_render_groups_changes_by_kind() -> None:
         "[val_fit - train_fit < 0.3, val_binary_accuracy >= 0.8]\n"
         "1 node added; parameters 17,025 (unchanged); 1 setting changed\n"
     )
+
+
+def test_what_the_ir_does_not_keep_is_no_difference() -> None:
+    same = (
+        XOR.read_text()
+        .replace("graphspec: 1", "graphspec: 2")
+        .replace("Two tanh layers", "Two layers of tanh")  # the doc
+        .replace("# in: defaults to the previous node", "")  # a comment
+        .replace("units: 8,", "units: 8, bias: true,")  # a default written out
+    )
+    assert same != XOR.read_text()
+    assert diff_irs(xor_ir(), ir_of_text(same)).equivalent
+
+
+def test_inputs_and_metrics_are_their_own_groups() -> None:
+    d = diff_irs(xor_ir(), xor_ir("inputs.x=[batch, 3]", "train.metrics=[]"))
+    assert d.nodes == [
+        NodeDiff(
+            "changed",
+            "x",
+            "input",
+            None,
+            "[batch, 3]",
+            fields=(FieldChange("shape", "[batch, 2]", "[batch, 3]"),),
+        ),
+        NodeDiff("removed", "binary_accuracy", "metric", "binary_accuracy", "[]"),
+    ]
+    assert [(p.name, p.count_a, p.count_b) for p in d.params] == [("hidden.weight", 16, 24)]
+    assert d.settings == [FieldChange("train.metrics", ["binary_accuracy"], [])]
+    assert d.render().splitlines()[2:6] == [
+        "inputs:",
+        "  ~ x: shape [batch, 2] -> [batch, 3]",
+        "metrics:",
+        "  - binary_accuracy (binary_accuracy) []",
+    ]
