@@ -131,24 +131,32 @@ class SpecDiff:
         a, b = self.param_count
         if self.equivalent:
             return f"equivalent: {_plural(self.node_count[1], 'node')}, {_plural(b, 'parameter')}"
-        counts = [(c, sum(d.change == c for d in self.nodes)) for c in _SUMMARY_ORDER]
-        parts = [f"{_num(n)} {c}" for c, n in counts if n]
-        if parts:  # "2 nodes changed, 1 added": the first count names what is counted
-            n = next(n for _, n in counts if n)
-            parts[0] = parts[0].replace(" ", f" node{'s' * (n != 1)} ", 1)
-        else:
-            parts = ["nodes unchanged"]
+        nodes = _counted(self.nodes, "node") or "nodes unchanged"
+        tensors = _counted(self.params, "parameter tensor")
         if a == b:
-            count = f"parameters {_num(b)} (unchanged)"
+            count = f"{_plural(b, 'parameter')} (unchanged)"
         else:
             percent = _percent(a, b)
             change = f"{b - a:+,}" + ("" if percent is None else f", {percent:+.1f}%")
-            count = f"parameters {_num(a)} -> {_num(b)} ({change})"
+            count = f"{_num(a)} -> {_plural(b, 'parameter')} ({change})"
         tail = [_plural(len(self.settings), "setting") + " changed"] if self.settings else []
-        return "; ".join([", ".join(parts), count, *tail])
+        return "; ".join([nodes, f"{tensors}, {count}" if tensors else count, *tail])
 
 
 _SUMMARY_ORDER: tuple[Change, ...] = ("changed", "added", "removed", "renamed")
+
+
+def _counted(entries: list[NodeDiff] | list[ParamDiff], noun: str) -> str:
+    """``2 nodes changed, 1 added``: the entries by change, the noun named once ("" if none)."""
+    counts = [(c, sum(d.change == c for d in entries)) for c in _SUMMARY_ORDER]
+    parts = [f"{_num(n)} {c}" for c, n in counts if n]
+    if not parts:
+        return ""
+    first = next(n for _, n in counts if n)
+    parts[0] = parts[0].replace(" ", f" {noun}{'s' * (first != 1)} ", 1)
+    return ", ".join(parts)
+
+
 _GROUP_TITLES = {"input": "inputs", "graph": "nodes", "loss": "loss", "metric": "metrics"}
 
 
@@ -159,7 +167,8 @@ def diff_irs(a: IR, b: IR, labels: tuple[str, str] = ("a", "b")) -> SpecDiff:
     """What separates ``a`` from ``b`` (see the module docstring)."""
     nodes_a, nodes_b = _comparable(a), _comparable(b)
     # b's node id -> a's: the same id where both have a node of one kind, then renames.
-    b_to_a = {n: n for n in nodes_b if n in nodes_a and _kind(a, n) == _kind(b, n)}
+    in_a = set(nodes_a)
+    b_to_a = {n: n for n in nodes_b if n in in_a and _kind(a, n) == _kind(b, n)}
     renamed = _find_renames(a, b, nodes_a, nodes_b, b_to_a)
     params_b_to_a = _param_map(a, b, b_to_a)
     mapped = _as_a(b_to_a, params_b_to_a)

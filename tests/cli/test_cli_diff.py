@@ -52,7 +52,7 @@ def test_different_specs_exit_1_and_say_what_changed(capsys: pytest.CaptureFixtu
         "params [logit.weight, logit.bias] -> [logit.weight]",
         "parameters:",
         "  - logit.bias [1] (-1)",
-        "1 node changed; parameters 33 -> 32 (-1, -3.0%)",
+        "1 node changed; 1 parameter tensor removed, 33 -> 32 parameters (-1, -3.0%)",
     ]
 
 

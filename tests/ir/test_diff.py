@@ -85,7 +85,9 @@ def test_a_wider_layer_changes_its_node_the_shapes_after_it_and_the_parameters()
     ]
     assert d.param_count == (33, 65)
     assert d.settings == []
-    assert d.summary() == "2 nodes changed; parameters 33 -> 65 (+32, +97.0%)"
+    assert d.summary() == (
+        "2 nodes changed; 3 parameter tensors changed, 33 -> 65 parameters (+32, +97.0%)"
+    )
     assert d.to_json()["parameter_count"] == {"a": 33, "b": 65, "change": 32, "percent": 97.0}
 
 
@@ -94,7 +96,7 @@ def test_settings_are_compared_key_by_key() -> None:
     # epochs: 300 is what the spec says already: no difference.
     assert d.settings == [FieldChange("seed", 0, 3), FieldChange("train.optimizer.lr", 0.5, 0.05)]
     assert (d.nodes, d.params) == ([], [])
-    assert d.summary() == "nodes unchanged; parameters 33 (unchanged); 2 settings changed"
+    assert d.summary() == "nodes unchanged; 33 parameters (unchanged); 2 settings changed"
 
 
 def test_a_section_one_side_lacks_is_one_change_with_its_whole_value() -> None:
@@ -162,7 +164,9 @@ def test_renamed_nodes_are_paired_with_their_parameters(tmp_path: Path) -> None:
     ]
     # The penalty reads h1.weight now, logit reads act2: through the renames, the same wiring.
     assert d.settings == []
-    assert d.summary() == "2 nodes renamed; parameters 33 (unchanged)"
+    assert d.summary() == (
+        "2 nodes renamed; 2 parameter tensors renamed, 33 parameters (unchanged)"
+    )
 
 
 def test_a_renamed_node_with_another_change_is_removed_and_added() -> None:
@@ -224,7 +228,7 @@ def test_no_percentage_from_zero_parameters() -> None:
     )
     assert d.param_count == (0, 12)
     assert d.to_json()["parameter_count"]["percent"] is None
-    assert d.summary().endswith("; parameters 0 -> 12 (+12)")
+    assert d.summary().endswith("; 4 parameter tensors added, 0 -> 12 parameters (+12)")
 
 
 def test_render_groups_changes_by_kind() -> None:
@@ -238,7 +242,7 @@ def test_render_groups_changes_by_kind() -> None:
         "settings:\n"
         "  ~ expect: [val_fit - train_fit > 0.4] -> "
         "[val_fit - train_fit < 0.3, val_binary_accuracy >= 0.8]\n"
-        "1 node added; parameters 17,025 (unchanged); 1 setting changed\n"
+        "1 node added; 17,025 parameters (unchanged); 1 setting changed\n"
     )
 
 
