@@ -33,6 +33,9 @@ SETTINGS = ("name", "seed", "train", "analysis", "expect", "variants")
 # The order groups and changes are listed in.
 GROUPS = ("input", "graph", "loss", "metric")
 CHANGES: tuple[Change, ...] = ("removed", "added", "renamed", "changed")
+# The fields of a node that are not attributes; an attribute of the same name is shown as
+# ``attrs.<name>``.
+_NODE_FIELDS = ("op", "role", "weight", "inputs", "params", "differentiable", "shape")
 _Ids = Callable[[Iterable[str]], tuple[str, ...]]
 _MARK = {"added": "+", "removed": "-", "renamed": ">", "changed": "~"}
 
@@ -296,7 +299,8 @@ def _node_fields(na: Node, nb: Node, mapped: _Ids) -> tuple[FieldChange, ...]:
         attrs_a = na.attrs.model_dump(mode="json")
         attrs_b = nb.attrs.model_dump(mode="json")
         for key in [*attrs_a, *(k for k in attrs_b if k not in attrs_a)]:
-            compare(key, attrs_a.get(key, ABSENT), attrs_b.get(key, ABSENT))
+            name = f"attrs.{key}" if key in _NODE_FIELDS else key  # reshape's 'shape'
+            compare(name, attrs_a.get(key, ABSENT), attrs_b.get(key, ABSENT))
         compare("role", na.role, nb.role)
         compare("weight", na.weight, nb.weight)
         compare("inputs", list(na.data_inputs), list(mapped(nb.data_inputs)))

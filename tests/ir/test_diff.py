@@ -279,3 +279,26 @@ def test_inputs_and_metrics_are_their_own_groups() -> None:
         "metrics:",
         "  - binary_accuracy (binary_accuracy) []",
     ]
+
+
+RESHAPE = """\
+graphspec: 1
+name: reshaped
+inputs:
+  x: [batch, 4]
+graph:
+  - {{id: r, op: reshape, in: x, shape: {0}}}
+outputs: [r]
+"""
+
+
+def test_an_attribute_named_like_a_node_field_is_told_apart() -> None:
+    d = diff_irs(
+        ir_of_text(RESHAPE.format("[batch, 2, 2]")), ir_of_text(RESHAPE.format("[batch, 4, 1]"))
+    )
+    assert [n.fields for n in d.nodes] == [
+        (
+            FieldChange("attrs.shape", ["batch", 2, 2], ["batch", 4, 1]),
+            FieldChange("shape", "[batch, 2, 2]", "[batch, 4, 1]"),
+        )
+    ]
