@@ -4,8 +4,8 @@
 
 * nodes (inputs, graph ops, loss terms, metrics) added, removed, renamed or changed: op,
   attributes, wiring (data inputs, parameter arguments), role, loss weight, output shape;
-* parameters and state buffers added, removed or changed (shape, initializer, trainable),
-  with the total trainable parameter count of each side;
+* parameters and state buffers added, removed, renamed or changed (shape, initializer,
+  trainable), with the total trainable parameter count of each side;
 * spec-level settings: outputs, and ``name``, ``seed``, ``train``, ``analysis``, ``expect``
   and ``variants`` compared key by key.
 
@@ -67,7 +67,7 @@ class NodeDiff:
     id: str  # the id in b (in a, for a removed node)
     group: str  # one of GROUPS
     op: str | None  # None for inputs
-    shape: str
+    shape: str  # its output's type in b (in a, for a removed node)
     was: str | None = None
     fields: tuple[FieldChange, ...] = ()
 
@@ -88,6 +88,8 @@ class ParamDiff:
 
 @dataclass
 class SpecDiff:
+    """Every difference of spec a and spec b, by kind; none when they are equivalent."""
+
     nodes: list[NodeDiff]
     params: list[ParamDiff]
     settings: list[FieldChange]  # dotted key (``train.optimizer.lr``, ``outputs.logit``)
