@@ -225,14 +225,15 @@ def _find_renames(
     since which is which would be a guess.  Repeated until no pair is found, so a chain of
     renamed nodes is paired link by link whatever the order of the graph."""
     renamed: set[str] = set()
+    paired = set(b_to_a.values())
+    # a's signatures never change (its ids are read as they are): computed once.
+    signature_a = {n: _signature(a, n, tuple) for n in nodes_a if n not in paired}
     while True:
-        paired = set(b_to_a.values())
-        only_a = [n for n in nodes_a if n not in paired]
         only_b = [n for n in nodes_b if n not in b_to_a]
         mapped = _as_a(b_to_a, _param_map(a, b, b_to_a))
         by_signature: dict[Any, list[str]] = {}
-        for n in only_a:
-            by_signature.setdefault(_signature(a, n, tuple), []).append(n)
+        for n, sig in signature_a.items():
+            by_signature.setdefault(sig, []).append(n)
         wanted: dict[Any, list[str]] = {}
         for n in only_b:
             wanted.setdefault(_signature(b, n, mapped), []).append(n)
@@ -246,6 +247,7 @@ def _find_renames(
         for nb, na in pairs:
             b_to_a[nb] = na
             renamed.add(nb)
+            del signature_a[na]
 
 
 def _as_a(b_to_a: dict[str, str], params_b_to_a: dict[str, str]) -> _Ids:
