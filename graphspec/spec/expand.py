@@ -122,7 +122,7 @@ class Expander:
                         value, tokens, lambda name: self.param(f"${name}", scope, path)
                     )
                 except expr.ExprError as e:
-                    raise SpecError(f"{e} in '{value}'", self.loc(path)) from None
+                    raise SpecError(str(e), self.loc(path)) from None
         if isinstance(value, str) and value.startswith("$") and value != "$in":
             return self.param(value, scope, path)
         if isinstance(value, list):

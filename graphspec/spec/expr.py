@@ -96,13 +96,17 @@ def render(tokens: list[Token], values: dict[str, Any]) -> str:
 
 def evaluate(text: str, tokens: list[Token], lookup: Callable[[str], Any]) -> Number:
     """The value of the expression; ``lookup`` gives a name's value (raising for an unknown
-    one).  An :class:`ExprError` says what is wrong with it."""
-    if len(text) > MAX_CHARS:
-        raise ExprError(f"the expression is longer than {MAX_CHARS} characters")
-    parser = _Parser(tokens, lookup)
-    value = parser.expr(0)
-    if parser.pos < len(tokens):
-        raise ExprError(f"unexpected '{tokens[parser.pos].text}' in the expression")
+    one).  An :class:`ExprError` says what is wrong with it, quoting it."""
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    try:
+        if len(text) > MAX_CHARS:
+            raise ExprError(f"it is longer than {MAX_CHARS} characters (the limit)")
+        parser = _Parser(tokens, lookup)
+        value = parser.expr(0)
+        if parser.pos < len(tokens):
+            raise ExprError(f"unexpected '{tokens[parser.pos].text}'")
+    except ExprError as e:
+        raise ExprError(f"cannot compute '{shown}': {e}") from None
     return value
 
 
@@ -139,7 +143,7 @@ class _Parser:
 
     def unary(self, depth: int) -> Number:
         if depth > MAX_DEPTH:
-            raise ExprError(f"the expression nests more than {MAX_DEPTH} deep")
+            raise ExprError(f"it nests more than {MAX_DEPTH} deep (the limit)")
         if self.peek() == "-":
             self.pos += 1
             return -self.unary(depth + 1)
@@ -147,7 +151,7 @@ class _Parser:
 
     def atom(self, depth: int) -> Number:
         if self.pos >= len(self.tokens):
-            raise ExprError("the expression ends where a value should follow")
+            raise ExprError("it ends where a value should follow")
         tok = self.tokens[self.pos]
         self.pos += 1
         if tok.kind == "num":
@@ -171,7 +175,7 @@ class _Parser:
 
 def _number(name: str, value: Any) -> Number:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ExprError(f"'${name}' is {value!r}, not a number, so it cannot be computed with")
+        raise ExprError(f"'${name}' is {value!r}, not a number")
     return value
 
 

@@ -38,6 +38,7 @@ MAX_VARS = 1_000
 # (values for the vars), prose, and the variants' patches (read per variant).
 SKIPPED = ("scales", "variants")
 RESERVED = ("in",)  # '$in' is a block's input
+MAX_NOTES = 4  # "'width' is defined here" notes on one error
 
 VarWarning = tuple[str, Location | None]
 
@@ -150,7 +151,9 @@ class _Substituter:
         try:
             return expr.evaluate(text, tokens, lambda n: self.values[n])
         except expr.ExprError as e:
-            raise SpecError(f"{e} in '{text}'", self.smap.locate(path)) from None
+            notes = [(f"'{n}' is defined here", self.smap.locate((KEY, n))) for n in used]
+            raise SpecError(str(e), self.smap.locate(path),
+                            notes=notes[:MAX_NOTES]) from None
 
     def lookup(self, name: str, path: PathKey, params: dict[str, Any]) -> Any:
         if name in self.values:
