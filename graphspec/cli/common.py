@@ -74,7 +74,9 @@ def build_ir(spec: Spec, max_params: int | None = None) -> IR:
 
 
 def load_ir(
-    path: str, max_params: int | None = None, overrides: list[str] | None = None,
+    path: str,
+    max_params: int | None = None,
+    overrides: list[str] | None = None,
     scale: str | None = None,
 ) -> tuple[Spec, IR]:
     spec = load_spec(path, overrides, scale)

@@ -103,21 +103,32 @@ def scales_table(path: str, overrides: list[str], max_params: int | None) -> str
     trainable parameters and forward FLOPs per example, each scale built on its own."""
     base = load_spec(path, overrides)
     if not base.scales:
-        raise SpecError("the spec has no 'scales:' to tabulate", Location(path),
-                        hint="define scales: {NAME: {VAR: VALUE, ...}, ...} next to 'vars:'")
+        raise SpecError(
+            "the spec has no 'scales:' to tabulate",
+            Location(path),
+            hint="define scales: {NAME: {VAR: VALUE, ...}, ...} next to 'vars:'",
+        )
     names = list(dict.fromkeys(v for values in base.scales.values() for v in values))
     head = ["scale", *names, "params", "FLOPs"]
     rows = []
     for scale in [None, *base.scales]:
         spec, ir = load_ir(path, max_params, overrides, scale)
-        rows.append([scale or "(vars)", *(_cell(spec.vars[n]) for n in names),
-                     f"{ir.param_count():,}", f"{flop_count(ir):,}"])
+        rows.append(
+            [
+                scale or "(vars)",
+                *(_cell(spec.vars[n]) for n in names),
+                f"{ir.param_count():,}",
+                f"{flop_count(ir):,}",
+            ]
+        )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     rule = "  ".join("-" * w for w in widths)
 
     def fmt(r: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
 
     return "\n".join([fmt(head), rule, *map(fmt, rows)]) + "\n"
 

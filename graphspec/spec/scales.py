@@ -40,11 +40,15 @@ def select(data: dict[str, Any], smap: SourceMap, name: str | None) -> None:
     if name is None:
         return
     if not scales:
-        raise SpecError("the spec has no 'scales:' to choose from", scale_location(name),
-                        hint="define scales: {NAME: {VAR: VALUE, ...}, ...} next to 'vars:'")
+        raise SpecError(
+            "the spec has no 'scales:' to choose from",
+            scale_location(name),
+            hint="define scales: {NAME: {VAR: VALUE, ...}, ...} next to 'vars:'",
+        )
     if name not in scales:
         raise SpecError(
-            f"no scale '{name}'", scale_location(name),
+            f"no scale '{name}'",
+            scale_location(name),
             notes=[("scales are defined here", smap.locate((KEY,), key=True))],
             hint=did_you_mean(name, scales) or "scales: " + ", ".join(map(str, scales)),
         )
@@ -55,13 +59,19 @@ def select(data: dict[str, Any], smap: SourceMap, name: str | None) -> None:
 
 def _check(scales: Any, defined: Any, smap: SourceMap) -> None:
     if not isinstance(scales, dict):
-        raise SpecError("'scales' must be a mapping of scale names to var values",
-                        smap.locate((KEY,)), hint="scales: {s: {width: 32}, m: {width: 64}}")
+        raise SpecError(
+            "'scales' must be a mapping of scale names to var values",
+            smap.locate((KEY,)),
+            hint="scales: {s: {width: 32}, m: {width: 64}}",
+        )
     defined = defined if isinstance(defined, dict) else {}
     for name, values in scales.items():
         if not isinstance(values, dict):
-            raise SpecError(f"scale '{name}' must be a mapping of vars to values",
-                            smap.locate((KEY, name)), hint="{width: 32, depth: 2}")
+            raise SpecError(
+                f"scale '{name}' must be a mapping of vars to values",
+                smap.locate((KEY, name)),
+                hint="{width: 32, depth: 2}",
+            )
         for var in values:
             if var not in defined:
                 notes = [("vars are defined here", smap.locate(("vars",), key=True))]
@@ -69,9 +79,12 @@ def _check(scales: Any, defined: Any, smap: SourceMap) -> None:
                     f"scale '{name}' sets '{var}', which is not a var of this spec",
                     smap.locate((KEY, name, var), key=True),
                     notes=notes if defined else [],
-                    hint=did_you_mean(str(var), defined) or (
-                        "vars: " + ", ".join(defined) if defined
-                        else "a scale sets vars: define them under a top-level 'vars:'"),
+                    hint=did_you_mean(str(var), defined)
+                    or (
+                        "vars: " + ", ".join(defined)
+                        if defined
+                        else "a scale sets vars: define them under a top-level 'vars:'"
+                    ),
                 )
 
 
@@ -83,4 +96,4 @@ def _relocate(smap: SourceMap, src: tuple, dst: tuple) -> None:
         del table[key]
     for key, loc in list(table.items()):
         if key[: len(src)] == src:
-            table[dst + key[len(src):]] = loc
+            table[dst + key[len(src) :]] = loc

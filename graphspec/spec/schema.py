@@ -73,7 +73,8 @@ def spec_schema() -> dict[str, Any]:
     defs["SpecVersion1"] = root
     defs["SpecVersion2"] = _version2(root)
     defs["SpecVersion2"]["properties"]["graphspec"] = {
-        "const": 2, "description": "format version 2: vars, scales, includes"
+        "const": 2,
+        "description": "format version 2: vars, scales, includes",
     }
     return {
         "$schema": SCHEMA_DIALECT,
@@ -100,6 +101,7 @@ EXPRESSION = {
 def _version2(schema: dict[str, Any]) -> dict[str, Any]:
     """A version-2 copy of a definition: its references to version-2 copies, every value
     (and every value inside) also accepting an expression."""
+
     def retarget(node: Any) -> Any:
         if isinstance(node, dict):
             out = {k: retarget(v) for k, v in node.items()}
@@ -251,9 +253,7 @@ def _templated(schema: dict[str, Any], ref: dict[str, Any] = PARAM_REF) -> dict[
     return {**meta, "anyOf": members + [ref]}
 
 
-def _templated_children(
-    schema: dict[str, Any], ref: dict[str, Any] = PARAM_REF
-) -> dict[str, Any]:
+def _templated_children(schema: dict[str, Any], ref: dict[str, Any] = PARAM_REF) -> dict[str, Any]:
     s = dict(schema)
     if isinstance(s.get("items"), dict):
         s["items"] = _templated(s["items"], ref)

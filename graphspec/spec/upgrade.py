@@ -37,7 +37,8 @@ def upgrade(text: str, file: str) -> str | None:
         raise
     if _meaning(new) != _meaning(old):
         raise SpecError(
-            f"the spec would mean something else as version {LATEST}", Location(file),
+            f"the spec would mean something else as version {LATEST}",
+            Location(file),
             hint="a string such as '$name' becomes a var in version 2",
         )
     return new_text

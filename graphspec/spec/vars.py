@@ -52,11 +52,15 @@ def check_overrides(data: dict[str, Any], overrides: Iterable[str]) -> None:
         if parts[0] != KEY or len(parts) < 2:
             continue
         if not isinstance(defined, dict):
-            raise SpecError("the spec has no 'vars:' to override", argument_location(text),
-                            hint="vars need 'graphspec: 2' and a top-level 'vars:' mapping")
+            raise SpecError(
+                "the spec has no 'vars:' to override",
+                argument_location(text),
+                hint="vars need 'graphspec: 2' and a top-level 'vars:' mapping",
+            )
         if parts[1] not in defined:
             raise SpecError(
-                f"'{parts[1]}' is not a var of this spec", argument_location(text),
+                f"'{parts[1]}' is not a var of this spec",
+                argument_location(text),
                 hint=did_you_mean(parts[1], defined) or "vars: " + ", ".join(defined),
             )
 
@@ -72,7 +76,8 @@ def substitute(data: dict[str, Any], smap: SourceMap) -> list[VarWarning]:
     sub.count_uses(data.get("variants"))
     return [
         (f"var '{name}' is never used", smap.locate((KEY, name), key=True))
-        for name in sub.values if name not in sub.used
+        for name in sub.values
+        if name not in sub.used
     ]
 
 
@@ -89,16 +94,21 @@ class _Substituter:
         if raw is None:
             return
         if not isinstance(raw, dict):
-            raise SpecError("'vars' must be a mapping of names to values",
-                            self.smap.locate((KEY,)), hint="vars: {width: 64, depth: 2}")
+            raise SpecError(
+                "'vars' must be a mapping of names to values",
+                self.smap.locate((KEY,)),
+                hint="vars: {width: 64, depth: 2}",
+            )
         if len(raw) > MAX_VARS:
             raise SpecError(f"more than {MAX_VARS:,} vars", self.smap.locate((KEY,), key=True))
         for name, value in raw.items():
             path = (KEY, name)
             if not isinstance(name, str) or not name.isidentifier() or name in RESERVED:
                 raise SpecError(
-                    f"'{name}' cannot be a var name", self.smap.locate(path, key=True),
-                    hint="a var name is an identifier (letters, digits, '_'), not 'in'")
+                    f"'{name}' cannot be a var name",
+                    self.smap.locate(path, key=True),
+                    hint="a var name is an identifier (letters, digits, '_'), not 'in'",
+                )
             self.check_value(value, path)
             # A var sees the vars above it only: the order of the mapping is the order of
             # definition, so there are no cycles to look for.
@@ -111,7 +121,8 @@ class _Substituter:
             return
         raise SpecError(
             f"var '{path[-1]}' must be a number, a string, a boolean or a list of them",
-            self.smap.locate(path))
+            self.smap.locate(path),
+        )
 
     def walk(self, value: Any, path: PathKey, params: dict[str, Any]) -> Any:
         """``value`` with its ``$names`` replaced; ``params`` are the enclosing block's
@@ -121,14 +132,16 @@ class _Substituter:
         if isinstance(value, list):
             return [self.walk(v, path + (i,), params) for i, v in enumerate(value)]
         if isinstance(value, dict):
-            if path[:1] == ("blocks",) and len(path) == 2 and isinstance(value.get("params"),
-                                                                          dict):
+            if path[:1] == ("blocks",) and len(path) == 2 and isinstance(value.get("params"), dict):
                 # The block's graph sees its parameters; their defaults see the vars only.
                 inner = dict(value["params"])
-                return {k: self.walk(v, path + (k,), inner if k == "graph" else {})
-                        for k, v in value.items()}
-            return {k: v if k == "doc" else self.walk(v, path + (k,), params)
-                    for k, v in value.items()}
+                return {
+                    k: self.walk(v, path + (k,), inner if k == "graph" else {})
+                    for k, v in value.items()
+                }
+            return {
+                k: v if k == "doc" else self.walk(v, path + (k,), params) for k, v in value.items()
+            }
         return value
 
     def use(self, text: str, path: PathKey, params: dict[str, Any]) -> Any:
@@ -152,8 +165,7 @@ class _Substituter:
             return expr.evaluate(text, tokens, lambda n: self.values[n])
         except expr.ExprError as e:
             notes = [(f"'{n}' is defined here", self.smap.locate((KEY, n))) for n in used]
-            raise SpecError(str(e), self.smap.locate(path),
-                            notes=notes[:MAX_NOTES]) from None
+            raise SpecError(str(e), self.smap.locate(path), notes=notes[:MAX_NOTES]) from None
 
     def lookup(self, name: str, path: PathKey, params: dict[str, Any]) -> Any:
         if name in self.values:
@@ -164,18 +176,24 @@ class _Substituter:
         later = isinstance(raw, dict) and name in raw and path[:1] == (KEY,)
         if later:
             raise SpecError(
-                f"var '{path[1]}' uses '${name}', which is defined after it", where,
+                f"var '{path[1]}' uses '${name}', which is defined after it",
+                where,
                 notes=[(f"'{name}' is defined here", self.smap.locate((KEY, name), key=True))],
-                hint="a var may use the vars above it; move it up")
+                hint="a var may use the vars above it; move it up",
+            )
         known = list(self.values) + list(params)
         inside = " of this block nor a var" if params else ""
         notes = [("vars are defined here", self.defined_at)] if self.defined_at else []
         raise SpecError(
             f"'${name}' is not a parameter{inside}" if params else f"undefined var '${name}'",
-            where, notes=notes,
-            hint=did_you_mean(name, known) or (
-                "vars: " + ", ".join(self.values) if self.values
-                else "define it under a top-level 'vars:'"),
+            where,
+            notes=notes,
+            hint=did_you_mean(name, known)
+            or (
+                "vars: " + ", ".join(self.values)
+                if self.values
+                else "define it under a top-level 'vars:'"
+            ),
         )
 
     def count_uses(self, value: Any) -> None:

@@ -68,14 +68,18 @@ def test_unknown_scale_is_located_at_the_argument() -> None:
         gs.loads(SPEC, "sc.yaml", scale="mm")
     err = e.value
     assert (str(err.location), err.message, err.hint) == (
-        "--scale mm", "no scale 'mm'", "did you mean 'm'?")
+        "--scale mm",
+        "no scale 'mm'",
+        "did you mean 'm'?",
+    )
     assert [(t, str(loc)) for t, loc in err.notes] == [("scales are defined here", "sc.yaml:7:1")]
 
 
 def test_scale_of_a_spec_without_scales() -> None:
     with pytest.raises(SpecError, match="the spec has no 'scales:' to choose from"):
-        gs.loads(SPEC.replace("scales:\n  n: {width: 4}\n  m: {width: 16, depth: 3}\n", ""),
-                 scale="n")
+        gs.loads(
+            SPEC.replace("scales:\n  n: {width: 4}\n  m: {width: 16, depth: 3}\n", ""), scale="n"
+        )
 
 
 def test_a_scale_setting_an_undefined_var_is_an_error_even_unchosen() -> None:
@@ -89,8 +93,7 @@ def test_a_scale_setting_an_undefined_var_is_an_error_even_unchosen() -> None:
 
 def test_a_bad_value_in_a_scale_is_located_in_the_scale() -> None:
     with pytest.raises(SpecError) as e:
-        gs.build(gs.loads(SPEC.replace("n: {width: 4}", "n: {width: -4}"), "sc.yaml",
-                          scale="n"))
+        gs.build(gs.loads(SPEC.replace("n: {width: 4}", "n: {width: -4}"), "sc.yaml", scale="n"))
     assert str(e.value.location) == "sc.yaml:14:33"  # units: $double, the use
     with pytest.raises(SpecError) as e:
         gs.loads(SPEC.replace("n: {width: 4}", "n: {width: $nope}"), "sc.yaml", scale="n")
@@ -120,8 +123,12 @@ def test_inspect_scales_matches_building_each_scale(capsys: pytest.CaptureFixtur
     for name in ["n", "s", "m"]:
         spec = gs.load(RESIDUAL, scale=name)
         ir = gs.build(spec)
-        want = [f"{spec.vars['width']:,}", f"{spec.vars['depth']:,}",
-                f"{ir.param_count():,}", f"{flop_count(ir):,}"]
+        want = [
+            f"{spec.vars['width']:,}",
+            f"{spec.vars['depth']:,}",
+            f"{ir.param_count():,}",
+            f"{flop_count(ir):,}",
+        ]
         assert body[name] == want, name
     assert body["(vars)"] == body["s"]
     assert len({tuple(v) for v in body.values()}) == 3  # the scales differ

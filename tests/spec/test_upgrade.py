@@ -38,10 +38,14 @@ BODY = "name: t\ninputs: {x: [2]}\ngraph: [{op: relu}]\n"
 @pytest.mark.parametrize(
     "text, want",
     [
-        ("\ufeffgraphspec: 1\r\nname: t\r\ninputs: {x: [2]}\r\ngraph: [{op: relu}]\r\n",
-         "\ufeffgraphspec: 2\r\nname: t\r\ninputs: {x: [2]}\r\ngraph: [{op: relu}]\r\n"),
-        ("{graphspec: 1, name: t, inputs: {x: [2]}, graph: [{op: relu}]}",
-         "{graphspec: 2, name: t, inputs: {x: [2]}, graph: [{op: relu}]}"),
+        (
+            "\ufeffgraphspec: 1\r\nname: t\r\ninputs: {x: [2]}\r\ngraph: [{op: relu}]\r\n",
+            "\ufeffgraphspec: 2\r\nname: t\r\ninputs: {x: [2]}\r\ngraph: [{op: relu}]\r\n",
+        ),
+        (
+            "{graphspec: 1, name: t, inputs: {x: [2]}, graph: [{op: relu}]}",
+            "{graphspec: 2, name: t, inputs: {x: [2]}, graph: [{op: relu}]}",
+        ),
         (BODY + "graphspec: !!int 1\n", BODY + "graphspec: 2\n"),
         ("graphspec: 0x1\n" + BODY, "graphspec: 2\n" + BODY),
     ],
@@ -66,8 +70,10 @@ def test_gallery_upgrades_to_the_same_spec(path: Path) -> None:
 
 
 def test_refused_where_version_2_reads_differently() -> None:
-    text = "graphspec: 1\nname: t\ninputs: {x: [2]}\ngraph: [{op: relu}]\n" \
-           "train: {data: {path: $HOME}}\n"
+    text = (
+        "graphspec: 1\nname: t\ninputs: {x: [2]}\ngraph: [{op: relu}]\n"
+        "train: {data: {path: $HOME}}\n"
+    )
     with pytest.raises(SpecError) as e:
         upgrade(text, "h.yaml")
     err = e.value
@@ -106,8 +112,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_refusal_leaves_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = tmp_path / "old.yaml"
-    text = "graphspec: 1\nname: t\ninputs: {x: [2]}\ngraph: [{op: relu, doc: x}]\n" \
-           "train: {data: {path: $HOME}}\n"
+    text = (
+        "graphspec: 1\nname: t\ninputs: {x: [2]}\ngraph: [{op: relu, doc: x}]\n"
+        "train: {data: {path: $HOME}}\n"
+    )
     old.write_text(text)
     assert main(["upgrade", str(old), "--in-place"]) == 1
     assert f"{old}:5:22: error: the spec reads differently" in capsys.readouterr().err

@@ -199,7 +199,8 @@ def test_variants_may_change_vars() -> None:
 
 def test_a_var_used_only_by_a_variant_is_used() -> None:
     text = SPEC.replace("  act: tanh\n", "  act: tanh\n  other: sigmoid\n") + (
-        "variants:\n  a: {}\n  b: {graph: {act: {op: $other}}}\n")
+        "variants:\n  a: {}\n  b: {graph: {act: {op: $other}}}\n"
+    )
     spec = gs.loads(text)
     assert not gs.build(spec).warnings
     assert gs.build(expand_variants(spec)["b"]).node("act").op == "sigmoid"
