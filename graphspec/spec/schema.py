@@ -246,11 +246,20 @@ def _templated_op_node() -> dict[str, Any]:
 def _templated(schema: dict[str, Any], ref: dict[str, Any] = PARAM_REF) -> dict[str, Any]:
     """``schema`` or a ``$name`` string (``ref``), at this level and at every level inside."""
     s = dict(schema)
+    if ref is EXPRESSION and _mappings(s):
+        return _templated_children(s, ref)  # a var never holds a mapping, nor a list of them
     meta = {k: s.pop(k) for k in _META if k in s}
     members = [_templated_children(m, ref) for m in s.pop("anyOf")] if "anyOf" in s else []
     if s:
         members.append(_templated_children(s, ref))
     return {**meta, "anyOf": members + [ref]}
+
+
+def _mappings(s: dict[str, Any]) -> bool:
+    """Whether ``s`` is the schema of a mapping (a model's reference) or a list of them."""
+    if s.get("type") == "array" and isinstance(s.get("items"), dict):
+        return _mappings(s["items"])
+    return set(s) <= {"$ref", *_META} or s.get("type") == "object"
 
 
 def _templated_children(schema: dict[str, Any], ref: dict[str, Any] = PARAM_REF) -> dict[str, Any]:
