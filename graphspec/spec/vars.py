@@ -36,7 +36,7 @@ KEY = "vars"
 MAX_VARS = 1_000
 # Where ``$names`` are not read: the vars themselves (read in order first), the scales
 # (values for the vars), prose, and the variants' patches (read per variant).
-SKIPPED = ("scales", "variants")
+SKIPPED = ("scales", "variants", "doc")
 RESERVED = ("in",)  # '$in' is a block's input
 MAX_NOTES = 4  # "'width' is defined here" notes on one error
 
@@ -174,6 +174,8 @@ class _Substituter:
         where = self.smap.locate(path)
         raw = self.data.get(KEY)
         later = isinstance(raw, dict) and name in raw and path[:1] == (KEY,)
+        if later and name == path[1]:
+            raise SpecError(f"var '{name}' uses itself", where)
         if later:
             raise SpecError(
                 f"var '{path[1]}' uses '${name}', which is defined after it",

@@ -244,3 +244,11 @@ def test_in_is_never_a_var() -> None:
     text = "graphspec: 2\nname: t\nvars: {in: 3}\ninputs: {x: [2]}\ngraph: [{op: relu}]\n"
     with pytest.raises(SpecError, match="'in' cannot be a var name"):
         gs.loads(text)
+
+
+def test_a_var_cannot_use_itself_and_docs_are_prose() -> None:
+    text = "graphspec: 2\nname: t\ndoc: $a\nvars: {a: $a}\ninputs: {x: [2]}\ngraph: [{op: relu}]\n"
+    with pytest.raises(SpecError, match="var 'a' uses itself"):
+        gs.loads(text)
+    spec = gs.loads(text.replace("{a: $a}", "{a: 1}"))
+    assert spec.doc == "$a"
