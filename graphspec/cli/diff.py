@@ -51,13 +51,29 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
             metavar="NAME",
             help=f"compare this variant of {both} (its 'variants:'), not the spec as written",
         )
+        p.add_argument(
+            f"--scale{side}",
+            dest=f"scale{side.replace('-', '_')}",
+            metavar="NAME",
+            help=f"use the scale NAME of {both}: its values for the vars (a 'scales:' entry)",
+        )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        a = _side(args.a, args.set + args.set_a, args.variant_a or args.variant)
-        b = _side(args.b, args.set + args.set_b, args.variant_b or args.variant)
+        a = _side(
+            args.a,
+            args.set + args.set_a,
+            args.variant_a or args.variant,
+            args.scale_a or args.scale,
+        )
+        b = _side(
+            args.b,
+            args.set + args.set_b,
+            args.variant_b or args.variant,
+            args.scale_b or args.scale,
+        )
     except UsageError:
         raise  # a wrong command line: exit 2 through main, as for every command
     except GraphspecError as e:
@@ -73,11 +89,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_SAME if diff.equivalent else EXIT_DIFFERENT
 
 
-def _side(path: str, overrides: list[str], variant: str | None) -> tuple[str, IR]:
-    """(the side's label, its IR): the spec at ``path``, overridden, as ``variant``."""
-    spec: Spec = load_spec(path, overrides)
+def _side(
+    path: str, overrides: list[str], variant: str | None, scale: str | None
+) -> tuple[str, IR]:
+    """(the side's label, its IR): the spec at ``path``, at ``scale``, overridden, as
+    ``variant``."""
+    spec: Spec = load_spec(path, overrides, scale)
     if variant is not None:
         spec = select(expand_variants(spec), [variant])[variant]
     label = path + (f" [variant {variant}]" if variant else "")
+    label += f" --scale {scale}" if scale else ""
     label += "".join(f" --set {o}" for o in overrides)
     return label, build_ir(spec)

@@ -136,3 +136,17 @@ def test_the_documented_example_prints_what_the_docs_show(
     status, out, _ = run(capsys, *shlex.split(m[1])[2:])
     assert status == 1
     assert out == m[2]
+
+
+def test_scales_per_side(capsys: pytest.CaptureFixture[str]) -> None:
+    residual = str(SPEC_DIR / "residual_mlp.yaml")
+    status, out, _ = run(capsys, residual, residual, "--scale-a", "n", "--scale-b", "s")
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[:2] == [f"--- {residual} --scale n", f"+++ {residual} --scale s"]
+    assert lines[-1] == (
+        "11 nodes changed, 8 added; 11 parameter tensors changed, 8 added, "
+        "1,153 -> 8,577 parameters (+7,424, +643.9%)"
+    )
+    status, out, _ = run(capsys, residual, residual, "--scale", "s")
+    assert status == 0, out

@@ -302,3 +302,12 @@ def test_an_attribute_named_like_a_node_field_is_told_apart() -> None:
             FieldChange("shape", "[batch, 2, 2]", "[batch, 4, 1]"),
         )
     ]
+
+
+def test_a_value_given_through_a_var_is_no_difference() -> None:
+    with_vars = (
+        XOR.read_text()
+        .replace("graphspec: 1", "graphspec: 2\nvars: {width: 4}")
+        .replace("units: 8,", "units: $width * 2,")
+    )
+    assert diff_irs(xor_ir(), ir_of_text(with_vars)).equivalent
