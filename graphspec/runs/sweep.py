@@ -117,13 +117,17 @@ def _safe(text: str) -> str:
 
 
 def check(
-    spec_file: str, members_: list[Member], base_overrides: list[str], allow_outside: bool = False
+    spec_file: str,
+    members_: list[Member],
+    base_overrides: list[str],
+    scale: str | None = None,
+    allow_outside: bool = False,
 ) -> None:
     """Load and build every member's spec: a bad value fails before anything trains."""
 
     for m in members_:
         try:
-            spec = load(spec_file, base_overrides + m.overrides, allow_outside=allow_outside)
+            spec = load(spec_file, base_overrides + m.overrides, scale, allow_outside=allow_outside)
             for v in expand_variants(spec).values():
                 build(v)
         except SpecError as e:

@@ -13,25 +13,37 @@ from graphspec.gc_pause import gc_paused
 from graphspec.spec.includes import include_blocks, standalone
 from graphspec.spec.models import OPTIMIZERS, Spec
 from graphspec.spec.overrides import apply as apply_overrides
+from graphspec.spec.scales import select as select_scale
 from graphspec.spec.source import SourceMap, parse_yaml, read_text
+from graphspec.spec.vars import check_overrides as check_var_overrides
+from graphspec.spec.vars import substitute as substitute_vars
 from graphspec.spec.version import check_version
 
 
 def load(
-    path: str | Path, overrides: Iterable[str] = (), *, allow_outside: bool = False
+    path: str | Path,
+    overrides: Iterable[str] = (),
+    scale: str | None = None,
+    *,
+    allow_outside: bool = False,
 ) -> Spec:
     """Load and validate a spec file. Raises :class:`SpecError` with ``.location`` on bad input.
 
     ``overrides`` are ``PATH=VALUE`` strings (``--set``, graphspec.spec.overrides) applied
-    to the file's data before validation.  ``allow_outside`` lets ``include:`` read files
-    outside the spec's directory (graphspec.spec.includes)."""
+    to the file's data before validation; ``scale`` names one of its ``scales:``
+    (graphspec.spec.scales).  ``allow_outside`` lets ``include:`` read files outside the
+    spec's directory (graphspec.spec.includes)."""
     name, text = read_text(path)
-    return loads(text, name, base=Path(path), overrides=overrides, allow_outside=allow_outside)
+    return loads(
+        text, name, base=Path(path), overrides=overrides, scale=scale, allow_outside=allow_outside
+    )
 
 
 def loads(
     text: str, file: str = "<string>", base: Path | None = None, overrides: Iterable[str] = (),
-    *, allow_outside: bool = False,
+    scale: str | None = None,
+    *,
+    allow_outside: bool = False,
 ) -> Spec:
     """Validate spec text; ``file`` names it in error messages, ``base`` is the file's path
     (includes and relative data paths start from its directory)."""
@@ -39,18 +51,24 @@ def loads(
         data, smap = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise SpecError("a spec must be a YAML mapping (key: value pairs)", smap.locate(()))
-    check_version(data, smap)
+    version = check_version(data, smap)
     overrides = tuple(overrides)
     included = include_blocks(data, smap, base, allow_outside, overrides)
+    select_scale(data, smap, scale)
+    check_var_overrides(data, overrides)
     applied = apply_overrides(data, smap, overrides)
-    # Before pydantic sees it: what a run saves, and what variants patch.
-    resolved = standalone(data) if applied or included else None
+    # Before the vars are substituted and pydantic sees it: the data a run records, standing
+    # alone (the included blocks in it), and what variants patch.
+    resolved = standalone(data) if applied or scale or included else None
+    warnings = substitute_vars(data, smap) if version >= 2 else []
     spec = validate(Spec, data, smap)
     spec._source = smap
     spec._path = base
     spec._overrides = applied
     spec._includes = included
+    spec._scale = scale
     spec._resolved = resolved
+    spec._warnings = warnings
     return spec
 
 

@@ -29,9 +29,10 @@ def effective_text(spec: Spec) -> str:
         head = "# the spec file with the blocks of its includes merged in:\n" + "".join(
             f"#   {_one_line(f)}\n" for f in spec.includes
         )
-    if spec.overrides:
+    if spec.overrides or spec.scale is not None:
+        chosen = [f"--scale {_one_line(spec.scale)}"] if spec.scale is not None else []
         head += "# the spec file with these overrides applied:\n" + "".join(
-            f"#   --set {_one_line(o)}\n" for o in spec.overrides
+            f"#   {o}\n" for o in chosen + [f"--set {_one_line(o)}" for o in spec.overrides]
         )
     source = spec.source
     if spec.resolved is not None:
