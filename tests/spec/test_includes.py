@@ -169,9 +169,10 @@ def test_a_shape_error_found_at_build_points_into_the_library(here: Path) -> Non
 
 
 def test_a_validation_error_in_an_included_block_is_located_there(here: Path) -> None:
-    write({"spec.yaml": SPEC, "lib/layers.yaml": LAYERS.replace("    graph:", "    grph:")})
+    lib = LAYERS.replace("    params:", "    dco: a layer\n    params:")
+    write({"spec.yaml": SPEC, "lib/layers.yaml": lib})
     e = refused()
-    assert str(e) == "lib/layers.yaml:6:5: unknown key 'grph' in blocks.layer"
+    assert str(e) == "lib/layers.yaml:5:5: unknown key 'dco' in blocks.layer"
     assert e.location is not None and e.location.included_from == Location("spec.yaml", 3, 11)
 
 
