@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from graphspec import threads
 from graphspec.analysis.checks import check_variant
 from graphspec.analysis.pictures import plot_run
 from graphspec.analysis.plots import report
@@ -18,6 +19,7 @@ from graphspec.cli.common import (
     add_backend,
     add_max_params,
     add_overrides,
+    add_threads,
     eprint,
     import_feature,
     load_spec,
@@ -76,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
+    add_threads(p)
     p.add_argument(
         "--plot",
         action="store_true",
@@ -251,6 +254,7 @@ def _train_variants(
                 progress=True,
                 log_every=args.log_every,
                 tensorboard=args.tensorboard,
+                threads=args.threads,
                 **_distributed_options(args),
             )
         except TrainingInterrupted as e:
@@ -324,6 +328,8 @@ def resume_command(args: argparse.Namespace, base: Path) -> str:
         again += ["--set", override]
     if args.tensorboard:
         again += ["--tensorboard"]
+    if args.threads != threads.AUTO:
+        again += ["--threads", str(args.threads)]
     if args.nproc is not None:  # a different --nproc works too (the batch is global)
         again += ["--nproc", str(args.nproc)]
         if args.dist_backend != "auto":

@@ -1,0 +1,166 @@
+"""``--threads N|auto`` (``threads=`` in ``gs.train``): the CPU threads a run computes with.
+
+``N`` sets numpy's BLAS threads (through threadpoolctl, which reaches OpenBLAS, MKL and
+OpenMP wherever numpy loaded them) and torch's intra-op threads (``torch.set_num_threads``)
+for the run, and :func:`limited` puts back what was there afterwards.
+
+``auto`` (the default) is the measured rule (docs/training.md, from
+``tools/bench/bench_threads.py``):
+
+* a training step of at most :data:`ONE_THREAD_MAX_FLOPS` gets one thread: below that, the
+  threads' start and join per kernel cost more than they share out, on either backend
+  (torch's default threads made a tiny model ~40x slower on a 2-core machine);
+* a larger step gets every core this process may use (:func:`cores`).
+
+The cores of a process are those its CPU affinity allows, capped by ``OMP_NUM_THREADS``
+when it is set (the variable is how a launcher shares the machine between processes: the
+workers of ``--nproc`` get 1 each, ``graphspec sweep -j N`` gives each member a share) and
+by the cores other work leaves idle (the machine's cores less its one-minute load average):
+a thread that has to wait for a busy core made every measured step slower, 1.1-4.4x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from graphspec.backend_choice import step_batch, step_flops
+from graphspec.ir.graph import IR
+
+AUTO = "auto"
+# Measured (docs/training.md, BENCHMARKS.md): on 2 cores the second thread first paid on
+# both backends between 3e7 and 1e8 FLOPs per training step; below it one thread was as fast
+# or faster, far faster with torch.  A machine with more cores pays more to start them, so
+# the threshold is where the smallest win starts, not the break-even point.
+ONE_THREAD_MAX_FLOPS = 50_000_000
+
+Threads = int | str  # a positive count, or "auto"
+
+
+def parse(text: str) -> Threads:
+    """``--threads``' argument type: ``auto`` or a positive integer (argparse's error, exit
+    2, otherwise)."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of threads or 'auto', got {text!r:.40}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of threads or 'auto', got {value}"
+        )
+    return value
+
+
+def check(threads: Threads) -> Threads:
+    """The Python API's check of ``threads=`` (what :func:`parse` refuses, as a ValueError)."""
+    if threads == AUTO or (
+        isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1
+    ):
+        return threads
+    raise ValueError(f"threads must be a positive integer or 'auto', got {threads!r:.40}")
+
+
+def cores() -> int:
+    """CPU cores this process may use: its affinity, capped by ``OMP_NUM_THREADS`` and by
+    the idle cores (module docstring)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows: no affinity call
+        n = os.cpu_count() or 1
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        n = min(n, int(env))
+    if hasattr(os, "getloadavg"):  # not on Windows
+        n = min(n, (os.cpu_count() or 1) - round(os.getloadavg()[0]))
+    return max(1, n)
+
+
+@dataclass(frozen=True)
+class Choice:
+    threads: int
+    reason: str
+
+    def note(self) -> str:
+        """The one line that says what was chosen and why."""
+        return f"note: threads auto: {self.threads} ({self.reason})"
+
+
+def choose(flops: int, available: int) -> Choice:
+    """The rule of the module docstring for a step of ``flops`` on ``available`` cores."""
+    size = f"{flops:.3g} FLOPs per training step"
+    if available == 1:
+        return Choice(
+            1,
+            f"{size}; 1 core free for this process (its affinity, "
+            "OMP_NUM_THREADS or the machine's load)",
+        )
+    if flops <= ONE_THREAD_MAX_FLOPS:
+        return Choice(
+            1,
+            f"{size}, at most {ONE_THREAD_MAX_FLOPS:.3g}: more threads cost more "
+            "than they share out",
+        )
+    return Choice(
+        available, f"{size}, above {ONE_THREAD_MAX_FLOPS:.3g}: every core this process may use"
+    )
+
+
+def resolve(threads: Threads, ir: IR, quiet: bool = False) -> int:
+    """The thread count for training ``ir``: as given, or what ``auto`` chooses, said in one
+    line on stderr (unless ``quiet``: the ranks of a data-parallel run but the first)."""
+    if threads != AUTO:
+        return int(threads)
+    choice = choose(step_flops(ir, step_batch(ir)), cores())
+    if not quiet:
+        print(choice.note(), file=sys.stderr)
+    return choice.threads
+
+
+def warn_oversubscribed(threads: Threads, processes: int) -> None:
+    """A note on stderr when ``processes`` each computing with ``threads`` threads would
+    need more cores than the machine has (``auto`` shares them out itself)."""
+    total = os.cpu_count() or 1
+    if threads != AUTO and int(threads) * processes > total:
+        print(
+            f"note: {processes} processes with {threads} threads each on {total} cores: "
+            "they compete for the cores (use --threads auto, or at most "
+            f"{max(1, total // processes)})",
+            file=sys.stderr,
+        )
+
+
+def share(processes: int) -> int:
+    """Threads each of ``processes`` processes run side by side may take: the machine's
+    cores divided among them (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // processes)
+
+
+@contextlib.contextmanager
+def limited(threads: int, torch_too: bool) -> Iterator[None]:
+    """Compute with ``threads`` threads inside: numpy's BLAS and OpenMP pools, and torch's
+    intra-op threads when ``torch_too`` (imports torch: say so only for the torch backend);
+    the previous settings come back on exit."""
+    # threadpoolctl finds the pools of the libraries loaded now: torch's own OpenMP is set
+    # through torch, which also covers a pool it loads later.
+    from threadpoolctl import threadpool_limits  # deferred: only a run that trains needs it
+
+    torch_before = None
+    if torch_too:
+        import torch  # heavy: the torch backend has loaded it already
+
+        torch_before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        if torch_before is not None:
+            torch.set_num_threads(torch_before)

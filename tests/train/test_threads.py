@@ -1,0 +1,121 @@
+"""``--threads N|auto`` (graphspec.threads): honoured inside the training step of both
+backends and restored afterwards, the auto rule, and the command line's refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from paths import XOR
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import graphspec as gs
+from graphspec import threads
+from graphspec.cli import main
+from graphspec_numpy.trainer import NumpyTrainer
+from graphspec_torch.trainer import TorchTrainer
+
+
+def _blas_threads() -> set[int]:
+    return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+
+def _seen_in_step(monkeypatch: pytest.MonkeyPatch, cls: type, probe: Any) -> list[Any]:
+    """What ``probe()`` returns inside each ``train_epoch`` of ``cls`` from now on."""
+    seen: list[Any] = []
+    original = cls.train_epoch
+
+    def train_epoch(self: Any, *args: Any) -> Any:
+        seen.append(probe())
+        return original(self, *args)
+
+    monkeypatch.setattr(cls, "train_epoch", train_epoch)
+    return seen
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_numpy_backend_computes_with_the_threads_asked_for(
+    count: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _seen_in_step(monkeypatch, NumpyTrainer, _blas_threads)
+    with threadpool_limits(limits=3):  # neither 1 nor 2: what the run must put back
+        before = _blas_threads()
+        gs.train(XOR, out=tmp_path / "run", epochs=2, progress=False, threads=count)
+        after = _blas_threads()
+    assert seen and all(s == {count} for s in seen), seen
+    assert after == before == {3}
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_torch_backend_computes_with_the_threads_asked_for(
+    count: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _seen_in_step(monkeypatch, TorchTrainer, torch.get_num_threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        gs.train(
+            XOR,
+            backend="torch",
+            device="cpu",
+            out=tmp_path / "run",
+            epochs=2,
+            progress=False,
+            threads=count,
+        )
+        assert torch.get_num_threads() == 3  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen and all(s == count for s in seen), seen
+
+
+def test_auto_takes_one_thread_for_a_tiny_model_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(threads, "cores", lambda: 8)  # as on a large idle machine
+    seen = _seen_in_step(monkeypatch, TorchTrainer, torch.get_num_threads)
+    gs.train(XOR, backend="torch", device="cpu", out=tmp_path / "run", epochs=1, progress=False)
+    assert seen == [1]
+    err = capsys.readouterr().err
+    assert "note: threads auto: 1 (" in err and "FLOPs per training step" in err
+
+
+def test_auto_rule() -> None:
+    limit = threads.ONE_THREAD_MAX_FLOPS
+    assert threads.choose(100_000, 8).threads == 1
+    assert threads.choose(limit, 8).threads == 1
+    assert threads.choose(limit + 1, 8).threads == 8
+    assert threads.choose(100 * limit, 2).threads == 2
+    assert threads.choose(100 * limit, 1).threads == 1  # no core to spare
+
+
+def test_cores_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what --nproc gives each worker
+    assert threads.cores() == 1
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "x", "1.5"])
+def test_bad_thread_counts_are_refused(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", str(XOR), "--threads", bad]) == 2
+    err = capsys.readouterr().err
+    assert "--threads" in err and "expected a positive number of threads or 'auto'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("bad", [0, -1, "x", 1.5, True])
+def test_bad_thread_counts_are_refused_in_python(bad: Any) -> None:
+    with pytest.raises(ValueError, match="threads must be a positive integer or 'auto'"):
+        gs.train(XOR, threads=bad)
+
+
+def test_explicit_threads_times_workers_beyond_the_cores_are_noted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    threads.warn_oversubscribed(2, 2)
+    assert "2 processes with 2 threads each on 2 cores" in capsys.readouterr().err
+    threads.warn_oversubscribed(1, 2)
+    threads.warn_oversubscribed(threads.AUTO, 4)
+    assert capsys.readouterr().err == ""
