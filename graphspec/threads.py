@@ -96,17 +96,17 @@ class Choice:
 def choose(flops: int, available: int) -> Choice:
     """The rule of the module docstring for a step of ``flops`` on ``available`` cores."""
     size = f"{flops:.3g} FLOPs per training step"
-    if available == 1:
-        return Choice(
-            1,
-            f"{size}; 1 core free for this process (its affinity, "
-            "OMP_NUM_THREADS or the machine's load)",
-        )
     if flops <= ONE_THREAD_MAX_FLOPS:
         return Choice(
             1,
             f"{size}, at most {ONE_THREAD_MAX_FLOPS:.3g}: more threads cost more "
             "than they share out",
+        )
+    if available == 1:
+        return Choice(
+            1,
+            f"{size}; 1 core free for this process (its affinity, "
+            "OMP_NUM_THREADS or the machine's load)",
         )
     return Choice(
         available, f"{size}, above {ONE_THREAD_MAX_FLOPS:.3g}: every core this process may use"

@@ -316,7 +316,8 @@ class _Run:
         return int(meta["seed"]) if "seed" in meta else seed
 
     def _compile(self) -> Any:
-        known = {k: self.options[k] for k in ("amp", "compile") if k in self.options}
+        known = {k: self.options[k] for k in ("amp", "compile", "capture")
+                 if k in self.options}
         extra = {k: v for k, v in self.options.items() if k not in known}
         try:
             opts = CompileOptions(dtype=self.dtype, device=self.device,  # type: ignore[arg-type]
