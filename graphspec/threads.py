@@ -7,16 +7,16 @@ for the run, and :func:`limited` puts back what was there afterwards.
 ``auto`` (the default) is the measured rule (docs/training.md, from
 ``tools/bench/bench_threads.py``):
 
-* a training step of at most :data:`ONE_THREAD_MAX_FLOPS` gets one thread: below that, the
-  threads' start and join per kernel cost more than they share out, on either backend
-  (torch's default threads made a tiny model ~40x slower on a 2-core machine);
+* a training step of at most :data:`ONE_THREAD_MAX_FLOPS` gets one thread: up to there a
+  second thread never paid on either backend, and cost up to 5.7x (torch's default threads
+  made a tiny model ~40x slower on a 2-core machine, issue 17);
 * a larger step gets every core this process may use (:func:`cores`).
 
 The cores of a process are those its CPU affinity allows, capped by ``OMP_NUM_THREADS``
 when it is set (the variable is how a launcher shares the machine between processes: the
 workers of ``--nproc`` get 1 each, ``graphspec sweep -j N`` gives each member a share) and
 by the cores other work leaves idle (the machine's cores less its one-minute load average):
-a thread that has to wait for a busy core made every measured step slower, 1.1-4.4x.
+a thread that waits for a busy core slows every kernel it takes part in.
 """
 
 from __future__ import annotations
@@ -32,11 +32,14 @@ from graphspec.backend_choice import step_batch, step_flops
 from graphspec.ir.graph import IR
 
 AUTO = "auto"
-# Measured (docs/training.md, BENCHMARKS.md): on 2 cores the second thread first paid on
-# both backends between 3e7 and 1e8 FLOPs per training step; below it one thread was as fast
-# or faster, far faster with torch.  A machine with more cores pays more to start them, so
-# the threshold is where the smallest win starts, not the break-even point.
-ONE_THREAD_MAX_FLOPS = 50_000_000
+# Measured (docs/training.md, BENCHMARKS.md, tools/bench/bench_threads.py): on this 2-core
+# machine, shared with other work (load 3-7), two threads were slower than one at every
+# size measured, 1.0-5.7x, up to the largest model (4.5e9 FLOPs per step); that size,
+# rounded up, is the threshold.  Above it a step takes 85 ms or more on one thread, so a
+# thread's start and join per kernel (microseconds) is noise and free cores can only help;
+# whether they are free is what cores() asks.  An idle machine would likely put the
+# threshold lower: rerun the benchmark there to lower it.
+ONE_THREAD_MAX_FLOPS = 5_000_000_000
 
 Threads = int | str  # a positive count, or "auto"
 
