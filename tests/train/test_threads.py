@@ -96,6 +96,15 @@ def test_cores_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert threads.cores() == 1
 
 
+@pytest.mark.parametrize(("load", "free"), [(0.2, 4), (1.6, 2), (3.4, 1), (9.0, 1)])
+def test_cores_are_the_idle_ones(load: float, free: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.getloadavg", lambda: (load, 0.0, 0.0), raising=False)
+    assert threads.cores() == free
+
+
 @pytest.mark.parametrize("bad", ["0", "-1", "x", "1.5"])
 def test_bad_thread_counts_are_refused(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", str(XOR), "--threads", bad]) == 2

@@ -112,6 +112,7 @@ def main() -> None:
                 f"{f['num_ms']:.3f} vs {f['den_ms']:.3f} ms/step)",
                 flush=True,
             )
+    print(f"# load average after: {os.getloadavg()}", flush=True)
     t = threshold(results, a.gain)
     print(
         f"# one thread up to {t:,d} FLOPs per step"
