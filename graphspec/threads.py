@@ -90,6 +90,7 @@ def cores() -> int:
 class Choice:
     threads: int
     reason: str
+    auto: bool = True  # chosen by the rule (False: given)
 
     def note(self) -> str:
         """The one line that says what was chosen and why."""
@@ -116,15 +117,12 @@ def choose(flops: int, available: int) -> Choice:
     )
 
 
-def resolve(threads: Threads, ir: IR, quiet: bool = False) -> int:
-    """The thread count for training ``ir``: as given, or what ``auto`` chooses, said in one
-    line on stderr (unless ``quiet``: the ranks of a data-parallel run but the first)."""
+def resolve(threads: Threads, ir: IR) -> Choice:
+    """The threads for training ``ir``: as given, or what ``auto`` chooses (its
+    :meth:`Choice.note` says why; the training driver prints it as training starts)."""
     if threads != AUTO:
-        return int(threads)
-    choice = choose(step_flops(ir, step_batch(ir)), cores())
-    if not quiet:
-        print(choice.note(), file=sys.stderr)
-    return choice.threads
+        return Choice(int(threads), "given", auto=False)
+    return choose(step_flops(ir, step_batch(ir)), cores())
 
 
 def warn_oversubscribed(threads: Threads, processes: int) -> None:

@@ -162,8 +162,8 @@ def train(
             run = _Run(spec, backend, run_dir, epochs, seed, resume, dtype, device, progress,
                        backend_options, init_from, group)
             run.log_every, run.tensorboard = log_every, tensorboard
-            run.threads = threads_.resolve(threads, run.ir, quiet=not run.main)
-            with threads_.limited(run.threads, torch_too=backend == "torch"):
+            run.threads = threads_.resolve(threads, run.ir)
+            with threads_.limited(run.threads.threads, torch_too=backend == "torch"):
                 return run.execute()
         except BaseException:
             claim.discard()
@@ -293,7 +293,9 @@ class _Run:
         self.lines = progress and self.main and not self.progress.enabled
         self.log_every: int | None = None
         self.tensorboard = False
-        self.threads = 1  # CPU threads of the run's kernels (train's threads=, resolved)
+        # CPU threads of the run's kernels (train's threads=, resolved by train())
+        self.threads = threads_.Choice(1, "given", auto=False)
+        self.speaks = progress and self.main  # notes on stderr (rank 0 of a group)
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
@@ -372,6 +374,8 @@ class _Run:
         # up to ``n_epochs``; one with nothing left to train (it finished, or a signal came
         # in its last epoch) goes straight to the ending, which is a function of that state:
         # the result equals the uninterrupted run's either way.
+        if self.speaks and self.threads.auto:  # once the run is set up and about to train
+            self.progress.message(self.threads.note())
         if self.main:
             runspec.write(self.run_dir, self.spec)
             self.sinks: Sinks | _NoLog = Sinks.open(
@@ -656,7 +660,7 @@ class _Run:
             "restored_best": restored, "checkpoint": checkpoint.FILENAME,
             "spec_file": runspec.SPEC, "variant": self.spec.variant,
             "overrides": list(self.spec.overrides),
-            "threads": self.threads,
+            "threads": self.threads.threads,
         }
         if self.data.note:
             summary["data_note"] = self.data.note

@@ -76,10 +76,18 @@ def test_auto_takes_one_thread_for_a_tiny_model_and_says_why(
 ) -> None:
     monkeypatch.setattr(threads, "cores", lambda: 8)  # as on a large idle machine
     seen = _seen_in_step(monkeypatch, TorchTrainer, torch.get_num_threads)
-    gs.train(XOR, backend="torch", device="cpu", out=tmp_path / "run", epochs=1, progress=False)
+    run = gs.train(XOR, backend="torch", device="cpu", out=tmp_path / "run", epochs=1)
     assert seen == [1]
     err = capsys.readouterr().err
     assert "note: threads auto: 1 (" in err and "FLOPs per training step" in err
+    assert run.info["threads"] == 1  # summary.json records it
+
+
+def test_a_thread_count_given_is_not_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gs.train(XOR, out=tmp_path / "run", epochs=1, threads=1)
+    assert "threads" not in capsys.readouterr().err
 
 
 def test_auto_rule() -> None:
