@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import graphspec as gs
 from graphspec import threads
 from graphspec.cli import main
+from graphspec.runs import sweep
 from graphspec_numpy.trainer import NumpyTrainer
 from graphspec_torch.trainer import TorchTrainer
 
@@ -136,3 +137,33 @@ def test_explicit_threads_times_workers_beyond_the_cores_are_noted(
     threads.warn_oversubscribed(1, 2)
     threads.warn_oversubscribed(threads.AUTO, 4)
     assert capsys.readouterr().err == ""
+
+
+class _Finished:
+    """A member process that has already ended well (what sweep.run polls)."""
+
+    returncode = 0
+
+    def __init__(self, cmd: list[str], env: dict[str, str], **_: Any) -> None:
+        _Finished.seen.append((cmd, env))
+
+    def poll(self) -> int:
+        return 0
+
+    seen: list[tuple[list[str], dict[str, str]]] = []
+
+
+@pytest.mark.parametrize(("jobs", "share"), [(1, None), (2, "2"), (8, "1")])
+def test_sweep_members_running_together_share_the_cores(
+    jobs: int, share: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr(sweep.subprocess, "Popen", _Finished)
+    _Finished.seen = []
+    members = sweep.members([sweep.parse_grid("seed=1,2")], tmp_path)
+    sweep.run(str(XOR), members, ["--threads", "auto"], jobs)
+    assert [m.status for m in members] == ["ok", "ok"]
+    for cmd, env in _Finished.seen:
+        assert cmd[cmd.index("--threads") + 1] == "auto"
+        assert env.get("OMP_NUM_THREADS") == share
