@@ -106,16 +106,18 @@ def optimizer_options(train: Any) -> dict[str, Any]:
 
 
 class GraphedStep:
-    """``step(batch) -> record`` recorded as a CUDA graph per batch shape and replayed."""
+    """``step(batch) -> record`` recorded as a CUDA graph per batch shape and replayed.
+    ``tensors``: what the step changes in place besides the optimizer's state (parameters,
+    state buffers such as batch norm's running statistics)."""
 
     def __init__(
         self,
         step: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-        params: list[torch.Tensor],
+        tensors: list[torch.Tensor],
         optimizer: torch.optim.Optimizer,
     ) -> None:
         self.step = step
-        self.params = params
+        self.tensors = tensors
         self.optimizer = optimizer
         # shapes -> (static inputs, graph, static record)
         self.graphs: dict[tuple[Any, ...], tuple[dict[str, torch.Tensor], Any, torch.Tensor]] = {}
@@ -158,16 +160,16 @@ class GraphedStep:
             p: {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
             for p, s in self.optimizer.state.items()
         }
-        return [p.detach().clone() for p in self.params], state
+        return [t.detach().clone() for t in self.tensors], state
 
     def _restore(self, saved: tuple[list[torch.Tensor], dict[Any, dict[str, Any]]]) -> None:
-        """Parameters and optimizer state back to the snapshot, in place (the graph keeps
-        their addresses); state created since (the first step's buffers) back to zero,
-        where a fresh optimizer's first step starts."""
+        """Parameters, state buffers and optimizer state back to the snapshot, in place (the
+        graph keeps their addresses); optimizer state created since (the first step's
+        buffers) back to zero, where a fresh optimizer's first step starts."""
         values, state = saved
         with torch.no_grad():
-            for p, v in zip(self.params, values):
-                p.copy_(v)
+            for t, v in zip(self.tensors, values):
+                t.copy_(v)
             for p, s in self.optimizer.state.items():
                 before = state.get(p, {})
                 for k, v in s.items():

@@ -100,10 +100,13 @@ class TorchTrainer:
         self._record_norms = False
         for name in self.fused:
             self.named[name].register_post_accumulate_grad_hook(self._update_hook(name))
-        self._run_step = (
-            capture.GraphedStep(self._step, self.params_list, self.optim.opt)
-            if self.captured else self._step
-        )
+        self._run_step = self._graphed_step() if self.captured else self._step
+
+    def _graphed_step(self) -> capture.GraphedStep:
+        """The step recorded as a CUDA graph: it changes the parameters, the model's state
+        buffers (batch norm's running statistics) and the optimizer's state in place."""
+        return capture.GraphedStep(self._step, [*self.params_list, *self.model.buffers()],
+                                   self.optim.opt)
 
     def _check_capture(self, amp_dtype: torch.dtype | None) -> None:
         """Refuse, before training, a step a CUDA graph cannot replay (capture.refusal)."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from paths import XOR
-from torch_helpers import cuda, features_ir, needs_cuda, xor_batch
+from torch_helpers import FEATURES, cuda, features_batch, features_ir, needs_cuda, xor_batch
 
 import graphspec as gs
 from graphspec.cli import main
@@ -104,10 +104,15 @@ def test_steps_a_graph_cannot_replay_are_refused(
     assert error.message.startswith("--capture cuda_graph cannot record this training step")
 
 
+# Batch norm's running statistics (state buffers), Adam with a parameter group, clipping:
+# torch_helpers' features model without its dropout.
+BATCH_NORM = FEATURES.replace("op: dropout, p: 0.25", "op: relu")
+
+
 def _trainer(ir: gs.IR) -> Any:
     prog = gs.compile(ir, "torch", device="cpu", dtype="float32")
     t = prog.trainer(gs.init_params(ir, seed=0), ir.spec.train, 0)
-    t.set_data("train", xor_batch(64))
+    t.set_data("train", xor_batch(64) if "y" in ir.inputs else features_batch(64))
     return t
 
 
@@ -115,12 +120,14 @@ def _batch(t: Any) -> dict[str, torch.Tensor]:
     return t._take("train", torch.arange(32))
 
 
-def test_the_warm_up_steps_are_undone_exactly() -> None:
-    """What capture does around its warm-up (CPU tensors, no graph): a step taken between
-    snapshot and restore leaves no trace, so the next step is a fresh optimizer's first."""
-    ir = _xor(ADAM)
+@pytest.mark.parametrize("spec", ["xor", "batch_norm"])
+def test_the_warm_up_steps_are_undone_exactly(spec: str) -> None:
+    """What capture does around its warm-up (CPU tensors, no graph): steps taken between
+    snapshot and restore leave no trace, so the next step is a fresh optimizer's first."""
+    ir = _xor(ADAM) if spec == "xor" else gs.build(gs.loads(BATCH_NORM, "<batch-norm>"))
+    assert not ir.stochastic_nodes
     warmed, fresh = _trainer(ir), _trainer(ir)
-    graphed = capture.GraphedStep(warmed._step, warmed.params_list, warmed.optim.opt)
+    graphed = warmed._graphed_step()
     saved = graphed._snapshot()
     for _ in range(capture.WARMUP_STEPS):
         warmed._step(_batch(warmed))
