@@ -1,10 +1,14 @@
 """``--threads N|auto`` (``threads=`` in ``gs.train``): the CPU threads a run computes with.
 
+Left out (None), the ``auto`` rule applies silently and the run's summary.json records the
+count and the reason; ``auto`` asked for also says them on stderr, as ``--backend auto``
+says its choice.
+
 ``N`` sets numpy's BLAS threads (through threadpoolctl, which reaches OpenBLAS, MKL and
 OpenMP wherever numpy loaded them) and torch's intra-op threads (``torch.set_num_threads``)
 for the run, and :func:`limited` puts back what was there afterwards.
 
-``auto`` (the default) is the measured rule (docs/training.md, from
+``auto`` (and the default) is the measured rule (docs/training.md, from
 ``tools/bench/bench_threads.py``):
 
 * a training step of at most :data:`ONE_THREAD_MAX_FLOPS` gets one thread: up to there a
@@ -62,10 +66,12 @@ def parse(text: str) -> Threads:
     return value
 
 
-def check(threads: Threads) -> Threads:
+def check(threads: Threads | None) -> Threads | None:
     """The Python API's check of ``threads=`` (what :func:`parse` refuses, as a ValueError)."""
-    if threads == AUTO or (
-        isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1
+    if (
+        threads is None
+        or threads == AUTO
+        or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)
     ):
         return threads
     raise ValueError(f"threads must be a positive integer or 'auto', got {threads!r:.40}")
@@ -117,19 +123,19 @@ def choose(flops: int, available: int) -> Choice:
     )
 
 
-def resolve(threads: Threads, ir: IR) -> Choice:
-    """The threads for training ``ir``: as given, or what ``auto`` chooses (its
-    :meth:`Choice.note` says why; the training driver prints it as training starts)."""
-    if threads != AUTO:
+def resolve(threads: Threads | None, ir: IR) -> Choice:
+    """The threads for training ``ir``: as given, or what ``auto`` (or None) chooses, with
+    the reason (:meth:`Choice.note`)."""
+    if threads is not None and threads != AUTO:
         return Choice(int(threads), "given", auto=False)
     return choose(step_flops(ir, step_batch(ir)), cores())
 
 
-def warn_oversubscribed(threads: Threads, processes: int) -> None:
+def warn_oversubscribed(threads: Threads | None, processes: int) -> None:
     """A note on stderr when ``processes`` each computing with ``threads`` threads would
     need more cores than the machine has (``auto`` shares them out itself)."""
     total = os.cpu_count() or 1
-    if threads != AUTO and int(threads) * processes > total:
+    if threads is not None and threads != AUTO and int(threads) * processes > total:
         print(
             f"note: {processes} processes with {threads} threads each on {total} cores: "
             "they compete for the cores (use --threads auto, or at most "

@@ -34,10 +34,10 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
         type=threads.parse,
-        default=threads.AUTO,
         metavar="N|auto",
-        help="CPU threads for numpy's BLAS and torch; auto (default): one for a small "
-        "model, every free core for a large one (docs/training.md)",
+        help="CPU threads for numpy's BLAS and torch (default: by model size, as auto: one "
+        "for a small model, every free core for a large one; auto also says its choice; "
+        "docs/training.md)",
     )
 
 

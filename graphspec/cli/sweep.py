@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     members = sweep.members(axes, out)
     sweep.check(args.file, members, list(args.overrides))
-    train_args = ["--backend", args.backend, "--dtype", args.dtype, "--threads", str(args.threads)]
+    train_args = ["--backend", args.backend, "--dtype", args.dtype]
+    if args.threads is not None:
+        train_args += ["--threads", str(args.threads)]
     if args.jobs > 1:
         threads.warn_oversubscribed(args.threads, args.jobs)
     if args.epochs:

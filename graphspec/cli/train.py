@@ -9,7 +9,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from graphspec import threads
 from graphspec.analysis.checks import check_variant
 from graphspec.analysis.pictures import plot_run
 from graphspec.analysis.plots import report
@@ -370,7 +369,7 @@ def resume_command(args: argparse.Namespace, base: Path) -> str:
     for flag, value in (("--amp", args.amp), ("--capture", args.capture)):
         if value != "none":
             again += [flag, value]
-    if args.threads != threads.AUTO:
+    if args.threads is not None:
         again += ["--threads", str(args.threads)]
     if args.nproc is not None:  # a different --nproc works too (the batch is global)
         again += ["--nproc", str(args.nproc)]

@@ -111,7 +111,7 @@ def train(
     device: str = "auto", progress: bool = True, log_every: int | None = None,
     tensorboard: bool = False, nproc: int | None = None, dist_backend: str = "auto",
     max_restarts: int = 0, dist_timeout: float | None = None,
-    threads: int | str = threads_.AUTO, **backend_options: Any,
+    threads: int | str | None = None, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>/<n>``, the next free ``n``).  ``epochs`` and ``seed``
@@ -128,9 +128,9 @@ def train(
     torchrun's elastic restarts, ``dist_timeout`` seconds for a collective); a process
     that torchrun started joins its group by itself.
 
-    ``threads`` (a count, or ``"auto"``: by the size of a step, graphspec.threads) sets the
-    CPU threads of numpy's BLAS and of torch for the run (each worker's, with ``nproc``);
-    the previous settings come back afterwards."""
+    ``threads`` (a count; None: by the size of a step, graphspec.threads, ``"auto"``: the
+    same, said on stderr) sets the CPU threads of numpy's BLAS and of torch for the run
+    (each worker's, with ``nproc``); the previous settings come back afterwards."""
     threads_.check(threads)
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
@@ -163,6 +163,7 @@ def train(
                        backend_options, init_from, group)
             run.log_every, run.tensorboard = log_every, tensorboard
             run.threads = threads_.resolve(threads, run.ir)
+            run.says_threads = threads == threads_.AUTO
             with threads_.limited(run.threads.threads, torch_too=backend == "torch"):
                 return run.execute()
         except BaseException:
@@ -295,6 +296,7 @@ class _Run:
         self.tensorboard = False
         # CPU threads of the run's kernels (train's threads=, resolved by train())
         self.threads = threads_.Choice(1, "given", auto=False)
+        self.says_threads = False  # threads="auto" asked for: its choice said on stderr
         self.speaks = progress and self.main  # notes on stderr (rank 0 of a group)
         self.options = options
         self.history: list[dict[str, Any]] = []
@@ -374,7 +376,7 @@ class _Run:
         # up to ``n_epochs``; one with nothing left to train (it finished, or a signal came
         # in its last epoch) goes straight to the ending, which is a function of that state:
         # the result equals the uninterrupted run's either way.
-        if self.speaks and self.threads.auto:  # once the run is set up and about to train
+        if self.speaks and self.says_threads:  # once the run is set up and about to train
             self.progress.message(self.threads.note())
         if self.main:
             runspec.write(self.run_dir, self.spec)
@@ -661,6 +663,7 @@ class _Run:
             "spec_file": runspec.SPEC, "variant": self.spec.variant,
             "overrides": list(self.spec.overrides),
             "threads": self.threads.threads,
+            "threads_reason": self.threads.reason,
         }
         if self.data.note:
             summary["data_note"] = self.data.note

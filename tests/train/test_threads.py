@@ -72,23 +72,40 @@ def test_torch_backend_computes_with_the_threads_asked_for(
     assert seen and all(s == count for s in seen), seen
 
 
+@pytest.mark.parametrize("asked", [None, "auto"])
 def test_auto_takes_one_thread_for_a_tiny_model_and_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    asked: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Left out or asked for, the rule chooses; summary.json keeps the choice and why, and
+    ``auto`` asked for says them on stderr too (as --backend auto does)."""
     monkeypatch.setattr(threads, "cores", lambda: 8)  # as on a large idle machine
     seen = _seen_in_step(monkeypatch, TorchTrainer, torch.get_num_threads)
-    run = gs.train(XOR, backend="torch", device="cpu", out=tmp_path / "run", epochs=1)
+    run = gs.train(
+        XOR, backend="torch", device="cpu", out=tmp_path / "run", epochs=1, threads=asked
+    )
     assert seen == [1]
+    assert run.info["threads"] == 1
+    assert "FLOPs per training step, at most" in run.info["threads_reason"]
     err = capsys.readouterr().err
-    assert "note: threads auto: 1 (" in err and "FLOPs per training step" in err
-    assert run.info["threads"] == 1  # summary.json records it
+    said = "note: threads auto: 1 (" + run.info["threads_reason"] + ")" in err
+    assert said == (asked == "auto")
 
 
-def test_a_thread_count_given_is_not_noted(
+def test_the_command_line_says_the_choice_of_auto(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gs.train(XOR, out=tmp_path / "run", epochs=1, threads=1)
+    assert main(["train", str(XOR), "--threads", "auto", "--out", str(tmp_path / "a")]) == 0
+    assert "note: threads auto: 1 (" in capsys.readouterr().err
+    assert main(["train", str(XOR), "--out", str(tmp_path / "b")]) == 0
     assert "threads" not in capsys.readouterr().err
+
+
+def test_a_thread_count_given_is_recorded(tmp_path: Path) -> None:
+    run = gs.train(XOR, out=tmp_path / "run", epochs=1, threads=2, progress=False)
+    assert (run.info["threads"], run.info["threads_reason"]) == (2, "given")
 
 
 def test_auto_rule() -> None:
