@@ -662,6 +662,7 @@ class _Run:
             "restored_best": restored, "checkpoint": checkpoint.FILENAME,
             "spec_file": runspec.SPEC, "variant": self.spec.variant,
             "overrides": list(self.spec.overrides),
+            "scale": self.spec.scale,
             "threads": self.threads.threads,
             "threads_reason": self.threads.reason,
         }
