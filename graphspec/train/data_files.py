@@ -361,9 +361,7 @@ def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
             raise DataError(f"{display}: duplicate column name '{dup[0]}' in the header", loc)
     if not len(lines):
         raise DataError(f"{display} has a header but no data rows", loc)
-    return Table(
-        display, is_csv=True, header=header, values=values, lines=lines, problems=problems
-    )
+    return Table(display, is_csv=True, header=header, values=values, lines=lines, problems=problems)
 
 
 def _parse_csv_cells(f: IO[bytes], display: str, loc: Location | None) -> _Parsed:
@@ -552,10 +550,10 @@ def _parse_pieces(pieces: Any, capacity: int) -> _Parsed:
             part, full = _with_blank_lines(data, part)
             at = line0 + full
         n = len(part)
-        if part.shape[1] != width or rows + n > capacity or (rows + n) * width > MAX_DATA_BYTES // 8:
+        if part.shape[1] != width or rows + n > capacity or not np.isfinite(part).all():
             raise _Unusual
-        if not np.isfinite(part).all():
-            raise _Unusual
+        if (rows + n) * width > MAX_DATA_BYTES // 8:
+            raise _Unusual  # the reference parser says how many numbers are allowed
         values[rows : rows + n] = part
         lines[rows : rows + n] = at
         rows += n

@@ -39,8 +39,14 @@ NAME = "bench_csv"
 def write_csv(path: Path, rows: int, cols: int) -> None:
     rng = np.random.default_rng(0)
     header = ",".join(f"c{j}" for j in range(cols))
-    np.savetxt(path, rng.standard_normal((rows, cols)), fmt="%.5f", delimiter=",",
-               header=header, comments="")
+    np.savetxt(
+        path,
+        rng.standard_normal((rows, cols)),
+        fmt="%.5f",
+        delimiter=",",
+        header=header,
+        comments="",
+    )
 
 
 def contenders(path: Path) -> dict[str, Callable[[], np.ndarray]]:
@@ -73,18 +79,30 @@ def run_benchmark(rows: int, cols: int, reps: int, clock: str) -> dict[str, Any]
         write_csv(path, rows, cols)
         fns = contenders(path)
         assert np.array_equal(fns["graphspec"](), fns["loadtxt"]())
-        times = paired({k: (lambda n, f=fns[k]: [f() for _ in range(n)])
-                        for k in ("graphspec", "loadtxt")}, reps, steps=1, warmup=1,
-                       clock=clock)
+        times = paired(
+            {k: (lambda n, f=fns[k]: [f() for _ in range(n)]) for k in ("graphspec", "loadtxt")},
+            reps,
+            steps=1,
+            warmup=1,
+            clock=clock,
+        )
         now = CLOCKS[clock]
         t0 = now()
         fns["cells"]()
         cells_s = now() - t0
         peaks = {k: peak_bytes(fns[k]) for k in ("graphspec", "loadtxt", "cells")}
-        return {"rows": rows, "cols": cols, "file_bytes": path.stat().st_size,
-                "result_bytes": rows * cols * 8, "fig": ratio(times, "graphspec", "loadtxt"),
-                "cells_s": cells_s, "peaks": peaks, "clock": clock, "info": machine(),
-                "when": dt.datetime.now().strftime("%Y-%m-%d %H:%M")}
+        return {
+            "rows": rows,
+            "cols": cols,
+            "file_bytes": path.stat().st_size,
+            "result_bytes": rows * cols * 8,
+            "fig": ratio(times, "graphspec", "loadtxt"),
+            "cells_s": cells_s,
+            "peaks": peaks,
+            "clock": clock,
+            "info": machine(),
+            "when": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        }
 
 
 def markdown(r: dict[str, Any]) -> str:
