@@ -27,6 +27,7 @@ from graphspec.cli import (
     schema,
     sweep,
     train,
+    upgrade,
     validate,
     verify,
 )
@@ -47,6 +48,7 @@ COMMANDS = (
     evaluate,
     sample,
     sweep,
+    upgrade,
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
