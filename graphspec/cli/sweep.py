@@ -6,11 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from graphspec import threads
 from graphspec.cli.common import (
     DTYPES,
     add_allow_outside,
     add_backend,
     add_overrides,
+    add_threads,
     eprint,
     positive_int,
 )
@@ -50,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     add_backend(p)
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
+    add_threads(p)
     add_overrides(p)
     add_allow_outside(p)
     p.set_defaults(run=run)
@@ -69,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     train_args = ["--backend", args.backend, "--dtype", args.dtype]
     if args.allow_outside:
         train_args.append("--allow-outside")
+    if args.threads is not None:
+        train_args += ["--threads", str(args.threads)]
+    if args.jobs > 1:
+        threads.warn_oversubscribed(args.threads, args.jobs)
     if args.epochs:
         train_args += ["--epochs", str(args.epochs)]
     for o in args.overrides:
