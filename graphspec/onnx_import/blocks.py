@@ -41,28 +41,36 @@ Key = tuple
 
 def find_blocks(nodes: list[Node], outputs: list[str]) -> tuple[list[Use], dict[Key, Block]]:
     uses = Counter(i for n in nodes for i in n.inputs) + Counter(outputs)
+    keys: dict[tuple[int, int], Key] = {}  # (start, length) -> pattern, where one
+    where: dict[Key, list[int]] = {}  # pattern -> its starts
+    for i in range(len(nodes)):
+        for length in range(MIN_PATTERN, min(MAX_PATTERN, len(nodes) - i) + 1):
+            key = _key(nodes, i, length, uses, outputs)
+            if key is not None:
+                keys[(i, length)] = key
+                where.setdefault(key, []).append(i)
     found: list[Use] = []
     blocks: dict[Key, Block] = {}
     i = 0
     while i < len(nodes):
         best: tuple[int, int] | None = None  # (length, repeat)
         for length in range(MIN_PATTERN, min(MAX_PATTERN, len(nodes) - i) + 1):
-            k = _copies(nodes, i, length, uses, outputs)
+            k = _copies(nodes, i, length, uses, outputs) if (i, length) in keys else 0
             if k >= 2 and (best is None or length * k > best[0] * best[1]):
                 best = (length, k)
         if best is None:
-            # A later single copy of an existing block's pattern.
-            for key, block in blocks.items():
-                n = len(block.nodes)
-                if i + n <= len(nodes) and _key(nodes, i, n, uses, outputs) == key:
-                    best = (n, 1)
+            # The longest pattern here that is already a block or comes again later.
+            for length in range(min(MAX_PATTERN, len(nodes) - i), MIN_PATTERN - 1, -1):
+                key = keys.get((i, length))
+                if key is not None and (key in blocks or any(
+                        j >= i + length for j in where[key])):
+                    best = (length, 1)
                     break
         if best is None:
             i += 1
             continue
         length, k = best
-        key = _key(nodes, i, length, uses, outputs)
-        assert key is not None
+        key = keys[(i, length)]
         if key not in blocks:
             blocks[key] = Block(_block_name(nodes[i:i + length], blocks), nodes[i:i + length])
         found.append(Use(blocks[key].name, i, length, k))

@@ -68,14 +68,7 @@ def load_model(path: str | Path, limit: int = MAX_ONNX_BYTES) -> Any:
             f"{path} is not an ONNX model (or it is truncated): it has no graph or no opset",
             where,
         )
-    if any(_external(t) for t in model.graph.initializer):
-        raise OnnxImportError(
-            f"{path} keeps weights in external data files, which graphspec import does not "
-            "read",
-            where,
-            hint="save the model as one file (onnx.save(model, path, "
-            "save_as_external_data=False))",
-        )
+    _load_external(onnx, model, path, limit - len(data))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
         raise OnnxImportError(
@@ -95,8 +88,39 @@ def load_model(path: str | Path, limit: int = MAX_ONNX_BYTES) -> Any:
     return model
 
 
-def _external(tensor: Any) -> bool:
-    return int(tensor.data_location) == 1  # TensorProto.EXTERNAL
+def _load_external(onnx: Any, model: Any, path: Path, budget: int) -> None:
+    """Read the weights a model keeps in files beside it (torch.onnx.export writes
+    ``model.onnx.data``): each named file must lie in the model's folder (no absolute path,
+    no ``..``), be a regular file, and all of them together stay within the byte limit."""
+    where = Location(str(path))
+    files: set[str] = set()
+    for t in model.graph.initializer:
+        if int(t.data_location) != 1:  # TensorProto.EXTERNAL
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        name = info.get("location", "")
+        if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise OnnxImportError(
+                f"{path}: initializer '{t.name}' names external data '{name}' outside the "
+                "model's folder",
+                where,
+            )
+        files.add(name)
+    total = 0
+    for name in sorted(files):
+        total += len(read_bytes(path.parent / name, budget))
+        if total > budget:
+            raise OnnxImportError(
+                f"{path} and its external data are over the byte limit of an ONNX model",
+                where,
+            )
+    if files:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except Exception as e:  # noqa: BLE001 - a short or missing data file
+            raise OnnxImportError(
+                f"{path}: cannot read its external data: {_first_line(e)}", where
+            ) from None
 
 
 def _first_line(e: BaseException) -> str:

@@ -207,8 +207,9 @@ def _output_name(value: str, graph: Graph, source: Path) -> str:
 
 
 def _block_ids(block: blocks_mod.Block) -> list[str]:
+    # By op: the first copy's node names would misname every other copy.
     ids = _Ids({"in"})
-    return [ids.claim(n.base) if n.base else ids.numbered(n.op) for n in block.nodes]
+    return [ids.numbered(n.op) for n in block.nodes]
 
 
 def _blocks_text(defs: dict[Any, blocks_mod.Block]) -> list[str]:
