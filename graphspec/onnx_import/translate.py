@@ -970,21 +970,24 @@ def _recurrent(ctx: Context, node: Any) -> None:
     if layout == 0:  # [seq, batch, features] -> graphspec's batch first
         x = ctx.emit("transpose", [x], {"axes": [1, 0, 2]}, output=ctx.fresh(x),
                      shape=(batch, seq, src[2])).output
-    y, y_h = (list(node.output) + ["", ""])[:2]
+    y, y_h = (ctx.name(v) if v and ctx.uses[v] else "" for v in (list(node.output) + ["", ""])[:2])
     if len(node.output) > 2 and node.output[2]:
         raise Unsupported("its Y_c output (the last cell state) is not supported")
-    if y and y_h:
-        raise Unsupported("both Y and Y_h are used; graphspec's op returns one of them")
-    if y_h:
-        if dirs == 2:
-            raise Unsupported("Y_h of a bidirectional layer is not supported")
+    if y_h and dirs == 2:
+        raise Unsupported("Y_h of a bidirectional layer is not supported")
+    if y_h and not y:
         last = ctx.emit(kind.lower(), [x], attrs | {"returns": "last"}, params,
                         output=ctx.fresh(y_h), shape=(batch, units))
         ctx.emit("reshape", [last.output], {"shape": [1, batch, units]}, output=y_h,
                  shape=(1, batch, units))
         return
-    seqs = ctx.emit(kind.lower(), [x], attrs, params, output=ctx.fresh(y),
+    seqs = ctx.emit(kind.lower(), [x], attrs, params, output=ctx.fresh(y or y_h),
                     shape=(batch, seq, dirs * units))
+    if y_h:  # both used: Y_h is Y's last step (one direction, no padding)
+        step = ctx.emit("slice", [seqs.output], {"axis": 1, "start": -1},
+                        output=ctx.fresh(y_h), shape=(batch, 1, units))
+        ctx.emit("reshape", [step.output], {"shape": [1, batch, units]}, output=y_h,
+                 shape=(1, batch, units))
     # ONNX's Y: [seq, dirs, batch, units] (layout 0) or [batch, seq, dirs, units].
     split = ctx.emit("reshape", [seqs.output], {"shape": [batch, seq, dirs, units]},
                      output=ctx.fresh(y), shape=(batch, seq, dirs, units))
