@@ -6,7 +6,8 @@ the block's output.  Two runs match when their nodes have the same ops, attribut
 parameter shapes (:meth:`Node.signature`) and the same wiring; parameter values may differ
 (each use of a block has its own).  The scan is greedy from the start: at each node the
 pattern length covering the most nodes with at least two consecutive copies wins; a single
-later copy of a pattern already made a block uses that block too.
+later copy of a pattern already made a block uses that block too, and a pattern with a
+layer in it that occurs again further on becomes a block used at each place.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def find_blocks(nodes: list[Node], outputs: list[str]) -> tuple[list[Use], dict[
             # The longest pattern here that is already a block or comes again later.
             for length in range(min(MAX_PATTERN, len(nodes) - i), MIN_PATTERN - 1, -1):
                 key = keys.get((i, length))
-                if key is not None and (key in blocks or any(
-                        j >= i + length for j in where[key])):
+                # A layer in it: two parameter-free ops apart are clearer written out.
+                if key is not None and any(n.params for n in nodes[i:i + length]) and (
+                        key in blocks or any(j >= i + length for j in where[key])):
                     best = (length, 1)
                     break
         if best is None:
