@@ -64,8 +64,11 @@ def find_blocks(nodes: list[Node], outputs: list[str]) -> tuple[list[Use], dict[
             for length in range(min(MAX_PATTERN, len(nodes) - i), MIN_PATTERN - 1, -1):
                 key = keys.get((i, length))
                 # A layer in it: two parameter-free ops apart are clearer written out.
-                if key is not None and any(n.params for n in nodes[i:i + length]) and (
-                        key in blocks or any(j >= i + length for j in where[key])):
+                if (
+                    key is not None
+                    and any(n.params for n in nodes[i : i + length])
+                    and (key in blocks or any(j >= i + length for j in where[key]))
+                ):
                     best = (length, 1)
                     break
         if best is None:
@@ -74,14 +77,13 @@ def find_blocks(nodes: list[Node], outputs: list[str]) -> tuple[list[Use], dict[
         length, k = best
         key = keys[(i, length)]
         if key not in blocks:
-            blocks[key] = Block(_block_name(nodes[i:i + length], blocks), nodes[i:i + length])
+            blocks[key] = Block(_block_name(nodes[i : i + length], blocks), nodes[i : i + length])
         found.append(Use(blocks[key].name, i, length, k))
         i += length * k
     return found, blocks
 
 
-def _copies(nodes: list[Node], i: int, length: int, uses: Counter[str],
-            outputs: list[str]) -> int:
+def _copies(nodes: list[Node], i: int, length: int, uses: Counter[str], outputs: list[str]) -> int:
     """How many consecutive copies of the pattern nodes[i:i+length] start at i, each
     reading the previous copy's output."""
     key = _key(nodes, i, length, uses, outputs)
@@ -91,9 +93,12 @@ def _copies(nodes: list[Node], i: int, length: int, uses: Counter[str],
     while i + (k + 1) * length <= len(nodes):
         j = i + k * length
         prev = nodes[j - 1].output
-        reads = sum(v == prev for n in nodes[j:j + length] for v in n.inputs)
-        if _key(nodes, j, length, uses, outputs) != key or \
-                _entry(nodes[j:j + length]) != prev or uses[prev] != reads:
+        reads = sum(v == prev for n in nodes[j : j + length] for v in n.inputs)
+        if (
+            _key(nodes, j, length, uses, outputs) != key
+            or _entry(nodes[j : j + length]) != prev
+            or uses[prev] != reads
+        ):
             break
         k += 1
     return k
@@ -106,19 +111,21 @@ def _entry(run: list[Node]) -> str | None:
     return next(iter(outside)) if len(outside) == 1 else None
 
 
-def _key(nodes: list[Node], i: int, length: int, uses: Counter[str],
-         outputs: list[str]) -> Key | None:
+def _key(
+    nodes: list[Node], i: int, length: int, uses: Counter[str], outputs: list[str]
+) -> Key | None:
     """The pattern of nodes[i:i+length] (signatures and wiring by position), or None when
     it cannot be a block: several values read from outside, an inner value read outside,
     a graph output inside, or a parameter/constant node."""
-    run = nodes[i:i + length]
+    run = nodes[i : i + length]
     entry = _entry(run)
     if entry is None:
         return None
     pos = {n.output: k for k, n in enumerate(run)}
     for n in run[:-1]:
-        if n.output in outputs or uses[n.output] != sum(v == n.output for m in run
-                                                        for v in m.inputs):
+        if n.output in outputs or uses[n.output] != sum(
+            v == n.output for m in run for v in m.inputs
+        ):
             return None
     if run[-1].output in outputs or any(n.op in ("param", "constant") for n in run):
         return None

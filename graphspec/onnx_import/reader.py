@@ -75,8 +75,7 @@ def load_model(path: str | Path, limit: int = MAX_ONNX_BYTES) -> Any:
             f"{path} uses ONNX opset {opset}; graphspec import supports opsets "
             f"{MIN_OPSET} to {MAX_OPSET}",
             where,
-            hint="convert it with onnx.version_converter.convert_version(model, "
-            f"{MAX_OPSET})",
+            hint=f"convert it with onnx.version_converter.convert_version(model, {MAX_OPSET})",
         )
     try:
         onnx.checker.check_model(model, full_check=True)

@@ -22,8 +22,9 @@ def simplify(graph: Graph) -> Graph:
     while True:
         producer = {n.output: n for n in nodes}
         uses = Counter(i for n in nodes for i in n.inputs) + Counter(outputs)
-        shapes = {n.output: n.shape for n in nodes} | {k: tuple(v[0]) for k, v in
-                                                       graph.inputs.items()}
+        shapes = {n.output: n.shape for n in nodes} | {
+            k: tuple(v[0]) for k, v in graph.inputs.items()
+        }
         dead = [n for n in nodes if uses[n.output] == 0]  # what a fold left unread
         if dead:
             nodes = [n for n in nodes if uses[n.output] > 0]
@@ -40,9 +41,13 @@ def simplify(graph: Graph) -> Graph:
                 n.inputs = [new if i == old else i for i in n.inputs]
 
 
-def _one_step(nodes: list[Node], producer: dict[str, Node], uses: Counter[str],
-              shapes: dict, outputs: list[str]) -> tuple[Node | None, tuple[str, str] | None] \
-        | None:
+def _one_step(
+    nodes: list[Node],
+    producer: dict[str, Node],
+    uses: Counter[str],
+    shapes: dict,
+    outputs: list[str],
+) -> tuple[Node | None, tuple[str, str] | None] | None:
     """One fold: (a node to drop, (a value renamed to another) or None), or None."""
     for n in nodes:
         if n.op not in ("transpose", *_RESHAPES) or len(n.inputs) != 1:
@@ -51,8 +56,12 @@ def _one_step(nodes: list[Node], producer: dict[str, Node], uses: Counter[str],
         if start is not None:
             return None, (n.output, start)
         src_value = n.inputs[0]
-        if n.op == "reshape" and n.shape is not None and shapes.get(src_value) == n.shape \
-                and n.output not in outputs:
+        if (
+            n.op == "reshape"
+            and n.shape is not None
+            and shapes.get(src_value) == n.shape
+            and n.output not in outputs
+        ):
             return None, (n.output, src_value)  # a reshape to the shape it has
         src = producer.get(src_value)
         if src is None or uses[src_value] != 1 or src_value in outputs:
@@ -64,8 +73,12 @@ def _one_step(nodes: list[Node], producer: dict[str, Node], uses: Counter[str],
             n.attrs["axes"] = perm
             n.inputs = list(src.inputs)
             return src, None
-        if n.op in _RESHAPES and src.op in _RESHAPES and n.shape is not None \
-                and all(d is not None for d in n.shape):
+        if (
+            n.op in _RESHAPES
+            and src.op in _RESHAPES
+            and n.shape is not None
+            and all(d is not None for d in n.shape)
+        ):
             origin = src.inputs[0]
             if shapes.get(origin) == n.shape and n.output not in outputs:
                 return src, (n.output, origin)
@@ -80,12 +93,14 @@ def _names_stay(src: tuple | None, target: tuple) -> bool:
     """graphspec's reshape keeps a named dimension at its axis."""
     if src is None:
         return False
-    return all(not isinstance(d, str) or (i < len(src) and src[i] == d)
-               for i, d in enumerate(target))
+    return all(
+        not isinstance(d, str) or (i < len(src) and src[i] == d) for i, d in enumerate(target)
+    )
 
 
-def _identity_chain(end: Node, producer: dict[str, Node], uses: Counter[str], shapes: dict,
-                    outputs: list[str]) -> str | None:
+def _identity_chain(
+    end: Node, producer: dict[str, Node], uses: Counter[str], shapes: dict, outputs: list[str]
+) -> str | None:
     """The value a chain of transposes and unit-axis reshapes ending at ``end`` starts
     from, when the chain as a whole changes nothing; else None."""
     if end.output in outputs or end.shape is None:
@@ -93,8 +108,13 @@ def _identity_chain(end: Node, producer: dict[str, Node], uses: Counter[str], sh
     chain = [end]
     while True:
         src = producer.get(chain[-1].inputs[0])
-        if src is None or src.op not in ("transpose", *_RESHAPES) or len(src.inputs) != 1 \
-                or uses[src.output] != 1 or src.output in outputs:
+        if (
+            src is None
+            or src.op not in ("transpose", *_RESHAPES)
+            or len(src.inputs) != 1
+            or uses[src.output] != 1
+            or src.output in outputs
+        ):
             return None
         chain.append(src)
         start = src.inputs[0]

@@ -17,6 +17,7 @@ why; :func:`translate` raises one error listing all of them, never an approximat
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -51,8 +52,11 @@ class Node:
     def signature(self) -> tuple[Any, ...]:
         """What two nodes share when one may stand for the other in a block: op, attributes
         and parameter shapes."""
-        return (self.op, repr(sorted(self.attrs.items())),
-                tuple((k, v.shape) for k, v in sorted(self.params.items())))
+        return (
+            self.op,
+            repr(sorted(self.attrs.items())),
+            tuple((k, v.shape) for k, v in sorted(self.params.items())),
+        )
 
 
 @dataclass
@@ -142,8 +146,7 @@ class Context:
         """Input ``i``, which must be a tensor a graphspec node or input produces."""
         name = self.input(i)
         if name in self.consts or name in self.values:
-            raise Unsupported(f"input {i} must be computed from the model's inputs, not a "
-                              "constant")
+            raise Unsupported(f"input {i} must be computed from the model's inputs, not a constant")
         return name
 
     def shape(self, value: str) -> Shape | None:
@@ -167,18 +170,33 @@ class Context:
                 raise Unsupported(f"attribute '{a.name}' is not supported")
             want = allowed[a.name]
             if want is not None and _plain(self.attr(a.name)) != want:
-                raise Unsupported(f"attribute {a.name}={_plain(self.attr(a.name))!r} is not "
-                                  f"supported (only {want!r})")
+                raise Unsupported(
+                    f"attribute {a.name}={_plain(self.attr(a.name))!r} is not "
+                    f"supported (only {want!r})"
+                )
 
     # ---- writing --------------------------------------------------------------------------
 
-    def emit(self, op: str, inputs: list[str], attrs: dict[str, Any] | None = None,
-             params: dict[str, np.ndarray] | None = None, output: str | None = None,
-             shape: Shape | None = None) -> Node:
+    def emit(
+        self,
+        op: str,
+        inputs: list[str],
+        attrs: dict[str, Any] | None = None,
+        params: dict[str, np.ndarray] | None = None,
+        output: str | None = None,
+        shape: Shape | None = None,
+    ) -> Node:
         out = output if output is not None else self.node.output[0]
-        node = Node(op, inputs, out, dict(attrs or {}), dict(params or {}),
-                    base=_base(self.node, op), onnx=_describe(self.node),
-                    shape=shape if shape is not None else self.shapes.get(out))
+        node = Node(
+            op,
+            inputs,
+            out,
+            dict(attrs or {}),
+            dict(params or {}),
+            base=_base(self.node, op),
+            onnx=_describe(self.node),
+            shape=shape if shape is not None else self.shapes.get(out),
+        )
         self.nodes.append(node)
         self.producer[out] = node
         return node
@@ -249,12 +267,14 @@ def translate(model: Any) -> Graph:
             continue  # old exporters list initializers among the inputs
         tt = v.type.tensor_type
         dims = [_dim(d) for d in tt.shape.dim]
-        fixed: list[Dim] = [d if d is not None else ("batch" if k == 0 else f"d{i}_{k}")
-                            for k, d in enumerate(dims)]
+        fixed: list[Dim] = [
+            d if d is not None else ("batch" if k == 0 else f"d{i}_{k}") for k, d in enumerate(dims)
+        ]
         kind = "int" if tt.elem_type in _INT_TYPES else "float"
         if tt.elem_type not in _INT_TYPES | _FLOAT_TYPES:
-            ctx.problems.append((v.name, "graph input", f"element type {tt.elem_type} is "
-                                 "neither float nor integer"))
+            ctx.problems.append(
+                (v.name, "graph input", f"element type {tt.elem_type} is neither float nor integer")
+            )
         inputs[v.name] = (fixed, kind)
         ctx.shapes[v.name] = tuple(fixed)
     for node in graph.node:
@@ -264,8 +284,7 @@ def translate(model: Any) -> Graph:
                 continue
             handler = HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
             if handler is None:
-                domain = f" of domain '{node.domain}'" if node.domain not in ("", "ai.onnx") \
-                    else ""
+                domain = f" of domain '{node.domain}'" if node.domain not in ("", "ai.onnx") else ""
                 raise Unsupported(f"graphspec has no op for {node.op_type}{domain}")
             handler(ctx, node)
         except Unsupported as e:
@@ -274,8 +293,9 @@ def translate(model: Any) -> Graph:
     for o in graph.output:
         v = ctx.name(o.name)
         if v in ctx.consts or v in ctx.values:
-            ctx.problems.append((o.name, "graph output", "is a constant, not computed from "
-                                 "the inputs"))
+            ctx.problems.append(
+                (o.name, "graph output", "is a constant, not computed from the inputs")
+            )
     if ctx.problems:
         raise Problems(ctx.problems)
     return Graph(inputs, ctx.nodes, outputs)
@@ -292,17 +312,41 @@ _INT_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # the (u)int kinds
 
 # Ops folded when every input is a constant (onnx's reference evaluator computes them).
 _FOLDABLE = {
-    "Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "Concat", "Slice",
-    "Gather", "Add", "Sub", "Mul", "Div", "Neg", "Sqrt", "Flatten", "Expand", "Range",
-    "ConstantOfShape", "Shape", "Split", "Tile", "Pow", "Reciprocal",
+    "Identity",
+    "Cast",
+    "Transpose",
+    "Reshape",
+    "Unsqueeze",
+    "Squeeze",
+    "Concat",
+    "Slice",
+    "Gather",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Neg",
+    "Sqrt",
+    "Flatten",
+    "Expand",
+    "Range",
+    "ConstantOfShape",
+    "Shape",
+    "Split",
+    "Tile",
+    "Pow",
+    "Reciprocal",
 }
 
 
 def _fold(ctx: Context, node: Any) -> bool:
     """Constants and symbolic shapes; True when the node was one of those."""
     if node.op_type == "Constant":
-        ctx.consts[node.output[0]] = ctx.onnx.numpy_helper.to_array(ctx.attr("value")) \
-            if ctx.attr("value") is not None else _constant_attr(ctx)
+        ctx.consts[node.output[0]] = (
+            ctx.onnx.numpy_helper.to_array(ctx.attr("value"))
+            if ctx.attr("value") is not None
+            else _constant_attr(ctx)
+        )
         return True
     ins = [ctx.name(i) for i in node.input if i]
     if node.op_type in _FOLDABLE and all(i in ctx.consts for i in ins):
@@ -330,8 +374,17 @@ def _constant_attr(ctx: Context) -> np.ndarray:
 
 
 # Ops that keep zeros zeros (whatever their other inputs select).
-_ZERO_KEEPING = {"Slice", "Reshape", "Unsqueeze", "Squeeze", "Transpose", "Expand", "Identity",
-                 "Cast", "Gather"}
+_ZERO_KEEPING = {
+    "Slice",
+    "Reshape",
+    "Unsqueeze",
+    "Squeeze",
+    "Transpose",
+    "Expand",
+    "Identity",
+    "Cast",
+    "Gather",
+}
 
 
 def _sym(ctx: Context, name: str) -> list[Dim] | None:
@@ -375,7 +428,7 @@ def _symbolic(ctx: Context, node: Any, ins: list[str]) -> bool:
         steps = a[4] if len(a) > 4 else [1]
         if axes not in ([0], [-1]) or any(isinstance(x, str) for x in a[1] + a[2] + steps):
             return False
-        result = a[0][int(a[1][0]):int(a[2][0]):int(steps[0])]
+        result = a[0][int(a[1][0]) : int(a[2][0]) : int(steps[0])]
     elif op == "Gather":
         result = [a[0][int(i)] for i in a[1]]  # type: ignore[call-overload]
     elif op == "Mul" and len(a[0]) == len(a[1]):
@@ -403,8 +456,16 @@ def _symbolic(ctx: Context, node: Any, ins: list[str]) -> bool:
 # ---- handlers -----------------------------------------------------------------------------
 
 
-_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp",
-                "Neg": "neg", "Abs": "abs", "Sqrt": "sqrt", "Softsign": None}
+_ACTIVATIONS = {
+    "Relu": "relu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Exp": "exp",
+    "Neg": "neg",
+    "Abs": "abs",
+    "Sqrt": "sqrt",
+    "Softsign": None,
+}
 
 
 @handles("Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Sqrt")
@@ -524,8 +585,14 @@ def _operands(ctx: Context) -> list[str]:
             if c.ndim == 0:
                 ctx.emit("constant", [], {"value": float(c)}, output=name, shape=())
             else:
-                ctx.emit("param", [], {"shape": list(c.shape)}, {"value": c}, output=name,
-                         shape=tuple(c.shape))
+                ctx.emit(
+                    "param",
+                    [],
+                    {"shape": list(c.shape)},
+                    {"value": c},
+                    output=name,
+                    shape=tuple(c.shape),
+                )
             ctx.producer[name].base = _param_base(name)
         out.append(name)
     return out
@@ -560,8 +627,9 @@ def _fold_bias(ctx: Context, value: str, bias: np.ndarray) -> bool:
 def _matmul(ctx: Context, node: Any) -> None:
     w = ctx.const(ctx.input(1))
     if w is not None and w.ndim == 2 and ctx.const(ctx.input(0)) is None:
-        ctx.emit("linear", [ctx.tensor(0)], {"units": int(w.shape[1]), "bias": False},
-                 {"weight": w})
+        ctx.emit(
+            "linear", [ctx.tensor(0)], {"units": int(w.shape[1]), "bias": False}, {"weight": w}
+        )
         return
     ctx.emit("matmul", _operands(ctx))
 
@@ -595,19 +663,25 @@ def _spatial_attrs(ctx: Context, rank: int, kernel: tuple[int, ...]) -> dict[str
     dil = list(ctx.attr("dilations", [1] * rank))
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         if any(s != 1 for s in strides) or any((d * (k - 1)) % 2 for k, d in zip(kernel, dil)):
-            raise Unsupported(f"auto_pad {auto} with a stride or an even kernel pads "
-                              "unevenly, which graphspec's symmetric padding cannot express")
+            raise Unsupported(
+                f"auto_pad {auto} with a stride or an even kernel pads "
+                "unevenly, which graphspec's symmetric padding cannot express"
+            )
         padding: Any = "same"
     elif auto == "VALID":
         padding = 0
     else:
         if pads[:rank] != pads[rank:]:
-            raise Unsupported(f"its pads {pads} differ at the two ends of an axis; graphspec "
-                              "pads both ends alike")
+            raise Unsupported(
+                f"its pads {pads} differ at the two ends of an axis; graphspec pads both ends alike"
+            )
         padding = pads[:rank]
-    return {"kernel": _compact(list(kernel)), "stride": _compact(strides),
-            "padding": padding if isinstance(padding, str) else _compact(padding),
-            "dilation": _compact(dil)}
+    return {
+        "kernel": _compact(list(kernel)),
+        "stride": _compact(strides),
+        "padding": padding if isinstance(padding, str) else _compact(padding),
+        "dilation": _compact(dil),
+    }
 
 
 def _compact(values: list[int]) -> Any:
@@ -621,8 +695,16 @@ def _pairs(value: Any, rank: int) -> list[int]:
 
 @handles("Conv")
 def _conv(ctx: Context, node: Any) -> None:
-    ctx.only({"kernel_shape": None, "strides": None, "pads": None, "dilations": None,
-              "group": None, "auto_pad": None})
+    ctx.only(
+        {
+            "kernel_shape": None,
+            "strides": None,
+            "pads": None,
+            "dilations": None,
+            "group": None,
+            "auto_pad": None,
+        }
+    )
     w = ctx.need_const(1, "weight W")
     rank = w.ndim - 2
     if rank not in (1, 2):
@@ -641,8 +723,13 @@ def _conv(ctx: Context, node: Any) -> None:
         params["bias"] = ctx.need_const(2, "bias B")
     else:
         attrs["bias"] = False
-    attrs = {k: v for k, v in attrs.items() if not (k == "dilation" and v == 1)
-             and not (k == "stride" and v == 1) and not (k == "padding" and v == 0)}
+    attrs = {
+        k: v
+        for k, v in attrs.items()
+        if not (k == "dilation" and v == 1)
+        and not (k == "stride" and v == 1)
+        and not (k == "padding" and v == 0)
+    }
     ctx.emit("conv1d" if rank == 1 else "conv2d", [ctx.tensor(0)], attrs, params)
 
 
@@ -667,8 +754,17 @@ def _drops_input(shape: Shape | None, attrs: dict[str, Any], rank: int) -> bool:
 
 @handles("ConvTranspose")
 def _conv_transpose(ctx: Context, node: Any) -> None:
-    ctx.only({"kernel_shape": None, "strides": None, "pads": None, "dilations": None,
-              "group": None, "output_padding": None, "auto_pad": "NOTSET"})
+    ctx.only(
+        {
+            "kernel_shape": None,
+            "strides": None,
+            "pads": None,
+            "dilations": None,
+            "group": None,
+            "output_padding": None,
+            "auto_pad": "NOTSET",
+        }
+    )
     w = ctx.need_const(1, "weight W")
     if w.ndim != 4:
         raise Unsupported("only 2-D transposed convolutions are supported")
@@ -683,16 +779,24 @@ def _conv_transpose(ctx: Context, node: Any) -> None:
         params["bias"] = ctx.need_const(2, "bias B")
     else:
         attrs["bias"] = False
-    attrs = {k: v for k, v in attrs.items()
-             if not (k in ("dilation", "stride") and v == 1)
-             and not (k in ("padding", "output_padding") and v == 0)}
+    attrs = {
+        k: v
+        for k, v in attrs.items()
+        if not (k in ("dilation", "stride") and v == 1)
+        and not (k in ("padding", "output_padding") and v == 0)
+    }
     ctx.emit("conv_transpose2d", [ctx.tensor(0)], attrs, params)
 
 
 @handles("MaxPool", "AveragePool")
 def _pool(ctx: Context, node: Any) -> None:
-    allowed: dict[str, Any] = {"kernel_shape": None, "strides": None, "pads": None,
-                               "ceil_mode": None, "auto_pad": None}
+    allowed: dict[str, Any] = {
+        "kernel_shape": None,
+        "strides": None,
+        "pads": None,
+        "ceil_mode": None,
+        "auto_pad": None,
+    }
     if node.op_type == "MaxPool":
         allowed |= {"storage_order": 0, "dilations": None}
     else:
@@ -732,8 +836,9 @@ def _global_pool(ctx: Context, node: Any) -> None:
     pooled = ctx.emit(op, [x], output=ctx.fresh(node.output[0]), shape=tuple(shape[:2]))
     # ONNX keeps the spatial axes as ones; graphspec's global pools drop them.
     target = list(shape[:2]) + [1] * (len(shape) - 2)
-    ctx.emit("reshape", [pooled.output], {"shape": _reshape_dims(shape[:2], target)},
-             shape=tuple(target))
+    ctx.emit(
+        "reshape", [pooled.output], {"shape": _reshape_dims(shape[:2], target)}, shape=tuple(target)
+    )
 
 
 @handles("BatchNormalization")
@@ -744,10 +849,17 @@ def _batch_norm(ctx: Context, node: Any) -> None:
     scale, bias = ctx.need_const(1, "scale"), ctx.need_const(2, "bias B")
     mean, var = ctx.need_const(3, "input_mean"), ctx.need_const(4, "input_var")
     # ONNX: running = running * momentum + batch * (1 - momentum); graphspec as torch.
-    attrs: dict[str, Any] = {"axis": 1, "eps": _f(ctx.attr("epsilon", 1e-5)),
-                             "momentum": round(1.0 - _f(ctx.attr("momentum", 0.9)), 12)}
-    ctx.emit("batch_norm", [ctx.tensor(0)], attrs,
-             {"gamma": scale, "beta": bias, "running_mean": mean, "running_var": var})
+    attrs: dict[str, Any] = {
+        "axis": 1,
+        "eps": _f(ctx.attr("epsilon", 1e-5)),
+        "momentum": round(1.0 - _f(ctx.attr("momentum", 0.9)), 12),
+    }
+    ctx.emit(
+        "batch_norm",
+        [ctx.tensor(0)],
+        attrs,
+        {"gamma": scale, "beta": bias, "running_mean": mean, "running_var": var},
+    )
 
 
 @handles("LayerNormalization")
@@ -765,8 +877,11 @@ def _layer_norm(ctx: Context, node: Any) -> None:
     if any(not isinstance(d, int) for d in normalized):
         raise Unsupported("its normalized axes must have fixed sizes")
     gamma = np.broadcast_to(ctx.need_const(1, "scale"), normalized).copy()  # type: ignore[arg-type]
-    beta = (np.broadcast_to(ctx.need_const(2, "bias B"), normalized).copy()  # type: ignore[arg-type]
-            if ctx.input(2) else np.zeros(normalized, dtype=gamma.dtype))
+    beta = (
+        np.broadcast_to(ctx.need_const(2, "bias B"), normalized).copy()  # type: ignore[arg-type]
+        if ctx.input(2)
+        else np.zeros(gamma.shape, dtype=gamma.dtype)
+    )
     attrs: dict[str, Any] = {"eps": _f(ctx.attr("epsilon", 1e-5))}
     if first != -1:
         attrs["axes"] = list(range(first, 0))
@@ -790,11 +905,16 @@ def _flatten(ctx: Context, node: Any) -> None:
     ctx.emit("reshape", [x], {"shape": _reshape_dims(shape, list(out))})
 
 
+def _size(dims: Any) -> int:
+    """The element count of fixed sizes (the caller checked they are ints)."""
+    return math.prod(int(d) for d in dims)
+
+
 def _flatten_shape(shape: Shape | None) -> Shape | None:
     if shape is None or len(shape) < 2:
         return None
     rest = shape[1:]
-    size = int(np.prod(rest)) if all(isinstance(d, int) for d in rest) else None
+    size = _size(rest) if all(isinstance(d, int) for d in rest) else None
     return (shape[0], size)
 
 
@@ -806,8 +926,11 @@ def _reshape_dims(src: Shape, target: list[Any]) -> list[Any]:
         if d == -1 and i < len(src) and isinstance(src[i], str):
             rest_in = [x for j, x in enumerate(src) if j != i]
             rest_out = [x for j, x in enumerate(out) if j != i]
-            if rest_in and all(isinstance(x, int) for x in rest_in + rest_out) and \
-                    int(np.prod(rest_in)) == int(np.prod(rest_out)):  # type: ignore[arg-type]
+            if (
+                rest_in
+                and all(isinstance(x, int) for x in rest_in + rest_out)
+                and _size(rest_in) == _size(rest_out)
+            ):
                 out[i] = src[i]
     if any(d is None for d in out):
         raise Unsupported(f"its target shape {target} is not known")
@@ -875,8 +998,9 @@ def _transpose(ctx: Context, node: Any) -> None:
 @handles("Concat")
 def _concat(ctx: Context, node: Any) -> None:
     ctx.only({"axis": None})
-    ctx.emit("concat", [ctx.tensor(i) for i in range(len(node.input))],
-             {"axis": int(ctx.attr("axis"))})
+    ctx.emit(
+        "concat", [ctx.tensor(i) for i in range(len(node.input))], {"axis": int(ctx.attr("axis"))}
+    )
 
 
 @handles("ReduceSum", "ReduceMean")
@@ -898,8 +1022,12 @@ def _gather(ctx: Context, node: Any) -> None:
     table = ctx.need_const(0, "table (data)")
     if table.ndim != 2:
         raise Unsupported("only a 2-D table read by integer ids (an embedding) is supported")
-    ctx.emit("embedding", [ctx.tensor(1)], {"vocab": int(table.shape[0]),
-                                            "dim": int(table.shape[1])}, {"weight": table})
+    ctx.emit(
+        "embedding",
+        [ctx.tensor(1)],
+        {"vocab": int(table.shape[0]), "dim": int(table.shape[1])},
+        {"weight": table},
+    )
 
 
 # ---- recurrent layers --------------------------------------------------------------------------
@@ -923,8 +1051,9 @@ def _recurrent(ctx: Context, node: Any) -> None:
     units = int(ctx.attr("hidden_size"))
     direction = ctx.attr("direction", "forward")
     if direction == "reverse":
-        raise Unsupported("direction 'reverse' alone is not supported (forward and "
-                          "bidirectional are)")
+        raise Unsupported(
+            "direction 'reverse' alone is not supported (forward and bidirectional are)"
+        )
     dirs = 2 if direction == "bidirectional" else 1
     attrs: dict[str, Any] = {"units": units}
     acts = ctx.attr("activations")
@@ -945,14 +1074,16 @@ def _recurrent(ctx: Context, node: Any) -> None:
     for i, what in ((5, "initial_h"), (6, "initial_c")):
         v = ctx.input(i)
         c = ctx.const(v)
-        if v and not isinstance(ctx.values.get(v), Zeros) and not (c is not None and
-                                                                    not np.any(c)):
+        if v and not isinstance(ctx.values.get(v), Zeros) and not (c is not None and not np.any(c)):
             raise Unsupported(f"a non-zero {what} is not supported")
     if kind == "LSTM" and ctx.input(7):
         raise Unsupported("peephole weights P are not supported")
     w, r = ctx.need_const(1, "W"), ctx.need_const(2, "R")
-    b = ctx.const(ctx.input(3)) if ctx.input(3) else np.zeros((dirs, 2 * gates * units),
-                                                               dtype=w.dtype)
+    b = (
+        ctx.const(ctx.input(3))
+        if ctx.input(3)
+        else np.zeros((dirs, 2 * gates * units), dtype=w.dtype)
+    )
     if b is None:
         raise Unsupported("its bias B (input 3) must be a constant")
     params: dict[str, np.ndarray] = {}
@@ -968,32 +1099,70 @@ def _recurrent(ctx: Context, node: Any) -> None:
         raise Unsupported("its input's shape is not known")
     seq, batch = (src[0], src[1]) if layout == 0 else (src[1], src[0])
     if layout == 0:  # [seq, batch, features] -> graphspec's batch first
-        x = ctx.emit("transpose", [x], {"axes": [1, 0, 2]}, output=ctx.fresh(x),
-                     shape=(batch, seq, src[2])).output
+        x = ctx.emit(
+            "transpose", [x], {"axes": [1, 0, 2]}, output=ctx.fresh(x), shape=(batch, seq, src[2])
+        ).output
     y, y_h = (ctx.name(v) if v and ctx.uses[v] else "" for v in (list(node.output) + ["", ""])[:2])
     if len(node.output) > 2 and node.output[2]:
         raise Unsupported("its Y_c output (the last cell state) is not supported")
     if y_h and dirs == 2:
         raise Unsupported("Y_h of a bidirectional layer is not supported")
     if y_h and not y:
-        last = ctx.emit(kind.lower(), [x], attrs | {"returns": "last"}, params,
-                        output=ctx.fresh(y_h), shape=(batch, units))
-        ctx.emit("reshape", [last.output], {"shape": [1, batch, units]}, output=y_h,
-                 shape=(1, batch, units))
+        last = ctx.emit(
+            kind.lower(),
+            [x],
+            attrs | {"returns": "last"},
+            params,
+            output=ctx.fresh(y_h),
+            shape=(batch, units),
+        )
+        ctx.emit(
+            "reshape",
+            [last.output],
+            {"shape": [1, batch, units]},
+            output=y_h,
+            shape=(1, batch, units),
+        )
         return
-    seqs = ctx.emit(kind.lower(), [x], attrs, params, output=ctx.fresh(y or y_h),
-                    shape=(batch, seq, dirs * units))
+    seqs = ctx.emit(
+        kind.lower(),
+        [x],
+        attrs,
+        params,
+        output=ctx.fresh(y or y_h),
+        shape=(batch, seq, dirs * units),
+    )
     if y_h:  # both used: Y_h is Y's last step (one direction, no padding)
-        step = ctx.emit("slice", [seqs.output], {"axis": 1, "start": -1},
-                        output=ctx.fresh(y_h), shape=(batch, 1, units))
-        ctx.emit("reshape", [step.output], {"shape": [1, batch, units]}, output=y_h,
-                 shape=(1, batch, units))
+        step = ctx.emit(
+            "slice",
+            [seqs.output],
+            {"axis": 1, "start": -1},
+            output=ctx.fresh(y_h),
+            shape=(batch, 1, units),
+        )
+        ctx.emit(
+            "reshape",
+            [step.output],
+            {"shape": [1, batch, units]},
+            output=y_h,
+            shape=(1, batch, units),
+        )
     # ONNX's Y: [seq, dirs, batch, units] (layout 0) or [batch, seq, dirs, units].
-    split = ctx.emit("reshape", [seqs.output], {"shape": [batch, seq, dirs, units]},
-                     output=ctx.fresh(y), shape=(batch, seq, dirs, units))
+    split = ctx.emit(
+        "reshape",
+        [seqs.output],
+        {"shape": [batch, seq, dirs, units]},
+        output=ctx.fresh(y),
+        shape=(batch, seq, dirs, units),
+    )
     if layout == 0:
-        ctx.emit("transpose", [split.output], {"axes": [1, 2, 0, 3]}, output=y,
-                 shape=(seq, dirs, batch, units))
+        ctx.emit(
+            "transpose",
+            [split.output],
+            {"axes": [1, 2, 0, 3]},
+            output=y,
+            shape=(seq, dirs, batch, units),
+        )
     else:
         split.output = y
         ctx.producer[y] = split
@@ -1008,5 +1177,8 @@ def _f(value: Any) -> float:
     """A float attribute as the shortest decimal that reads back as the same float32
     (ONNX stores float32: 0.01 arrives as 0.009999999776482582)."""
     x = float(value)
-    return float(np.format_float_positional(np.float32(x), unique=True, trim="-")) \
-        if np.isfinite(x) else x
+    return (
+        float(np.format_float_positional(np.float32(x), unique=True, trim="-"))
+        if np.isfinite(x)
+        else x
+    )

@@ -40,10 +40,20 @@ SHOWN = 20  # unsupported nodes listed one per note; the count says how many mor
 
 # Short id stems by op; other ops use their own name.
 _STEMS = {
-    "conv1d": "conv", "conv2d": "conv", "conv_transpose2d": "deconv", "max_pool1d": "pool",
-    "max_pool2d": "pool", "avg_pool1d": "pool", "avg_pool2d": "pool",
-    "global_avg_pool": "gap", "global_max_pool": "gmp", "batch_norm": "bn",
-    "layer_norm": "ln", "embedding": "embed", "leaky_relu": "lrelu", "log_softmax": "logp",
+    "conv1d": "conv",
+    "conv2d": "conv",
+    "conv_transpose2d": "deconv",
+    "max_pool1d": "pool",
+    "max_pool2d": "pool",
+    "avg_pool1d": "pool",
+    "avg_pool2d": "pool",
+    "global_avg_pool": "gap",
+    "global_max_pool": "gmp",
+    "batch_norm": "bn",
+    "layer_norm": "ln",
+    "embedding": "embed",
+    "leaky_relu": "lrelu",
+    "log_softmax": "logp",
 }
 
 
@@ -56,8 +66,12 @@ class Imported:
     param_count: int
 
 
-def import_onnx(source: str | Path, out: str | Path, params_out: str | Path | None = None,
-                limit: int = MAX_ONNX_BYTES) -> Imported:
+def import_onnx(
+    source: str | Path,
+    out: str | Path,
+    params_out: str | Path | None = None,
+    limit: int = MAX_ONNX_BYTES,
+) -> Imported:
     """Translate the ONNX model ``source`` into the spec ``out`` and its parameter file
     (``params_out``, default ``out`` with suffix ``.npz``)."""
     source, out = Path(source), Path(out)
@@ -82,14 +96,15 @@ def import_onnx(source: str | Path, out: str | Path, params_out: str | Path | No
 
 def _unsupported(source: Path, problems: list[tuple[str, str, str]]) -> OnnxImportError:
     kinds = sorted({op for _, op, _ in problems})
-    notes = [(f"'{name}' ({op}): {why}" if name else f"a {op} node: {why}", None)
-             for name, op, why in problems[:SHOWN]]
+    notes = [
+        (f"'{name}' ({op}): {why}" if name else f"a {op} node: {why}", None)
+        for name, op, why in problems[:SHOWN]
+    ]
     if len(problems) > SHOWN:
         notes.append((f"... and {len(problems) - SHOWN} more", None))
     n = len(problems)
     return OnnxImportError(
-        f"{n} ONNX node{'s' if n > 1 else ''} graphspec cannot express "
-        f"({', '.join(kinds)})",
+        f"{n} ONNX node{'s' if n > 1 else ''} graphspec cannot express ({', '.join(kinds)})",
         Location(str(source)),
         notes=notes,
         hint="graphspec import translates each node exactly or not at all; "
@@ -101,13 +116,17 @@ def _unsupported(source: Path, problems: list[tuple[str, str, str]]) -> OnnxImpo
 
 
 def _flow(value: Any) -> str:
-    return str(yaml.safe_dump(value, default_flow_style=True, width=10**9,
-                              sort_keys=False, allow_unicode=True)).strip()
+    return str(
+        yaml.safe_dump(
+            value, default_flow_style=True, width=10**9, sort_keys=False, allow_unicode=True
+        )
+    ).strip()
 
 
 def _scalar(value: Any) -> str:
-    text = str(yaml.safe_dump(value, default_flow_style=True, width=10**9,
-                              allow_unicode=True)).strip()
+    text = str(
+        yaml.safe_dump(value, default_flow_style=True, width=10**9, allow_unicode=True)
+    ).strip()
     return text[:-4].rstrip() if text.endswith("\n...") else text
 
 
@@ -140,14 +159,21 @@ class _Ids:
                 return name
 
 
-def render(graph: Graph, model: Any, source: Path, out: Path, npz: Path,
-           types: dict[str, list[Any]] | None = None) -> tuple[str, dict[str, np.ndarray]]:
+def render(
+    graph: Graph,
+    model: Any,
+    source: Path,
+    out: Path,
+    npz: Path,
+    types: dict[str, list[Any]] | None = None,
+) -> tuple[str, dict[str, np.ndarray]]:
     """The spec text and the parameters by graphspec name; ``types`` (node id -> shape)
     adds each top-level node's shape as a comment."""
     names = {k: identifier(k, "input") for k in graph.inputs}
     if len(set(names.values())) != len(names):
-        raise OnnxImportError(f"{source}: two inputs have the same name once made "
-                              "identifiers", Location(str(source)))
+        raise OnnxImportError(
+            f"{source}: two inputs have the same name once made identifiers", Location(str(source))
+        )
     outputs = [_output_name(v, graph, source) for v in graph.outputs]
     ids = _Ids(set(names.values()))
     ref: dict[str, str] = dict(names)  # value -> how the spec refers to it
@@ -163,8 +189,13 @@ def render(graph: Graph, model: Any, source: Path, out: Path, npz: Path,
         use = uses[u] if u < len(uses) and uses[u].start == i else None
         if use is None:
             n = graph.nodes[i]
-            nid = ids.claim(wanted_out[n.output]) if n.output in wanted_out else \
-                ids.claim(n.base) if n.base else ids.numbered(n.op)
+            nid = (
+                ids.claim(wanted_out[n.output])
+                if n.output in wanted_out
+                else ids.claim(n.base)
+                if n.base
+                else ids.numbered(n.op)
+            )
             line = "  - " + _node_line(n, nid, ref, prev, first=not lines)
             if types and nid in types:
                 line += "  # " + _flow(types[nid])
@@ -176,7 +207,7 @@ def render(graph: Graph, model: Any, source: Path, out: Path, npz: Path,
             continue
         inst = instance.numbered(use.name) if use.name not in ids.taken else ""
         inst = ids.claim(inst or use.name)
-        entry = blocks_mod._entry(graph.nodes[i:i + use.length])
+        entry = blocks_mod._entry(graph.nodes[i : i + use.length])
         local = _block_ids(block_of[use.name])
         item: dict[str, Any] = {"id": inst, "block": use.name}
         if entry != prev or not lines:
@@ -185,7 +216,7 @@ def render(graph: Graph, model: Any, source: Path, out: Path, npz: Path,
             item["repeat"] = use.repeat
         lines.append("  - " + _flow(item))
         for r in range(use.repeat):
-            copy = graph.nodes[i + r * use.length:i + (r + 1) * use.length]
+            copy = graph.nodes[i + r * use.length : i + (r + 1) * use.length]
             prefix = f"{inst}.{r}." if use.repeat > 1 else f"{inst}."
             for n, lid in zip(copy, local):
                 params |= {f"{prefix}{lid}.{k}": v for k, v in n.params.items()}
@@ -201,8 +232,11 @@ def render(graph: Graph, model: Any, source: Path, out: Path, npz: Path,
 
 def _output_name(value: str, graph: Graph, source: Path) -> str:
     if value in graph.inputs:
-        raise OnnxImportError(f"{source}: the output '{value}' is an input passed through; "
-                              "graphspec outputs are computed by nodes", Location(str(source)))
+        raise OnnxImportError(
+            f"{source}: the output '{value}' is an input passed through; "
+            "graphspec outputs are computed by nodes",
+            Location(str(source)),
+        )
     return identifier(value, "output")
 
 
@@ -240,13 +274,16 @@ def _node_line(n: Node, nid: str, ref: dict[str, str], prev: str | None, first: 
     return _flow(item)
 
 
-def _head(graph: Graph, model: Any, source: Path, out: Path, npz: Path,
-          names: dict[str, str]) -> list[str]:
+def _head(
+    graph: Graph, model: Any, source: Path, out: Path, npz: Path, names: dict[str, str]
+) -> list[str]:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     producer = " ".join(x for x in (model.producer_name, model.producer_version) if x)
-    doc = (f"Imported from {source.name} ({producer + ', ' if producer else ''}ONNX opset "
-           f"{opset}) by graphspec import. Its parameters are in {npz.name}: "
-           f"graphspec train --init-from {npz.name}, graphspec compile --params {npz.name}.")
+    doc = (
+        f"Imported from {source.name} ({producer + ', ' if producer else ''}ONNX opset "
+        f"{opset}) by graphspec import. Its parameters are in {npz.name}: "
+        f"graphspec train --init-from {npz.name}, graphspec compile --params {npz.name}."
+    )
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", out.stem)[:128].strip(".") or "imported"
     lines = ["graphspec: 1", f"name: {_scalar(name)}", f"doc: {_scalar(doc)}", "inputs:"]
     for k, (shape, dtype) in graph.inputs.items():
@@ -303,5 +340,6 @@ def _write(path: Path, data: bytes) -> None:
         with atomic_open(path, "wb") as f:
             f.write(data)
     except OSError as e:
-        raise OnnxImportError(f"cannot write {path}: {e.strerror or e}",
-                              Location(str(path))) from None
+        raise OnnxImportError(
+            f"cannot write {path}: {e.strerror or e}", Location(str(path))
+        ) from None

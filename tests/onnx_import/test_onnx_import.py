@@ -30,8 +30,9 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 torch = pytest.importorskip("torch")
 
-from graphspec_torch.export import NOT_EXPORTABLE, export_onnx  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
+
+from graphspec_torch.export import NOT_EXPORTABLE, export_onnx  # noqa: E402
 
 # ---- round trip over the gallery ----------------------------------------------------------
 
@@ -39,8 +40,11 @@ from onnx import TensorProto, helper  # noqa: E402
 def _with_mse(data: dict[str, Any], shapes: dict[str, list[Any]]) -> dict[str, Any]:
     """The spec ``data`` with its own loss, training and claims replaced by one mse term per
     output against a new target input: the same loss for the original and the import."""
-    data = {k: v for k, v in data.items()
-            if k not in ("loss", "train", "expect", "analysis", "variants")}
+    data = {
+        k: v
+        for k, v in data.items()
+        if k not in ("loss", "train", "expect", "analysis", "variants")
+    }
     data["inputs"] = dict(data["inputs"])
     data["loss"] = []
     for out in data["outputs"]:
@@ -58,8 +62,9 @@ def _exportable(spec_file: Path) -> dict[str, Any] | None:
     ONNX form, or an output drawn through a sampler)."""
     ir = gs.build(gs.load(spec_file))
     ops = {ir.node(n).op for n in ir.op_nodes()}
-    stochastic = any(ir.op(n).opdef.stochastic and not ir.op(n).opdef.uses_training
-                     for n in ir.op_nodes())
+    stochastic = any(
+        ir.op(n).opdef.stochastic and not ir.op(n).opdef.uses_training for n in ir.op_nodes()
+    )
     if ops & set(NOT_EXPORTABLE) or stochastic or not ir.outputs:
         return None
     shapes = {o: list(ir.type(o).shape) for o in ir.outputs}
@@ -70,8 +75,10 @@ def _roundtrip(data: dict[str, Any], tmp_path: Path) -> None:
     original = _ir(data, "original.yaml")
     rng = np.random.default_rng(0)
     # Away from the initial values (zero biases, unit gammas), which an exporter may fold.
-    params = {k: v + (0.1 * rng.normal(size=v.shape) if k in original.params else 0)
-              for k, v in gs.init_params(original).items()}
+    params = {
+        k: v + (0.1 * rng.normal(size=v.shape) if k in original.params else 0)
+        for k, v in gs.init_params(original).items()
+    }
     model = export_onnx(original, params, tmp_path / "m.onnx", dtype="float64")
     done = import_onnx(model, tmp_path / "m.yaml")
     text = done.spec.read_text()
@@ -89,8 +96,9 @@ def _roundtrip(data: dict[str, Any], tmp_path: Path) -> None:
     mine_in = {k: v for k, v in inputs.items() if k in imported.inputs}
     got_out = mine.forward(got, mine_in, training=False)
     for name in original.outputs:
-        np.testing.assert_allclose(got_out[name], want_out[name], rtol=1e-9, atol=1e-12,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            got_out[name], want_out[name], rtol=1e-9, atol=1e-12, err_msg=name
+        )
     # Gradients, parameter by parameter: an imported parameter holds the same numbers as
     # the original one it came from (layouts are inverted, not re-drawn).
     want = ref.loss_and_grads(params, inputs, training=False)
@@ -100,8 +108,13 @@ def _roundtrip(data: dict[str, Any], tmp_path: Path) -> None:
     matched = 0
     for name, value in got.items():
         if name in imported.params and value.tobytes() in source:
-            np.testing.assert_allclose(have.grads[name], want.grads[source[value.tobytes()]],
-                                       rtol=1e-8, atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(
+                have.grads[name],
+                want.grads[source[value.tobytes()]],
+                rtol=1e-8,
+                atol=1e-12,
+                err_msg=name,
+            )
             matched += 1
     assert matched > 0
     # And the imported spec itself verifies: numpy against torch, finite differences.
@@ -109,44 +122,33 @@ def _roundtrip(data: dict[str, Any], tmp_path: Path) -> None:
     assert report.ok, report
 
 
-def _covering() -> set[Path]:
-    """Gallery specs that export and, together, use every op any exporting one uses."""
-    ops = {}
-    for p in GALLERY:
-        if _exportable(p) is not None:
-            ir = gs.build(gs.load(p))
-            ops[p] = {ir.node(n).op for n in ir.op_nodes()}
-    left = set().union(*ops.values())
-    chosen: set[Path] = set()
-    while left:
-        best = max(ops, key=lambda p: (len(ops[p] & left), -len(ops[p]), p.stem))
-        chosen.add(best)
-        left -= ops[best]
-    return chosen
-
-
-COVERING = _covering()
+# The default run: a convolutional and a recurrent spec (conv2d, max_pool2d, flatten,
+# linear; embedding, lstm, the sequence-first layout undone).  Each round trip costs an
+# ONNX export (seconds of torch.export), so the rest of the gallery runs with -m slow.
+DEFAULT = {"cnn_digits", "char_lstm"}
+# Gallery specs whose export uses ONNX ops graphspec has no op for: the import must fail
+# naming them (polynomial_features exports as GatherND/ReduceProd, step as Greater/Cast).
+NOT_IMPORTABLE = {
+    "polynomial_features": "(GatherND, ReduceProd)",
+    "xor_composed": "(Cast, Greater)",
+}
 EXPORTING = [p for p in GALLERY if _exportable(p) is not None]
 
 
 @pytest.mark.parametrize(
     "spec_file",
-    [p if p in COVERING else pytest.param(p, marks=pytest.mark.slow) for p in EXPORTING],
+    [p if p.stem in DEFAULT else pytest.param(p, marks=pytest.mark.slow) for p in EXPORTING],
     ids=[p.stem for p in EXPORTING],
 )
 def test_gallery_round_trip(spec_file: Path, tmp_path: Path) -> None:
     data = _exportable(spec_file)
     assert data is not None
+    if spec_file.stem in NOT_IMPORTABLE:
+        with pytest.raises(OnnxImportError) as e:
+            _roundtrip(data, tmp_path)
+        assert f"graphspec cannot express {NOT_IMPORTABLE[spec_file.stem]}" in e.value.message
+        return
     _roundtrip(data, tmp_path)
-
-
-def test_the_round_trip_covers_conv_recurrence_and_blocks(tmp_path: Path) -> None:
-    """The covering subset includes the families the importer inverts with care."""
-    ops = set()
-    for p in COVERING:
-        ir = gs.build(gs.load(p))
-        ops |= {ir.node(n).op for n in ir.op_nodes()}
-    assert {"conv2d", "max_pool2d", "lstm", "linear", "embedding"} <= ops
 
 
 # ---- a model written in plain torch --------------------------------------------------------
@@ -156,9 +158,13 @@ class SmallCNN(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+            torch.nn.Conv2d(1, 4, 3, padding=1),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(),
             torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU(),
+            torch.nn.Conv2d(4, 6, 3, padding=1),
+            torch.nn.BatchNorm2d(6),
+            torch.nn.ReLU(),
             torch.nn.MaxPool2d(2),
         )
         self.head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 2 * 2, 5))
@@ -181,15 +187,30 @@ def _torch_cnn(path: Path) -> tuple[Any, np.ndarray]:
     x = torch.randn(3, 1, 8, 8)
     # optimize=False keeps BatchNormalization nodes (the optimizer folds them into the
     # convolutions); the weights go to cnn.onnx.data beside the model, torch's default.
-    torch.onnx.export(net, (x,), str(path), input_names=["image"], output_names=["logits"],
-                      dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
-                      optimize=False)
+    torch.onnx.export(
+        net,
+        (x,),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        dynamo=True,
+        optimize=False,
+    )
     return net, x.numpy()
 
 
-def test_torch_cnn_imports_and_matches_torch(tmp_path: Path) -> None:
-    net, x = _torch_cnn(tmp_path / "cnn.onnx")
-    done = import_onnx(tmp_path / "cnn.onnx", tmp_path / "cnn.yaml")
+@pytest.fixture(scope="module")
+def cnn_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, np.ndarray, Path]:
+    """The torch CNN, an input, and its export (cnn.onnx + cnn.onnx.data), once."""
+    path = tmp_path_factory.mktemp("cnn") / "cnn.onnx"
+    net, x = _torch_cnn(path)
+    return net, x, path
+
+
+def test_torch_cnn_imports_and_matches_torch(cnn_onnx: Any, tmp_path: Path) -> None:
+    net, x, model = cnn_onnx
+    done = import_onnx(model, tmp_path / "cnn.yaml")
     spec = gs.load(done.spec)
     ir = gs.build(spec)
     ops = [ir.node(n).op for n in ir.op_nodes()]
@@ -206,12 +227,24 @@ def test_torch_cnn_imports_and_matches_torch(tmp_path: Path) -> None:
     assert report.ok
 
 
-def test_imported_parameters_feed_compile_and_train(tmp_path: Path) -> None:
-    _torch_cnn(tmp_path / "cnn.onnx")
+def test_imported_parameters_feed_compile_and_train(cnn_onnx: Any, tmp_path: Path) -> None:
     spec, npz = tmp_path / "cnn.yaml", tmp_path / "cnn.npz"
-    assert main(["import", str(tmp_path / "cnn.onnx"), "-o", str(spec)]) == 0
-    assert main(["compile", str(spec), "-b", "numpy", "-o", str(tmp_path / "m.py"),
-                 "--params", str(npz)]) == 0
+    assert main(["import", str(cnn_onnx[2]), "-o", str(spec)]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                str(spec),
+                "-b",
+                "numpy",
+                "-o",
+                str(tmp_path / "m.py"),
+                "--params",
+                str(npz),
+            ]
+        )
+        == 0
+    )
     written = load_params(tmp_path / "m.npz")
     for k, v in load_params(npz).items():
         np.testing.assert_array_equal(written[k], v)
@@ -220,16 +253,26 @@ def test_imported_parameters_feed_compile_and_train(tmp_path: Path) -> None:
     assert set(load_params_for(ir, npz)) == set(ir.params) | set(ir.state)
 
 
-def test_compile_params_of_another_spec_is_a_located_error(tmp_path: Path,
-                                                          capsys: Any) -> None:
-    _torch_cnn(tmp_path / "cnn.onnx")
+def test_compile_params_of_another_spec_is_a_located_error(
+    cnn_onnx: Any, tmp_path: Path, capsys: Any
+) -> None:
     spec = tmp_path / "cnn.yaml"
-    import_onnx(tmp_path / "cnn.onnx", spec)
+    import_onnx(cnn_onnx[2], spec)
     arrays = dict(np.load(tmp_path / "cnn.npz"))
     arrays.pop(next(iter(arrays)))
     np.savez(tmp_path / "short.npz", **arrays)
-    code = main(["compile", str(spec), "-b", "numpy", "-o", str(tmp_path / "m.py"),
-                 "--params", str(tmp_path / "short.npz")])
+    code = main(
+        [
+            "compile",
+            str(spec),
+            "-b",
+            "numpy",
+            "-o",
+            str(tmp_path / "m.py"),
+            "--params",
+            str(tmp_path / "short.npz"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert f"{tmp_path / 'short.npz'}: error: the parameters of this checkpoint do not fit" in err
@@ -239,8 +282,9 @@ def test_compile_params_of_another_spec_is_a_located_error(tmp_path: Path,
 # ---- ids and blocks -----------------------------------------------------------------------
 
 
-def _model(nodes: list[Any], inits: list[Any], inputs: list[Any], outputs: list[Any],
-           opset: int = 18) -> Any:
+def _model(
+    nodes: list[Any], inits: list[Any], inputs: list[Any], outputs: list[Any], opset: int = 18
+) -> Any:
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
@@ -255,9 +299,11 @@ def _mlp(depth: int, path: Path) -> Path:
     nodes, inits, prev = [], [], "x"
     for i in range(depth):
         inits += [_tensor(f"w{i}", (4, 4), i), _tensor(f"b{i}", (4,), 100 + i)]
-        nodes += [helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"], name=f"fc{i}"),
-                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"], name=f"fc{i}_bias"),
-                  helper.make_node("Relu", [f"a{i}"], [f"r{i}"], name=f"act{i}")]
+        nodes += [
+            helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"], name=f"fc{i}"),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"], name=f"fc{i}_bias"),
+            helper.make_node("Relu", [f"a{i}"], [f"r{i}"], name=f"act{i}"),
+        ]
         prev = f"r{i}"
     inits += [_tensor("wo", (4, 2), 99)]
     nodes.append(helper.make_node("MatMul", [prev, "wo"], ["y"], name="head"))
@@ -298,19 +344,27 @@ def _agrees_with_onnx_reference(model: Path, done: Any, inputs: dict[str, np.nda
 
 def test_a_block_used_in_two_places(tmp_path: Path) -> None:
     """The same pattern twice, apart (different widths between): one block, two uses."""
+
     def unit(i: int, src: str, n: int) -> list[Any]:
-        return [helper.make_node("Gemm", [src, f"w{i}", f"b{i}"], [f"g{i}"], transB=1),
-                helper.make_node("Tanh", [f"g{i}"], [f"t{i}"]),
-                helper.make_node("Gemm", [f"t{i}", f"v{i}"], [f"h{i}"], transB=1),
-                helper.make_node("Sigmoid", [f"h{i}"], [f"s{i}"])]
+        return [
+            helper.make_node("Gemm", [src, f"w{i}", f"b{i}"], [f"g{i}"], transB=1),
+            helper.make_node("Tanh", [f"g{i}"], [f"t{i}"]),
+            helper.make_node("Gemm", [f"t{i}", f"v{i}"], [f"h{i}"], transB=1),
+            helper.make_node("Sigmoid", [f"h{i}"], [f"s{i}"]),
+        ]
 
     inits = []
     for i in (0, 1):
-        inits += [_tensor(f"w{i}", (3, 3), i), _tensor(f"b{i}", (3,), 10 + i),
-                  _tensor(f"v{i}", (3, 3), 20 + i)]
+        inits += [
+            _tensor(f"w{i}", (3, 3), i),
+            _tensor(f"b{i}", (3,), 10 + i),
+            _tensor(f"v{i}", (3, 3), 20 + i),
+        ]
     inits.append(_tensor("mid", (3, 3), 30))
-    nodes = unit(0, "x", 3) + [helper.make_node("MatMul", ["s0", "mid"], ["m"]),
-                               helper.make_node("Softmax", ["m"], ["sm"], axis=-1)]
+    nodes = unit(0, "x", 3) + [
+        helper.make_node("MatMul", ["s0", "mid"], ["m"]),
+        helper.make_node("Softmax", ["m"], ["sm"], axis=-1),
+    ]
     nodes += unit(1, "sm", 3) + [helper.make_node("Identity", ["s1"], ["out"])]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
     y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 3])
@@ -320,16 +374,18 @@ def test_a_block_used_in_two_places(tmp_path: Path) -> None:
     assert len(data["blocks"]) == 1
     uses = [n["block"] for n in data["graph"] if "block" in n]
     assert len(uses) == 2 and len(set(uses)) == 1
-    _agrees_with_onnx_reference(tmp_path / "m.onnx", done,
-                                {"x": np.random.default_rng(2).normal(size=(4, 3))})
+    _agrees_with_onnx_reference(
+        tmp_path / "m.onnx", done, {"x": np.random.default_rng(2).normal(size=(4, 3))}
+    )
 
 
 def test_ids_come_from_node_names(tmp_path: Path) -> None:
     inits = [_tensor("W", (5, 4), 0)]
-    nodes = [helper.make_node("Gemm", ["input.1", "W"], ["h"], name="/encoder/fc1/Gemm",
-                              transB=1),
-             helper.make_node("Relu", ["h"], ["r"], name="/encoder/act/Relu"),
-             helper.make_node("Sigmoid", ["r"], ["prob:0"], name="")]
+    nodes = [
+        helper.make_node("Gemm", ["input.1", "W"], ["h"], name="/encoder/fc1/Gemm", transB=1),
+        helper.make_node("Relu", ["h"], ["r"], name="/encoder/act/Relu"),
+        helper.make_node("Sigmoid", ["r"], ["prob:0"], name=""),
+    ]
     x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["batch", 4])
     y = helper.make_tensor_value_info("prob:0", TensorProto.FLOAT, ["batch", 5])
     onnx.save(_model(nodes, inits, [x], [y]), str(tmp_path / "m.onnx"))
@@ -344,14 +400,17 @@ def test_ids_come_from_node_names(tmp_path: Path) -> None:
 
 
 def test_unsupported_nodes_are_listed_with_names_and_ops(tmp_path: Path) -> None:
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="ok"),
-             helper.make_node("HardSwish", ["a"], ["b"], name="hs1"),
-             helper.make_node("LeakyRelu", ["b"], ["c"], name="lr", alpha=0.2),
-             helper.make_node("Conv", ["c", "w"], ["d"], name="conv_asym",
-                              pads=[0, 1, 1, 0]),
-             helper.make_node("TopK", ["d", "k"], ["e", "i"], name="topk")]
-    inits = [_tensor("w", (2, 2, 3, 3), 0),
-             onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "k")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="ok"),
+        helper.make_node("HardSwish", ["a"], ["b"], name="hs1"),
+        helper.make_node("LeakyRelu", ["b"], ["c"], name="lr", alpha=0.2),
+        helper.make_node("Conv", ["c", "w"], ["d"], name="conv_asym", pads=[0, 1, 1, 0]),
+        helper.make_node("TopK", ["d", "k"], ["e", "i"], name="topk"),
+    ]
+    inits = [
+        _tensor("w", (2, 2, 3, 3), 0),
+        onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "k"),
+    ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 6, 6])
     y = helper.make_tensor_value_info("e", TensorProto.FLOAT, ["batch", 2, 5, 1])
     onnx.save(_model(nodes, inits, [x], [y]), str(tmp_path / "m.onnx"))
@@ -407,8 +466,9 @@ def test_opset_too_new(tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "new.onnx"
     onnx.save(_model(nodes, [], [x], [y], opset=MAX_OPSET + 1), str(path))
     err = _cli_error(capsys, path, tmp_path)
-    assert (f"uses ONNX opset {MAX_OPSET + 1}; graphspec import supports opsets 13 to "
-            f"{MAX_OPSET}") in err
+    assert (
+        f"uses ONNX opset {MAX_OPSET + 1}; graphspec import supports opsets 13 to {MAX_OPSET}"
+    ) in err
 
 
 def test_file_over_the_size_limit(tmp_path: Path) -> None:
@@ -424,8 +484,9 @@ def test_missing_file_and_directory(tmp_path: Path, capsys: Any) -> None:
     assert "is a directory, not an ONNX file" in err
 
 
-def test_without_onnx_the_extra_is_named(tmp_path: Path, capsys: Any,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_onnx_the_extra_is_named(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _mlp(1, tmp_path / "m.onnx")
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
     err = _cli_error(capsys, path, tmp_path)
