@@ -159,6 +159,8 @@ class Context:
         for a in self.node.attribute:
             if a.name == name:
                 value = self.onnx.helper.get_attribute_value(a)
+                if isinstance(value, list):  # strings come as bytes
+                    return [v.decode() if isinstance(v, bytes) else v for v in value]
                 return value.decode() if isinstance(value, bytes) else value
         return default
 
@@ -1116,13 +1118,14 @@ def _recurrent(ctx: Context, node: Any) -> None:
             output=ctx.fresh(y_h),
             shape=(batch, units),
         )
-        ctx.emit(
+        step = ctx.emit(
             "reshape",
             [last.output],
-            {"shape": [1, batch, units]},
-            output=y_h,
-            shape=(1, batch, units),
+            {"shape": [batch, 1, units]},
+            output=ctx.fresh(y_h),
+            shape=(batch, 1, units),
         )
+        _to_directions_first(ctx, step.output, y_h, batch, units)
         return
     seqs = ctx.emit(
         kind.lower(),
@@ -1140,13 +1143,7 @@ def _recurrent(ctx: Context, node: Any) -> None:
             output=ctx.fresh(y_h),
             shape=(batch, 1, units),
         )
-        ctx.emit(
-            "reshape",
-            [step.output],
-            {"shape": [1, batch, units]},
-            output=y_h,
-            shape=(1, batch, units),
-        )
+        _to_directions_first(ctx, step.output, y_h, batch, units)
     # ONNX's Y: [seq, dirs, batch, units] (layout 0) or [batch, seq, dirs, units].
     split = ctx.emit(
         "reshape",
@@ -1166,6 +1163,12 @@ def _recurrent(ctx: Context, node: Any) -> None:
     else:
         split.output = y
         ctx.producer[y] = split
+
+
+def _to_directions_first(ctx: Context, value: str, out: str, batch: Any, units: int) -> None:
+    """``[batch, 1, units]`` as ONNX's ``Y_h`` ``[1, batch, units]``: a transpose, since a
+    reshape keeps a named dimension at its axis."""
+    ctx.emit("transpose", [value], {"axes": [1, 0, 2]}, output=out, shape=(1, batch, units))
 
 
 def _reorder(a: np.ndarray, gates: int, order: list[int]) -> np.ndarray:

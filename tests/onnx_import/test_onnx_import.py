@@ -125,7 +125,7 @@ def _roundtrip(data: dict[str, Any], tmp_path: Path) -> None:
 # The default run: a convolutional and a recurrent spec (conv2d, max_pool2d, flatten,
 # linear; embedding, lstm, the sequence-first layout undone).  Each round trip costs an
 # ONNX export (seconds of torch.export), so the rest of the gallery runs with -m slow.
-DEFAULT = {"cnn_digits", "char_lstm"}
+DEFAULT = {"cnn_digits", "rnn_vs_lstm"}
 # Gallery specs whose export uses ONNX ops graphspec has no op for: the import must fail
 # naming them (polynomial_features exports as GatherND/ReduceProd, step as Greater/Cast).
 NOT_IMPORTABLE = {
@@ -492,3 +492,44 @@ def test_without_onnx_the_extra_is_named(
     err = _cli_error(capsys, path, tmp_path)
     assert "graphspec import needs the onnx package" in err
     assert "pip install 'graphspec[onnx]'" in err
+
+
+# ---- recurrent layers, against onnxruntime ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "attrs", "outputs"),
+    [
+        ("LSTM", {}, ["Y", ""]),
+        ("LSTM", {"direction": "bidirectional"}, ["Y", ""]),
+        ("GRU", {"linear_before_reset": 1}, ["", "Y_h"]),
+        ("RNN", {"activations": ["Relu"]}, ["Y", "Y_h"]),
+    ],
+    ids=["lstm", "lstm-bidirectional", "gru-last", "rnn-relu-both"],
+)
+def test_recurrent_layers_match_onnxruntime(
+    kind: str, attrs: dict[str, Any], outputs: list[str], tmp_path: Path
+) -> None:
+    """ONNX's gate order and sequence-first layout become graphspec's (torch's)."""
+    ort = pytest.importorskip("onnxruntime")
+    dirs, units, features = (2 if attrs.get("direction") else 1), 3, 2
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
+    inits = [
+        _tensor("W", (dirs, gates * units, features), 1),
+        _tensor("R", (dirs, gates * units, units), 2),
+        _tensor("B", (dirs, 2 * gates * units), 3),
+    ]
+    node = helper.make_node(kind, ["x", "W", "R", "B"], outputs, hidden_size=units, **attrs)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, "batch", features])
+    shapes = {"Y": [4, dirs, "batch", units], "Y_h": [dirs, "batch", units]}
+    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, shapes[o]) for o in outputs if o]
+    onnx.save(_model([node], inits, [x], outs), str(tmp_path / "r.onnx"))
+    done = import_onnx(tmp_path / "r.onnx", tmp_path / "r.yaml")
+    ir = gs.build(gs.load(done.spec))
+    assert kind.lower() in {ir.node(n).op for n in ir.op_nodes()}
+    xs = np.random.default_rng(0).normal(size=(4, 5, features)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"x": xs})
+    got = gs.compile(ir, "numpy").forward(load_params(done.params), {"x": xs}, training=False)
+    for name, value in zip([o for o in outputs if o], want):
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
