@@ -12,7 +12,16 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, NonNegativeFloat, StrictInt
 
-from graphspec.ops.registry import Attrs, Input, Sample, ShapeError, TensorType, broadcast, op
+from graphspec.ops.registry import (
+    Attrs,
+    Input,
+    OptionAttrs,
+    Sample,
+    ShapeError,
+    TensorType,
+    broadcast,
+    op,
+)
 
 # Targets take no gradient and may be class indices (int) or values (float).
 _TARGET = Input("target", differentiable=False, dtype="any")
@@ -103,23 +112,12 @@ class BCEWithLogits(_Pairwise):
         )
 
 
-class ClassLoss(Attrs):
-    """Base of cross_entropy and nll: the class-axis options and the target rule.
+class ClassAxis(OptionAttrs):
+    """The options of an op that reads classes along one axis: cross_entropy, nll and the
+    accuracy metric (which takes them from the loss it accompanies)."""
 
-    Options at their defaults are left out of the kernels' keywords, so the code generated
-    for a spec that sets none is what it was before the options existed.
-    """
-
-    class_weights: list[NonNegativeFloat] | None = None
     ignore_index: StrictInt | None = None
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     axis: StrictInt = -1
-    reduction: Literal["mean", "sum"] = "mean"
-    probability_targets: ClassVar[bool] = False
-
-    def kernel_attrs(self) -> dict[str, Any]:
-        defaults = type(self).model_fields
-        return {k: v for k, v in super().kernel_attrs().items() if v != defaults[k].default}
 
     def class_axis(self, pred: TensorType) -> int:
         """The class axis of a prediction, as a non-negative index."""
@@ -132,6 +130,15 @@ class ClassLoss(Attrs):
                 f"input {pred}"
             )
         return self.axis % pred.rank
+
+
+class ClassLoss(ClassAxis):
+    """Base of cross_entropy and nll: the loss options and the target rule."""
+
+    class_weights: list[NonNegativeFloat] | None = None
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    reduction: Literal["mean", "sum"] = "mean"
+    probability_targets: ClassVar[bool] = False
 
     def infer(self, pred: TensorType, target: TensorType) -> TensorType:
         ax = self.class_axis(pred)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from graphspec.ops.losses import ClassAxis
 from graphspec.ops.registry import Attrs, Input, Sample, ShapeError, TensorType, op
 
 # Targets may be class indices (int) or one-hot / 0-1 values (float).
@@ -13,23 +14,31 @@ _TARGET = Input("target", False, dtype="any")
 
 
 @op("accuracy", inputs=[Input("logits", False), _TARGET], category="metric")
-class Accuracy(Attrs):
-    """Fraction of rows whose argmax over the last (class) axis equals the target.
+class Accuracy(ClassAxis):
+    """Fraction of positions whose argmax over the class axis equals the target.
 
-    Targets are integer class labels (``[batch]`` or ``[batch, 1]``) or one-hot (or
-    probability) rows of the logits' shape, whose argmax is the label. With a single logit
-    per row (``[batch, 1]``, a binary classifier) there is nothing to argmax: the prediction
-    is ``logit > 0`` against ``target > 0.5``, as ``binary_accuracy``.
+    Targets are class labels (the logits' shape without the class axis, or with it of size
+    1) or one-hot (or probability) rows of the logits' shape, whose argmax is the label. With
+    a single logit per position (a class axis of size 1, a binary classifier) there is
+    nothing to argmax: the prediction is ``logit > 0`` against ``target > 0.5``, as
+    ``binary_accuracy``. ``axis`` (default -1, the last) and ``ignore_index`` (a label whose
+    positions are not counted) are cross_entropy's; a metric named bare in ``metrics:``
+    takes them from the loss term it reads.
     """
 
     def infer(self, logits: TensorType, target: TensorType) -> TensorType:
-        if logits.rank < 1:
-            raise ShapeError(f"accuracy needs logits with a class (last) axis, got {logits}")
-        lead = logits.shape[:-1]
-        if target.shape not in (logits.shape, lead, lead + (1,)):
+        ax = self.class_axis(logits)
+        lead = logits.shape[:ax] + logits.shape[ax + 1 :]
+        kept = logits.shape[:ax] + (1,) + logits.shape[ax + 1 :]
+        if target.shape not in (logits.shape, lead, kept):
             raise ShapeError(
                 f"targets {target} fit logits {logits} neither as class labels "
-                f"{list(lead)} (or {list(lead + (1,))}) nor as one-hot rows {list(logits.shape)}"
+                f"{list(lead)} (or {list(kept)}) nor as one-hot rows {list(logits.shape)}"
+            )
+        if self.ignore_index is not None and target.shape == logits.shape != kept:
+            raise ShapeError(
+                f"accuracy's ignore_index applies to class labels; targets {target} are "
+                f"one-hot or probability rows of the logits' shape {logits}"
             )
         return TensorType(())
 
@@ -47,6 +56,14 @@ class Accuracy(Attrs):
         yield Sample(
             {"logits": rng.normal(size=(2, 4, 3)), "target": rng.integers(0, 3, (2, 4))},
             note="rank 3",
+        )
+        yield Sample(
+            {"logits": rng.normal(size=(2, 3, 4, 5)), "target": rng.integers(0, 3, (2, 4, 5))},
+            {"axis": 1}, note="classes on axis 1: per-pixel [batch, classes, H, W]",
+        )
+        yield Sample(
+            {"logits": z, "target": np.where(labels == 1, -100, labels)},
+            {"ignore_index": -100}, note="ignore_index",
         )
 
 

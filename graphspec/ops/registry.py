@@ -180,6 +180,16 @@ class Attrs(BaseModel):
         return {k: getattr(self, k) for k in type(self).model_fields if k not in self.graph_only}
 
 
+class OptionAttrs(Attrs):
+    """Attributes that are options added to an op after it existed: those at their defaults
+    are left out of the kernels' keywords, so the code generated for a spec that sets none
+    is what it was before the options existed."""
+
+    def kernel_attrs(self) -> dict[str, Any]:
+        defaults = type(self).model_fields
+        return {k: v for k, v in super().kernel_attrs().items() if v != defaults[k].default}
+
+
 Category = Literal["op", "loss", "metric"]
 
 

@@ -391,7 +391,8 @@ class Expander:
         return total
 
     def expand_metric(self, m: Any, path: tuple, scope: _Scope) -> None:
-        """A metric is a node, or a bare op name reading the first loss term's inputs."""
+        """A metric is a node, or a bare op name reading the first loss term's inputs (and
+        taking the options it shares with that term)."""
         if isinstance(m, NodeSpec):
             self.expand_node(m, path, scope, None, "metric")
             return
@@ -410,8 +411,12 @@ class Expander:
                 hint=f"write it as {{op: {m}, in: [prediction, target]}}",
             )
         self.claim(m, self.loc(path))
+        # It reads the loss's prediction as the loss does: the options both have (the class
+        # axis and ignore_index of cross_entropy for accuracy) are the loss's.
+        shared = {k: getattr(first.attrs, k) for k in opdef.attrs.model_fields
+                  if k in type(first.attrs).model_fields}
         self.nodes.append(FlatNode(
-            id=m, op=m, inputs=first.inputs[:2], attrs=opdef.attrs(), role="metric",
+            id=m, op=m, inputs=first.inputs[:2], attrs=opdef.attrs(**shared), role="metric",
             src=self.loc(path), in_locs=[self.loc(path)] * 2,
         ))
 

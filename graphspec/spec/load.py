@@ -14,6 +14,7 @@ from graphspec.gc_pause import gc_paused
 from graphspec.spec.models import OPTIMIZERS, Spec
 from graphspec.spec.overrides import apply as apply_overrides
 from graphspec.spec.source import SourceMap, parse_yaml, read_text
+from graphspec.spec.version import check_version
 
 
 def load(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
@@ -33,6 +34,7 @@ def loads(
         data, smap = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise SpecError("a spec must be a YAML mapping (key: value pairs)", smap.locate(()))
+    check_version(data, smap)
     applied = apply_overrides(data, smap, overrides)
     resolved = copy.deepcopy(data) if applied else None  # before pydantic sees it
     spec = validate(Spec, data, smap)
@@ -100,11 +102,6 @@ def error_from_pydantic(
                 path += (field,)
                 where = _dotted(path)
         choices = [c.strip().strip("'") for c in str(expected).replace(" or ", ",").split(",")]
-        if path == ("graphspec",):
-            return SpecError(
-                f"unsupported format version {got!r}; this graphspec reads version {expected}",
-                smap.locate(path), hint="start the spec with 'graphspec: 1'",
-            )
         hint = did_you_mean(str(got), choices)
         return SpecError(f"{where}: {got!r} is not one of {expected}", smap.locate(path), hint=hint)
     msg = err["msg"]

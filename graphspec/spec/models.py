@@ -341,7 +341,7 @@ def folder_name_problem(name: str) -> str | None:
 class Spec(Strict):
     """A whole graphspec file."""
 
-    graphspec: Literal[1] = Field(description="format version of the spec language")
+    graphspec: Literal[1, 2] = Field(description="format version of the spec language")
     name: Identifier | Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=128)]
     doc: str = ""
     seed: int = 0

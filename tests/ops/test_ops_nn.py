@@ -581,6 +581,36 @@ def test_accuracy_target_forms():
         assert torch_call("binary_accuracy", z1, t, threshold=0.0) == 0.5
 
 
+def test_accuracy_follows_the_class_axis_and_skips_ignored_labels():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(2, 4, 3, 5))  # [batch, classes, H, W]
+    labels = rng.integers(0, 4, size=(2, 3, 5))
+    right = z.argmax(axis=1) == labels
+    for t in (labels, labels[:, None]):
+        assert np_call("accuracy", z, t, axis=1) == right.mean()
+        assert torch_call("accuracy", z, t, axis=1) == pytest.approx(right.mean(), abs=1e-15)
+    ignored = labels.copy()
+    ignored[0] = 255  # half the positions are not counted
+    want = right[1].mean()
+    assert np_call("accuracy", z, ignored, axis=1, ignore_index=255) == want
+    assert torch_call("accuracy", z, ignored, axis=1, ignore_index=255) == pytest.approx(want)
+    # Classes on the last axis of [batch, time, classes] (per-time-step), one-hot targets.
+    zt = np.moveaxis(z, 1, -1)
+    onehot = np.eye(4)[labels]
+    assert np_call("accuracy", zt, onehot) == right.mean() == torch_call("accuracy", zt, onehot)
+
+
+def test_a_bare_accuracy_metric_reads_classes_as_its_loss_does():
+    ir = build(
+        "  - {id: logits, op: conv2d, in: x, channels: 3, kernel: 1}\n",
+        "  x: [batch, 1, 4, 4]\n  y: {shape: [batch, 4, 4], dtype: int}\n",
+        "  - {op: cross_entropy, in: [logits, y], axis: 1, ignore_index: 255}\n"
+        "train:\n  data: {source: blobs}\n  metrics: [accuracy]\n",
+    )
+    attrs = ir.op("accuracy").attrs
+    assert (attrs.axis, attrs.ignore_index) == (1, 255)
+
+
 # ---- the other ops through graphs: highway, layer_norm, gelu ------------------------------
 
 

@@ -9,10 +9,17 @@ def binary_accuracy(z, t, *, threshold):
 
 
 @kernel("accuracy")
-def accuracy(z, t):
-    if z.shape[-1] == 1:  # a single logit per row: a binary classifier
-        return ((z > 0) == (t.reshape(z.shape) > 0.5)).to(z.dtype).mean()
-    pred = z.argmax(dim=-1)
-    if t.shape == z.shape:  # one-hot or probability rows
-        t = t.argmax(dim=-1)
-    return (pred == t.reshape(pred.shape).to(pred.dtype)).to(z.dtype).mean()
+def accuracy(z, t, *, axis=-1, ignore_index=None):
+    if z.shape[axis] == 1:  # a single logit per position: a binary classifier
+        labels = t.reshape(z.shape)
+        right = (z > 0) == (labels > 0.5)
+    else:
+        pred = z.argmax(dim=axis)
+        if t.shape == z.shape:  # one-hot or probability rows
+            t = t.argmax(dim=axis)
+        labels = t.reshape(pred.shape).to(pred.dtype)
+        right = pred == labels
+    if ignore_index is None:
+        return right.to(z.dtype).mean()
+    counted = labels != ignore_index
+    return (right & counted).sum().to(z.dtype) / counted.sum().to(z.dtype)
