@@ -9,8 +9,8 @@ the parameters checked against it by name and shape, so a file that is written i
 ``graphspec`` reads.
 
 The parameter file holds ``param/<graphspec name>`` arrays (float64), the layout
-``graphspec compile`` writes: ``train --init-from``, ``compile --params``, ``export
---checkpoint``, ``predict --checkpoint`` read it.
+``graphspec compile`` writes: ``train --init-from``, ``compile --params`` and ``export
+--checkpoint`` read it.
 """
 
 from __future__ import annotations
@@ -172,9 +172,10 @@ def render(
     names = {k: identifier(k, "input") for k in graph.inputs}
     if len(set(names.values())) != len(names):
         raise OnnxImportError(
-            f"{source}: two inputs have the same name once made identifiers", Location(str(source))
+            "two inputs have the same name once made identifiers", Location(str(source))
         )
-    outputs = [_output_name(v, graph, source) for v in graph.outputs]
+    for v in graph.outputs:
+        _check_output(v, graph, source)
     ids = _Ids(set(names.values()))
     ref: dict[str, str] = dict(names)  # value -> how the spec refers to it
     wanted_out = {v: identifier(v, "output") for v in graph.outputs}
@@ -226,18 +227,18 @@ def render(
         i += use.length * use.repeat
         u += 1
     head = _head(graph, model, source, out, npz, names)
+    outputs = [ref[v] for v in graph.outputs]  # the ids the output nodes got
     body = _blocks_text(defs) + ["graph:"] + lines + [f"outputs: {_flow(outputs)}", ""]
     return "\n".join(head + body), params
 
 
-def _output_name(value: str, graph: Graph, source: Path) -> str:
+def _check_output(value: str, graph: Graph, source: Path) -> None:
     if value in graph.inputs:
         raise OnnxImportError(
-            f"{source}: the output '{value}' is an input passed through; "
+            f"the output '{value}' is an input passed through; "
             "graphspec outputs are computed by nodes",
             Location(str(source)),
         )
-    return identifier(value, "output")
 
 
 def _block_ids(block: blocks_mod.Block) -> list[str]:

@@ -533,3 +533,16 @@ def test_recurrent_layers_match_onnxruntime(
     got = gs.compile(ir, "numpy").forward(load_params(done.params), {"x": xs}, training=False)
     for name, value in zip([o for o in outputs if o], want):
         np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> None:
+    model = onnx.load(str(_mlp(1, tmp_path / "m.onnx")))
+    w = model.graph.initializer[0]
+    w.data_location = TensorProto.EXTERNAL
+    w.ClearField("raw_data")
+    w.ClearField("float_data")
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", "../secret.bin"
+    onnx.save(model, str(tmp_path / "out.onnx"))
+    with pytest.raises(OnnxImportError, match=r"names external data '\.\./secret\.bin' outside"):
+        import_onnx(tmp_path / "out.onnx", tmp_path / "m.yaml")
