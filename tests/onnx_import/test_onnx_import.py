@@ -546,3 +546,23 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> No
     onnx.save(model, str(tmp_path / "out.onnx"))
     with pytest.raises(OnnxImportError, match=r"names external data '\.\./secret\.bin' outside"):
         import_onnx(tmp_path / "out.onnx", tmp_path / "m.yaml")
+
+
+def test_train_init_from_the_imported_parameters(tmp_path: Path, capsys: Any) -> None:
+    """The imported spec, given a loss and data, trains from the model's weights."""
+    done = import_onnx(_mlp(2, tmp_path / "mlp.onnx"), tmp_path / "mlp.yaml")
+    data = _with_mse(yaml.safe_load(done.spec.read_text()), {"y": ["N", 2]})
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(16, 4)), target_y=rng.normal(size=(16, 2)))
+    data["train"] = {"data": {"path": "d.npz", "val_split": 0.0}, "epochs": 1, "batch_size": 8}
+    spec = tmp_path / "train.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = tmp_path / "run"
+    argv = ["train", str(spec), "-b", "numpy", "--out", str(run), "--init-from"]
+    assert main([*argv, str(done.params)]) == 0, capsys.readouterr().err
+    assert "init_from" in (run / "summary.json").read_text()
+    # Another model's parameters: every difference listed, at the file.
+    other = import_onnx(_mlp(3, tmp_path / "deeper.onnx"), tmp_path / "deeper.yaml")
+    assert main([*argv, str(other.params), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert f"{other.params}: error: the parameters of this checkpoint do not fit" in err
