@@ -566,3 +566,73 @@ def test_train_init_from_the_imported_parameters(tmp_path: Path, capsys: Any) ->
     assert main([*argv, str(other.params), "--overwrite"]) == 1
     err = capsys.readouterr().err
     assert f"{other.params}: error: the parameters of this checkpoint do not fit" in err
+
+
+def test_many_ops_match_onnxruntime(tmp_path: Path) -> None:
+    """Conv (a stride that drops a row: drop_remainder), ConvTranspose, pooling, batch and
+    layer norm, global pooling, flatten, softmax, concat, scale, reductions, transpose."""
+    ort = pytest.importorskip("onnxruntime")
+    make = helper.make_node
+    inits = [
+        _tensor("cw", (3, 2, 3, 3), 1),
+        _tensor("cb", (3,), 2),
+        _tensor("tw", (3, 2, 2, 2), 3),
+        _tensor("bn_s", (2,), 4),
+        _tensor("bn_b", (2,), 5),
+        _tensor("bn_m", (2,), 6),
+        onnx.numpy_helper.from_array(np.array([0.5, 2.0], dtype=np.float32), "bn_v"),
+        _tensor("ln_s", (4,), 7),
+        _tensor("ln_b", (4,), 8),
+        onnx.numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+        onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+    ]
+    nodes = [
+        make("Conv", ["x", "cw", "cb"], ["c"], name="conv", strides=[2, 2]),
+        make("LeakyRelu", ["c"], ["l"], alpha=0.2),
+        make("ConvTranspose", ["l", "tw"], ["t"], strides=[2, 2]),
+        make("AveragePool", ["t"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        make("BatchNormalization", ["p", "bn_s", "bn_b", "bn_m", "bn_v"], ["b"], epsilon=1e-3),
+        make("GlobalAveragePool", ["b"], ["g"]),
+        make("Flatten", ["g"], ["f"]),
+        make("Softmax", ["f"], ["s"], axis=-1),
+        make("Concat", ["f", "s"], ["cat"], axis=1),
+        make("LayerNormalization", ["cat", "ln_s", "ln_b"], ["ln"], axis=-1),
+        make("Mul", ["ln", "half"], ["h"]),
+        make("Elu", ["h"], ["e"]),
+        make("ReduceMean", ["e", "axes"], ["m"], keepdims=0),
+        make("Transpose", ["e"], ["tr"], perm=[1, 0]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 8, 8])
+    outs = [
+        helper.make_tensor_value_info("m", TensorProto.FLOAT, ["N"]),
+        helper.make_tensor_value_info("tr", TensorProto.FLOAT, [4, "N"]),
+    ]
+    onnx.save(_model(nodes, inits, [x], outs), str(tmp_path / "z.onnx"))
+    done = import_onnx(tmp_path / "z.onnx", tmp_path / "z.yaml")
+    data = yaml.safe_load(done.spec.read_text())
+    conv = next(n for n in data["graph"] if n["op"] == "conv2d")
+    assert conv["drop_remainder"] is True  # (8 - 3) / 2 floors: ONNX drops the last row
+    ops = [n["op"] for n in data["graph"]]
+    for op in (
+        "conv_transpose2d",
+        "avg_pool2d",
+        "batch_norm",
+        "global_avg_pool",
+        "softmax",
+        "concat",
+        "layer_norm",
+        "scale",
+        "elu",
+        "mean",
+        "transpose",
+    ):
+        assert op in ops, op
+    # Global pooling's unit axes (kept by ONNX) and the Flatten that drops them cancel.
+    assert "reshape" not in ops and "flatten" not in ops
+    xs = np.random.default_rng(0).normal(size=(3, 2, 8, 8)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "z.onnx"), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"x": xs})
+    ir = gs.build(gs.load(done.spec))
+    got = gs.compile(ir, "numpy").forward(load_params(done.params), {"x": xs}, training=False)
+    for name, value in zip(["m", "tr"], want):
+        np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
