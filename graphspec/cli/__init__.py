@@ -28,6 +28,7 @@ from graphspec.cli import (
     schema,
     sweep,
     train,
+    upgrade,
     validate,
     verify,
 )
@@ -49,6 +50,7 @@ COMMANDS = (
     evaluate,
     sample,
     sweep,
+    upgrade,
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130

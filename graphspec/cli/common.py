@@ -60,9 +60,9 @@ def print_warnings(ir: IR) -> None:
 # ---- loading ---------------------------------------------------------------------------
 
 
-def load_spec(path: str, overrides: list[str] | None = None) -> Spec:
+def load_spec(path: str, overrides: list[str] | None = None, scale: str | None = None) -> Spec:
 
-    return load(path, overrides or ())
+    return load(path, overrides or (), scale)
 
 
 def build_ir(spec: Spec, max_params: int | None = None) -> IR:
@@ -74,9 +74,12 @@ def build_ir(spec: Spec, max_params: int | None = None) -> IR:
 
 
 def load_ir(
-    path: str, max_params: int | None = None, overrides: list[str] | None = None
+    path: str,
+    max_params: int | None = None,
+    overrides: list[str] | None = None,
+    scale: str | None = None,
 ) -> tuple[Spec, IR]:
-    spec = load_spec(path, overrides)
+    spec = load_spec(path, overrides, scale)
     return spec, build_ir(spec, max_params)
 
 
@@ -93,7 +96,8 @@ def add_max_params(p: argparse.ArgumentParser) -> None:
 
 
 def add_overrides(p: argparse.ArgumentParser) -> None:
-    """``--set PATH=VALUE`` (repeatable): change the spec without editing the file."""
+    """``--set PATH=VALUE`` (repeatable) and ``--scale NAME``: change the spec without
+    editing the file."""
     p.add_argument(
         "--set",
         dest="overrides",
@@ -102,6 +106,11 @@ def add_overrides(p: argparse.ArgumentParser) -> None:
         metavar="PATH=VALUE",
         help="override a spec value, e.g. --set train.optimizer.lr=0.05 --set "
         "graph.hidden.units=32 (dotted path, graph nodes by id, value in YAML; repeatable)",
+    )
+    p.add_argument(
+        "--scale",
+        metavar="NAME",
+        help="use the spec's scale NAME: its values for the vars (a 'scales:' entry)",
     )
 
 

@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
 
-    spec, ir = load_ir(args.file, args.max_params, args.overrides)
+    spec, ir = load_ir(args.file, args.max_params, args.overrides, args.scale)
     check_memory(ir, "compile", args.dtype)  # before the parameters are drawn
     print_warnings(ir)
     args.backend, args.device = resolve(args.backend, ir, args.device)  # auto: a choice

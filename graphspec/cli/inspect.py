@@ -8,17 +8,20 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from graphspec.cli.common import (
     add_max_params,
     add_overrides,
     load_ir,
+    load_spec,
     print_warnings,
     write_bytes,
     write_text,
 )
-from graphspec.errors import GraphspecError
+from graphspec.errors import GraphspecError, Location, SpecError, UsageError
 from graphspec.ir import serialize
+from graphspec.ir.counts import flop_count
 
 FORMATS = ("text", "json", "dot", "png", "svg")
 RENDER_TIMEOUT_S = 60
@@ -48,6 +51,12 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         help="write here instead of stdout (png/svg default: <spec name>.<format>)",
     )
     p.add_argument(
+        "--scales",
+        action="store_true",
+        help="a table of each scale of the spec (its 'scales:'): var values, parameters and "
+        "FLOPs per example",
+    )
+    p.add_argument(
         "--no-params",
         action="store_true",
         help="dot/png/svg: leave parameter nodes out of the drawing",
@@ -58,7 +67,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    spec, ir = load_ir(args.file, args.max_params, args.overrides)
+    if args.scales:
+        if args.scale is not None or args.format != "text":
+            raise UsageError("--scales tabulates every scale: it takes no --scale or --format")
+        text = scales_table(args.file, args.overrides, args.max_params)
+        if args.output:
+            write_text(args.output, text)
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+    spec, ir = load_ir(args.file, args.max_params, args.overrides, args.scale)
     print_warnings(ir)
     fmt = args.format
     if fmt == "text":
@@ -77,6 +96,45 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def scales_table(path: str, overrides: list[str], max_params: int | None) -> str:
+    """One row per scale (and one for the vars as written): the vars the scales set,
+    trainable parameters and forward FLOPs per example, each scale built on its own."""
+    base = load_spec(path, overrides)
+    if not base.scales:
+        raise SpecError(
+            "the spec has no 'scales:' to tabulate",
+            Location(path),
+            hint="define scales: {NAME: {VAR: VALUE, ...}, ...} next to 'vars:'",
+        )
+    names = list(dict.fromkeys(v for values in base.scales.values() for v in values))
+    head = ["scale", *names, "params", "FLOPs"]
+    rows = []
+    for scale in [None, *base.scales]:
+        spec, ir = load_ir(path, max_params, overrides, scale)
+        rows.append(
+            [
+                scale or "(vars)",
+                *(_cell(spec.vars[n]) for n in names),
+                f"{ir.param_count():,}",
+                f"{flop_count(ir):,}",
+            ]
+        )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    rule = "  ".join("-" * w for w in widths)
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
+    return "\n".join([fmt(head), rule, *map(fmt, rows)]) + "\n"
+
+
+def _cell(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def render_dot(dot_source: str, fmt: str) -> bytes:

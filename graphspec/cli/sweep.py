@@ -57,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("a path is given to --grid twice")
     out = Path(args.out)
     members = sweep.members(axes, out)
-    sweep.check(args.file, members, list(args.overrides))
+    sweep.check(args.file, members, list(args.overrides), args.scale)
     train_args = ["--backend", args.backend, "--dtype", args.dtype]
     if args.epochs:
         train_args += ["--epochs", str(args.epochs)]
     for o in args.overrides:
         train_args += ["--set", o]
+    if args.scale is not None:
+        train_args += ["--scale", args.scale]
     print(f"sweep of {len(members)} runs into {out} ({args.jobs} at a time)", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     sweep.run(args.file, members, train_args, args.jobs, echo=eprint)

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--resume continues a run; it cannot be combined with {other}")
     # Under torchrun every rank runs this command; rank 0 speaks for the run.
     quiet = worker_rank() != 0
-    spec = load_spec(args.file, args.overrides)
+    spec = load_spec(args.file, args.overrides, args.scale)
     variants = select(expand_variants(spec), args.variant)
     # Check every variant first: spec errors and the parameter budget before any training.
     backends: dict[str, tuple[str, str]] = {}  # variant -> (backend, device): auto resolved
@@ -322,6 +322,8 @@ def resume_command(args: argparse.Namespace, base: Path) -> str:
         again += ["--variant", name]
     for override in args.overrides or []:
         again += ["--set", override]
+    if args.scale is not None:
+        again += ["--scale", args.scale]
     if args.tensorboard:
         again += ["--tensorboard"]
     if args.nproc is not None:  # a different --nproc works too (the batch is global)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            spec = load_spec(path, args.overrides)
+            spec = load_spec(path, args.overrides, args.scale)
             # Each variant of the spec is checked as the spec it becomes (none: the spec).
             checked = []
             for v in expand_variants(spec).values():

@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
 
-    spec = load_spec(args.file, args.overrides)
+    spec = load_spec(args.file, args.overrides, args.scale)
     variants = expand_variants(spec)
     for v in variants.values():  # every variant's spec errors before any verification
         print_warnings(check_variant(v, args.max_params))

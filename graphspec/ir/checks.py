@@ -28,8 +28,9 @@ def unused_inputs(ir: IR, live: set[str] | None = None) -> list[str]:
 
 
 def check_warnings(ir: IR) -> list[tuple[str, Location | None]]:
-    """Warnings about ``ir``: unused inputs, ops nothing needs, parameters that cannot train."""
-    warnings: list[tuple[str, Location | None]] = []
+    """Warnings about ``ir``: its spec's (graphspec.spec.vars: a var nothing uses), unused
+    inputs, ops nothing needs, parameters that cannot train."""
+    warnings: list[tuple[str, Location | None]] = list(ir.spec.warnings if ir.spec else [])
     live = live_nodes(ir)
     for name in unused_inputs(ir, live):
         warnings.append((f"input '{name}' is never used: no output, loss or metric depends "

@@ -116,12 +116,14 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text)[:80].strip("-.") or "run"
 
 
-def check(spec_file: str, members_: list[Member], base_overrides: list[str]) -> None:
+def check(
+    spec_file: str, members_: list[Member], base_overrides: list[str], scale: str | None = None
+) -> None:
     """Load and build every member's spec: a bad value fails before anything trains."""
 
     for m in members_:
         try:
-            for v in expand_variants(load(spec_file, base_overrides + m.overrides)).values():
+            for v in expand_variants(load(spec_file, base_overrides + m.overrides, scale)).values():
                 build(v)
         except SpecError as e:
             e.notes.append((f"in sweep member {m.name}", None))

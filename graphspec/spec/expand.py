@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from graphspec.errors import Location, SpecError, did_you_mean
 from graphspec.ops import REGISTRY
 from graphspec.ops.registry import Attrs
+from graphspec.spec import expr
 from graphspec.spec.load import error_from_pydantic
 from graphspec.spec.models import NodeSpec, Spec
 from graphspec.spec.source import SourceMap
@@ -111,24 +112,38 @@ class Expander:
                             hint="check the 'repeat' counts of its blocks")
 
     def subst(self, value: Any, scope: _Scope, path: tuple) -> Any:
-        """Replace ``$name`` block parameters (anywhere inside ``value``)."""
+        """Replace ``$name`` block parameters (anywhere inside ``value``); in a version-2
+        spec also compute expressions over them (``$width * 2``, graphspec.spec.expr)."""
+        if isinstance(value, str) and self.spec.graphspec >= 2 and value != "$in":
+            tokens = expr.tokenize(value)
+            if tokens is not None and len(tokens) > 1:
+                try:
+                    return expr.evaluate(
+                        value, tokens, lambda name: self.param(f"${name}", scope, path)
+                    )
+                except expr.ExprError as e:
+                    raise SpecError(str(e), self.loc(path)) from None
         if isinstance(value, str) and value.startswith("$") and value != "$in":
-            key = value[1:]
-            if key not in scope.env:
-                raise SpecError(
-                    f"unknown block parameter '{value}'",
-                    self.loc(path),
-                    hint=did_you_mean(key, scope.env) or (
-                        "block parameters: " + ", ".join(sorted(scope.env))
-                        if scope.env else "this node is not inside a block with parameters"
-                    ),
-                )
-            return scope.env[key]
+            return self.param(value, scope, path)
         if isinstance(value, list):
             return [self.subst(v, scope, path + (i,)) for i, v in enumerate(value)]
         if isinstance(value, dict):
             return {k: self.subst(v, scope, path + (k,)) for k, v in value.items()}
         return value
+
+    def param(self, ref: str, scope: _Scope, path: tuple) -> Any:
+        """The value of the block parameter ``ref`` (``$width``) in ``scope``."""
+        key = ref[1:]
+        if key not in scope.env:
+            raise SpecError(
+                f"unknown block parameter '{ref}'",
+                self.loc(path),
+                hint=did_you_mean(key, scope.env) or (
+                    "block parameters: " + ", ".join(sorted(scope.env))
+                    if scope.env else "this node is not inside a block with parameters"
+                ),
+            )
+        return scope.env[key]
 
     def resolve(self, ref: str, scope: _Scope, path: tuple) -> str:
         if ref == "$in":

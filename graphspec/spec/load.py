@@ -13,35 +13,47 @@ from graphspec.errors import SpecError, did_you_mean
 from graphspec.gc_pause import gc_paused
 from graphspec.spec.models import OPTIMIZERS, Spec
 from graphspec.spec.overrides import apply as apply_overrides
+from graphspec.spec.scales import select as select_scale
 from graphspec.spec.source import SourceMap, parse_yaml, read_text
+from graphspec.spec.vars import check_overrides as check_var_overrides
+from graphspec.spec.vars import substitute as substitute_vars
 from graphspec.spec.version import check_version
 
 
-def load(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
+def load(path: str | Path, overrides: Iterable[str] = (), scale: str | None = None) -> Spec:
     """Load and validate a spec file. Raises :class:`SpecError` with ``.location`` on bad input.
 
     ``overrides`` are ``PATH=VALUE`` strings (``--set``, graphspec.spec.overrides) applied
-    to the file's data before validation."""
+    to the file's data before validation; ``scale`` names one of its ``scales:``
+    (graphspec.spec.scales)."""
     name, text = read_text(path)
-    return loads(text, name, base=Path(path), overrides=overrides)
+    return loads(text, name, base=Path(path), overrides=overrides, scale=scale)
 
 
 def loads(
-    text: str, file: str = "<string>", base: Path | None = None, overrides: Iterable[str] = ()
+    text: str, file: str = "<string>", base: Path | None = None, overrides: Iterable[str] = (),
+    scale: str | None = None,
 ) -> Spec:
     """Validate spec text; ``file`` names it in error messages."""
     with gc_paused():  # composing allocates a node per value: linear without the collector
         data, smap = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise SpecError("a spec must be a YAML mapping (key: value pairs)", smap.locate(()))
-    check_version(data, smap)
+    version = check_version(data, smap)
+    select_scale(data, smap, scale)
+    overrides = tuple(overrides)
+    check_var_overrides(data, overrides)
     applied = apply_overrides(data, smap, overrides)
-    resolved = copy.deepcopy(data) if applied else None  # before pydantic sees it
+    # Before the vars are substituted and pydantic sees it: the data a run records.
+    resolved = copy.deepcopy(data) if applied or scale else None
+    warnings = substitute_vars(data, smap) if version >= 2 else []
     spec = validate(Spec, data, smap)
     spec._source = smap
     spec._path = base
     spec._overrides = applied
+    spec._scale = scale
     spec._resolved = resolved
+    spec._warnings = warnings
     return spec
 
 

@@ -361,6 +361,16 @@ class Spec(Strict):
         default_factory=dict,
         description="named patches of this spec, deep-merged into it (graphspec.spec.variants)",
     )
+    vars: dict[Identifier, Any] = Field(
+        default_factory=dict,
+        description="variables used as $name in attribute values (graphspec: 2; "
+        "graphspec.spec.vars); after loading, their values",
+    )
+    scales: dict[Identifier, dict[Identifier, Any]] = Field(
+        default_factory=dict,
+        description="named sets of var values, chosen with --scale (graphspec: 2; "
+        "graphspec.spec.scales)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -378,6 +388,9 @@ class Spec(Strict):
     # produced (None without overrides: the file's text is the spec).
     _overrides: tuple[str, ...] = PrivateAttr(default=())
     _resolved: Any = PrivateAttr(default=None)
+    _scale: str | None = PrivateAttr(default=None)
+    # Warnings found while loading (a var nothing uses), reported with the IR's.
+    _warnings: list[Any] = PrivateAttr(default_factory=list)
 
     @property
     def source(self) -> Any:
@@ -399,8 +412,19 @@ class Spec(Strict):
         return self._overrides
 
     @property
+    def scale(self) -> str | None:
+        """The scale chosen with ``--scale`` (graphspec.spec.scales), else None."""
+        return self._scale
+
+    @property
+    def warnings(self) -> list[Any]:
+        """``(message, location)`` warnings found while loading the spec."""
+        return self._warnings
+
+    @property
     def resolved(self) -> Any:
-        """The YAML data after overrides, or None when the file's text is the spec as is."""
+        """The YAML data after overrides and the scale (before vars are substituted), or
+        None when the file's text is the spec as is."""
         return self._resolved
 
     def input_specs(self) -> dict[str, InputSpec]:

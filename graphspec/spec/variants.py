@@ -32,6 +32,7 @@ from graphspec.errors import Location, SpecError, UsageError, did_you_mean
 from graphspec.spec.load import load, validate
 from graphspec.spec.models import Spec, folder_name_problem
 from graphspec.spec.source import PathKey, SourceMap, parse_yaml
+from graphspec.spec.vars import substitute as substitute_vars
 
 KEY = "variants"
 # Top-level keys a patch may not touch: the format version is the file's, and variants
@@ -53,6 +54,7 @@ def expand_variants(spec_or_path: Spec | str | os.PathLike[str]) -> dict[str, Sp
         out[name] = _variant(data, smap, name, spec.path)
         # A variant's run records the file it came from, overrides included.
         out[name]._overrides, out[name]._resolved = spec.overrides, spec.resolved
+        out[name]._scale = spec.scale
     return out
 
 
@@ -162,6 +164,8 @@ def _variant(data: dict[str, Any], smap: SourceMap, name: str, base: Any) -> Spe
     if where is not None:  # the variant's data has no 'variants:'; keep where it was defined
         new.keys[(KEY, name)] = where
     try:
+        if out.get("graphspec") == 2:  # the patch may use vars, or change them
+            substitute_vars(out, new)  # its warnings: the spec's own, once
         spec: Spec = validate(Spec, out, new)
     except SpecError as e:
         e.notes.append((f"in variant '{name}'", where))

@@ -16,6 +16,8 @@ LATEST = VERSIONS[-1]
 
 # Each top-level key that only a version-2 spec may use, with what it is (for the message).
 V2_ONLY: dict[str, str] = {}
+V2_ONLY["vars"] = "variables"
+V2_ONLY["scales"] = "named sets of var values"
 
 
 def check_version(data: dict[str, Any], smap: SourceMap) -> int:

@@ -644,6 +644,7 @@ class _Run:
             "restored_best": restored, "checkpoint": checkpoint.FILENAME,
             "spec_file": runspec.SPEC, "variant": self.spec.variant,
             "overrides": list(self.spec.overrides),
+            "scale": self.spec.scale,
         }
         if self.data.note:
             summary["data_note"] = self.data.note

@@ -23,9 +23,10 @@ def effective_text(spec: Spec) -> str:
     """The YAML text of ``spec`` as this run sees it: the file's own text (comments kept)
     when nothing overrode it, else the overridden data with the overrides in a comment."""
     head = ""
-    if spec.overrides:
+    if spec.overrides or spec.scale is not None:
+        chosen = [f"--scale {_one_line(spec.scale)}"] if spec.scale is not None else []
         head = "# the spec file with these overrides applied:\n" + "".join(
-            f"#   --set {_one_line(o)}\n" for o in spec.overrides
+            f"#   {o}\n" for o in chosen + [f"--set {_one_line(o)}" for o in spec.overrides]
         )
     source = spec.source
     if spec.resolved is not None:

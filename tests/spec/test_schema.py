@@ -142,3 +142,15 @@ def test_metrics_by_name_or_node() -> None:
     assert problems(with_changes(train=train)) == []
     train["metrics"] = ["acuracy"]
     assert problems(with_changes(train=train))
+
+
+def test_version_2_accepts_expressions_and_still_flags_bad_keys() -> None:
+    graph = [{"op": "linear", "units": "$width * 2"}, {"block": "b", "repeat": "$depth"}]
+    v2 = with_changes(graphspec=2, vars={"width": 4, "depth": 2}, graph=graph)
+    v2["scales"] = {"m": {"width": 8}}
+    v2["train"] = {"data": {"source": "xor"}, "optimizer": {"name": "sgd", "lr": "$lr"}}
+    assert problems(v2) == []
+    assert problems(with_changes(graph=graph))  # version 1: no vars
+    v2["graph"] = [{"op": "linear", "unist": "$width"}]  # flagged as in version 1
+    assert problems(v2) == problems(with_changes(graph=[{"op": "linear", "unist": 4}]))
+    assert any("'unist' was unexpected" in p for p in problems(v2))
