@@ -29,6 +29,7 @@ class CompileOptions:
     device: str = "auto"  # torch: auto | cpu | cuda | cuda:N
     amp: Literal["none", "bf16", "fp16"] = "none"
     compile: bool = False  # torch.compile
+    capture: Literal["none", "cuda_graph"] = "none"  # torch: the whole step as a CUDA graph
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -33,7 +33,7 @@ from graphspec.codegen.text import comment, literal, load_module
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Call, Plan
 from graphspec_numpy import templates
-from graphspec_numpy.kernels import KERNELS, RESIDUALS, SPECS, VJPS, VjpSpec
+from graphspec_numpy.kernels import FRESH, IN_PLACE, KERNELS, RESIDUALS, SPECS, VJPS, VjpSpec
 from graphspec_numpy.kernels._prelude import unbroadcast
 
 RULES = Rules(
@@ -106,6 +106,9 @@ class _Generator:
         self.names = Names(plan, MODULE_NAMES)
         self.called: list[types.FunctionType] = []  # in first-call order
         self.draws = False
+        # Variables whose (latest) definition is a new array nothing else references: a
+        # kernel or VJP declared in_place may overwrite one at its last use (see emit.Stmt).
+        self.fresh: set[str] = set()
 
     def _call(self, fn: Any) -> str:
         if fn not in self.called:
@@ -173,7 +176,17 @@ class _Generator:
                 args.append("save=True")
                 defines.add(res)
             call = f"{self._call(KERNELS[c.opdef.name])}({', '.join(args)})"
-            stmts.append(Stmt([f"{lhs} = {call}  # {c.comment}"], defines, uses, guard))
+            st = Stmt([f"{lhs} = {call}  # {c.comment}"], defines, uses, guard)
+            plain = not c.has_state and nid not in saving
+            op = c.opdef.name
+            if plain and op in IN_PLACE and c.args[0] in self.fresh and c.args[0] not in c.args[1:]:
+                own = f"{self._call(KERNELS[op])}({', '.join([*args, 'own=True'])})"
+                st.reuse = (c.args[0], [f"{lhs} = {own}  # {c.comment}"])
+            if plain and op in FRESH:
+                self.fresh.add(c.var)
+            else:
+                self.fresh.difference_update(defines)
+            stmts.append(st)
         return stmts, new_state
 
     def evaluate_fn(self) -> list[str]:
@@ -353,18 +366,29 @@ class _Generator:
         needs = _needs(c, targets, param_path, guarded)
         if spec.takes_needs and needs is not None:
             parts.append(f"needs={needs}")
-        call = f"{self._call(VJPS[c.opdef.name])}({', '.join(parts)})"
+        fn = self._call(VJPS[c.opdef.name])
+        call = f"{fn}({', '.join(parts)})"
+        # The incoming cotangent, if the VJP may overwrite it and nothing else holds it.
+        own = None
+        if spec.in_place and gv in self.fresh:
+            own = f"{fn}({', '.join([*parts, 'own=True'])})"
         grads = {i: self.names("g_", plan.var(c.arg_nodes[i])) for i in targets}
         shaped = all(_same_shape(plan, c, spec, i) for i in targets)
-        fresh = {c.arg_nodes[i] for i in targets}  # mul(h, h): h's cotangent is a sum
-        if shaped and len(fresh) == len(targets) and not fresh & has_g:
+        single = {c.arg_nodes[i] for i in targets}  # mul(h, h): h's cotangent is a sum
+        if shaped and len(single) == len(targets) and not single & has_g:
             has_g.update(c.arg_nodes[i] for i in targets)
             names = [grads.get(i, "_") for i in range(len(c.args))]
             lhs = names[0] + "," if len(names) == 1 else ", ".join(names)
             lhs = f"({lhs})" if len(names) == 1 else lhs
             guard = INPUT_GRADS if guarded else None
-            return [Stmt([f"{lhs} = {call}"], set(grads.values()), uses, guard)]
+            st = Stmt([f"{lhs} = {call}"], set(grads.values()), uses, guard)
+            if own is not None:
+                st.reuse = (gv, [f"{lhs} = {own}"])
+            (self.fresh.update if spec.fresh else self.fresh.difference_update)(st.defines)
+            return [st]
         first = Stmt([f"_g = {call}"], set(), uses, INPUT_GRADS if guarded else None)
+        if own is not None:
+            first.reuse = (gv, [f"_g = {own}"])
         later = Stmt([], set(), set(), INPUT_GRADS)  # cotangents only input gradients need
         for i in targets:
             a = c.arg_nodes[i]
@@ -377,10 +401,14 @@ class _Generator:
             if a in has_g:
                 into.lines.append(f"{ga} = {ga} + {term}")
                 into.uses.add(ga)
+                self.fresh.add(ga)  # a sum: a new array
             else:
                 into.lines.append(f"{ga} = {term}")
                 has_g.add(a)
+                (self.fresh.add if spec.fresh else self.fresh.discard)(ga)
             into.defines.add(ga)
+        if first.reuse is not None:  # the lines that read ``_g`` follow the call
+            first.reuse = (first.reuse[0], first.reuse[1] + first.lines[1:])
         return [first, later] if later.lines else [first]
 
 

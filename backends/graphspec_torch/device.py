@@ -59,11 +59,13 @@ def resolve_amp(amp: str, dtype: torch.dtype) -> torch.dtype | None:
     return AMP_DTYPES[amp]
 
 
-def autocast(device: torch.device, amp_dtype: torch.dtype | None) -> Any:
-    """Autocast for ``amp_dtype`` on ``device`` (a no-op context when AMP is off)."""
+def autocast(device: torch.device, amp_dtype: torch.dtype | None, cache: bool = True) -> Any:
+    """Autocast for ``amp_dtype`` on ``device`` (a no-op context when AMP is off).  Without
+    ``cache`` the casts of the weights are not kept between uses: what recording a CUDA
+    graph needs (torch.cuda.graphs' advice)."""
     if amp_dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=amp_dtype)
+    return torch.autocast(device_type=device.type, dtype=amp_dtype, cache_enabled=cache)
 
 
 def set_tf32(enabled: bool) -> tuple[bool, bool, str]:

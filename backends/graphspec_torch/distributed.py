@@ -388,6 +388,7 @@ class DistributedTrainer(TorchTrainer):
     (weighted as the module docstring says), records and evaluations summed over ranks."""
 
     fuses = False  # DDP averages the gradients after they are accumulated
+    captures = False  # its step talks to the other processes
 
     def __init__(
         self, program: Any, params: Any, train: Any, seed: int, group: WorkerGroup

@@ -34,7 +34,9 @@ OPTIMIZERS: dict[type[BaseModel], type[torch.optim.Optimizer]] = {
 class Optim:
     """A torch optimizer over named parameters, with the spec's schedule applied per step."""
 
-    def __init__(self, ir: IR, spec: Any, schedule: Any, named: dict[str, torch.nn.Parameter]):
+    def __init__(self, ir: IR, spec: Any, schedule: Any, named: dict[str, torch.nn.Parameter],
+                 extra: dict[str, Any] | None = None):
+        """``extra``: more keyword arguments for the torch optimizer (``capturable``)."""
         self.spec = spec
         self.schedule = schedule
         self.names: list[str] = []  # parameter names in the optimizer's index order
@@ -46,6 +48,7 @@ class Optim:
         options = spec.model_dump(exclude={"name", "groups"})
         if isinstance(options.get("betas"), list):
             options["betas"] = tuple(options["betas"])
+        options.update(extra or {})
         self.opt = OPTIMIZERS[type(spec)](groups, **options)
         self.base_lrs = [float(g["lr"]) for g in self.opt.param_groups]
         self._static = schedule.name == "constant" and schedule.warmup == 0

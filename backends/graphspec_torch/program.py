@@ -22,6 +22,7 @@ from graphspec.gc_pause import gc_paused
 from graphspec.inputs import InputCheck
 from graphspec.ir.graph import IR
 from graphspec.ir.plan import Plan
+from graphspec_torch import capture
 from graphspec_torch.codegen import generate, write_initial_params
 from graphspec_torch.device import (
     autocast,
@@ -44,6 +45,8 @@ class TorchProgram:
         self.device = resolve_device(options.device)
         self.dtype = resolve_dtype(options.dtype)
         self.amp_dtype = resolve_amp(options.amp, self.dtype)
+        self.capture = capture.check_mode(options.capture)
+        capture.check_device(self.capture, self.device)
         if module is None:
             with gc_paused():  # linear in the graph's size (see gc_pause)
                 self._source = generate(ir)

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphspec.errors import DataError, NonFiniteLoss
+from graphspec.errors import BackendError, DataError, NonFiniteLoss
 from graphspec.ir.checks import unused_inputs
 from graphspec.ir.node import OpNode
 from graphspec.ir.plan import Plan
 from graphspec.train import seeds
 from graphspec.train.adversarial import fgsm_example, mix, mix_each
+from graphspec_torch import capture
 from graphspec_torch.device import autocast
 from graphspec_torch.optim import Optim
 
@@ -39,6 +40,7 @@ FUSE_MIN_ELEMENTS = 1 << 16
 
 class TorchTrainer:
     fuses = True  # may update parameters inside the backward pass (not under DDP)
+    captures = True  # may record its step as a CUDA graph (not under DDP)
 
     def __init__(self, program: Any, params: Arrays, train: Any, seed: int) -> None:
         self.program = program
@@ -53,7 +55,11 @@ class TorchTrainer:
         self.model.generator = self.generator
         attrs = program.module.SPEC_NAMES
         self.named = {n: getattr(self.model, attrs[n]) for n in self.ir.params}
-        self.optim = Optim(self.ir, train.optimizer, train.schedule, self.named)
+        self.captured = program.capture != capture.NONE
+        if self.captured:
+            self._check_capture(program.amp_dtype)
+        self.optim = Optim(self.ir, train.optimizer, train.schedule, self.named,
+                           capture.optimizer_options(train) if self.captured else None)
         self.params_list = list(self.named.values())
         # Parameters that never reach the loss get zero gradients, as in the numpy backend
         # (torch would skip them, and weight decay would then not touch them).
@@ -65,7 +71,7 @@ class TorchTrainer:
         null = contextlib.nullcontext()  # reusable: no context object built per step
         self._autocast = (
             (lambda: null) if self.amp_dtype is None
-            else (lambda: autocast(self.device, self.amp_dtype))
+            else (lambda: autocast(self.device, self.amp_dtype, cache=not self.captured))
         )
         self.scaler = (
             torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
@@ -94,6 +100,23 @@ class TorchTrainer:
         self._record_norms = False
         for name in self.fused:
             self.named[name].register_post_accumulate_grad_hook(self._update_hook(name))
+        self._run_step = self._graphed_step() if self.captured else self._step
+
+    def _graphed_step(self) -> capture.GraphedStep:
+        """The step recorded as a CUDA graph: it changes the parameters, the model's state
+        buffers (batch norm's running statistics) and the optimizer's state in place."""
+        return capture.GraphedStep(self._step, [*self.params_list, *self.model.buffers()],
+                                   self.optim.opt)
+
+    def _check_capture(self, amp_dtype: torch.dtype | None) -> None:
+        """Refuse, before training, a step a CUDA graph cannot replay (capture.refusal)."""
+        if not self.captures:
+            raise BackendError(f"--capture {capture.CUDA_GRAPH} cannot record a data-parallel "
+                               "step (it exchanges gradients between processes)",
+                               hint="train without --capture")
+        error = capture.refusal(self.ir, self.train, amp_dtype)
+        if error is not None:
+            raise error
 
     def _fused(self) -> bool:
         """Whether parameters are updated inside the backward pass as soon as their
@@ -103,7 +126,9 @@ class TorchTrainer:
         are accumulated), and not when an op reads a parameter's value where no gradient
         flows back (autograd would not order its backward before the update)."""
         t = self.train
-        return (self.fuses and bool(t.fused_update) and t.clip_grad_norm is None
+        # Captured: the graph's own memory pool holds the step; hooks would only add launches.
+        return (self.fuses and not self.captured and bool(t.fused_update)
+                and t.clip_grad_norm is None
                 and t.adversarial is None and self.scaler is None
                 and not _reads_parameter_without_gradient(self.ir))
 
@@ -169,7 +194,7 @@ class TorchTrainer:
         for step, index in enumerate(indices):
             self.optim.set_lr(epoch, step, n)
             self._record_norms = step == n - 1
-            rows.append(self._step(self._take("train", index)))
+            rows.append(self._run_step(self._take("train", index)))
         return self._epoch_summary(torch.stack(rows).cpu(), sizes, epoch)  # the one sync
 
     def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -297,6 +322,8 @@ class TorchTrainer:
     def load_state_dict(self, state: Arrays) -> None:
         own = {k: v for k, v in state.items() if k.startswith("torch/")}
         self.optim.load_state_dict({k: v for k, v in state.items() if k not in own})
+        if isinstance(self._run_step, capture.GraphedStep):
+            self._run_step.forget()  # its graphs read the state tensors just replaced
         if self.scaler is not None and "torch/grad_scale" in own:
             sd = self.scaler.state_dict()
             sd["scale"] = float(own["torch/grad_scale"])

@@ -4,7 +4,8 @@ Exit status: 0 success; 1 a problem with the input (a spec, data, a checkpoint: 
 ``file:line:col: error: ...``) or a failed check; 2 a wrong command line; 70 an internal
 error (a bug in graphspec); 130 interrupted (Ctrl-C).  ``train`` stopped by SIGINT or SIGTERM
 saves a checkpoint first and exits 128 + the signal number (130, 143).  No traceback is
-printed unless ``--debug``.
+printed unless ``--debug``.  ``diff`` follows diff(1) instead: 0 equivalent, 1 different,
+2 when it cannot compare (graphspec.cli.diff).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from graphspec import __version__
 from graphspec.cli import (
     compile,
+    diff,
     evaluate,
     export,
     import_onnx,
@@ -38,6 +40,7 @@ from graphspec.errors import GraphspecError, UsageError
 COMMANDS = (
     validate,
     inspect,
+    diff,
     schema,
     ops,
     compile,

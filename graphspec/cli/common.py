@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
+from graphspec import threads
 from graphspec.errors import GraphspecError, Location, UsageError, render_diagnostic
 from graphspec.ir.build import build
 from graphspec.ir.counts import check_param_budget
@@ -26,6 +27,18 @@ def add_backend(p: argparse.ArgumentParser) -> None:
     """``-b/--backend``, defaulting to :data:`DEFAULT_BACKEND`."""
     help = f"backend name, or auto: by model size and device (default: {DEFAULT_BACKEND})"
     p.add_argument("-b", "--backend", default=DEFAULT_BACKEND, help=help)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads N|auto``: the CPU threads of numpy's BLAS and of torch (graphspec.threads)."""
+    p.add_argument(
+        "--threads",
+        type=threads.parse,
+        metavar="N|auto",
+        help="CPU threads for numpy's BLAS and torch (default: by model size, as auto: one "
+        "for a small model, every free core for a large one; auto also says its choice; "
+        "docs/training.md)",
+    )
 
 
 # ---- color -----------------------------------------------------------------------------

@@ -6,7 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from graphspec.cli.common import DTYPES, add_backend, add_overrides, eprint, positive_int
+from graphspec import threads
+from graphspec.cli.common import (
+    DTYPES,
+    add_backend,
+    add_overrides,
+    add_threads,
+    eprint,
+    positive_int,
+)
 from graphspec.errors import UsageError
 from graphspec.runs import sweep
 from graphspec.runs import table as runtable
@@ -43,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     add_backend(p)
     p.add_argument("--epochs", type=positive_int, metavar="N", help="override train.epochs")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
+    add_threads(p)
     add_overrides(p)
     p.set_defaults(run=run)
 
@@ -59,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     members = sweep.members(axes, out)
     sweep.check(args.file, members, list(args.overrides), args.scale)
     train_args = ["--backend", args.backend, "--dtype", args.dtype]
+    if args.threads is not None:
+        train_args += ["--threads", str(args.threads)]
+    if args.jobs > 1:
+        threads.warn_oversubscribed(args.threads, args.jobs)
     if args.epochs:
         train_args += ["--epochs", str(args.epochs)]
     for o in args.overrides:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 from graphspec.analysis.checks import check_variant
 from graphspec.analysis.pictures import plot_run
 from graphspec.analysis.plots import report
+from graphspec.backend import CompileOptions
 from graphspec.backend_choice import AUTO, resolve
 from graphspec.cli.common import (
     DEFAULT_BACKEND,
@@ -18,6 +20,7 @@ from graphspec.cli.common import (
     add_backend,
     add_max_params,
     add_overrides,
+    add_threads,
     eprint,
     import_feature,
     load_spec,
@@ -38,6 +41,10 @@ from graphspec.train.atomic import WriteError
 from graphspec.train.expect import ClaimError, check_run
 from graphspec.train.logsinks import require_tensorboard
 from graphspec.train.parallel import in_worker, require_distributed, worker_rank
+
+# The choices of CompileOptions' amp and capture fields, read from their type hints.
+AMP_MODES: tuple[str, ...] = typing.get_args(typing.get_type_hints(CompileOptions)["amp"])
+CAPTURE_MODES: tuple[str, ...] = typing.get_args(typing.get_type_hints(CompileOptions)["capture"])
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -76,6 +83,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
+    add_threads(p)
     p.add_argument(
         "--plot",
         action="store_true",
@@ -103,6 +111,21 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="also write TensorBoard event files to RUN_DIR/tensorboard "
         "(needs: pip install 'graphspec[tensorboard]')",
+    )
+    gpu = p.add_argument_group("speed on a GPU (torch backend; docs/training.md)")
+    gpu.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default="none",
+        help="mixed precision: autocast to bf16 or fp16 (fp16 with loss scaling); needs "
+        "--dtype float32 (default: none)",
+    )
+    gpu.add_argument(
+        "--capture",
+        choices=CAPTURE_MODES,
+        default="none",
+        help="cuda_graph: record the whole training step once as a CUDA graph and replay it "
+        "per batch (a CUDA device only; default: none)",
     )
     dist = p.add_argument_group("data-parallel training (torch backend; docs/distributed.md)")
     dist.add_argument(
@@ -184,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
     for key, v in variants.items():
         ir = check_variant(v, args.max_params, training=True)
         backends[key] = resolve(args.backend, ir, args.device, quiet)
+        _check_torch_only(args, backends[key][0])
         check_memory(ir, "train", args.dtype)  # graphspec.ir.memory: before any variant trains
         if not quiet:
             print_warnings(ir)
@@ -251,6 +275,8 @@ def _train_variants(
                 progress=True,
                 log_every=args.log_every,
                 tensorboard=args.tensorboard,
+                threads=args.threads,
+                **_gpu_options(args),
                 **_distributed_options(args),
             )
         except TrainingInterrupted as e:
@@ -298,6 +324,22 @@ def _train_variants(
     return 1 if failed else 0
 
 
+def _check_torch_only(args: argparse.Namespace, backend: str) -> None:
+    """--amp and --capture are torch's (another backend would ignore them silently)."""
+    for flag, value in (("--amp", args.amp), ("--capture", args.capture)):
+        if value != "none" and backend != "torch":
+            chose = " (auto chose it)" if args.backend == AUTO else ""
+            raise UsageError(
+                f"{flag} {value} needs the torch backend, not {backend}{chose}",
+                hint="add --backend torch",
+            )
+
+
+def _gpu_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The torch backend's compile options --amp and --capture stand for (none: left out)."""
+    return {k: v for k, v in (("amp", args.amp), ("capture", args.capture)) if v != "none"}
+
+
 def _distributed_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {"dist_backend": args.dist_backend, "dist_timeout": args.dist_timeout}
     if args.nproc is not None:
@@ -326,6 +368,11 @@ def resume_command(args: argparse.Namespace, base: Path) -> str:
         again += ["--scale", args.scale]
     if args.tensorboard:
         again += ["--tensorboard"]
+    for flag, value in (("--amp", args.amp), ("--capture", args.capture)):
+        if value != "none":
+            again += [flag, value]
+    if args.threads is not None:
+        again += ["--threads", str(args.threads)]
     if args.nproc is not None:  # a different --nproc works too (the batch is global)
         again += ["--nproc", str(args.nproc)]
         if args.dist_backend != "auto":

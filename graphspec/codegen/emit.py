@@ -25,6 +25,9 @@ class Stmt:
     defines: set[str] = field(default_factory=set)
     uses: set[str] = field(default_factory=set)
     guard: str | None = None
+    # (name, lines): printed instead of ``lines`` where this statement is the last use of
+    # ``name`` and nothing keeps it (a kernel told it owns the buffer and may overwrite it).
+    reuse: tuple[str, list[str]] | None = None
 
 
 def last_uses(uses: list[Iterable[str]]) -> dict[int, list[str]]:
@@ -61,7 +64,8 @@ def emit(stmts: list[Stmt], indent: str, keep: Iterable[str] = ()) -> list[str]:
     for i, s in enumerate(stmts):
         enter(s.guard)
         pad = indent + ("    " if s.guard else "")
-        lines += [pad + ln for ln in s.lines]
+        own = s.reuse is not None and s.reuse[0] in deletable and s.reuse[0] in ends.get(i, ())
+        lines += [pad + ln for ln in (s.reuse[1] if own and s.reuse else s.lines)]
         if i == len(stmts) - 1:
             break
         dead = sorted(n for n in ends.get(i, []) if n in deletable)

@@ -12,6 +12,7 @@ the others go on.  The summary table (graphspec.runs.table) goes to ``sweep.csv`
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graphspec import threads
 from graphspec.runs import table as runtable
 from graphspec.errors import SpecError, UsageError
 from graphspec.spec.overrides import parse as parse_override
@@ -137,7 +139,12 @@ def run(
     jobs: int,
     echo: Any = None,
 ) -> None:
-    """Train every member in its own process, ``jobs`` at a time; fills in each status."""
+    """Train every member in its own process, ``jobs`` at a time; fills in each status.
+    Members running side by side share the cores: each gets ``OMP_NUM_THREADS`` of its
+    share unless it is set (``--threads auto`` takes no more; graphspec.threads)."""
+    env = dict(os.environ)
+    if jobs > 1:
+        env.setdefault("OMP_NUM_THREADS", str(threads.share(jobs)))
     pending = list(members_)
     running: list[tuple[Member, subprocess.Popen[bytes], Any]] = []
     while pending or running:
@@ -157,7 +164,8 @@ def run(
             for o in m.overrides:
                 cmd += ["--set", o]
             log = open(m.log, "wb")  # noqa: SIM115 - closed when the process ends
-            running.append((m, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running.append((m, proc, log))
             m.status = "running"
         for item in list(running):
             m, proc, log = item

@@ -21,6 +21,7 @@ import csv
 import io
 import math
 import os
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -326,6 +327,18 @@ def _bounded_lines(f: IO[str], display: str, loc: Location | None) -> Any:
         yield line
 
 
+# A CSV parsed: (header, first non-blank row with its line, width, values, file lines,
+# problems) -- what both parsers below return.
+_Parsed = tuple[
+    list[str] | None,
+    tuple[int, list[str]] | None,
+    int,
+    np.ndarray,
+    np.ndarray,
+    dict[int, tuple[int, str]],
+]
+
+
 def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
     size = os.fstat(f.fileno()).st_size
     if size > MAX_CSV_BYTES:
@@ -334,6 +347,28 @@ def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
             loc,
             hint="convert large data to .npz",
         )
+    parsed = _parse_csv_fast(f)
+    if parsed is None:  # anything unusual, or an error to locate: cell by cell
+        f.seek(0)
+        parsed = _parse_csv_cells(f, display, loc)
+    header, first, width, values, lines, problems = parsed
+    if first is None:
+        raise DataError(f"{display} is empty", loc)
+    _refuse_other_delimiters(display, first, width, loc)
+    if header is not None:
+        dup = [h for i, h in enumerate(header) if h in header[:i]]
+        if dup:
+            raise DataError(f"{display}: duplicate column name '{dup[0]}' in the header", loc)
+    if not len(lines):
+        raise DataError(f"{display} has a header but no data rows", loc)
+    return Table(display, is_csv=True, header=header, values=values, lines=lines, problems=problems)
+
+
+def _parse_csv_cells(f: IO[bytes], display: str, loc: Location | None) -> _Parsed:
+    """The reference parser: csv.reader, one cell at a time.  It defines the format (quotes,
+    records spanning lines, blank rows skipped, cells stripped, a first row holding a
+    non-number is the header) and locates every error; :func:`_parse_csv_fast` gives the
+    same result on the files it accepts."""
     text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")  # spreadsheets write a BOM
     values = array.array("d")
     lines = array.array("q")
@@ -384,23 +419,172 @@ def _read_csv(f: IO[bytes], display: str, loc: Location | None) -> Table:
         raise DataError(f"{display}: malformed CSV ({e})", loc) from None
     finally:
         text.detach()  # the caller closes the binary file
-    if first is None:
-        raise DataError(f"{display} is empty", loc)
-    _refuse_other_delimiters(display, first, width, loc)
-    if header is not None:
-        dup = [h for i, h in enumerate(header) if h in header[:i]]
-        if dup:
-            raise DataError(f"{display}: duplicate column name '{dup[0]}' in the header", loc)
-    if not lines:
-        raise DataError(f"{display} has a header but no data rows", loc)
-    return Table(
-        display,
-        is_csv=True,
-        header=header,
-        values=np.frombuffer(values, dtype=np.float64).reshape(len(lines), width),
-        lines=np.frombuffer(lines, dtype=np.int64),
-        problems=problems,
+    rows = len(lines)
+    return (
+        header,
+        first,
+        width,
+        np.frombuffer(values, dtype=np.float64).reshape(rows, max(width, 0)),
+        np.frombuffer(lines, dtype=np.int64),
+        problems,
     )
+
+
+# The fast path reads this much at a time: its temporaries (the decoded text, the parsed
+# piece) stay a few MiB whatever the file's size.
+CSV_CHUNK = 2**18
+_BOM = b"\xef\xbb\xbf"
+# A byte that makes a CSV row non-blank: anything but ASCII whitespace and the delimiter
+# (csv.reader's cells of a row of those, stripped, are all empty: the row is skipped).
+_INK = re.compile(rb"[^ \t\n\r\v\f\x1c-\x1f,]")
+_INK_TABLE = np.ones(256, dtype=bool)
+_INK_TABLE[list(b" \t\n\r\v\f\x1c\x1d\x1e\x1f,")] = False
+# Bytes the fast path leaves to csv.reader: quotes (a quoted field may hold commas and
+# newlines) and control characters Python reads as line breaks (a lone \r is checked
+# separately: \r\n is a line end to both readers).
+_HANDS_OFF = tuple(bytes([c]) for c in b'"\x00\x0b\x0c\x1c\x1d\x1e\x1f')
+
+
+class _Unusual(Exception):
+    """The fast parser cannot vouch for this file: the reference parser reads it."""
+
+
+def _line_pieces(f: IO[bytes]) -> Any:
+    """The file in pieces of whole lines (the last may lack its newline), about CSV_CHUNK
+    bytes each, the byte-order mark dropped; at most MAX_CSV_BYTES in all."""
+    left = MAX_CSV_BYTES
+    parts: list[bytes] = []  # a line longer than a chunk, joined once it ends
+    head = True
+    while True:
+        block = f.read(min(CSV_CHUNK, left + 1))
+        left -= len(block)
+        if left < 0:
+            raise _Unusual  # the file grew past the limit: the reference parser refuses it
+        cut = block.rfind(b"\n") + 1
+        if block and not cut:
+            parts.append(block)
+            continue
+        piece = b"".join([*parts, block[:cut]]) if block else b"".join(parts)
+        parts = [block[cut:]] if cut < len(block) else []
+        if head:  # the first line is whole in the first piece, and with it the mark
+            piece, head = piece.removeprefix(_BOM), False
+        if piece:
+            yield piece
+        if not block:
+            return
+
+
+def _parse_csv_fast(f: IO[bytes]) -> _Parsed | None:
+    """The file parsed a piece at a time by NumPy's C reader, or None where the reference
+    parser must read it: quotes, a lone \r, control characters, a byte that is not UTF-8,
+    rows of other widths, a cell NumPy does not read as a finite number (NumPy hands a
+    stripped ASCII cell to the function Python's float() uses; float() also reads
+    ``1_000`` and non-ASCII digits) or rows NumPy skips where csv.reader does not.  Two
+    passes over the file: the first counts its lines, so the result is allocated once, at
+    its final size (bar blank lines)."""
+    try:
+        capacity = sum(piece.count(b"\n") + 1 for piece in _line_pieces(f))
+        f.seek(0)
+        return _parse_pieces(_line_pieces(f), capacity)
+    except _Unusual:
+        return None
+
+
+def _loadtxt(text: str) -> np.ndarray | None:
+    try:
+        return np.loadtxt(
+            io.StringIO(text),
+            dtype=np.float64,
+            delimiter=",",
+            comments=None,
+            quotechar=None,
+            ndmin=2,
+        )
+    except ValueError:  # a cell, a row's width, a decoding error: not this path's to say
+        return None
+
+
+def _parse_pieces(pieces: Any, capacity: int) -> _Parsed:
+    header: list[str] | None = None
+    first: tuple[int, list[str]] | None = None
+    width = -1
+    values = np.zeros((0, 0))
+    lines = np.zeros(capacity, dtype=np.int64)
+    rows = 0  # data rows so far
+    base = 1  # the file line of the piece's first line
+    for piece in pieces:
+        if any(c in piece for c in _HANDS_OFF) or (
+            b"\r" in piece and piece.count(b"\r") != piece.count(b"\r\n")
+        ):
+            raise _Unusual
+        start = 0  # where the piece's data lines start (past blank lines and the header)
+        if first is None:
+            ink = _INK.search(piece)
+            if ink is None:
+                base += piece.count(b"\n")
+                continue
+            start = piece.rfind(b"\n", 0, ink.start()) + 1
+            end = piece.find(b"\n", ink.start())
+            end = len(piece) if end < 0 else end
+            try:
+                row = [c.strip() for c in piece[start:end].decode("utf-8").split(",")]
+            except UnicodeDecodeError:
+                raise _Unusual from None
+            first, width = (base + piece.count(b"\n", 0, start), row), len(row)
+            values = np.empty((capacity, width), dtype=np.float64)
+            if not all(_is_number(c) for c in row):
+                header, start = row, min(end + 1, len(piece))
+        data = piece[start:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Unusual from None
+        line0 = base + piece.count(b"\n", 0, start)  # the file line of data's first line
+        newlines = data.count(b"\n")
+        base = line0 + newlines
+        part = _loadtxt(text) if _INK.search(data) else np.zeros((0, width))
+        count = newlines + (not data.endswith(b"\n") and len(data) > 0)  # lines in data
+        if part is not None and len(part) == count:  # no blank line: one row a line
+            at = line0 + np.arange(count)
+        else:
+            part, full = _with_blank_lines(data, part)
+            at = line0 + full
+        n = len(part)
+        if part.shape[1] != width or rows + n > capacity or not np.isfinite(part).all():
+            raise _Unusual
+        if (rows + n) * width > MAX_DATA_BYTES // 8:
+            raise _Unusual  # the reference parser says how many numbers are allowed
+        values[rows : rows + n] = part
+        lines[rows : rows + n] = at
+        rows += n
+    if first is None:
+        return None, None, -1, values, lines[:0], {}
+    if rows < capacity * 7 // 8:  # many blank lines: do not keep their room
+        return header, first, width, values[:rows].copy(), lines[:rows].copy(), {}
+    return header, first, width, values[:rows], lines[:rows], {}
+
+
+def _with_blank_lines(data: bytes, part: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``data`` (lines of which some are blank) and the index of each one's
+    line: NumPy skips empty lines and refuses lines of spaces or commas, which csv.reader
+    skips, so where there are such lines NumPy reads the non-blank lines alone."""
+    codes = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(codes == ord("\n"))
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(codes))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    ink = np.zeros(len(codes) + 1, dtype=np.int32)  # ink bytes before each offset
+    np.cumsum(_INK_TABLE[codes], out=ink[1:])
+    full = np.flatnonzero(ink[ends] > ink[starts])
+    if part is None:
+        length = ends - starts
+        crlf = (length > 0) & (codes[np.maximum(ends - 1, 0)] == ord("\r"))
+        if not np.any((ink[ends] == ink[starts]) & (length > crlf)):
+            raise _Unusual  # no line of spaces or commas: NumPy refused a row
+        part = _loadtxt("\n".join(data[starts[j] : ends[j]].decode("utf-8") for j in full))
+    if part is None or len(part) != len(full):
+        raise _Unusual
+    return part, full
 
 
 def _refuse_other_delimiters(

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from graphspec import analysis
+from graphspec import threads as threads_  # the parameter's name is threads
 from graphspec.backend import (
     CompileOptions,
     Program,
@@ -109,7 +110,8 @@ def train(
     init_from: str | os.PathLike[str] | None = None, dtype: str = "float64",
     device: str = "auto", progress: bool = True, log_every: int | None = None,
     tensorboard: bool = False, nproc: int | None = None, dist_backend: str = "auto",
-    max_restarts: int = 0, dist_timeout: float | None = None, **backend_options: Any,
+    max_restarts: int = 0, dist_timeout: float | None = None,
+    threads: int | str | None = None, **backend_options: Any,
 ) -> RunResult:
     """Train ``spec`` (a Spec or a path) with ``backend``; write the run to ``out``
     (default ``runs/<spec name>/<n>``, the next free ``n``).  ``epochs`` and ``seed``
@@ -124,7 +126,12 @@ def train(
     ``nproc`` trains data-parallel with that many worker processes on this machine
     (docs/distributed.md; ``dist_backend`` gloo, nccl or auto, ``max_restarts`` for
     torchrun's elastic restarts, ``dist_timeout`` seconds for a collective); a process
-    that torchrun started joins its group by itself."""
+    that torchrun started joins its group by itself.
+
+    ``threads`` (a count; None: by the size of a step, graphspec.threads, ``"auto"``: the
+    same, said on stderr) sets the CPU threads of numpy's BLAS and of torch for the run
+    (each worker's, with ``nproc``); the previous settings come back afterwards."""
+    threads_.check(threads)
     if not isinstance(spec, Spec):
         spec = load(os.fspath(spec))
     if resume and (overwrite or init_from is not None):
@@ -134,10 +141,11 @@ def train(
         # The launcher picks the run directory once (a new number, or the latest to resume);
         # its rank 0 worker then locks and prepares it as a single process would.
         run_dir, created = _run_dir(spec, out, resume)
+        threads_.warn_oversubscribed(threads, nproc)
         kwargs = dict(backend=backend, out=run_dir, epochs=epochs, seed=seed, resume=resume,
                       overwrite=overwrite, init_from=init_from, dtype=dtype, device=device,
                       progress=progress, log_every=log_every, tensorboard=tensorboard,
-                      **backend_options)
+                      threads=threads, **backend_options)
         try:
             return parallel.launch(backend, spec, kwargs, nproc, dist_backend, max_restarts,
                                    dist_timeout)
@@ -154,7 +162,10 @@ def train(
             run = _Run(spec, backend, run_dir, epochs, seed, resume, dtype, device, progress,
                        backend_options, init_from, group)
             run.log_every, run.tensorboard = log_every, tensorboard
-            return run.execute()
+            run.threads = threads_.resolve(threads, run.ir)
+            run.says_threads = threads == threads_.AUTO
+            with threads_.limited(run.threads.threads, torch_too=backend == "torch"):
+                return run.execute()
         except BaseException:
             claim.discard()
             raise
@@ -283,6 +294,10 @@ class _Run:
         self.lines = progress and self.main and not self.progress.enabled
         self.log_every: int | None = None
         self.tensorboard = False
+        # CPU threads of the run's kernels (train's threads=, resolved by train())
+        self.threads = threads_.Choice(1, "given", auto=False)
+        self.says_threads = False  # threads="auto" asked for: its choice said on stderr
+        self.speaks = progress and self.main  # notes on stderr (rank 0 of a group)
         self.options = options
         self.history: list[dict[str, Any]] = []
         self.best_params: Arrays = {}
@@ -305,7 +320,8 @@ class _Run:
         return int(meta["seed"]) if "seed" in meta else seed
 
     def _compile(self) -> Any:
-        known = {k: self.options[k] for k in ("amp", "compile") if k in self.options}
+        known = {k: self.options[k] for k in ("amp", "compile", "capture")
+                 if k in self.options}
         extra = {k: v for k, v in self.options.items() if k not in known}
         try:
             opts = CompileOptions(dtype=self.dtype, device=self.device,  # type: ignore[arg-type]
@@ -360,6 +376,8 @@ class _Run:
         # up to ``n_epochs``; one with nothing left to train (it finished, or a signal came
         # in its last epoch) goes straight to the ending, which is a function of that state:
         # the result equals the uninterrupted run's either way.
+        if self.speaks and self.says_threads:  # once the run is set up and about to train
+            self.progress.message(self.threads.note())
         if self.main:
             runspec.write(self.run_dir, self.spec)
             self.sinks: Sinks | _NoLog = Sinks.open(
@@ -645,6 +663,8 @@ class _Run:
             "spec_file": runspec.SPEC, "variant": self.spec.variant,
             "overrides": list(self.spec.overrides),
             "scale": self.spec.scale,
+            "threads": self.threads.threads,
+            "threads_reason": self.threads.reason,
         }
         if self.data.note:
             summary["data_note"] = self.data.note

@@ -147,10 +147,10 @@ def test_unread_vjp_arguments_are_passed_as_none():
     train = _function(prog.source(), "loss_and_grads")
     # linear's VJP never reads its output; relu's reads only its output.
     assert "linear_vjp(g_logits, None, act1," in train
-    assert "relu_vjp(g_act0, act0, None)" in train
+    assert "relu_vjp(g_act0, act0, None, own=True)" in train
     # So the pre-activation fc0 is deleted right after relu consumed it, in the forward pass.
     lines = [ln.strip() for ln in train.splitlines()]
-    relu_at = next(i for i, ln in enumerate(lines) if ln.startswith("act0 = relu(fc0)"))
+    relu_at = next(i for i, ln in enumerate(lines) if ln.startswith("act0 = relu(fc0, own=True)"))
     assert lines[relu_at + 1].startswith("del ") and "fc0" in lines[relu_at + 1]
 
 
@@ -459,3 +459,75 @@ def test_generated_names_never_clash_with_node_variables():
     assert "input_grads_2 = linear(" in src and "losses_2 = tanh(" in src
     report = verify(ir, backends=("numpy", "torch"), steps=1)
     assert report.ok, report.render(only_failures=True)
+
+
+# ---- buffer reuse: own=True only where the buffer is fresh and dies at the call ----------------
+
+REUSE = """
+graphspec: 1
+name: reuse
+inputs:
+  x: [batch, 4]
+  y: [batch, 4]
+graph:
+  - {id: fc0, op: linear, in: x, units: 4}
+  - {id: act0, op: relu, in: fc0}
+  - {id: skip, op: add, in: [fc0, act0]}
+  - {id: same, op: identity, in: x}
+  - {id: act1, op: relu, in: same}
+  - {id: both, op: add, in: [skip, act1]}
+  - {id: act2, op: relu, in: both}
+  - {id: fc1, op: linear, in: act2, units: 4}
+  - {id: act3, op: relu, in: fc1}
+  - {id: out, op: add, in: [act3, act2]}
+outputs: [out, fc1]
+loss:
+  - {op: mse, in: [out, y]}
+"""
+
+
+def test_buffers_are_reused_only_where_nothing_else_holds_them():
+    """relu overwrites neither a pre-activation read later (fc0: the skip connection) nor
+    an output (fc1), nor what identity returns (x itself), nor add's result (not declared
+    fresh); its VJP overwrites no cotangent add's VJP hands two arguments at once; and the
+    module computes what the reference interpreter (which never passes own) does, bit for
+    bit, leaving the inputs as they were."""
+    from graphspec.backend import CompileOptions
+    from graphspec.ir.interpret import Interpreter
+    from graphspec_numpy import kernels
+    from graphspec_numpy.program import NumpyProgram
+
+    ir = gs.build(gs.loads(REUSE, "<reuse>"))
+    module = NumpyProgram(ir, CompileOptions()).module
+    source = gs.compile(ir, "numpy").source()
+    train = _function(source, "loss_and_grads")
+    for plain in ("relu(fc0)", "relu(same)", "relu(both)", "relu_vjp(g_act3, act3, None)"):
+        assert plain + "  " in train or plain + "\n" in train, plain
+    # fc1 is an output: evaluate keeps it; the training step does not, so it reuses it.
+    assert "relu(fc1)  " in _function(source, "evaluate") and "relu(fc1, own=True)" in train
+    rng = np.random.default_rng(0)
+    params = gs.init_params(ir, seed=0)
+    x, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    loss, _, grads, _ = module.loss_and_grads(params, {"x": x.copy(), "y": y})
+    ref = Interpreter(ir, kernels).loss_and_grads(params, {"x": x, "y": y})
+    assert float(loss) == ref.loss
+    for k in ref.grads:
+        np.testing.assert_array_equal(grads[k], ref.grads[k])
+
+
+def test_reused_buffers_give_the_interpreters_bits_on_the_mlp():
+    """Where own=True is passed (the plain MLP), the same bits as the interpreter, and
+    the caller's arrays untouched."""
+    from graphspec.ir.interpret import Interpreter
+    from graphspec_numpy import kernels
+
+    ir, prog, params, inputs = _mlp("float32")
+    assert "relu(fc0, own=True)" in prog.source()
+    before = {k: v.copy() for k, v in inputs.items()}
+    res = prog.loss_and_grads(params, inputs)
+    ref = Interpreter(ir, kernels).loss_and_grads(params, inputs)
+    assert float(res.loss) == ref.loss
+    for k, v in ref.grads.items():
+        np.testing.assert_array_equal(res.grads[k], v)
+    for k, v in before.items():
+        np.testing.assert_array_equal(inputs[k], v)

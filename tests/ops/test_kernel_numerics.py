@@ -183,6 +183,41 @@ def test_saving_residuals_changes_no_output(case) -> None:
         np.testing.assert_array_equal(a, b, err_msg=case.id)
 
 
+IN_PLACE = all_cases(
+    lambda d: d.name in kernels.IN_PLACE or (d.name in SPECS and SPECS[d.name].in_place)
+)
+
+
+@pytest.mark.parametrize("case", IN_PLACE, ids=[c.id for c in IN_PLACE])
+def test_owning_the_buffer_changes_no_result(case) -> None:
+    """``own=True`` (generated code passes it where the first argument is a fresh array at
+    its last use) gives the same bits as a new array, in that array."""
+    op = case.opdef.name
+    plain = kernels.forward(op, case.args, case.kwargs)
+    if op in kernels.IN_PLACE:
+        x = np.array(case.args[0])
+        out = kernels.forward(op, [x, *case.args[1:]], {**case.kwargs, "own": True})
+        assert out is x and out.tobytes() == plain.tobytes(), case.id
+    if op in SPECS and SPECS[op].in_place:
+        rng = np.random.default_rng(case.index)
+        g = rng.normal(size=np.shape(plain)).astype(plain.dtype)
+        g[..., 0] = -0.0  # the sign of a masked zero survives too
+        want = kernels.backward(op, g.copy(), plain, case.args, case.kwargs)
+        mine = g.copy()
+        got = kernels.VJPS[op](mine, plain, *case.args, **case.kwargs, own=True)
+        assert got[0] is mine, case.id
+        for a, b in zip(want, got, strict=True):
+            assert (a is None) == (b is None) and (a is None or a.tobytes() == b.tobytes())
+
+
+def test_in_place_and_fresh_declarations() -> None:
+    """The MLP's buffers: relu may overwrite its input and its cotangent; linear's output
+    and gradients are new arrays; identity (which returns its argument) is not fresh."""
+    assert "relu" in kernels.IN_PLACE and SPECS["relu"].in_place
+    assert {"linear", "relu"} <= kernels.FRESH and SPECS["linear"].fresh
+    assert "identity" not in kernels.FRESH and not SPECS["identity"].fresh
+
+
 def test_every_residual_op_hands_its_vjp_the_residuals() -> None:
     assert {"batch_norm", "layer_norm", "highway", "scaled_dot_product_attention"} <= RESIDUALS
     assert all(SPECS[op].reads_residuals for op in RESIDUALS)

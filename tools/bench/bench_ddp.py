@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_torch import spec_text  # noqa: E402  (tools/bench is not a package)
+from common import write_section  # noqa: E402
 
 import graphspec as gs  # noqa: E402
 
@@ -200,13 +200,6 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END) + "\n?", re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip() + "\n\n" + text
-    path.write_text(new)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nproc", type=int, default=2)
@@ -221,7 +214,7 @@ def main() -> None:
     text = markdown(r)
     print(text)
     if a.write:
-        write_section(text)
+        write_section("bench_ddp", text, ROOT / "BENCHMARKS.md")
         print("wrote BENCHMARKS.md")
 
 

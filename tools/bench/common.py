@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -110,3 +112,14 @@ def machine() -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - only decoration for the report
         info["blas"] = None
     return info
+
+
+def write_section(name: str, text: str, path: Path) -> None:
+    """Put ``text`` (which starts with ``<!-- begin: NAME -->`` and ends with ``<!-- end:
+    NAME -->``) in place of that section of ``path``, or append it; run.py keeps such
+    sections when it rewrites the file."""
+    begin, end = f"<!-- begin: {name} -->", f"<!-- end: {name} -->"
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end) + "\n?", re.S)
+    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip() + "\n\n" + text
+    path.write_text(new)

@@ -28,7 +28,15 @@ Rules for kernel modules (the code generator copies kernels into standalone modu
   then lists ``"res"`` in ``reads`` and takes a keyword-only ``res``;
 * a VJP may take a keyword-only ``needs=None``: generated code then passes a tuple of
   booleans, one per positional argument, when some gradient is not wanted (a first layer's
-  input), and the VJP may skip computing those and return None in their place.
+  input), and the VJP may skip computing those and return None in their place;
+* buffer reuse, declared: ``fresh=True`` (on ``@kernel`` or ``@vjp``) promises that the
+  output (every gradient) is a new array nothing else references, whatever the arguments
+  (``x @ w`` is; ``identity``'s ``x`` or a view is not); ``in_place=True`` means the function
+  takes a keyword-only ``own=False`` and, given ``own=True``, may write its result into its
+  first argument (a kernel's ``x``, a VJP's ``g``) and return that array. Generated code
+  passes ``own=True`` only where that argument is a fresh array whose last use is this call,
+  so the result is the same, bit for bit, without the allocation (the hand-written step's
+  ``np.maximum(h, 0, out=h)`` and ``g *= h > 0``).
 
 What a VJP needs is data (:data:`SPECS`), so a reference interpreter calls kernels exactly as
 generated code does: :func:`forward`, :func:`backward` and ``unbroadcast`` make this package
@@ -38,6 +46,7 @@ the kernel table of ``graphspec.ir.interpret.Interpreter(ir, graphspec_numpy.ker
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import importlib
 import inspect
 import pkgutil
@@ -62,6 +71,8 @@ class VjpSpec:
     reads: frozenset[str]  # declared: names of the above it reads, and "res"
     input_shaped: bool  # every gradient comes back in its argument's own shape
     takes_needs: bool  # has a keyword-only ``needs``
+    fresh: bool = False  # every gradient a new array nothing else references
+    in_place: bool = False  # takes ``own``: may overwrite ``g`` (see the module's rules)
 
     @property
     def reads_output(self) -> bool:
@@ -79,15 +90,22 @@ class VjpSpec:
 
 SPECS: dict[str, VjpSpec] = {}  # op name -> its VJP's declaration
 RESIDUALS: set[str] = set()  # ops whose forward takes ``save`` and returns ``(out, res)``
+FRESH: set[str] = set()  # ops whose forward returns a new array nothing else references
+IN_PLACE: set[str] = set()  # ops whose forward takes ``own`` (may overwrite its first argument)
 
 
 def kernel(
-    name: str, *, residuals: bool = False
+    name: str, *, residuals: bool = False, fresh: bool = False, in_place: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in KERNELS:
             raise ValueError(f"numpy kernel for '{name}' is defined twice")
         _check_name(fn)
+        if in_place:
+            _check_own(fn)
+            IN_PLACE.add(name)
+        if fresh:
+            FRESH.add(name)
         if residuals:
             p = inspect.signature(fn).parameters.get("save")
             if p is None or p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is not False:
@@ -103,17 +121,30 @@ def kernel(
 
 
 def vjp(
-    name: str, *, reads: Sequence[str], input_shaped: bool = False
+    name: str, *, reads: Sequence[str], input_shaped: bool = False, fresh: bool = False,
+    in_place: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in VJPS:
             raise ValueError(f"numpy VJP for '{name}' is defined twice")
         _check_name(fn)
-        SPECS[name] = _declare(fn, tuple(reads), input_shaped)
+        if in_place:
+            _check_own(fn)
+        spec = _declare(fn, tuple(reads), input_shaped)
+        SPECS[name] = dataclasses.replace(spec, fresh=fresh, in_place=in_place)
         VJPS[name] = fn
         return fn
 
     return register
+
+
+def _check_own(fn: Callable[..., Any]) -> None:
+    p = inspect.signature(fn).parameters.get("own")
+    if p is None or p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is not False:
+        raise ValueError(
+            f"numpy kernel '{fn.__name__}' declares in_place=True, so it must take a "
+            "keyword-only own=False"
+        )
 
 
 def _declare(fn: Callable[..., Any], reads: tuple[str, ...], input_shaped: bool) -> VjpSpec:

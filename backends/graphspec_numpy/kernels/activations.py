@@ -51,14 +51,17 @@ def tanh_vjp(g, y, x):
     return (g * (1 - y * y),)
 
 
-@kernel("relu")
-def relu(x):
-    return np.maximum(x, 0)
+@kernel("relu", fresh=True, in_place=True)
+def relu(x, *, own=False):
+    return np.maximum(x, 0, out=x if own else None)
 
 
-@vjp("relu", reads=("y",))
-def relu_vjp(g, y, x):
+@vjp("relu", reads=("y",), fresh=True, in_place=True)
+def relu_vjp(g, y, x, *, own=False):
     # dL/dx = g * [y > 0]  (y > 0 exactly where x > 0: the input need not be kept)
+    if own:
+        g *= y > 0
+        return (g,)
     return (g * (y > 0),)
 
 

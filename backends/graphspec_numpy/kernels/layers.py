@@ -6,7 +6,7 @@ from graphspec_numpy.kernels import kernel, vjp
 from graphspec_numpy.kernels._prelude import activation_with_slope, stable_sigmoid, unbroadcast
 
 
-@kernel("linear")
+@kernel("linear", fresh=True)
 def linear(x, weight, bias=None):
     y = x @ weight
     if bias is not None:
@@ -14,7 +14,7 @@ def linear(x, weight, bias=None):
     return y
 
 
-@vjp("linear", reads=("x", "weight", "bias"), input_shaped=True)
+@vjp("linear", reads=("x", "weight", "bias"), input_shaped=True, fresh=True)
 def linear_vjp(g, y, x, weight, bias=None, *, needs=None):
     # dL/dx = g W^T ; dL/dW = x^T g (summed over leading axes) ; dL/db = sum(g)
     # `needs` skips what nobody reads: a first layer's g W^T is a third of its backward pass.
