@@ -17,7 +17,7 @@ from graphspec.cli.common import (
     load_spec,
     print_warnings,
     write_bytes,
-    write_text,
+    write_or_print,
 )
 from graphspec.errors import GraphspecError, Location, SpecError, UsageError
 from graphspec.ir import serialize
@@ -70,12 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scales:
         if args.scale is not None or args.format != "text":
             raise UsageError("--scales tabulates every scale: it takes no --scale or --format")
-        text = scales_table(args.file, args.overrides, args.max_params)
-        if args.output:
-            write_text(args.output, text)
-            print(f"wrote {args.output}", file=sys.stderr)
-        else:
-            sys.stdout.write(text)
+        write_or_print(scales_table(args.file, args.overrides, args.max_params), args.output)
         return 0
     spec, ir = load_ir(args.file, args.max_params, args.overrides, args.scale)
     print_warnings(ir)
@@ -90,11 +85,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.output or f"{Path(args.file).stem}.{fmt}")
         write_bytes(out, render_dot(text, fmt))
         print(f"wrote {out}", file=sys.stderr)
-    elif args.output:
-        write_text(args.output, text)
-        print(f"wrote {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        write_or_print(text, args.output)
     return 0
 
 

@@ -720,19 +720,7 @@ def _conv(ctx: Context, node: Any) -> None:
         attrs["groups"] = groups
     if _drops_input(ctx.shape(ctx.input(0)), attrs, rank):
         attrs["drop_remainder"] = True  # ONNX, as torch, floors the output size
-    params = {"weight": w}
-    if ctx.input(2):
-        params["bias"] = ctx.need_const(2, "bias B")
-    else:
-        attrs["bias"] = False
-    attrs = {
-        k: v
-        for k, v in attrs.items()
-        if not (k == "dilation" and v == 1)
-        and not (k == "stride" and v == 1)
-        and not (k == "padding" and v == 0)
-    }
-    ctx.emit("conv1d" if rank == 1 else "conv2d", [ctx.tensor(0)], attrs, params)
+    _emit_conv(ctx, "conv1d" if rank == 1 else "conv2d", attrs, w)
 
 
 def _drops_input(shape: Shape | None, attrs: dict[str, Any], rank: int) -> bool:
@@ -776,6 +764,13 @@ def _conv_transpose(ctx: Context, node: Any) -> None:
     attrs["output_padding"] = _compact(list(ctx.attr("output_padding", [0, 0])))
     if groups != 1:
         attrs["groups"] = groups
+    _emit_conv(ctx, "conv_transpose2d", attrs, w)
+
+
+def _emit_conv(ctx: Context, op: str, attrs: dict[str, Any], w: Any) -> None:
+    """Emit a convolution: input 2 is the optional bias B (without it the layer has none);
+    the spatial attributes at graphspec's defaults (stride and dilation 1, paddings 0) are
+    left out, so the spec reads as one would write it."""
     params = {"weight": w}
     if ctx.input(2):
         params["bias"] = ctx.need_const(2, "bias B")
@@ -787,7 +782,7 @@ def _conv_transpose(ctx: Context, node: Any) -> None:
         if not (k in ("dilation", "stride") and v == 1)
         and not (k in ("padding", "output_padding") and v == 0)
     }
-    ctx.emit("conv_transpose2d", [ctx.tensor(0)], attrs, params)
+    ctx.emit(op, [ctx.tensor(0)], attrs, params)
 
 
 @handles("MaxPool", "AveragePool")
