@@ -170,6 +170,15 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def write_or_print(text: str, output: str | None) -> None:
+    """A command's text result: into the file ``--output`` names (saying so), else stdout."""
+    if output:
+        write_text(output, text)
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     p = Path(path)
     try:

@@ -25,6 +25,7 @@ from graphspec.cli.common import (
 from graphspec.errors import GraphspecError, Location
 from graphspec.ir.graph import IR
 from graphspec.ir.memory import check_memory
+from graphspec.train.checkpoint import load_params_for
 
 
 def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -42,7 +43,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="module to write (.py)")
     p.add_argument("--dtype", choices=DTYPES, default="float64")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
-    p.add_argument("--seed", type=int, help="seed of the initial parameters (default: the spec's)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
+        "--seed", type=int, help="seed of the initial parameters (default: the spec's)"
+    )
+    start.add_argument(
+        "--params",
+        metavar="NPZ",
+        help="write these parameters instead of freshly drawn ones: a parameter file "
+        "(graphspec import's, keys 'param/<name>'), a checkpoint or a run directory; "
+        "checked against the spec by name and shape",
+    )
     add_max_params(p)
     add_overrides(p)
     add_allow_outside(p)
@@ -60,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     source = prog.source()
     write_text(out, source)
     print(f"wrote {out} ({source.count(chr(10))} lines)", file=sys.stderr)
-    params = gs.init_params(ir, seed=args.seed)
+    # A parameter file of another spec is an error listing every difference.
+    params = load_params_for(ir, args.params) if args.params else gs.init_params(ir, seed=args.seed)
     written = write_initial_params(get_backend(args.backend), ir, params, out)
     if written is not None:
         print(f"wrote {written} ({ir.param_count():,} parameters)", file=sys.stderr)

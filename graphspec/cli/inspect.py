@@ -18,7 +18,7 @@ from graphspec.cli.common import (
     load_spec,
     print_warnings,
     write_bytes,
-    write_text,
+    write_or_print,
 )
 from graphspec.errors import GraphspecError, Location, SpecError, UsageError
 from graphspec.ir import serialize
@@ -72,12 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.scales:
         if args.scale is not None or args.format != "text":
             raise UsageError("--scales tabulates every scale: it takes no --scale or --format")
-        text = scales_table(args.file, args.overrides, args.max_params, args.allow_outside)
-        if args.output:
-            write_text(args.output, text)
-            print(f"wrote {args.output}", file=sys.stderr)
-        else:
-            sys.stdout.write(text)
+        table = scales_table(args.file, args.overrides, args.max_params, args.allow_outside)
+        write_or_print(table, args.output)
         return 0
     spec, ir = load_ir(args.file, args.max_params, args.overrides, args.scale, args.allow_outside)
     print_warnings(ir)
@@ -92,11 +88,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.output or f"{Path(args.file).stem}.{fmt}")
         write_bytes(out, render_dot(text, fmt))
         print(f"wrote {out}", file=sys.stderr)
-    elif args.output:
-        write_text(args.output, text)
-        print(f"wrote {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        write_or_print(text, args.output)
     return 0
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from graphspec.cli.common import write_text
+from graphspec.cli.common import write_or_print
 from graphspec.spec.schema import spec_schema
 
 
@@ -24,10 +23,5 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
 
-    text = json.dumps(spec_schema(), indent=2) + "\n"
-    if args.output:
-        write_text(args.output, text)
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_or_print(json.dumps(spec_schema(), indent=2) + "\n", args.output)
     return 0
