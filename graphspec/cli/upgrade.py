@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from graphspec.cli.common import add_allow_outside
 from graphspec.errors import UsageError
 from graphspec.spec.source import read_text
 from graphspec.spec.upgrade import upgrade
@@ -28,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     where.add_argument("-o", "--output", metavar="OUT", help="write the upgraded spec here")
     where.add_argument("--in-place", action="store_true", help="rewrite FILE itself")
     p.add_argument("--force", action="store_true", help="with -o: replace an existing OUT")
+    add_allow_outside(p)
     p.set_defaults(run=run)
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output and Path(args.output).exists() and not args.force:
         raise UsageError(f"-o {args.output}: the file exists", hint="add --force to replace it")
     name, text = read_text(args.file)
-    new_text = upgrade(text, name)
+    new_text = upgrade(text, name, args.allow_outside)
     if new_text is None:
         print(f"{name}: already format version {LATEST}; nothing to do", file=sys.stderr)
         return 0

@@ -25,8 +25,6 @@ from pydantic import (
 
 from graphspec.train.expect import parse
 
-FORMAT_VERSION = 1
-
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 Dim = Annotated[int, Field(ge=1, le=1_000_000_000)] | Annotated[
     str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -19,7 +19,8 @@ import copy
 from typing import Any
 
 from graphspec.ops import REGISTRY, OpDef
-from graphspec.spec.models import FORMAT_VERSION, Spec
+from graphspec.spec.models import Spec
+from graphspec.spec.version import V2_ONLY
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "urn:graphspec:spec:1"
@@ -69,9 +70,11 @@ def spec_schema() -> dict[str, Any]:
     # a block parameter) accepted for every value (graphspec.spec.vars).
     defs.update({name + V2: _version2(d) for name, d in list(defs.items())})
     root = {k: v for k, v in schema.items() if k != "$defs"}
-    root["properties"]["graphspec"]["const"] = FORMAT_VERSION
-    defs["SpecVersion1"] = root
     defs["SpecVersion2"] = _version2(root)
+    # Version 1 has none of the keys only version 2 may use (graphspec.spec.version).
+    root["properties"] = {k: v for k, v in root["properties"].items() if k not in V2_ONLY}
+    root["properties"]["graphspec"] = {"const": 1, "description": "format version 1"}
+    defs["SpecVersion1"] = root
     defs["SpecVersion2"]["properties"]["graphspec"] = {
         "const": 2,
         "description": "format version 2: vars, scales, includes",

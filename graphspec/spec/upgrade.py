@@ -22,12 +22,13 @@ from graphspec.spec.load import loads
 from graphspec.spec.version import LATEST
 
 
-def upgrade(text: str, file: str) -> str | None:
+def upgrade(text: str, file: str, allow_outside: bool = False) -> str | None:
     """``text`` (a version-1 spec) as version 2, or None when it already is version 2.
-    A SpecError says why it cannot be upgraded."""
+    A SpecError says why it cannot be upgraded.  ``allow_outside``: a version-2 spec's
+    includes may lead outside its directory (``--allow-outside``)."""
     # A spec that does not load has nothing to upgrade yet (``file`` is its path: a
     # version-2 spec's includes are read from beside it).
-    old = loads(text, file, base=Path(file))
+    old = loads(text, file, base=Path(file), allow_outside=allow_outside)
     if old.graphspec == LATEST:
         return None
     start, end = _version_span(text, file)

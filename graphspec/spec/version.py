@@ -15,10 +15,11 @@ VERSIONS = (1, 2)
 LATEST = VERSIONS[-1]
 
 # Each top-level key that only a version-2 spec may use, with what it is (for the message).
-V2_ONLY: dict[str, str] = {}
-V2_ONLY["vars"] = "variables"
-V2_ONLY["scales"] = "named sets of var values"
-V2_ONLY["include"] = "blocks from other files"
+V2_ONLY: dict[str, str] = {
+    "vars": "variables",
+    "scales": "named sets of var values",
+    "include": "blocks from other files",
+}
 
 
 def check_version(data: dict[str, Any], smap: SourceMap) -> int:

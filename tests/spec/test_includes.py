@@ -309,6 +309,10 @@ def test_includes_stay_in_the_spec_directory_unless_allowed(here: Path) -> None:
         "--allow-outside (allow_outside=True) permits it"
     )
     assert gs.load("specs/spec.yaml", allow_outside=True).includes == ("lib/layers.yaml",)
+    # upgrade reads the includes as every command does: --allow-outside lets it see the
+    # spec is version 2 already.
+    assert main(["upgrade", "specs/spec.yaml"]) == 1
+    assert main(["upgrade", "specs/spec.yaml", "--allow-outside"]) == 0
 
 
 def test_a_library_may_use_dot_dot_inside_the_spec_directory(here: Path) -> None:

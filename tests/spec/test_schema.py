@@ -150,7 +150,9 @@ def test_version_2_accepts_expressions_and_still_flags_bad_keys() -> None:
     v2["scales"] = {"m": {"width": 8}}
     v2["train"] = {"data": {"source": "xor"}, "optimizer": {"name": "sgd", "lr": "$lr"}}
     assert problems(v2) == []
-    assert problems(with_changes(graph=graph))  # version 1: no vars
+    assert problems(with_changes(graph=graph))  # version 1: no expressions
+    for key in ("vars", "scales", "include"):  # nor the keys of version 2
+        assert any(f"'{key}' was unexpected" in p for p in problems(with_changes(**{key: {}})))
     v2["graph"] = [{"op": "linear", "unist": "$width"}]  # flagged as in version 1
     assert problems(v2) == problems(with_changes(graph=[{"op": "linear", "unist": 4}]))
     assert any("'unist' was unexpected" in p for p in problems(v2))
