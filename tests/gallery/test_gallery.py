@@ -56,6 +56,9 @@ SHORT_CHECKS: dict[str, tuple[int, list[str]]] = {
 # on both backends (SHORT_RUN) and checks that the two train alike.
 FULL_BUDGET_ONLY = {"rnn-vs-lstm"}
 SHORT_RUN = ["train.epochs=1", "train.data.samples=300"]
+# Variants that repeat another variant's lesson at a larger size, with the same ops and
+# options (the adding problem at T = 100): the default run leaves them to the slow tests.
+SLOW_ONLY = {("rnn_vs_lstm", "lstm_t100"), ("rnn_vs_lstm", "rnn_t100")}
 
 
 def _cases() -> list[object]:
@@ -63,7 +66,8 @@ def _cases() -> list[object]:
     for path in GALLERY:
         for name, spec in expand_variants(path).items():
             label = path.stem if spec.variant is None else f"{path.stem}[{name}]"
-            out.append(pytest.param(path, name, id=label))
+            marks = [pytest.mark.slow] if (path.stem, name) in SLOW_ONLY else []
+            out.append(pytest.param(path, name, id=label, marks=marks))
     return out
 
 
