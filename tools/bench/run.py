@@ -49,6 +49,9 @@ COMPILE_TARGET_S = 10.0  # 1e5 nodes to typed IR
 RECURRENT_TARGETS = {"numpy_vs_torch_eager": 3.0, "torch_vs_hand": 1.10}
 # Issue 13's conv2d step (bench_conv.py): the largest numpy / torch eager ratio allowed.
 CONV_TARGET = 2.0
+# Peak memory of a numpy step over its activations before issue 17's fused update
+# (bench_numpy.py --memory at commit 090dd54), for the report's comparison.
+MEMORY_BEFORE = {"big": 4.16, "deep": 1.07, "small": 2.90}
 # bench_conv.py's models -> (repetitions, steps per repetition).
 CONV_RUNS = {"digits": (21, 10), "large": (11, 2)}
 
@@ -69,7 +72,7 @@ def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
                      "argv": py + [str(HERE / "bench_numpy.py"), "--arch", arch, "--dtype", dtype,
                                    "--reps", str(reps), "--steps", str(steps), "--clock", clock,
                                    "--json"]})
-    for arch in () if quick else ("big", "deep"):
+    for arch in () if quick else ("big", "deep", "small"):
         jobs.append({"section": "memory", "label": f"memory {arch}", "timeout": 300,
                      "argv": py + [str(HERE / "bench_numpy.py"), "--arch", arch, "--memory",
                                    "--json"]})
@@ -240,10 +243,13 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
             "Peak bytes allocated during one step (tracemalloc, which sees NumPy's buffers) over "
             "the activations the backward pass must keep (the input of every linear layer "
             "and the logits, at the batch size). graphspec frees each activation after its "
-            "last use, but its step hands every parameter gradient to the optimizer at once, "
-            "so where the parameters outweigh the activations (`big`) its peak is about "
-            "activations + gradients; the hand-written step updates each layer as soon as its "
-            "gradient exists and holds one layer's gradient at a time.",
+            "last use and, with `train.fused_update` (the default where exact, issue 17), "
+            "updates each parameter inside the backward pass as soon as its gradient is "
+            "final, so it holds about one layer's gradient at a time, as the hand-written "
+            "step does. Before that it handed every parameter gradient to the optimizer at "
+            "once, and where the parameters outweigh the activations (`big`) its peak was "
+            "about activations + gradients: the figures in parentheses, measured with "
+            "`bench_numpy.py --memory` on the code before issue 17 (commit 090dd54).",
             "",
         ]
         rows = []
@@ -251,12 +257,14 @@ def report(info: dict[str, Any], results: list[tuple[dict[str, Any], dict[str, A
             if "error" in r:
                 rows.append([j["label"], r["error"], "", "", ""])
                 continue
+            before = MEMORY_BEFORE.get(r["arch"])
             rows.append([f"{r['describe']} {r['dtype']}",
                          f"{r['activations_bytes'] / 2**20:.2f} MiB",
-                         f"{r['graphspec_vs_activations']:.2f}x",
+                         f"{r['graphspec_vs_activations']:.2f}x"
+                         + (f" ({before:.2f}x)" if before else ""),
                          f"{r['hand_vs_activations']:.2f}x",
                          f"{r['param_grad_bytes'] / r['activations_bytes']:.2f}x"])
-        lines += table(["model", "activations", "graphspec peak", "hand-written peak",
+        lines += table(["model", "activations", "graphspec peak (before)", "hand-written peak",
                         "(parameter gradients)"], rows) + [""]
     cc = by.get("compile cost", {})
     if cc:
