@@ -12,8 +12,8 @@ for the run, and :func:`limited` puts back what was there afterwards.
 ``tools/bench/bench_threads.py``):
 
 * a training step of at most :data:`ONE_THREAD_MAX_FLOPS` gets one thread: up to there a
-  second thread never paid on either backend, and cost up to 5.7x (torch's default threads
-  made a tiny model ~40x slower on a 2-core machine, issue 17);
+  second thread did not pay on both backends, and on a busy machine cost up to 25x (torch's
+  default threads made a tiny model ~40x slower on a 2-core machine, issue 17);
 * a larger step gets every core this process may use (:func:`cores`).
 
 The cores of a process are those its CPU affinity allows, capped by ``OMP_NUM_THREADS``
@@ -36,14 +36,13 @@ from graphspec.backend_choice import step_batch, step_flops
 from graphspec.ir.graph import IR
 
 AUTO = "auto"
-# Measured (docs/training.md, BENCHMARKS.md, tools/bench/bench_threads.py): on this 2-core
-# machine, shared with other work (load 3-7), two threads were slower than one at every
-# size measured, 1.0-5.7x, up to the largest model (4.5e9 FLOPs per step); that size,
-# rounded up, is the threshold.  Above it a step takes 85 ms or more on one thread, so a
-# thread's start and join per kernel (microseconds) is noise and free cores can only help;
-# whether they are free is what cores() asks.  An idle machine would likely put the
-# threshold lower: rerun the benchmark there to lower it.
-ONE_THREAD_MAX_FLOPS = 5_000_000_000
+# Measured (docs/training.md, BENCHMARKS.md, tools/bench/bench_threads.py) on this 2-core
+# machine, idle (load 0.8-1.1): the second core gains from 2.6e8 FLOPs per step on both
+# backends (0.83-0.88x, down to 0.59x at 4.5e9) and at 1.6e8 not on torch (1.2x, the deep
+# 64-wide model); below that it is within noise or slower (up to 1.08x).  Busy (load 3-9),
+# a second thread lost at every size (up to 25x on tiny torch models): cores() counts only
+# idle cores for that reason.
+ONE_THREAD_MAX_FLOPS = 200_000_000
 
 Threads = int | str  # a positive count, or "auto"
 
