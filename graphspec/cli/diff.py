@@ -63,19 +63,17 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 
 def run(args: argparse.Namespace) -> int:
     try:
-        a = _side(
-            args.a,
-            args.set + args.set_a,
-            args.variant_a or args.variant,
-            args.scale_a or args.scale,
-            args.allow_outside,
-        )
-        b = _side(
-            args.b,
-            args.set + args.set_b,
-            args.variant_b or args.variant,
-            args.scale_b or args.scale,
-            args.allow_outside,
+        # Each side: its file, the --set of both sides then its own, its own --variant and
+        # --scale else the shared one.
+        a, b = (
+            _side(
+                getattr(args, side),
+                args.set + getattr(args, f"set_{side}"),
+                getattr(args, f"variant_{side}") or args.variant,
+                getattr(args, f"scale_{side}") or args.scale,
+                args.allow_outside,
+            )
+            for side in "ab"
         )
     except UsageError:
         raise  # a wrong command line: exit 2 through main, as for every command

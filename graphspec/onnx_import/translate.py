@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from graphspec.ops.conv import rows_in_no_window
+
 Dim = int | str
 Shape = tuple[Dim | None, ...]
 
@@ -737,7 +739,7 @@ def _drops_input(shape: Shape | None, attrs: dict[str, Any], rank: int) -> bool:
             if ss > 1:
                 return True
             continue
-        if (n + 2 * pp - dd * (kk - 1) - 1) % ss - pp > 0:
+        if rows_in_no_window(n, kk, ss, dd, pp) > 0:
             return True
     return False
 

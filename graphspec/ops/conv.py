@@ -130,6 +130,14 @@ class _Conv(Attrs):
         raise NotImplementedError  # each kind of convolution has its own size rule
 
 
+def rows_in_no_window(n: int, k: int, s: int, d: int, p: int) -> int:
+    """How many input rows (of ``n``, padded by ``p`` each side) no window of size ``k``,
+    stride ``s``, dilation ``d`` reaches: the last ``span % s`` of the padded input, less
+    the padding.  Dropping only padding is what strided downsampling (k 3, s 2, p 1 on an
+    even size) does by design; dropping input is a mistake unless asked for."""
+    return (n + 2 * p - d * (k - 1) - 1) % s - p
+
+
 class _Sliding(_Conv):
     """conv1d and conv2d: windows that slide over the padded input.
 
@@ -155,10 +163,7 @@ class _Sliding(_Conv):
                 f"{axis}: ({n} + 2*{p} - {d}*({k} - 1) - 1) / {s} + 1 = {size} < 1: "
                 f"the kernel spans {d * (k - 1) + 1} but the padded input has {n + 2 * p}"
             )
-        # The rows no window reaches are the last span % s of the padded input; dropping
-        # only padding is what strided downsampling (k 3, s 2, p 1 on an even size) does
-        # by design, dropping input is a mistake unless asked for.
-        lost = span % s - p
+        lost = rows_in_no_window(n, k, s, d, p)
         if lost > 0 and not self.drop_remainder:
             window = f"{k}" if d == 1 else f"{d}*({k} - 1) - 1"
             raise ShapeError(
