@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from paths import GALLERY
+from paths import GALLERY, ROOT
 
 import graphspec as gs
 from graphspec.cli import main
@@ -225,6 +225,19 @@ def test_torch_cnn_imports_and_matches_torch(cnn_onnx: Any, tmp_path: Path) -> N
     data = yaml.safe_load(done.spec.read_text())
     report = verify(_ir(_with_mse(data, {"logits": ["batch", 5]}), "cnn.yaml"), steps=0)
     assert report.ok
+
+
+def test_the_docs_show_what_the_import_writes(cnn_onnx: Any, tmp_path: Path) -> None:
+    """docs/onnx.md's example is this CNN's import, line for line (but the doc: line, which
+    names the exporter's versions)."""
+    done = import_onnx(cnn_onnx[2], tmp_path / "cnn.yaml")
+    doc = (ROOT / "docs" / "onnx.md").read_text()
+    shown = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+    def body(text: str) -> list[str]:
+        return [ln for ln in text.strip().splitlines() if not ln.startswith("doc:")]
+
+    assert body(shown) == body(done.spec.read_text())
 
 
 def test_imported_parameters_feed_compile_and_train(cnn_onnx: Any, tmp_path: Path) -> None:
