@@ -274,6 +274,7 @@ def test_a_one_process_checkpoint_resumes_in_two_processes(tmp_path: Path) -> No
     assert summary["nproc"] == 2 and summary["epochs"] == 5
 
 
+@pytest.mark.slow  # 14 s: the default run keeps the plain two-process check
 def test_two_processes_with_batch_norm_and_fgsm_train_as_one(tmp_path: Path) -> None:
     spec = _spec(tmp_path, BATCH_NORM)
     one = _train(spec, tmp_path / "one")
@@ -316,6 +317,7 @@ def test_early_stopping_restore_best_and_claims_are_decided_once(
     assert _max_diff(one.params, ck.param) < TOL  # the restored (epoch 1) parameters
 
 
+@pytest.mark.slow  # 14 s: the default run keeps the plain two-process check
 def test_dropout_runs_repeat_exactly_for_the_same_nproc_and_seed(tmp_path: Path) -> None:
     spec = _spec(tmp_path, DROPOUT)
     a = _train(spec, tmp_path / "a", nproc=2)
@@ -463,6 +465,7 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 
 
 @needs_proc
+@pytest.mark.slow  # 36 s of workers killed and restarted
 def test_killing_a_worker_stops_the_others_and_the_run_resumes(tmp_path: Path, start: Any) -> None:
     spec, run = _spec(tmp_path, SLOW_MLP), tmp_path / "run"
     proc = start(spec, run)
