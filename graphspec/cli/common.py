@@ -7,6 +7,7 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
@@ -151,6 +152,33 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def float_in(
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    number: str = "a number",
+    within: str = "a number",
+) -> Callable[[str], float]:
+    """An argparse type: a float in ``[low, high]`` (``(low, high]`` with ``low_open``);
+    ``number`` and ``within`` name what is expected in the two messages."""
+    bracket = "(" if low_open else "["
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {number}, got {text!r:.40}") from None
+        above = low < value if low_open else low <= value
+        if not (above and value <= high):  # NaN fails both comparisons
+            raise argparse.ArgumentTypeError(
+                f"expected {within} in {bracket}{low:g}, {high:g}], got {text!r:.40}"
+            )
+        return value
+
+    return parse
 
 
 def non_negative_int(text: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from graphspec.cli.common import non_negative_int
+from graphspec.cli.common import float_in, non_negative_int
 from graphspec.cli.predict import add_model_options
 from graphspec.runs.run import load_run
 from graphspec.runs.sample import DEFAULT_LENGTH, DEFAULT_TEMPERATURE, as_lines, sample_text
@@ -49,14 +49,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.set_defaults(run=run)
 
 
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r:.40}") from None
-    if not 0 <= value <= 1e3:
-        raise argparse.ArgumentTypeError(f"expected a temperature in [0, 1000], got {text!r:.40}")
-    return value
+# A temperature: 0 (the likeliest character each time) up to a bound that is already noise.
+_temperature = float_in(0, 1e3, within="a temperature")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from graphspec.cli.common import (
     add_overrides,
     add_threads,
     eprint,
+    float_in,
     import_feature,
     load_spec,
     non_negative_int,
@@ -163,16 +164,8 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.set_defaults(run=run)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds, got {text!r:.40}"
-        ) from None
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"expected seconds in (0, 86400], got {text!r:.40}")
-    return value
+# A collective's timeout: positive, at most a day.
+_seconds = float_in(0, 86400, low_open=True, number="a number of seconds", within="seconds")
 
 
 def _check_distributed(args: argparse.Namespace) -> None:
