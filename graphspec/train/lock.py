@@ -96,6 +96,13 @@ class RunLock:
 
     def _held(self, fd: int) -> TrainingError:
         holder = read_holder(fd)
+        # The holder may have taken the lock a moment ago and not yet written who it is;
+        # give it a few milliseconds before falling back to "another process".
+        for _ in range(5):
+            if holder:
+                break
+            time.sleep(0.01)
+            holder = read_holder(fd)
         who = "another process"
         if holder:
             who = f"process {holder.get('pid', '?')} on host {holder.get('host', '?')}"
