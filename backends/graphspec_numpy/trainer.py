@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from graphspec.errors import NonFiniteLoss, TrainingError
+from graphspec.freed_memory import keep_freed_memory
 from graphspec.train import seeds
 from graphspec.train.adversarial import fgsm_example, mix, mix_each
 from graphspec.train.groups import param_groups
@@ -27,6 +28,7 @@ EVAL_CHUNK = 8192  # rows per forward pass in evaluation, to bound memory
 
 class NumpyTrainer:
     def __init__(self, program: Any, params: Arrays, train: Any, seed: int) -> None:
+        keep_freed_memory()  # each step's arrays reuse the last step's pages (freed_memory)
         self.program = program
         self.ir = program.ir
         self.module = program.module

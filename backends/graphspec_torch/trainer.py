@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from graphspec.errors import BackendError, DataError, NonFiniteLoss
+from graphspec.freed_memory import keep_freed_memory
 from graphspec.ir.checks import unused_inputs
 from graphspec.ir.node import OpNode
 from graphspec.ir.plan import Plan
@@ -43,6 +44,7 @@ class TorchTrainer:
     captures = True  # may record its step as a CUDA graph (not under DDP)
 
     def __init__(self, program: Any, params: Arrays, train: Any, seed: int) -> None:
+        keep_freed_memory()  # CPU tensors' pages stay for the next step (graphspec.freed_memory)
         self.program = program
         self.ir = program.ir
         self.train = train
