@@ -64,7 +64,7 @@ def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
     numpy_runs = [(arch, dtype) for arch in ("big", "small", "deep") for dtype in dtypes]
     if quick:
         numpy_runs = [("small", "float32")]
-    reps_steps = {"big": (7, 2) if quick else (15, 3), "small": (7, 20) if quick else (21, 60),
+    reps_steps = {"big": (7, 2) if quick else (21, 3), "small": (7, 20) if quick else (21, 60),
                   "deep": (9, 5) if quick else (15, 12)}
     for arch, dtype in numpy_runs:
         reps, steps = reps_steps[arch]
@@ -76,7 +76,7 @@ def plan(quick: bool, cuda: bool, clock: str) -> list[dict[str, Any]]:
         jobs.append({"section": "memory", "label": f"memory {arch}", "timeout": 300,
                      "argv": py + [str(HERE / "bench_numpy.py"), "--arch", arch, "--memory",
                                    "--json"]})
-    t_reps = {"big": (5, 2) if quick else (11, 3), "small": (7, 20) if quick else (15, 60),
+    t_reps = {"big": (5, 2) if quick else (21, 3), "small": (7, 20) if quick else (15, 60),
               "deep": (7, 5) if quick else (11, 10)}
     devices = ["cpu"] + (["cuda"] if cuda else [])
     modes = [False] if quick else [False, True]
