@@ -13,6 +13,19 @@ if "numpy" not in sys.modules:
         os.environ.setdefault(var, "1")
 
 
+MAX_WORKERS = 8  # each worker imports torch (~0.4 GiB); many tests start subprocesses too
+
+
+def pytest_xdist_auto_num_workers(config):  # type: ignore[no-untyped-def]
+    """``-n auto``: the cores this process may run on (its CPU affinity, not the machine's
+    count, which a container may not give it), at most MAX_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
     """Tests marked ``slow`` are opt-in: they run only when ``-m`` selects them."""
     import pytest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -108,7 +109,13 @@ def _run_both(spec, groups_np, groups_torch, factors=None, clip=None):
     return p_np, {k: v.detach().numpy() for k, v in tp.items()}, opt, topt
 
 
-@pytest.mark.parametrize("spec", CASES, ids=lambda s: f"{s.name}-{abs(hash(str(s))) % 997}")
+def _case_id(spec: object) -> str:
+    """A name for the case, the same in every process (pytest-xdist's workers must collect
+    the same ids; str's hash() differs between processes)."""
+    return f"{spec.name}-{zlib.crc32(str(spec).encode()) % 997}"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("spec", CASES, ids=_case_id)
 def test_optimizer_matches_torch(spec):
     groups = [(list(SHAPES), {})]
     p_np, p_t, opt, topt = _run_both(spec, groups, groups)
