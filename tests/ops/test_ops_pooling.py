@@ -146,3 +146,30 @@ def test_max_gradients_on_ties_are_torchs(name, kw):
         (gx,) = VJPS[name](g, y, x, **ka)
     np.testing.assert_allclose(y, yt.detach().numpy())
     np.testing.assert_allclose(gx, xt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("max_pool2d", {"kernel": 2, "stride": 1}),
+        ("max_pool2d", {"kernel": 2}),
+        ("max_pool1d", {"kernel": 3, "stride": 2, "padding": 1}),
+    ],
+)
+def test_max_gradients_with_nan_go_where_torchs_do(name, kw):
+    """A window holding NaN: the maximum is NaN and g goes to the window's last NaN, as in
+    torch (which takes a NaN as the maximum and a later NaN over an earlier one)."""
+    shape = (2, 3, 4, 4) if name == "max_pool2d" else (2, 3, 7)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=shape)
+    x[rng.random(shape) < 0.3] = np.nan  # windows with none, one and several NaNs
+    ka = REGISTRY[name].attrs(**kw).kernel_attrs()
+    xt = torch.tensor(x, requires_grad=True)
+    yt = TORCH[name](xt, **ka)
+    g = rng.normal(size=yt.shape)
+    yt.backward(torch.tensor(g))
+    y, res = KERNELS[name](x, **ka, save=True)
+    (gx,) = VJPS[name](g, None, None, **ka, res=res)
+    assert np.isnan(y).any() and not np.isnan(y).all()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(yt.detach().numpy()))
+    np.testing.assert_allclose(gx, xt.grad.numpy(), atol=1e-12)

@@ -91,6 +91,13 @@ def _max_pool(x, kernel, stride, padding, ceil_mode, save):
     arg = np.full(y.shape, last, dtype=np.min_scalar_type(last))
     for q, at in reversed(offsets[:-1]):
         arg -= (xp[at] == y) * (arg - q)  # arg > q here: later offsets wrote it
+    # A window holding NaN has the maximum NaN (np.maximum propagates it), which equals
+    # nothing; torch takes a NaN as the maximum and a later NaN over an earlier one, so
+    # its gradient goes to the window's last NaN.
+    nan = np.isnan(y)
+    if nan.any():
+        for q, at in offsets:
+            arg[nan & np.isnan(xp[at])] = q
     return y, (arg, xp.shape, x.shape)
 
 
