@@ -122,12 +122,14 @@ def choose(flops: int, available: int) -> Choice:
     )
 
 
-def resolve(threads: Threads | None, ir: IR) -> Choice:
+def resolve(threads: Threads | None, ir: IR, batch: int | None = None) -> Choice:
     """The threads for training ``ir``: as given, or what ``auto`` (or None) chooses, with
-    the reason (:meth:`Choice.note`)."""
+    the reason (:meth:`Choice.note`).  ``batch``: the rows of one pass when they are not
+    the training batch (a forward pass of ``predict``): the rule then weighs the training
+    step those rows would make, whose products have the pass's sizes."""
     if threads is not None and threads != AUTO:
         return Choice(int(threads), "given", auto=False)
-    return choose(step_flops(ir, step_batch(ir)), cores())
+    return choose(step_flops(ir, batch or step_batch(ir)), cores())
 
 
 def warn_oversubscribed(threads: Threads | None, processes: int) -> None:

@@ -36,7 +36,11 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
 def run(args: argparse.Namespace) -> int:
 
     result = load_run(args.run_dir).evaluate(
-        args.data, checkpoint=args.checkpoint, backend=args.backend, device=args.device
+        args.data,
+        checkpoint=args.checkpoint,
+        backend=args.backend,
+        device=args.device,
+        threads=args.threads,
     )
     if args.json:
         print(json.dumps(result.to_json(), indent=2))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphspec.cli.common import positive_int, write_bytes
+from graphspec.cli.common import add_threads, positive_int, write_bytes
 from graphspec.errors import UsageError
 from graphspec.runs.run import load_run
 
@@ -28,6 +28,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-b", "--backend", help="backend (default: the one the run trained with)")
     p.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N")
+    add_threads(p)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
         batch_size=args.batch_size,
+        threads=args.threads,
     )
     if out is not None and out.suffix.lower() == ".npz":
         buf = io.BytesIO()

@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         backend=args.backend,
         device=args.device,
+        threads=args.threads,
     )
     sys.stdout.write(as_lines(text))
     return 0

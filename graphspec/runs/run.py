@@ -12,12 +12,18 @@ writes into the run directory: predicting and evaluating leave it as it was.
     run.predict(X or dict)    outputs; for classifiers also classes and probabilities
     run.evaluate(data)        loss, terms and metrics on labelled data (+ a confusion matrix)
     run.program(backend=...)  the compiled Program
+
+``predict`` and ``evaluate`` (and ``graphspec.runs.sample.sample_text``) take ``threads=``
+as ``gs.train`` does (graphspec.threads): a count, ``"auto"``, or None for the auto rule.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from graphspec import threads as threads_
 from graphspec.errors import DataError, GraphspecError, Location
 from graphspec.ir.graph import IR
 from graphspec.ir.node import OpNode
@@ -44,6 +51,7 @@ from graphspec.train.runlog import SUMMARY, read_summary
 
 Arrays = dict[str, np.ndarray]
 CHECKPOINTS = ("best", "last")
+EVAL_ROWS = 8192  # the rows of one evaluation pass (both trainers' EVAL_CHUNK)
 # Losses that read an output as class scores, and how those scores become probabilities.
 CLASSIFIER_LOSSES = {
     "cross_entropy": "softmax",
@@ -185,6 +193,20 @@ class Run:
             data = {features[0]: data}
         return from_arrays(self.spec, self.ir, data, targets=targets)
 
+    @contextlib.contextmanager
+    def computing(
+        self, threads: threads_.Threads | None, backend: str | None, rows: int
+    ) -> Iterator[threads_.Choice]:
+        """Compute inside with the CPU threads ``threads`` asks for (graphspec.threads; None
+        is the auto rule, weighed on passes of ``rows`` rows); what was set comes back on
+        exit.  ``"auto"`` asked for says its choice on stderr, as ``train`` does."""
+        choice = threads_.resolve(threads_.check(threads), self.ir, max(int(rows), 1))
+        if threads == threads_.AUTO:
+            print(choice.note(), file=sys.stderr)
+        name = backend or str(self.summary.get("backend") or "numpy")
+        with threads_.limited(choice.threads, torch_too=name == "torch"):
+            yield choice
+
     def predict(
         self,
         data: Any,
@@ -193,6 +215,7 @@ class Run:
         backend: str | None = None,
         device: str = "auto",
         batch_size: int = 1024,
+        threads: threads_.Threads | None = None,
     ) -> Arrays:
         """Each output for ``data`` (see :meth:`inputs_from`); for an output a classification
         loss reads, also ``<output>_class`` and ``<output>_prob`` (class probabilities; for a
@@ -205,9 +228,11 @@ class Run:
         n = len(next(iter(inputs.values())))
         chunks: list[Arrays] = []
         step = max(int(batch_size), 1)
-        for start in range(0, n, step):
-            batch = {k: inputs[k][start : start + step] for k in features}
-            chunks.append({k: np.asarray(v) for k, v in prog.forward(params, batch).items()})
+        with self.computing(threads, backend, min(step, n)):
+            for start in range(0, n, step):
+                batch = {k: inputs[k][start : start + step] for k in features}
+                out = prog.forward(params, batch)
+                chunks.append({k: np.asarray(v) for k, v in out.items()})
         out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
         for name, kind in classifier_outputs(self.ir).items():
             if name in out:
@@ -221,6 +246,7 @@ class Run:
         checkpoint: str = "best",
         backend: str | None = None,
         device: str = "auto",
+        threads: threads_.Threads | None = None,
     ) -> Evaluation:
         """Loss, terms and metrics on labelled ``data``, computed as training computes them
         for the validation split; a confusion matrix per classifier output."""
@@ -230,14 +256,21 @@ class Run:
         prog = self.program(backend, device)
         assert self.spec.train is not None
         seed = int(self.summary.get("seed", self.spec.seed))
-        trainer = prog.trainer(params, resolve(self.spec.train, 1), seed)
-        trainer.set_data("evaluate", inputs)
-        metrics = {k: float(v) for k, v in trainer.evaluate("evaluate").items()}
         rows = len(next(iter(inputs.values())))
+        with self.computing(threads, backend, min(rows, EVAL_ROWS)) as choice:
+            trainer = prog.trainer(params, resolve(self.spec.train, 1), seed)
+            trainer.set_data("evaluate", inputs)
+            metrics = {k: float(v) for k, v in trainer.evaluate("evaluate").items()}
         confusion: dict[str, np.ndarray] = {}
         kinds = classifier_outputs(self.ir)
         if kinds:
-            outputs = self.predict(inputs, checkpoint=checkpoint, backend=backend, device=device)
+            outputs = self.predict(
+                inputs,
+                checkpoint=checkpoint,
+                backend=backend,
+                device=device,
+                threads=choice.threads,
+            )
             for name, kind in kinds.items():
                 target = _target_of(self.ir, name)
                 if target in inputs and f"{name}_class" in outputs:

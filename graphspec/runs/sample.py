@@ -28,6 +28,7 @@ import numpy as np
 from graphspec.errors import GraphspecError, Location
 from graphspec.ir.node import OpNode
 from graphspec.runs.run import Run, classifier_outputs
+from graphspec.threads import Threads
 from graphspec.train.data import input_roles
 from graphspec.train.runlog import SUMMARY
 from graphspec.train.runspec import SPEC
@@ -121,6 +122,7 @@ def sample_text(
     checkpoint: str = "best",
     backend: str | None = None,
     device: str = "auto",
+    threads: Threads | None = None,
 ) -> str:
     """``prime`` followed by ``length`` characters the model draws (without a prime it
     starts after a newline, or its vocabulary's first character when the text has none)."""
@@ -149,15 +151,16 @@ def sample_text(
     rng = np.random.default_rng(seed)
     ids = [index[c] for c in context]
     drawn: list[int] = []
-    for _ in range(length):
-        window = np.asarray([ids[-model.window :]], dtype=np.int64)
-        x = np.eye(len(index))[window] if model.one_hot else window
-        scores = np.asarray(program.forward(params, {model.input: x})[model.output])
-        last = np.moveaxis(scores[0], model.class_axis - 1, -1)  # [T, V] or [V]
-        if last.ndim == 2:
-            last = last[-1]
-        ids.append(_draw(last.astype(np.float64), temperature, rng))
-        drawn.append(ids[-1])
+    with run.computing(threads, backend, 1):  # one sequence per pass
+        for _ in range(length):
+            window = np.asarray([ids[-model.window :]], dtype=np.int64)
+            x = np.eye(len(index))[window] if model.one_hot else window
+            scores = np.asarray(program.forward(params, {model.input: x})[model.output])
+            last = np.moveaxis(scores[0], model.class_axis - 1, -1)  # [T, V] or [V]
+            if last.ndim == 2:
+                last = last[-1]
+            ids.append(_draw(last.astype(np.float64), temperature, rng))
+            drawn.append(ids[-1])
     return (prime or "") + "".join(model.vocabulary[i] for i in drawn)
 
 

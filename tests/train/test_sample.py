@@ -171,3 +171,29 @@ def test_a_model_of_the_next_character_only(tmp_path: Path, capsys) -> None:
     assert main(["sample", str(tmp_path / "run"), "--prime", "abcdefgh"]) == 1
     err = capsys.readouterr().err
     assert "sampling needs an output of 8 class scores per step ([batch, T, 8]) or for" in err
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_sampling_computes_with_the_threads_asked_for(
+    run_dir: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    run = load_run(run_dir)
+    program = run.program(backend, "cpu")
+    seen: list[object] = []
+    forward = program.forward
+
+    def probe(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if backend == "torch":
+            import torch
+
+            seen.append(torch.get_num_threads())
+        else:
+            seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(program, "forward", probe)
+    with threadpool_limits(limits=3):
+        sample_text(run, prime="ab", length=3, backend=backend, device="cpu", threads=2)
+    assert seen and all(s == (2 if backend == "torch" else {2}) for s in seen), seen

@@ -184,3 +184,84 @@ def test_sweep_members_running_together_share_the_cores(
     for cmd, env in _Finished.seen:
         assert cmd[cmd.index("--threads") + 1] == "auto"
         assert env.get("OMP_NUM_THREADS") == share
+
+
+# ---- predict and evaluate (sample: tests/train/test_sample.py) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def xor_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("xor") / "run"
+    gs.train(XOR, out=out, epochs=2, progress=False)
+    return out
+
+
+def _seen_in(monkeypatch: pytest.MonkeyPatch, obj: Any, name: str, probe: Any) -> list[Any]:
+    """What ``probe()`` returns inside each call of ``obj.name`` from now on."""
+    seen: list[Any] = []
+    original = getattr(obj, name)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        seen.append(probe())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, wrapped)
+    return seen
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_predict_and_evaluate_compute_with_the_threads_asked_for(
+    backend: str, xor_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = gs.load_run(xor_run)
+    probe = torch.get_num_threads if backend == "torch" else _blas_threads
+    want = 2 if backend == "torch" else {2}
+    program = run.program(backend, "cpu")
+    seen = _seen_in(monkeypatch, program, "forward", probe)
+    trainer_cls = TorchTrainer if backend == "torch" else NumpyTrainer
+    evaluated = _seen_in(monkeypatch, trainer_cls, "evaluate", probe)
+    torch_before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with threadpool_limits(limits=3):
+            run.predict(_xor_features(), backend=backend, device="cpu", batch_size=2, threads=2)
+            run.evaluate(_xor_labelled(), backend=backend, device="cpu", threads=2)
+            after = (_blas_threads(), torch.get_num_threads())
+    finally:
+        torch.set_num_threads(torch_before)
+    assert len(seen) >= 3 and all(s == want for s in seen), seen  # 2 passes of 2 rows, + 1
+    assert evaluated == [want]
+    assert after == ({3}, 3)  # put back
+
+
+def test_predict_auto_says_its_choice_and_bad_counts_are_refused(
+    xor_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    data = tmp_path / "x.npz"
+    np.savez(data, x=_xor_features())
+    assert main(["predict", str(xor_run), "--data", str(data), "--threads", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "note: threads auto: 1 (" in err and "FLOPs per training step" in err
+    for command in (
+        ["predict", str(xor_run), "--data", str(data)],
+        ["evaluate", str(xor_run), "--data", str(data)],
+        ["sample", str(xor_run)],
+    ):
+        assert main([*command, "--threads", "0"]) == 2
+        err = capsys.readouterr().err
+        assert "expected a positive number of threads or 'auto', got 0" in err
+        assert "Traceback" not in err
+
+
+def _xor_features() -> Any:
+    import numpy as np
+
+    return np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+
+
+def _xor_labelled() -> dict[str, Any]:
+    import numpy as np
+
+    return {"x": _xor_features(), "y": np.array([[0.0], [1.0], [1.0], [0.0]])}
