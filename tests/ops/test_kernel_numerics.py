@@ -211,10 +211,12 @@ def test_owning_the_buffer_changes_no_result(case) -> None:
 
 
 def test_in_place_and_fresh_declarations() -> None:
-    """The MLP's buffers: relu may overwrite its input and its cotangent; linear's output
-    and gradients are new arrays; identity (which returns its argument) is not fresh."""
-    assert "relu" in kernels.IN_PLACE and SPECS["relu"].in_place
-    assert {"linear", "relu"} <= kernels.FRESH and SPECS["linear"].fresh
+    """The MLPs' buffers: relu and tanh may overwrite their input and cotangent (sigmoid its
+    cotangent); linear's output and gradients are new arrays; identity (which returns its
+    argument) is not fresh."""
+    assert {"relu", "tanh"} <= kernels.IN_PLACE
+    assert all(SPECS[op].in_place for op in ("relu", "tanh", "sigmoid"))
+    assert {"linear", "relu", "tanh"} <= kernels.FRESH and SPECS["linear"].fresh
     assert "identity" not in kernels.FRESH and not SPECS["identity"].fresh
 
 

@@ -34,20 +34,27 @@ def sigmoid(x):
     return stable_sigmoid(x)
 
 
-@vjp("sigmoid", reads=("y",))
-def sigmoid_vjp(g, y, x):
-    # dL/dx = g * y * (1 - y)
+@vjp("sigmoid", reads=("y",), fresh=True, in_place=True)
+def sigmoid_vjp(g, y, x, *, own=False):
+    # dL/dx = g * y * (1 - y)  (owned: the same two products, into g)
+    if own:
+        g *= y
+        g *= 1 - y
+        return (g,)
     return (g * y * (1 - y),)
 
 
-@kernel("tanh")
-def tanh(x):
-    return np.tanh(x)
+@kernel("tanh", fresh=True, in_place=True)
+def tanh(x, *, own=False):
+    return np.tanh(x, out=x if own else None)
 
 
-@vjp("tanh", reads=("y",))
-def tanh_vjp(g, y, x):
-    # dL/dx = g * (1 - y^2)
+@vjp("tanh", reads=("y",), fresh=True, in_place=True)
+def tanh_vjp(g, y, x, *, own=False):
+    # dL/dx = g * (1 - y^2)  (owned: the same product, into g)
+    if own:
+        g *= 1 - y * y
+        return (g,)
     return (g * (1 - y * y),)
 
 
