@@ -13,8 +13,9 @@ from graphspec.ops import REGISTRY
 from graphspec.verify import verify
 
 
-def tanh_vjp(g, y, x):
-    # dL/dx = 1.01 * g * (1 - y^2): deliberately 1% wrong (the generator copies this source)
+def tanh_vjp(g, y, x, *, own=False):
+    # dL/dx = 1.01 * g * (1 - y^2): deliberately 1% wrong (the generator copies this source;
+    # tanh's VJP is declared in_place, so generated code passes own, which this one ignores)
     return (1.01 * g * (1 - y * y),)
 
 
@@ -73,8 +74,8 @@ def test_without_the_fixture_all_is_well():
     assert report.ok, report.render(only_failures=True)
 
 
-def tanh(x):
-    return np.tanh(x) * 1.001  # deliberately wrong forward
+def tanh(x, *, own=False):
+    return np.tanh(x) * 1.001  # deliberately wrong forward (own: see tanh_vjp)
 
 
 def test_a_wrong_forward_is_traced_to_its_node(monkeypatch):
