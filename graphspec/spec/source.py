@@ -12,6 +12,7 @@ the node tree into plain dicts, lists and scalars ourselves.  That lets us:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import re
 import sys
@@ -62,6 +63,23 @@ class SourceMap:
                 return self.values[path]
             path = path[:-1]
         return self.values.get((), Location(self.file))
+
+    def point_into(self, where: Location, pattern: re.Pattern[str]) -> Location:
+        """``where`` (the start of a value) moved to the first match of ``pattern`` on its
+        line from there, so that a caret marks the part of the value at fault (``$widht``
+        in ``units: $width * $widht``); ``where`` itself when it is not in this text or
+        nothing matches."""
+        if where.file != self.file or not self.text or where.line is None or where.col is None:
+            return where
+        starts = _line_starts(self.text)
+        if where.line > len(starts):
+            return where
+        begin = starts[where.line - 1] + where.col - 1
+        end = starts[where.line] if where.line < len(starts) else len(self.text)
+        found = pattern.search(self.text, begin, end)
+        if found is None:
+            return where
+        return dataclasses.replace(where, col=where.col + found.start() - begin)
 
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")

@@ -23,6 +23,7 @@ are substituted when each variant is built (a variant may change the vars).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -171,7 +172,9 @@ class _Substituter:
         if name in self.values:
             self.used.add(name)
             return self.values[name]
-        where = self.smap.locate(path)
+        # At the name inside the value, not at the value's start.
+        use = re.compile(rf"\${re.escape(name)}(?![A-Za-z0-9_])")
+        where = self.smap.point_into(self.smap.locate(path), use)
         raw = self.data.get(KEY)
         later = isinstance(raw, dict) and name in raw and path[:1] == (KEY,)
         if later and name == path[1]:

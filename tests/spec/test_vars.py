@@ -126,6 +126,22 @@ def test_undefined_var_points_at_the_use_and_at_vars() -> None:
     assert [(t, str(loc)) for t, loc in err.notes] == [("vars are defined here", "v.yaml:3:1")]
 
 
+@pytest.mark.parametrize(
+    ("value", "col"),
+    [("$width * $dept", 34), ('"max($width, $dept)"', 38), ("$dept", 25)],
+)
+def test_undefined_var_is_marked_at_its_name_inside_the_value(value: str, col: int) -> None:
+    text = (
+        "graphspec: 2\nname: t\nvars: {width: 8, depth: 2}\ninputs:\n  x: [batch, 4]\n"
+        f"graph:\n  - {{op: linear, units: {value}}}\n"
+    )
+    with pytest.raises(SpecError) as e:
+        gs.loads(text, "v.yaml")
+    assert (str(e.value.location), e.value.message) == (f"v.yaml:7:{col}", "undefined var '$dept'")
+    line = text.splitlines()[6]
+    assert line[col - 1 :].startswith("$dept")
+
+
 def test_undefined_var_without_vars() -> None:
     text = "graphspec: 2\nname: t\ninputs: {x: [2]}\ngraph: [{op: linear, units: $w}]\n"
     with pytest.raises(SpecError) as e:
