@@ -231,8 +231,8 @@ class Run:
         with self.computing(threads, backend, min(step, n)):
             for start in range(0, n, step):
                 batch = {k: inputs[k][start : start + step] for k in features}
-                out = prog.forward(params, batch)
-                chunks.append({k: np.asarray(v) for k, v in out.items()})
+                outputs = prog.forward(params, batch)
+                chunks.append({k: np.asarray(v) for k, v in outputs.items()})
         out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if chunks else {}
         for name, kind in classifier_outputs(self.ir).items():
             if name in out:
