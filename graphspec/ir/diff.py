@@ -20,6 +20,7 @@ written: a variable, a block, an include, a default spelled out) is not a differ
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -122,10 +123,10 @@ class SpecDiff:
             entries = [d for d in self.nodes if d.group == group]
             if entries:
                 out.append(f"{_GROUP_TITLES[group]}:")
-                out += [f"  {_node_line(d)}" for d in entries]
+                out += [f"  {line}" for line in _folded([_node_line(d) for d in entries])]
         if self.params:
             out.append("parameters:")
-            out += [f"  {_param_line(d)}" for d in self.params]
+            out += [f"  {line}" for line in _folded([_param_line(d) for d in self.params])]
         if self.settings:
             out.append("settings:")
             out += [f"  ~ {f.name}: {_show(f.a)} -> {_show(f.b)}" for f in self.settings]
@@ -412,6 +413,54 @@ def _param_line(d: ParamDiff) -> str:
     return f"{_MARK[d.change]} {name}{state}" + (
         f": {_fields(d.fields)}{delta}" if d.fields else ""
     )
+
+
+# A repeat's instance index inside an id: the ``2`` of ``body.2.h`` (between dots).
+_INSTANCE = re.compile(r"(?<=\.)(\d+)(?=\.)")
+
+
+def _folded(lines: list[str]) -> list[str]:
+    """``lines`` with those that differ only in one repeat index (``~ body.0.a ...``,
+    ``~ body.1.a ...``) as one line where the first of them stood: ``~ body.{0..3}.a ...
+    (each of 4)`` (``{0..1,3}`` when the indices have gaps; counts are per instance).  A
+    change made inside a repeated block is then one line, as it was one edit."""
+    groups: dict[str, list[int]] = {}  # the line with its index taken out -> the indices
+    order: list[str] = []  # the lines without an index, and each group's key, in order
+    for line in lines:
+        found = _INSTANCE.search(line)
+        if found is None:
+            order.append(line)
+            continue
+        key = line[: found.start()] + "\0" + line[found.end() :]
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(int(found.group()))
+    out = []
+    for item in order:
+        indices = groups.get(item)
+        if indices is None:
+            out.append(item)
+        elif len(indices) == 1:
+            out.append(item.replace("\0", str(indices[0]), 1))
+        else:
+            folded = item.replace("\0", "{" + _ranges(indices) + "}", 1)
+            out.append(f"{folded}  (each of {len(indices)})")
+    return out
+
+
+def _ranges(indices: list[int]) -> str:
+    """``0..3`` for 0, 1, 2, 3; ``0..1,3`` with a gap."""
+    parts: list[str] = []
+    start = prev = indices[0]
+    for i in [*indices[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(str(start) if start == prev else f"{start}..{prev}")
+        if i is not None:
+            start = prev = i
+    return ",".join(parts)
 
 
 def _fields(fields: Iterable[FieldChange]) -> str:

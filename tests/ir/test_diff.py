@@ -311,3 +311,40 @@ def test_a_value_given_through_a_var_is_no_difference() -> None:
         .replace("units: 8,", "units: $width * 2,")
     )
     assert diff_irs(xor_ir(), ir_of_text(with_vars)).equivalent
+
+
+def _residual(act: str, depth: int = 4) -> IR:
+    return ir_of_text(
+        "graphspec: 2\nname: r\ninputs: {x: [batch, 2]}\n"
+        "blocks:\n  res:\n    params: {act: tanh}\n    graph:\n"
+        "      - {id: h, op: linear, units: 8}\n      - {id: a, op: $act}\n"
+        "      - {id: out, op: add, in: [$in, a]}\n"
+        "graph:\n  - {id: stem, op: linear, in: x, units: 8}\n"
+        f"  - {{id: body, block: res, repeat: {depth}, act: {act}}}\n"
+        "outputs: [body]\n"
+    )
+
+
+def test_a_change_inside_a_repeated_block_is_one_line() -> None:
+    d = diff_irs(_residual("tanh"), _residual("relu"))
+    assert len(d.nodes) == 4  # the data keeps every instance (and --json lists them)
+    lines = d.render().splitlines()
+    assert lines[2:] == [
+        "nodes:",
+        "  ~ body.{0..3}.a (relu): op tanh -> relu  (each of 4)",
+        "4 nodes changed; 312 parameters (unchanged)",
+    ]
+
+
+def test_fewer_repeats_fold_the_removed_instances() -> None:
+    text = diff_irs(_residual("tanh", 5), _residual("tanh", 2)).render()
+    assert "  - body.{2..4}.h (linear) [batch, 8]  (each of 3)" in text
+    assert "  - body.{2..4}.h.weight [8, 8] (-64)  (each of 3)" in text
+    assert "body.2." not in text and "body.3." not in text
+
+
+def test_folded_indices_with_gaps() -> None:
+    from graphspec.ir.diff import _folded
+
+    lines = ["~ b.0.a: x", "~ b.1.a: x", "~ b.3.a: x", "~ c: y", "~ b.5.a: z"]
+    assert _folded(lines) == ["~ b.{0..1,3}.a: x  (each of 3)", "~ c: y", "~ b.5.a: z"]
