@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import paired, ratio  # noqa: E402
+from common import paired, ratio, shown  # noqa: E402
 from models import ARCHS, Arch, dataset, spec_text  # noqa: E402
 
 import graphspec as gs  # noqa: E402
@@ -88,9 +88,7 @@ def main() -> None:
             continue
         f = r["numpy_vs_torch"]
         print(
-            f"{r['arch']:32s} {r['flops_per_step']:>14,d} FLOPs/step  numpy/torch "
-            f"{f['ratio']:.3f} (IQR {f['q1']:.3f}-{f['q3']:.3f}; {f['num_ms']:.3f} vs "
-            f"{f['den_ms']:.3f} ms/step)",
+            f"{r['arch']:32s} {r['flops_per_step']:>14,d} FLOPs/step  numpy/torch {shown(f)}",
             flush=True,
         )
 

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import paired, ratio  # noqa: E402
+from common import paired, ratio, shown  # noqa: E402
 
 import graphspec as gs  # noqa: E402
 
@@ -238,10 +238,7 @@ def main() -> None:
         ("torch_vs_gemm", "torch eager / GEMM bound"),
     ]:
         f = r[key]
-        print(
-            f"  {label:26s} {f['ratio']:.3f}  (IQR {f['q1']:.3f}-{f['q3']:.3f}; "
-            f"{f['num_ms']:.3f} vs {f['den_ms']:.3f} ms/step)"
-        )
+        print(f"  {label:26s} {shown(f, gap='  ')}")
 
 
 if __name__ == "__main__":

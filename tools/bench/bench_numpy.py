@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import paired, ratio  # noqa: E402
+from common import paired, ratio, shown  # noqa: E402
 from models import ARCHS, Arch, HandNumpyMLP, MatmulBound, dataset, spec_text  # noqa: E402
 
 import graphspec as gs  # noqa: E402
@@ -165,8 +165,7 @@ def main() -> None:
                        ("vs_matmul", "graphspec / matmul bound"),
                        ("hand_vs_matmul", "hand-written / matmul bound")]:
         f = r[key]
-        print(f"  {label:28s} {f['ratio']:.3f}  (IQR {f['q1']:.3f}-{f['q3']:.3f}; "
-              f"{f['num_ms']:.3f} vs {f['den_ms']:.3f} ms/step)")
+        print(f"  {label:28s} {shown(f, gap='  ')}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import paired, ratio  # noqa: E402
+from common import paired, ratio, shown  # noqa: E402
 
 import graphspec as gs  # noqa: E402
 from graphspec_torch.device import synchronize  # noqa: E402
@@ -186,10 +186,7 @@ def main() -> None:
         ("torch_vs_hand", "torch backend / hand-written nn.LSTM"),
     ):
         f = r[key]
-        print(
-            f"  {what}: {f['ratio']:.3f} (IQR {f['q1']:.3f}-{f['q3']:.3f}; "
-            f"{f['num_ms']:.2f} vs {f['den_ms']:.2f} ms/step)"
-        )
+        print(f"  {what}: {shown(f, ms_digits=2)}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_backends import SERIES  # noqa: E402
-from common import machine, paired, ratio  # noqa: E402
+from common import machine, paired, ratio, shown  # noqa: E402
 from models import Arch, dataset, spec_text  # noqa: E402
 
 import graphspec as gs  # noqa: E402
@@ -108,8 +108,7 @@ def main() -> None:
             f = r["all_vs_one"]
             print(
                 f"{r['arch']:32s} {backend:5s} {r['flops_per_step']:>14,d} FLOPs/step  "
-                f"{r['cores']} threads / 1: {f['ratio']:.3f} (IQR {f['q1']:.3f}-{f['q3']:.3f}; "
-                f"{f['num_ms']:.3f} vs {f['den_ms']:.3f} ms/step)",
+                f"{r['cores']} threads / 1: {shown(f)}",
                 flush=True,
             )
     print(f"# load average after: {os.getloadavg()}", flush=True)

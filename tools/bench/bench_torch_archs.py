@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import paired, ratio  # noqa: E402
+from common import paired, ratio, shown  # noqa: E402
 from models import ARCHS, LR, Arch, dataset, layer_names, spec_text  # noqa: E402
 
 import graphspec as gs  # noqa: E402
@@ -152,8 +152,7 @@ def main() -> None:
     f = r["vs_hand"]
     mode = "torch.compile" if r["compile"] else "eager"
     print(f"{r['describe']}, {r['dtype']}, {r['device_name']} ({r['threads']} threads), {mode}")
-    print(f"  graphspec / hand-written nn.Module {f['ratio']:.3f} (IQR {f['q1']:.3f}-{f['q3']:.3f};"
-          f" {f['num_ms']:.3f} vs {f['den_ms']:.3f} ms/step); first step "
+    print(f"  graphspec / hand-written nn.Module {shown(f)}; first step "
           f"{r['first_step_s']['graphspec']:.1f} s vs {r['first_step_s']['hand']:.1f} s")
 
 

@@ -67,6 +67,15 @@ def ratio(times: dict[str, list[float]], num: str, den: str) -> dict[str, Any]:
     }
 
 
+def shown(f: dict[str, Any], ms_digits: int = 3, gap: str = " ") -> str:
+    """A :func:`ratio` as the scripts print it: ``1.006 (IQR 1.004-1.029; 195.648 vs 194.424
+    ms/step)``, ``gap`` before the parenthesis."""
+    return (
+        f"{f['ratio']:.3f}{gap}(IQR {f['q1']:.3f}-{f['q3']:.3f}; "
+        f"{f['num_ms']:.{ms_digits}f} vs {f['den_ms']:.{ms_digits}f} ms/step)"
+    )
+
+
 def _quantile(sorted_values: list[float], q: float) -> float:
     if len(sorted_values) == 1:
         return sorted_values[0]
