@@ -96,7 +96,7 @@ def _copies(nodes: list[Node], i: int, length: int, uses: Counter[str], outputs:
         reads = sum(v == prev for n in nodes[j : j + length] for v in n.inputs)
         if (
             _key(nodes, j, length, uses, outputs) != key
-            or _entry(nodes[j : j + length]) != prev
+            or entry_value(nodes[j : j + length]) != prev
             or uses[prev] != reads
         ):
             break
@@ -104,7 +104,7 @@ def _copies(nodes: list[Node], i: int, length: int, uses: Counter[str], outputs:
     return k
 
 
-def _entry(run: list[Node]) -> str | None:
+def entry_value(run: list[Node]) -> str | None:
     """The one value from outside that ``run`` reads, or None (none, or several)."""
     inside = {n.output for n in run}
     outside = {v for n in run for v in n.inputs if v not in inside}
@@ -118,7 +118,7 @@ def _key(
     it cannot be a block: several values read from outside, an inner value read outside,
     a graph output inside, or a parameter/constant node."""
     run = nodes[i : i + length]
-    entry = _entry(run)
+    entry = entry_value(run)
     if entry is None:
         return None
     pos = {n.output: k for k, n in enumerate(run)}

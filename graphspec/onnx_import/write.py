@@ -208,7 +208,7 @@ def render(
             continue
         inst = instance.numbered(use.name) if use.name not in ids.taken else ""
         inst = ids.claim(inst or use.name)
-        entry = blocks_mod._entry(graph.nodes[i : i + use.length])
+        entry = blocks_mod.entry_value(graph.nodes[i : i + use.length])
         local = _block_ids(block_of[use.name])
         item: dict[str, Any] = {"id": inst, "block": use.name}
         if entry != prev or not lines:
@@ -254,10 +254,10 @@ def _blocks_text(defs: dict[Any, blocks_mod.Block]) -> list[str]:
     for block in defs.values():
         local = _block_ids(block)
         ref = {n.output: lid for n, lid in zip(block.nodes, local)}
-        entry = blocks_mod._entry(block.nodes)
+        entry = blocks_mod.entry_value(block.nodes)
         assert entry is not None
         ref[entry] = "$in"
-        out += [f"  {block.name}:", "    graph:"]
+        out += [f"  {_scalar(block.name)}:", "    graph:"]
         prev: str | None = entry
         for n, lid in zip(block.nodes, local):
             out.append("      - " + _node_line(n, lid, ref, prev, first=False))
